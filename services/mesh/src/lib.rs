@@ -1,0 +1,21 @@
+//! Mesh plumbing shared by every xdr binary: configuration, mTLS and identities, the access
+//! policy layer, the server builder, client channels, telemetry and the development PKI.
+//!
+//! Domain code never needs this crate's tonic types beyond the server builder and channels.
+
+pub mod access;
+pub mod channel;
+pub mod config;
+pub mod data_dir;
+pub mod diagnostics;
+pub mod identity;
+pub mod listener;
+pub mod pki;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+
+pub use access::AccessPolicy;
+pub use identity::Identity;
+pub use server::MeshServer;

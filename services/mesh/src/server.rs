@@ -1,0 +1,193 @@
+//! The one way to build a mesh gRPC server: mTLS only, the caller's identity checked against
+//! the service's access policy, health, reflection (v1 and v1alpha), diagnostics, request
+//! timeout, a global concurrency limit with load shedding, a span per call, and a graceful
+//! shutdown that lets calls in flight finish.
+
+use std::{convert::Infallible, net::SocketAddr};
+
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
+use tonic_health::ServingStatus;
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer};
+use xdr_proto::pb::diagnostics_server::DiagnosticsServer;
+
+use crate::{
+    access::{AccessLayer, AccessPolicy, PolicyError},
+    config::ServerArgs,
+    diagnostics::DiagnosticsService,
+    listener,
+    shutdown::CancellationToken,
+    tls::{TlsError, TlsMaterial},
+};
+
+const HEALTH: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("building reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A mesh server under construction: add the service's gRPC services, then `serve`.
+pub struct MeshServer {
+    name: &'static str,
+    listen: SocketAddr,
+    settings: ServerArgs,
+    tls: TlsMaterial,
+    policy: AccessPolicy,
+    routes: RoutesBuilder,
+    /// gRPC service names added by the binary (`xdr.v1.ThreatIntel`).
+    services: Vec<&'static str>,
+}
+
+impl MeshServer {
+    /// `name` is the service's mesh identity (`threatintel`); `policy` its allow lists.
+    pub fn new(
+        name: &'static str,
+        listen: SocketAddr,
+        settings: &ServerArgs,
+        tls: TlsMaterial,
+        policy: AccessPolicy,
+    ) -> Self {
+        MeshServer {
+            name,
+            listen,
+            settings: settings.clone(),
+            tls,
+            policy,
+            routes: RoutesBuilder::default(),
+            services: Vec::new(),
+        }
+    }
+
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.services.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Binds, reports `listening` with the bound address, and serves until `shutdown` is
+    /// cancelled and the calls in flight have finished (or the shutdown grace has passed).
+    pub async fn serve(mut self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let diagnostics = DiagnosticsService::new(self.name, self.settings.request_timeout);
+        self = self.add_service(DiagnosticsServer::new(diagnostics));
+        let policy = self
+            .policy
+            .clone()
+            .allow_service_to_mesh(DiagnosticsServer::<DiagnosticsService>::NAME);
+        policy.validate(self.served_rpcs().iter().map(String::as_str))?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for service in &self.services {
+            health
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for service in
+            self.services
+                .iter()
+                .copied()
+                .chain([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA])
+        {
+            reflection = reflection.with_service_name(service);
+        }
+        let mut routes = self.routes;
+        routes
+            .add_service(health_service)
+            .add_service(reflection.build_v1()?)
+            .add_service(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .build_v1alpha()?,
+            );
+
+        let tcp = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = tcp.local_addr().map_err(|source| ServeError::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let incoming = listener::accept_mtls(
+            tcp,
+            self.tls.server_config()?,
+            self.settings.handshake_timeout,
+        );
+
+        let layers = ServiceBuilder::new()
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(
+                self.settings.concurrency_limit as usize,
+            ))
+            .layer(AccessLayer::new(policy))
+            .into_inner();
+        let router = Server::builder()
+            .timeout(self.settings.request_timeout)
+            .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path()))
+            .layer(layers)
+            .add_routes(routes.routes());
+
+        // Stop advertising SERVING first, so balancers and `xdrctl` see the drain begin.
+        let stopping = shutdown.clone();
+        let drain_signal = async move {
+            stopping.cancelled().await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            for service in &self.services {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+        };
+        tracing::info!(service = self.name, %addr, "listening");
+        let serve = router.serve_with_incoming_shutdown(incoming, drain_signal);
+        let grace = self.settings.shutdown_grace;
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            _ = deadline => tracing::warn!(?grace, "calls still in flight after the shutdown grace; stopping anyway"),
+        }
+        tracing::info!(service = self.name, "stopped");
+        Ok(())
+    }
+
+    fn served_rpcs(&self) -> Vec<String> {
+        let mut rpcs = xdr_proto::rpc_paths(&self.services);
+        // Health and reflection are not in the xdr descriptor set; their service names are
+        // all a policy can name of them.
+        rpcs.extend([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA].map(|s| format!("{s}/*")));
+        rpcs
+    }
+}
