@@ -272,3 +272,28 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/xdr.toml"), "{err}");
     }
 }
+
+/// Everything a mesh gRPC service binary shares; each binary adds `--listen` (its own
+/// default port) and its own flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub config_file: ConfigFileArg,
+    /// Folder of this service's state [default: .xdr/data/<service>].
+    #[arg(long, env = "XDR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ServiceArgs {
+    pub fn data_dir(&self, service: &str) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| Path::new(DEFAULT_HOME).join("data").join(service))
+    }
+}

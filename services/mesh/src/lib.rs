@@ -12,6 +12,7 @@ pub mod identity;
 pub mod listener;
 pub mod pki;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -104,27 +104,11 @@ impl MeshServer {
                 .set_service_status(service, ServingStatus::Serving)
                 .await;
         }
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        for service in
-            self.services
-                .iter()
-                .copied()
-                .chain([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA])
-        {
-            reflection = reflection.with_service_name(service);
-        }
         let mut routes = self.routes;
         routes
             .add_service(health_service)
-            .add_service(reflection.build_v1()?)
-            .add_service(
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .build_v1alpha()?,
-            );
+            .add_service(reflection(&self.services).build_v1()?)
+            .add_service(reflection(&self.services).build_v1alpha()?);
 
         let tcp = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -190,4 +174,21 @@ impl MeshServer {
         rpcs.extend([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA].map(|s| format!("{s}/*")));
         rpcs
     }
+}
+
+/// Reflection advertising exactly what this server serves: `grpcurl list` on the threat-intel
+/// server must not show the collector's RPCs. Both protocol versions are served because the
+/// grpcurl on PyPI speaks only v1alpha.
+fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for service in services
+        .iter()
+        .copied()
+        .chain([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA])
+    {
+        builder = builder.with_service_name(service);
+    }
+    builder
 }

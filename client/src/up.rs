@@ -1,0 +1,328 @@
+//! `xdrctl up`: the whole mesh on this machine, from nothing. Certificates are generated if
+//! absent, binaries are brought up to date when run through cargo, every service starts on
+//! the design's ports with its data under one home folder, and the command returns control
+//! only when each reports SERVING. Ctrl-C (or SIGTERM) stops them all, each draining first.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use tokio::process::{Child, Command};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::{
+    layout::{self, GATEWAY, GATEWAY_HTTP_PORT, GRPC_SERVICES, Home},
+    probe,
+};
+
+/// Services get their own shutdown grace (30 s by default) and a little more.
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder for certificates, data and logs; created, certificates generated if absent.
+    #[arg(long, env = "XDR_HOME", default_value = xdr_mesh::config::DEFAULT_HOME)]
+    home: PathBuf,
+    /// Address every service listens on; ports are the defaults (gRPC 7201-7204, HTTP 8080).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Folder with the xdr-* binaries [default: xdrctl's own folder, rebuilt by cargo when
+    /// xdrctl runs through `cargo run`].
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// How long the services get to report SERVING.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    ready_timeout: Duration,
+}
+
+/// A started service process.
+struct Process {
+    service: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let home = Home::new(&args.home);
+    ensure_certs(&home)?;
+    let bin_dir = ensure_binaries(args.bin_dir.as_deref())?;
+    let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
+    std::fs::create_dir_all(home.logs())
+        .with_context(|| format!("creating {}", home.logs().display()))?;
+
+    let mut processes = Vec::new();
+    let started = start_all(&args, &home, &bin_dir, &mut processes).await;
+    let ready = match started {
+        Ok(()) => wait_ready(&args, &home, &mut processes).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = ready {
+        stop_all(&mut processes).await;
+        return Err(error);
+    }
+    print_summary(&args, &home);
+
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        exited = first_exit(&mut processes) => Some(exited),
+    };
+    println!("stopping the mesh");
+    let clean = stop_all(&mut processes).await;
+    if let Some((service, status)) = failure {
+        bail!(
+            "xdr-{service} exited on its own ({status}); see {}",
+            home.log(service).display()
+        );
+    }
+    ensure!(
+        clean,
+        "not every service stopped cleanly; see the logs in {}",
+        home.logs().display()
+    );
+    println!("mesh stopped");
+    Ok(())
+}
+
+fn ensure_certs(home: &Home) -> anyhow::Result<()> {
+    let certs = home.certs();
+    if !certs.join(xdr_mesh::pki::CA_CERT_FILE).exists() {
+        xdr_mesh::pki::write_dev_pki(&certs, false).context("writing the development PKI")?;
+        println!("wrote a development PKI to {}", certs.display());
+    }
+    Ok(())
+}
+
+fn service_names() -> impl Iterator<Item = &'static str> {
+    GRPC_SERVICES.iter().map(|(name, _)| *name).chain([GATEWAY])
+}
+
+/// The folder of the service binaries. Under `cargo run`, cargo first rebuilds whatever is
+/// stale with the same profile (a no-op when nothing changed).
+fn ensure_binaries(bin_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = match bin_dir {
+        Some(dir) => dir.to_owned(),
+        None => {
+            let exe = std::env::current_exe().context("locating xdrctl")?;
+            let dir = exe
+                .parent()
+                .context("xdrctl has no parent folder")?
+                .to_owned();
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                cargo_build(&cargo, dir.ends_with("release"))?;
+            }
+            dir
+        }
+    };
+    for service in service_names() {
+        let binary = dir.join(format!("xdr-{service}"));
+        ensure!(
+            binary.exists(),
+            "{} is missing: run `cargo build --bins` or pass --bin-dir",
+            binary.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn cargo_build(cargo: &std::ffi::OsStr, release: bool) -> anyhow::Result<()> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("Cargo.toml");
+    let mut build = std::process::Command::new(cargo);
+    build.arg("build").arg("--manifest-path").arg(&manifest);
+    for service in service_names() {
+        build.args(["-p", &format!("xdr-{service}")]);
+    }
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().context("running cargo build")?;
+    ensure!(
+        status.success(),
+        "cargo build of the services failed ({status})"
+    );
+    Ok(())
+}
+
+async fn start_all(
+    args: &Args,
+    home: &Home,
+    bin_dir: &Path,
+    processes: &mut Vec<Process>,
+) -> anyhow::Result<()> {
+    let certs = home.certs();
+    for (service, port) in GRPC_SERVICES {
+        let mut command = service_command(bin_dir, service, &certs);
+        command
+            .arg("--listen")
+            .arg(format!("{}:{port}", args.bind))
+            .arg("--data-dir")
+            .arg(home.data(service));
+        processes.push(spawn(command, service, home)?);
+    }
+    let mut gateway = service_command(bin_dir, GATEWAY, &certs);
+    gateway
+        .arg("--http-listen")
+        .arg(format!("{}:{GATEWAY_HTTP_PORT}", args.bind));
+    for (service, port) in GRPC_SERVICES {
+        gateway
+            .arg(format!("--{service}-addr"))
+            .arg(layout::dial_addr(args.bind, port).to_string());
+    }
+    processes.push(spawn(gateway, GATEWAY, home)?);
+    Ok(())
+}
+
+fn service_command(bin_dir: &Path, service: &str, certs: &Path) -> Command {
+    let mut command = Command::new(bin_dir.join(format!("xdr-{service}")));
+    command.arg("--tls-dir").arg(certs);
+    command
+}
+
+fn spawn(mut command: Command, service: &'static str, home: &Home) -> anyhow::Result<Process> {
+    let log = home.log(service);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        // Its own process group: a Ctrl-C at the terminal reaches xdrctl only, which then
+        // stops the services in order instead of all of them at once.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting xdr-{service}"))?;
+    Ok(Process {
+        service,
+        child,
+        log,
+    })
+}
+
+async fn wait_ready(args: &Args, home: &Home, processes: &mut [Process]) -> anyhow::Result<()> {
+    let tls = probe::operator_tls(&home.certs())?;
+    let deadline = Instant::now() + args.ready_timeout;
+    for process in processes.iter_mut() {
+        let port = GRPC_SERVICES
+            .iter()
+            .find(|(name, _)| *name == process.service)
+            .map(|(_, port)| *port);
+        let addr = layout::dial_addr(args.bind, port.unwrap_or(GATEWAY_HTTP_PORT));
+        let mut last;
+        loop {
+            if let Some(status) = process.child.try_wait()? {
+                bail!(
+                    "xdr-{} exited before it was ready ({status}):\n{}",
+                    process.service,
+                    tail(&process.log)
+                );
+            }
+            let ready = match port {
+                Some(_) => probe::grpc_health(addr, process.service, &tls)
+                    .await
+                    .map(|s| s == ServingStatus::Serving),
+                None => probe::gateway_health(addr).await.map(|code| code == 200),
+            };
+            match ready {
+                Ok(true) => break,
+                Ok(false) => last = "answers, but is not SERVING".to_owned(),
+                Err(why) => last = why,
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "xdr-{} at {addr} was not SERVING within {:?}: {last}\n{}",
+                    process.service,
+                    args.ready_timeout,
+                    tail(&process.log)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(args: &Args, home: &Home) {
+    let certs = home.certs();
+    println!("xdr mesh is up (home {}):", home.root.display());
+    for (service, port) in GRPC_SERVICES {
+        println!(
+            "  {service:<12} {:<22} gRPC over mTLS   log {}",
+            format!("{}:{port}", args.bind),
+            home.log(service).display()
+        );
+    }
+    println!(
+        "  {GATEWAY:<12} {:<22} HTTP JSON        log {}",
+        format!("http://{}:{GATEWAY_HTTP_PORT}", args.bind),
+        home.log(GATEWAY).display()
+    );
+    let threatintel = layout::dial_addr(args.bind, 7203);
+    println!("try:");
+    println!(
+        "  grpcurl -cacert {c}/ca.crt -cert {c}/operator.crt -key {c}/operator.key {threatintel} list",
+        c = certs.display()
+    );
+    println!(
+        "  curl http://{}/healthz",
+        layout::dial_addr(args.bind, GATEWAY_HTTP_PORT)
+    );
+    println!("Ctrl-C stops the mesh.");
+}
+
+/// The first service to exit, polled: the mesh is small and this runs idle.
+async fn first_exit(processes: &mut [Process]) -> (&'static str, std::process::ExitStatus) {
+    loop {
+        for process in processes.iter_mut() {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return (process.service, status);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// SIGTERM to every service, the gateway first (it calls the others), then waits for each.
+/// Returns whether all exited with status 0.
+async fn stop_all(processes: &mut [Process]) -> bool {
+    for process in processes.iter().rev() {
+        if let Some(pid) = process.child.id() {
+            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+    let mut clean = true;
+    for process in processes.iter_mut().rev() {
+        let status = match tokio::time::timeout(STOP_TIMEOUT, process.child.wait()).await {
+            Ok(Ok(status)) => status,
+            _ => {
+                let _ = process.child.kill().await;
+                println!(
+                    "  xdr-{} did not stop within {STOP_TIMEOUT:?}; killed",
+                    process.service
+                );
+                clean = false;
+                continue;
+            }
+        };
+        clean &= status.success();
+        println!("  xdr-{} stopped ({status})", process.service);
+    }
+    clean
+}
+
+/// The last lines of a service's log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

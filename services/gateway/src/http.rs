@@ -1,0 +1,30 @@
+//! The HTTP routes of the gateway.
+
+use std::time::Duration;
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+
+use crate::{health, upstreams::Upstreams};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub upstreams: Upstreams,
+    pub health_timeout: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// 200 with every service's status when all are SERVING, else 503 with the same body.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let health = health::check(&state.upstreams, state.health_timeout).await;
+    let code = if health.all_serving() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(health))
+}
