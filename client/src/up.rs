@@ -191,14 +191,26 @@ fn spawn(mut command: Command, service: &'static str, home: &Home) -> anyhow::Re
         .append(true)
         .open(&log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
         // Its own process group: a Ctrl-C at the terminal reaches xdrctl only, which then
         // stops the services in order instead of all of them at once.
         .process_group(0)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // If xdrctl itself dies (even by SIGKILL), each service gets SIGTERM and drains, instead
+    // of living on as an orphan holding the mesh's ports.
+    // SAFETY: prctl(2) is async-signal-safe, as a pre_exec hook requires.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
         .spawn()
         .with_context(|| format!("starting xdr-{service}"))?;
     Ok(Process {

