@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::Path, process::Command};
 
-use crate::{TestPki, paths};
+use crate::{ServiceProcess, TestPki, paths};
 
 /// Which client certificate a call presents.
 #[derive(Clone, Copy, Debug)]
@@ -106,4 +106,21 @@ impl Grpcurl {
         );
         outcome.stdout
     }
+}
+
+/// Starts an operator's `xdr.v1.Diagnostics/Ping` held open for `delay_ms` on its own thread,
+/// and returns once the server logged receiving it: the call is then in flight.
+pub fn ping_in_flight(
+    pki: &TestPki,
+    server: &ServiceProcess,
+    delay_ms: u32,
+) -> std::thread::JoinHandle<Outcome> {
+    let addr = server.listening_addr();
+    let ping =
+        Grpcurl::new(pki, Cert::Named("operator")).data(&format!(r#"{{"delayMs": {delay_ms}}}"#));
+    let call = std::thread::spawn(move || ping.call(addr, &["xdr.v1.Diagnostics/Ping"]));
+    server.wait_for_log("the ping arriving", |l| {
+        l["message"] == "ping" && l["delay_ms"] == delay_ms
+    });
+    call
 }

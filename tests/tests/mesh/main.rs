@@ -5,6 +5,7 @@ mod authorization;
 mod compose;
 mod configuration;
 mod gateway;
+mod load_shedding;
 mod reflection_and_health;
 mod shutdown;
 mod tls_refusals;

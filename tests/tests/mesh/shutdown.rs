@@ -7,23 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
-
-/// Starts a ping held open for `delay_ms` and returns once the server logged receiving it.
-fn ping_in_flight(
-    pki: &TestPki,
-    server: &ServiceProcess,
-    delay_ms: u32,
-) -> thread::JoinHandle<xdr_tests::grpcurl::Outcome> {
-    let addr = server.listening_addr();
-    let ping =
-        Grpcurl::new(pki, Cert::Named("operator")).data(&format!(r#"{{"delayMs": {delay_ms}}}"#));
-    let call = thread::spawn(move || ping.call(addr, &["xdr.v1.Diagnostics/Ping"]));
-    server.wait_for_log("the ping arriving", |l| {
-        l["message"] == "ping" && l["delay_ms"] == delay_ms
-    });
-    call
-}
+use xdr_tests::{ServiceProcess, TestPki, grpcurl::ping_in_flight};
 
 /// Polls (bounded) until connecting to `addr` is refused: the listener is closed.
 fn wait_until_refused(addr: SocketAddr) {
