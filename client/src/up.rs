@@ -134,10 +134,13 @@ fn cargo_build(cargo: &std::ffi::OsStr, release: bool) -> anyhow::Result<()> {
         .join("..")
         .join("Cargo.toml");
     let mut build = std::process::Command::new(cargo);
-    build.arg("build").arg("--manifest-path").arg(&manifest);
-    for service in service_names() {
-        build.args(["-p", &format!("xdr-{service}")]);
-    }
+    // The same selection as the test command's build, so the two share one set of artifacts
+    // (a narrower `-p` list unifies features differently and rebuilds the dependencies).
+    build
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--workspace", "--bins"]);
     if release {
         build.arg("--release");
     }

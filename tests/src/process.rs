@@ -150,10 +150,7 @@ impl ServiceProcess {
                 None
             };
             if let Some(failure) = failure {
-                // Panic without the lock held, or the collecting threads would see it poisoned.
-                let lines = log.lines.join("\n");
-                drop(log);
-                panic!("{failure}:\n{lines}");
+                fail_with_log(log, &failure);
             }
             log = self
                 .log
@@ -192,9 +189,10 @@ impl ServiceProcess {
         while log.open_streams > 0 {
             let now = Instant::now();
             if now >= deadline {
-                let lines = log.lines.join("\n");
-                drop(log);
-                panic!("{} still running after {timeout:?}:\n{lines}", self.name);
+                fail_with_log(
+                    log,
+                    &format!("{} still running after {timeout:?}", self.name),
+                );
             }
             log = self
                 .log
@@ -220,6 +218,14 @@ impl Drop for ServiceProcess {
             );
         }
     }
+}
+
+/// Fails the test with the output so far, after releasing the lock: panicking while holding
+/// it would poison it for the threads still collecting lines.
+fn fail_with_log(log: std::sync::MutexGuard<'_, Log>, failure: &str) -> ! {
+    let lines = log.lines.join("\n");
+    drop(log);
+    panic!("{failure}:\n{lines}");
 }
 
 fn collect_lines(stream: impl std::io::Read + Send + 'static, sink: Arc<SharedLog>) {

@@ -90,7 +90,7 @@ impl MeshServer {
     /// Binds, reports `listening` with the bound address, and serves until `shutdown` is
     /// cancelled and the calls in flight have finished (or the shutdown grace has passed).
     pub async fn serve(mut self, shutdown: CancellationToken) -> Result<(), ServeError> {
-        let diagnostics = DiagnosticsService::new(self.name, self.settings.request_timeout);
+        let diagnostics = DiagnosticsService::new(self.name);
         self = self.add_service(DiagnosticsServer::new(diagnostics));
         let policy = self
             .policy

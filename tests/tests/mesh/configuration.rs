@@ -49,7 +49,8 @@ fn every_option_of_every_binary_is_documented_with_its_variable() {
     }
 }
 
-/// A ping longer than the request timeout is refused, which makes the timeout observable.
+/// A ping held longer than the request timeout is cut by the server's timeout layer, which
+/// makes the configured timeout observable.
 fn ping_status(pki: &TestPki, server: &ServiceProcess, delay_ms: u32) -> String {
     let outcome = Grpcurl::new(pki, Cert::Named("operator"))
         .data(&format!(r#"{{"delayMs": {delay_ms}}}"#))
@@ -71,7 +72,7 @@ fn config_file_sets_options_and_flags_override_it() {
     let from_file = ServiceProcess::start_with("threatintel", &pki, &["--config", file]);
     let refused = ping_status(&pki, &from_file, 1500);
     assert!(
-        refused.contains("InvalidArgument") && refused.contains("request timeout of 1000 ms"),
+        refused.contains("Code: Canceled") && refused.contains("Timeout expired"),
         "{refused}"
     );
 
