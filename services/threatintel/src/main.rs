@@ -2,6 +2,7 @@
 
 mod access;
 mod grpc;
+mod index;
 
 use std::net::SocketAddr;
 

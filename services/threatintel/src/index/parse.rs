@@ -1,0 +1,148 @@
+//! Reading a value as an indicator (to store) or as a lookup (to answer), by its kind or by its
+//! shape when no kind is given.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{
+    domain::normalize_domain,
+    hash::{HashKey, parse_hash},
+    ip::parse_ip_indicator,
+    mask::{MaskPattern, parse_mask},
+    model::IndicatorKind,
+    url::{NormalizedUrl, normalize_url},
+};
+
+/// Longer values are refused: no indicator or log field worth matching is this long.
+pub const MAX_VALUE_LEN: usize = 8192;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IndicatorError {
+    #[error("empty value")]
+    Empty,
+    #[error("value of {0} bytes is longer than {MAX_VALUE_LEN}")]
+    TooLong(usize),
+    #[error("`{value}` is not an IP address or network: {reason}")]
+    BadIp { value: String, reason: String },
+    #[error("`{value}` is not a URL: {reason}")]
+    BadUrl { value: String, reason: String },
+    #[error("`{value}` is not a domain: {reason}")]
+    BadDomain { value: String, reason: String },
+    #[error("`{value}` is not a file hash: {reason}")]
+    BadHash { value: String, reason: String },
+    #[error("`{0}` is not an IP, URL, domain or hash")]
+    Unrecognized(String),
+}
+
+/// Where an indicator is filed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndicatorKey {
+    Ip(IpNet),
+    Url(NormalizedUrl),
+    UrlMask(MaskPattern),
+    Domain(String),
+    Hash(HashKey),
+}
+
+/// What a lookup asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupKey {
+    Ip(IpAddr),
+    Url(NormalizedUrl),
+    Domain(String),
+    Hash(HashKey),
+}
+
+fn checked(value: &str) -> Result<&str, IndicatorError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(IndicatorError::Empty);
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(IndicatorError::TooLong(value.len()));
+    }
+    Ok(value)
+}
+
+/// The kind a value has by its shape: hex of hash length, an address or network, something
+/// with a path, scheme or `*` (a URL), else a domain.
+pub fn detect_kind(value: &str) -> Result<IndicatorKind, IndicatorError> {
+    let value = checked(value)?;
+    let is_hex = value.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && matches!(value.len(), 32 | 40 | 64) {
+        Ok(IndicatorKind::Hash)
+    } else if value.parse::<IpAddr>().is_ok() || value.parse::<IpNet>().is_ok() {
+        Ok(IndicatorKind::Ip)
+    } else if value.contains(['/', '*', '?']) || value.contains("://") {
+        Ok(IndicatorKind::Url)
+    } else if value.contains('.') && !value.contains(char::is_whitespace) {
+        Ok(IndicatorKind::Domain)
+    } else {
+        Err(IndicatorError::Unrecognized(value.to_owned()))
+    }
+}
+
+pub fn parse_indicator(
+    value: &str,
+    kind: Option<IndicatorKind>,
+) -> Result<IndicatorKey, IndicatorError> {
+    let value = checked(value)?;
+    Ok(match kind.map_or_else(|| detect_kind(value), Ok)? {
+        IndicatorKind::Ip => IndicatorKey::Ip(parse_ip_indicator(value)?),
+        IndicatorKind::Url if value.contains('*') => IndicatorKey::UrlMask(parse_mask(value)?),
+        IndicatorKind::Url => IndicatorKey::Url(normalize_url(value)?),
+        IndicatorKind::Domain => IndicatorKey::Domain(normalize_domain(value)?),
+        IndicatorKind::Hash => IndicatorKey::Hash(parse_hash(value)?),
+    })
+}
+
+pub fn parse_lookup(value: &str, kind: Option<IndicatorKind>) -> Result<LookupKey, IndicatorError> {
+    let value = checked(value)?;
+    Ok(match kind.map_or_else(|| detect_kind(value), Ok)? {
+        IndicatorKind::Ip => LookupKey::Ip(value.parse().map_err(|_| IndicatorError::BadIp {
+            value: value.to_owned(),
+            reason: "a lookup takes one address".to_owned(),
+        })?),
+        IndicatorKind::Url => LookupKey::Url(normalize_url(value)?),
+        IndicatorKind::Domain => LookupKey::Domain(normalize_domain(value)?),
+        IndicatorKind::Hash => LookupKey::Hash(parse_hash(value)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_told_from_shapes() {
+        let cases = [
+            ("192.0.2.1", IndicatorKind::Ip),
+            ("10.0.0.0/8", IndicatorKind::Ip),
+            ("2001:db8::1", IndicatorKind::Ip),
+            ("http://fakess123.nu", IndicatorKind::Url),
+            ("example.com/testpage/*", IndicatorKind::Url),
+            ("*.example.com", IndicatorKind::Url),
+            ("fakess123.nu", IndicatorKind::Domain),
+            ("d41d8cd98f00b204e9800998ecf8427e", IndicatorKind::Hash),
+        ];
+        for (value, kind) in cases {
+            assert_eq!(detect_kind(value), Ok(kind), "{value}");
+        }
+        assert_eq!(
+            detect_kind("hello"),
+            Err(IndicatorError::Unrecognized("hello".into()))
+        );
+        assert_eq!(detect_kind("  "), Err(IndicatorError::Empty));
+        assert_eq!(
+            detect_kind(&"a.".repeat(5000)),
+            Err(IndicatorError::TooLong(10000))
+        );
+    }
+
+    #[test]
+    fn a_lookup_takes_one_address_not_a_network() {
+        assert!(parse_lookup("10.0.0.0/8", Some(IndicatorKind::Ip)).is_err());
+        assert!(parse_lookup("10.0.0.1", None).is_ok());
+    }
+}
