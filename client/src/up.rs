@@ -50,6 +50,7 @@ struct Process {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let home = Home::new(&args.home);
     ensure_certs(&home)?;
+    ensure_demo_feed(&home)?;
     let bin_dir = ensure_binaries(args.bin_dir.as_deref())?;
     let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
     std::fs::create_dir_all(home.logs())
@@ -93,6 +94,22 @@ fn ensure_certs(home: &Home) -> anyhow::Result<()> {
     if !certs.join(xdr_mesh::pki::CA_CERT_FILE).exists() {
         xdr_mesh::pki::write_dev_pki(&certs, false).context("writing the development PKI")?;
         println!("wrote a development PKI to {}", certs.display());
+    }
+    Ok(())
+}
+
+/// The demo feed (the seeds' test indicators), so a fresh mesh finds `http://fakess123.nu`.
+const DEMO_FEED: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../services/threatintel/feeds/Demo.json"
+));
+
+fn ensure_demo_feed(home: &Home) -> anyhow::Result<()> {
+    let feeds = home.data("threatintel").join("feeds");
+    if !feeds.exists() {
+        std::fs::create_dir_all(&feeds).with_context(|| format!("creating {}", feeds.display()))?;
+        std::fs::write(feeds.join("Demo.json"), DEMO_FEED).context("writing the demo feed")?;
+        println!("wrote the demo feed to {}", feeds.display());
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub enum Cert<'a> {
 pub struct Grpcurl {
     command: Command,
     described: String,
+    stdin: Option<String>,
 }
 
 /// What grpcurl printed and how it ended.
@@ -58,6 +59,7 @@ impl Grpcurl {
         Grpcurl {
             command,
             described: format!("grpcurl as {cert:?}"),
+            stdin: None,
         }
     }
 
@@ -79,15 +81,38 @@ impl Grpcurl {
         self
     }
 
+    /// Streams `messages` (JSON objects, one after another) as the requests, via stdin.
+    pub fn stream(mut self, messages: &str) -> Self {
+        self.command.args(["-d", "@"]);
+        self.stdin = Some(messages.to_owned());
+        self
+    }
+
     /// Runs `grpcurl <options> <addr> <args...>`.
     pub fn call(mut self, addr: SocketAddr, args: &[&str]) -> Outcome {
+        use std::{io::Write, process::Stdio};
         self.command.arg(addr.to_string()).args(args);
-        let output = self.command.output().unwrap_or_else(|e| {
+        let stdin = if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        self.command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().unwrap_or_else(|e| {
             panic!(
-                "running {}: {e} (tests/run installs grpcurl; or set XDR_GRPCURL)",
+                "running {}: {e} (tests/run.sh installs grpcurl; or set XDR_GRPCURL)",
                 paths::grpcurl().display()
             )
         });
+        if let Some(input) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(input.as_bytes())
+                .expect("writing grpcurl's stdin");
+        }
+        let output = child.wait_with_output().expect("waiting for grpcurl");
         Outcome {
             success: output.status.success(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -1,15 +1,19 @@
-//! `xdr-threatintel`: The threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol.
+//! `xdr-threatintel`: the threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol.
 
 mod access;
+mod feeds;
 mod grpc;
 mod index;
+mod store;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs};
 use xdr_proto::pb::threat_intel_server::ThreatIntelServer;
+
+use crate::store::{IndicatorStore, Reload};
 
 const NAME: &str = "threatintel";
 
@@ -23,8 +27,31 @@ struct Config {
     /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
     #[arg(long, env = "XDR_LISTEN", default_value = "127.0.0.1:7203")]
     listen: SocketAddr,
+    /// Folder of supplier feeds (`<Supplier>.json` / `<Supplier>.csv`) [default: <data-dir>/feeds].
+    #[arg(long, env = "XDR_FEEDS_DIR", value_name = "DIR")]
+    feeds_dir: Option<PathBuf>,
     #[command(flatten)]
     service: ServiceArgs,
+}
+
+/// Logs how each feed fared: a feed that failed is a warning, its previous version stays.
+fn log_feed_reports(reload: &Reload) {
+    for feed in &reload.feeds {
+        match &feed.error {
+            None => {
+                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, "feed loaded")
+            }
+            Some(error) => {
+                tracing::warn!(file = %feed.file, supplier = %feed.supplier, kept = feed.indicators, %error, "feed not loaded")
+            }
+        }
+    }
+    tracing::info!(
+        took_ms = reload.took.as_millis() as u64,
+        feeds = reload.feeds.len(),
+        indicators = reload.indicators,
+        "indicator index ready"
+    );
 }
 
 #[tokio::main]
@@ -32,6 +59,12 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse();
     let runtime =
         xdr_mesh::service::start(NAME, &config.service).context("starting xdr-threatintel")?;
+    let feeds_dir = config
+        .feeds_dir
+        .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
+    let (store, reload) =
+        tokio::task::spawn_blocking(move || IndicatorStore::open(feeds_dir)).await?;
+    log_feed_reports(&reload);
     MeshServer::new(
         NAME,
         config.listen,
@@ -39,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
         runtime.tls,
         access::policy(),
     )
-    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService))
+    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(
+        Arc::new(store),
+    )))
     .serve(runtime.shutdown)
     .await
     .context("serving")

@@ -8,5 +8,7 @@ mod gateway;
 mod load_shedding;
 mod reflection_and_health;
 mod shutdown;
+mod threatintel_feeds;
+mod threatintel_lookup;
 mod tls_refusals;
 mod xdrctl;

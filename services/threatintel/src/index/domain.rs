@@ -43,10 +43,6 @@ impl DomainTable {
             is_parent = true;
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.heads.len()
-    }
 }
 
 #[cfg(test)]

@@ -59,10 +59,6 @@ impl HashTable {
         }
         .copied()
     }
-
-    pub fn len(&self) -> usize {
-        self.md5.len() + self.sha1.len() + self.sha256.len()
-    }
 }
 
 #[cfg(test)]

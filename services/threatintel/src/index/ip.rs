@@ -48,10 +48,6 @@ impl<K: std::hash::Hash + Eq + Copy> Family<K> {
         };
         self.by_prefix[slot].1.entry(network).or_insert(empty)
     }
-
-    fn len(&self) -> usize {
-        self.by_prefix.iter().map(|(_, map)| map.len()).sum()
-    }
 }
 
 impl<K> Default for Family<K> {
@@ -120,10 +116,6 @@ impl IpTable {
                 }
             }
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
     }
 }
 

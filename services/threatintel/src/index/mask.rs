@@ -160,10 +160,6 @@ impl MaskTable {
         }
         try_masks(&self.unanchored);
     }
-
-    pub fn len(&self) -> usize {
-        self.patterns.len()
-    }
 }
 
 #[cfg(test)]

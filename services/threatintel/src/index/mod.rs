@@ -9,7 +9,6 @@ mod parse;
 mod table;
 mod url;
 
-pub use model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier};
-pub use parse::{IndicatorError, MAX_VALUE_LEN};
-pub use table::{IndexBuilder, IndexStats, IndicatorIndex};
-pub use url::normalize_url;
+pub use model::{Indicator, IndicatorKind, Match, Supplier};
+pub use parse::{IndicatorError, parse_indicator};
+pub use table::{IndexBuilder, IndicatorIndex};

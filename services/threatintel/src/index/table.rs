@@ -103,6 +103,13 @@ impl IndexBuilder {
     /// the earlier record.
     pub fn add(&mut self, indicator: &Indicator) -> Result<(), IndicatorError> {
         let key = parse_indicator(&indicator.value, indicator.kind)?;
+        self.add_parsed(&key, indicator);
+        Ok(())
+    }
+
+    /// Files `indicator` under `key`, which [`parse_indicator`] made of it: callers that must
+    /// check a whole feed before adding any of it parse each value once.
+    pub fn add_parsed(&mut self, key: &IndicatorKey, indicator: &Indicator) {
         let supplier = match self.supplier_ids.get(&indicator.supplier) {
             Some(&id) => id,
             None => self.upsert_supplier(Supplier::new(&indicator.supplier)),
@@ -120,7 +127,7 @@ impl IndexBuilder {
             }
         };
         let index = &mut self.index;
-        let (kind, matched, head) = match &key {
+        let (kind, matched, head) = match key {
             IndicatorKey::Ip(net) => {
                 // An address is shown without its /32.
                 let shown = if net.prefix_len() == net.max_prefix_len() {
@@ -172,7 +179,7 @@ impl IndexBuilder {
             if existing.supplier == supplier && existing.category == category {
                 let next = existing.next;
                 *existing = Record { next, ..record };
-                return Ok(());
+                return;
             }
             at = existing.next;
         }
@@ -182,7 +189,6 @@ impl IndexBuilder {
             next: previous,
             ..record
         });
-        Ok(())
     }
 
     pub fn build(self) -> IndicatorIndex {
@@ -281,6 +287,30 @@ impl IndicatorIndex {
         retention == 0
             || record.last_seen_ms == 0
             || record.last_seen_ms + i64::from(retention) * MS_PER_MINUTE > now_ms
+    }
+
+    /// The indicators of one supplier as the index holds them (normalized), to carry them
+    /// into a new index when that supplier's feed fails to load.
+    pub fn indicators_of(&self, supplier: &str) -> Vec<Indicator> {
+        self.records
+            .iter()
+            .filter(|r| self.suppliers[r.supplier as usize].name == supplier)
+            .map(|r| Indicator {
+                value: r.matched.to_string(),
+                kind: Some(r.kind),
+                category: self.categories[r.category as usize].to_string(),
+                supplier: supplier.to_owned(),
+                context: r
+                    .context
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                tags: Vec::new(),
+                last_seen_ms: r.last_seen_ms,
+                expires_at_ms: r.expires_at_ms,
+                exact: r.exact,
+            })
+            .collect()
     }
 
     pub fn suppliers(&self) -> &[Supplier] {

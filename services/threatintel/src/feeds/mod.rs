@@ -1,0 +1,8 @@
+//! Supplier feeds: files in the feed directory, read at start and on `ReloadFeeds`.
+
+mod csv;
+mod json;
+mod loader;
+mod record;
+
+pub use loader::{FeedReport, load_feeds};
