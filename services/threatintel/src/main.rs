@@ -4,6 +4,7 @@ mod access;
 mod feeds;
 mod grpc;
 mod index;
+mod internal_ti;
 mod store;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -62,8 +63,11 @@ async fn main() -> anyhow::Result<()> {
     let feeds_dir = config
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
+    let internal_ti = runtime.data_dir.path().join("internal-ti.redb");
     let (store, reload) =
-        tokio::task::spawn_blocking(move || IndicatorStore::open(feeds_dir)).await?;
+        tokio::task::spawn_blocking(move || IndicatorStore::open(feeds_dir, &internal_ti))
+            .await?
+            .context("opening the indicator store")?;
     log_feed_reports(&reload);
     MeshServer::new(
         NAME,

@@ -1,10 +1,11 @@
-//! The current indicator index and how it is replaced: a reload builds a new index beside the
+//! The current indexes and how they are replaced. A reload builds a new feed index beside the
 //! old one and swaps it in atomically, so lookups never wait and never see a half-loaded set.
+//! Internal TI changes persist first, then rebuild only the small runtime index.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -14,7 +15,8 @@ use arc_swap::ArcSwap;
 
 use crate::{
     feeds::{FeedReport, load_feeds},
-    index::IndicatorIndex,
+    index::{IndexBuilder, IndexView, Indicator, IndicatorIndex, IndicatorKey, Supplier},
+    internal_ti::{InternalTi, StoreError},
 };
 
 pub fn now_ms() -> i64 {
@@ -24,10 +26,12 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct IndicatorStore {
-    current: ArcSwap<IndicatorIndex>,
+    feeds: ArcSwap<IndicatorIndex>,
+    runtime: ArcSwap<IndicatorIndex>,
+    internal: InternalTi,
     feeds_dir: PathBuf,
-    /// One reload at a time: two would both build from the same previous index.
-    reloading: Mutex<()>,
+    /// One change at a time: two reloads would both build from the same previous index.
+    changing: Mutex<()>,
     lookups: AtomicU64,
     matches: AtomicU64,
 }
@@ -35,47 +39,94 @@ pub struct IndicatorStore {
 /// What a reload did.
 pub struct Reload {
     pub feeds: Vec<FeedReport>,
-    /// Records in the new index.
+    /// Records in the new feed index.
     pub indicators: usize,
     pub took: Duration,
 }
 
 impl IndicatorStore {
-    /// A store with the feeds of `feeds_dir` loaded (blocking: call off the async runtime).
-    pub fn open(feeds_dir: PathBuf) -> (Self, Reload) {
+    /// A store with the feeds of `feeds_dir` and the Internal TI of `internal_ti` loaded
+    /// (blocking: call off the async runtime).
+    pub fn open(feeds_dir: PathBuf, internal_ti: &Path) -> Result<(Self, Reload), StoreError> {
         let store = IndicatorStore {
-            current: ArcSwap::from_pointee(IndicatorIndex::empty()),
+            feeds: ArcSwap::from_pointee(IndicatorIndex::empty()),
+            runtime: ArcSwap::from_pointee(IndicatorIndex::empty()),
+            internal: InternalTi::open(internal_ti)?,
             feeds_dir,
-            reloading: Mutex::new(()),
+            changing: Mutex::new(()),
             lookups: AtomicU64::new(0),
             matches: AtomicU64::new(0),
         };
-        let reload = store.reload();
-        (store, reload)
+        let reload = store.reload()?;
+        Ok((store, reload))
     }
 
-    /// Re-reads every feed and swaps the new index in (blocking).
-    pub fn reload(&self) -> Reload {
-        let _one_at_a_time = self
-            .reloading
+    fn one_change_at_a_time(&self) -> MutexGuard<'_, ()> {
+        self.changing
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Re-reads every feed and swaps the new indexes in (blocking).
+    pub fn reload(&self) -> Result<Reload, StoreError> {
+        let _guard = self.one_change_at_a_time();
         let started = Instant::now();
-        let previous = self.current.load_full();
-        let (builder, feeds) = load_feeds(&self.feeds_dir, &previous, now_ms());
+        let previous = self.feeds.load_full();
+        let (mut builder, feeds) = load_feeds(&self.feeds_dir, &previous, now_ms());
+        // Settings an operator gave with UpsertSupplier win over a feed file's own.
+        for supplier in self.internal.suppliers()? {
+            builder.upsert_supplier(supplier);
+        }
         let index = builder.build();
         let indicators = index.len();
-        self.current.store(Arc::new(index));
-        Reload {
+        self.feeds.store(Arc::new(index));
+        self.rebuild_runtime()?;
+        Ok(Reload {
             feeds,
             indicators,
             took: started.elapsed(),
+        })
+    }
+
+    fn rebuild_runtime(&self) -> Result<(), StoreError> {
+        let mut builder = IndexBuilder::new(self.internal.suppliers()?);
+        for indicator in self.internal.indicators()? {
+            // Stored entries were valid when added and are stored normalized.
+            if let Err(error) = builder.add(&indicator) {
+                tracing::warn!(value = %indicator.value, %error, "skipping an Internal TI entry");
+            }
+        }
+        self.runtime.store(Arc::new(builder.build()));
+        Ok(())
+    }
+
+    /// The indexes to answer from; hold the view for one request.
+    pub fn view(&self) -> IndexView {
+        IndexView {
+            feeds: self.feeds.load_full(),
+            runtime: self.runtime.load_full(),
         }
     }
 
-    /// The index to answer from; hold it for one request, not across awaits of other work.
-    pub fn index(&self) -> Arc<IndicatorIndex> {
-        self.current.load_full()
+    /// Persists runtime indicators, then serves them; returns (added, updated).
+    pub fn add(&self, indicators: &[(IndicatorKey, Indicator)]) -> Result<(u32, u32), StoreError> {
+        let _guard = self.one_change_at_a_time();
+        let counts = self.internal.add(indicators)?;
+        self.rebuild_runtime()?;
+        Ok(counts)
+    }
+
+    pub fn remove(&self, supplier: &str, keys: &[IndicatorKey]) -> Result<u32, StoreError> {
+        let _guard = self.one_change_at_a_time();
+        let removed = self.internal.remove(supplier, keys)?;
+        self.rebuild_runtime()?;
+        Ok(removed)
+    }
+
+    /// Persists a supplier's settings and rebuilds the indexes with them.
+    pub fn upsert_supplier(&self, supplier: &Supplier) -> Result<Reload, StoreError> {
+        self.internal.upsert_supplier(supplier)?;
+        self.reload()
     }
 
     pub fn count(&self, lookups: u64, matches: u64) {

@@ -9,6 +9,7 @@ mod load_shedding;
 mod reflection_and_health;
 mod shutdown;
 mod threatintel_feeds;
+mod threatintel_internal_ti;
 mod threatintel_lookup;
 mod tls_refusals;
 mod xdrctl;

@@ -11,6 +11,26 @@ pub enum HashKey {
     Sha256([u8; 32]),
 }
 
+impl HashKey {
+    pub fn to_hex(&self) -> String {
+        let bytes: &[u8] = match self {
+            HashKey::Md5(b) => b,
+            HashKey::Sha1(b) => b,
+            HashKey::Sha256(b) => b,
+        };
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `MD5`, `SHA1` or `SHA256`, as CyberTrace's category names spell them.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            HashKey::Md5(_) => "MD5",
+            HashKey::Sha1(_) => "SHA1",
+            HashKey::Sha256(_) => "SHA256",
+        }
+    }
+}
+
 /// Hex of 32, 40 or 64 digits, either case.
 pub fn parse_hash(input: &str) -> Result<HashKey, IndicatorError> {
     let hex = input.trim().as_bytes();
@@ -93,5 +113,6 @@ mod tests {
                 .contains("not hexadecimal")
         );
         assert!(parse_hash(&"é".repeat(16)).is_err());
+        assert_eq!(lower.to_hex(), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }

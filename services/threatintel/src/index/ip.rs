@@ -39,7 +39,8 @@ impl<K: std::hash::Hash + Eq + Copy> Family<K> {
             Some(slot) => slot,
             None => {
                 self.by_prefix.push((prefix, FxHashMap::default()));
-                self.by_prefix.sort_by(|a, b| b.0.cmp(&a.0));
+                self.by_prefix
+                    .sort_by_key(|(prefix, _)| std::cmp::Reverse(*prefix));
                 self.by_prefix
                     .iter()
                     .position(|(p, _)| *p == prefix)

@@ -8,7 +8,9 @@ mod model;
 mod parse;
 mod table;
 mod url;
+mod view;
 
-pub use model::{Indicator, IndicatorKind, Match, Supplier};
-pub use parse::{IndicatorError, parse_indicator};
+pub use model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier};
+pub use parse::{IndicatorError, IndicatorKey, parse_indicator};
 pub use table::{IndexBuilder, IndicatorIndex};
+pub use view::IndexView;

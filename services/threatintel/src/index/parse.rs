@@ -45,6 +45,44 @@ pub enum IndicatorKey {
     Hash(HashKey),
 }
 
+impl IndicatorKey {
+    /// The key as text, the same for every spelling of one indicator: how the indicator is
+    /// shown as matched, and how the Internal TI store names it.
+    pub fn canonical(&self) -> String {
+        match self {
+            IndicatorKey::Ip(net) if net.prefix_len() == net.max_prefix_len() => {
+                net.addr().to_string()
+            }
+            IndicatorKey::Ip(net) => net.to_string(),
+            IndicatorKey::Url(url) => url.text.clone(),
+            IndicatorKey::UrlMask(mask) => mask.pattern.clone(),
+            IndicatorKey::Domain(domain) => domain.clone(),
+            IndicatorKey::Hash(hash) => hash.to_hex(),
+        }
+    }
+
+    /// The category of an analyst's Internal TI entry that names none, as CyberTrace names
+    /// them (`KL_InternalTI_URL`, `KL_InternalTI_IP`, `KL_InternalTI_Hash_MD5`, ...).
+    pub fn internal_ti_category(&self) -> String {
+        match self {
+            IndicatorKey::Ip(_) => "KL_InternalTI_IP".to_owned(),
+            IndicatorKey::Url(_) | IndicatorKey::UrlMask(_) | IndicatorKey::Domain(_) => {
+                "KL_InternalTI_URL".to_owned()
+            }
+            IndicatorKey::Hash(hash) => format!("KL_InternalTI_Hash_{}", hash.algorithm()),
+        }
+    }
+
+    pub fn kind(&self) -> IndicatorKind {
+        match self {
+            IndicatorKey::Ip(_) => IndicatorKind::Ip,
+            IndicatorKey::Url(_) | IndicatorKey::UrlMask(_) => IndicatorKind::Url,
+            IndicatorKey::Domain(_) => IndicatorKind::Domain,
+            IndicatorKey::Hash(_) => IndicatorKind::Hash,
+        }
+    }
+}
+
 /// What a lookup asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LookupKey {

@@ -25,6 +25,7 @@ struct Record {
     category: u32,
     supplier: u32,
     context: Box<[(Box<str>, Box<str>)]>,
+    tags: Box<[Box<str>]>,
     last_seen_ms: i64,
     expires_at_ms: i64,
     exact: bool,
@@ -42,7 +43,6 @@ pub struct IndicatorIndex {
     records: Vec<Record>,
     categories: Vec<Box<str>>,
     suppliers: Vec<Supplier>,
-    false_positive: u32,
     ips: IpTable,
     domains: DomainTable,
     urls: FxHashMap<Box<str>, u32>,
@@ -64,7 +64,6 @@ impl IndexBuilder {
                 records: Vec::new(),
                 categories: Vec::new(),
                 suppliers: Vec::new(),
-                false_positive: 0,
                 ips: IpTable::default(),
                 domains: DomainTable::default(),
                 urls: FxHashMap::default(),
@@ -80,7 +79,6 @@ impl IndexBuilder {
         {
             builder.upsert_supplier(supplier);
         }
-        builder.index.false_positive = builder.supplier_ids[FALSE_POSITIVE];
         builder
     }
 
@@ -168,6 +166,7 @@ impl IndexBuilder {
                 .iter()
                 .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
                 .collect(),
+            tags: indicator.tags.iter().map(|t| t.as_str().into()).collect(),
             last_seen_ms: indicator.last_seen_ms,
             expires_at_ms: indicator.expires_at_ms,
             exact: indicator.exact,
@@ -201,8 +200,9 @@ impl IndicatorIndex {
         IndexBuilder::new([]).build()
     }
 
-    /// Appends every live match of `value` to `out`; nothing when a `FalsePositive` entry
-    /// matches it. `kind` `None` tells the kind from the value's shape.
+    /// Appends every live match of `value` to `out`, FalsePositive entries included (the
+    /// caller, who may combine indexes, suppresses). `kind` `None` tells it from the shape.
+    #[cfg(test)]
     pub fn lookup<'a>(
         &'a self,
         value: &str,
@@ -210,50 +210,82 @@ impl IndicatorIndex {
         now_ms: i64,
         out: &mut Vec<Match<'a>>,
     ) -> Result<(), IndicatorError> {
-        let start = out.len();
-        let mut collect =
-            |head: u32, parent_domain: bool| self.collect(head, parent_domain, now_ms, out);
-        match parse_lookup(value, kind)? {
-            LookupKey::Ip(ip) => self.ips.for_each_match(ip, |head| collect(head, false)),
+        self.lookup_key(&parse_lookup(value, kind)?, now_ms, out);
+        Ok(())
+    }
+
+    pub fn lookup_key<'a>(&'a self, key: &LookupKey, now_ms: i64, out: &mut Vec<Match<'a>>) {
+        self.visit(key, |head, parent_domain| {
+            self.collect(head, parent_domain, now_ms, out)
+        });
+    }
+
+    /// Everything known about `key` in this index, expired and FalsePositive entries too.
+    pub fn search(&self, key: &LookupKey) -> Vec<Indicator> {
+        let mut found = Vec::new();
+        self.visit(key, |mut at, parent_domain| {
+            while at != END {
+                let record = &self.records[at as usize];
+                at = record.next;
+                if !(parent_domain && record.exact) {
+                    found.push(self.indicator_of(record));
+                }
+            }
+        });
+        found
+    }
+
+    /// Calls `found(head, is_parent_domain)` for every record chain that may match `key`.
+    fn visit(&self, key: &LookupKey, mut found: impl FnMut(u32, bool)) {
+        match key {
+            LookupKey::Ip(ip) => self.ips.for_each_match(*ip, |head| found(head, false)),
             LookupKey::Domain(domain) => {
-                self.domains.for_each_match(&domain, &mut collect);
+                self.domains.for_each_match(domain, &mut found);
                 if let Some(&head) = self.urls.get(domain.as_str()) {
-                    collect(head, false);
+                    found(head, false);
                 }
             }
             LookupKey::Hash(hash) => {
-                if let Some(head) = self.hashes.get(hash) {
-                    collect(head, false);
+                if let Some(head) = self.hashes.get(*hash) {
+                    found(head, false);
                 }
             }
             LookupKey::Url(url) => {
                 if let Some(&head) = self.urls.get(url.text.as_str()) {
-                    collect(head, false);
+                    found(head, false);
                 }
                 match &url.host {
                     UrlHost::Domain(host) => {
                         self.masks
-                            .for_each_match(host, &url.text, |head| collect(head, false));
-                        self.domains.for_each_match(host, &mut collect);
+                            .for_each_match(host, &url.text, |head| found(head, false));
+                        self.domains.for_each_match(host, &mut found);
                     }
                     UrlHost::Ip(ip) => {
                         self.masks
-                            .for_each_match(&ip.to_string(), &url.text, |head| {
-                                collect(head, false)
-                            });
-                        self.ips.for_each_match(*ip, |head| collect(head, false));
+                            .for_each_match(&ip.to_string(), &url.text, |head| found(head, false));
+                        self.ips.for_each_match(*ip, |head| found(head, false));
                     }
                 }
             }
         }
-        let false_positive = self.suppliers[self.false_positive as usize].name.as_str();
-        if out[start..]
-            .iter()
-            .any(|m| std::ptr::eq(m.supplier, false_positive))
-        {
-            out.truncate(start);
+    }
+
+    fn indicator_of(&self, record: &Record) -> Indicator {
+        Indicator {
+            value: record.matched.to_string(),
+            kind: Some(record.kind),
+            category: self.categories[record.category as usize].to_string(),
+            supplier: self.suppliers[record.supplier as usize].name.clone(),
+            context: record
+                .context
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tags: record.tags.iter().map(|t| t.to_string()).collect(),
+            last_seen_ms: record.last_seen_ms,
+            expires_at_ms: record.expires_at_ms,
+            exact: record.exact,
         }
-        Ok(())
     }
 
     fn collect<'a>(
@@ -295,21 +327,7 @@ impl IndicatorIndex {
         self.records
             .iter()
             .filter(|r| self.suppliers[r.supplier as usize].name == supplier)
-            .map(|r| Indicator {
-                value: r.matched.to_string(),
-                kind: Some(r.kind),
-                category: self.categories[r.category as usize].to_string(),
-                supplier: supplier.to_owned(),
-                context: r
-                    .context
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                tags: Vec::new(),
-                last_seen_ms: r.last_seen_ms,
-                expires_at_ms: r.expires_at_ms,
-                exact: r.exact,
-            })
+            .map(|r| self.indicator_of(r))
             .collect()
     }
 
@@ -452,16 +470,6 @@ mod tests {
         let from_a = out.iter().find(|m| m.supplier == "A").unwrap();
         assert_eq!(from_a.context, &[("threat".into(), "new".into())]);
         assert_eq!(out.len(), 2);
-    }
-
-    #[test]
-    fn a_false_positive_suppresses_every_supplier() {
-        let index = index(&[
-            indicator("198.51.100.0/24", "KL_IP_Reputation", "Demo"),
-            indicator("198.51.100.10", "Allowed", FALSE_POSITIVE),
-        ]);
-        assert_eq!(lookup(&index, "198.51.100.10"), vec![]);
-        assert_eq!(lookup(&index, "198.51.100.11").len(), 1);
     }
 
     #[test]

@@ -1,0 +1,324 @@
+//! The ThreatIntel RPCs.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use xdr_proto::pb::{
+    self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
+    ListSuppliersRequest, LookupBatch, LookupBatchReply, LookupObject, LookupReply, LookupRequest,
+    LookupResult, ReloadFeedsReply, ReloadFeedsRequest, RemoveIndicatorsReply,
+    RemoveIndicatorsRequest, SearchIndicatorReply, SearchIndicatorRequest, StatsReply,
+    StatsRequest, UpsertSupplierRequest, threat_intel_server::ThreatIntel,
+};
+
+use super::convert::{
+    indicator_to_pb, kind_from_pb, match_to_pb, runtime_indicator, runtime_supplier,
+    supplier_from_pb, supplier_to_pb,
+};
+use crate::{
+    index::{IndexView, IndicatorError, parse_indicator},
+    internal_ti::StoreError,
+    store::{IndicatorStore, Reload, now_ms},
+};
+
+/// Objects in one request or batch; more is a client bug, not a workload.
+const MAX_OBJECTS: usize = 100_000;
+/// Batches of one stream looked up at once: answered as each is ready, bounded for backpressure.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+pub struct ThreatIntelService {
+    store: Arc<IndicatorStore>,
+}
+
+impl ThreatIntelService {
+    pub fn new(store: Arc<IndicatorStore>) -> Self {
+        ThreatIntelService { store }
+    }
+
+    /// Runs a blocking store change off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&IndicatorStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || change(&store))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+/// Looks up every object in one view; `Err` per object that could not be read.
+fn lookup_all(
+    store: &IndicatorStore,
+    view: &IndexView,
+    objects: &[LookupObject],
+) -> Vec<Result<LookupResult, IndicatorError>> {
+    let now = now_ms();
+    let mut found = Vec::new();
+    let mut matched = 0;
+    let results = objects
+        .iter()
+        .map(|object| {
+            found.clear();
+            view.lookup(
+                &object.value,
+                kind_from_pb(object.r#type()),
+                now,
+                &mut found,
+            )?;
+            matched += found.len() as u64;
+            Ok(LookupResult {
+                matches: found
+                    .iter()
+                    .map(|m| match_to_pb(&object.value, m))
+                    .collect(),
+                error: String::new(),
+            })
+        })
+        .collect();
+    store.count(objects.len() as u64, matched);
+    results
+}
+
+fn check_size(field: &str, count: usize) -> Result<(), Status> {
+    if count > MAX_OBJECTS {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {count} items; at most {MAX_OBJECTS} per request"
+        )));
+    }
+    Ok(())
+}
+
+fn reload_to_pb(reload: Reload) -> ReloadFeedsReply {
+    crate::log_feed_reports(&reload);
+    let feeds = reload
+        .feeds
+        .into_iter()
+        .map(|f| pb::FeedReport {
+            file: f.file,
+            supplier: f.supplier,
+            indicators: f.indicators,
+            error: f.error.unwrap_or_default(),
+        })
+        .collect();
+    ReloadFeedsReply {
+        feeds,
+        load_ms: reload.took.as_millis() as u64,
+    }
+}
+
+#[tonic::async_trait]
+impl ThreatIntel for ThreatIntelService {
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupReply>, Status> {
+        let objects = request.into_inner().objects;
+        check_size("objects", objects.len())?;
+        let results = lookup_all(&self.store, &self.store.view(), &objects)
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| {
+                result.map_err(|e| Status::invalid_argument(format!("objects[{i}]: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(LookupReply { results }))
+    }
+
+    async fn lookup_stream(
+        &self,
+        request: Request<Streaming<LookupBatch>>,
+    ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
+        let mut batches = request.into_inner();
+        let (replies, reply_stream) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+            loop {
+                let batch = match batches.message().await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = replies.send(Err(status)).await;
+                        break;
+                    }
+                };
+                if let Err(status) = check_size("objects", batch.objects.len()) {
+                    let _ = replies.send(Err(status)).await;
+                    break;
+                }
+                let permit = in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let (store, replies) = (store.clone(), replies.clone());
+                // Each batch on its own task: a large batch does not hold back the small ones.
+                tokio::spawn(async move {
+                    let results = lookup_all(&store, &store.view(), &batch.objects)
+                        .into_iter()
+                        .map(|result| {
+                            result.unwrap_or_else(|e| LookupResult {
+                                matches: Vec::new(),
+                                error: e.to_string(),
+                            })
+                        })
+                        .collect();
+                    let _ = replies
+                        .send(Ok(LookupBatchReply {
+                            batch_id: batch.batch_id,
+                            results,
+                        }))
+                        .await;
+                    drop(permit);
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(reply_stream))))
+    }
+
+    async fn add_indicators(
+        &self,
+        request: Request<AddIndicatorsRequest>,
+    ) -> Result<Response<AddIndicatorsReply>, Status> {
+        let indicators = request.into_inner().indicators;
+        check_size("indicators", indicators.len())?;
+        let now = now_ms();
+        let checked = indicators
+            .into_iter()
+            .enumerate()
+            .map(|(i, indicator)| runtime_indicator(i, indicator, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (added, updated) = self.blocking(move |store| store.add(&checked)).await?;
+        tracing::info!(added, updated, "Internal TI updated");
+        Ok(Response::new(AddIndicatorsReply { added, updated }))
+    }
+
+    async fn remove_indicators(
+        &self,
+        request: Request<RemoveIndicatorsRequest>,
+    ) -> Result<Response<RemoveIndicatorsReply>, Status> {
+        let request = request.into_inner();
+        check_size("objects", request.objects.len())?;
+        let supplier = runtime_supplier("supplier", &request.supplier)?;
+        let keys = request
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                parse_indicator(&o.value, kind_from_pb(o.r#type()))
+                    .map_err(|e| Status::invalid_argument(format!("objects[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let removed = self
+            .blocking(move |store| store.remove(&supplier, &keys))
+            .await?;
+        tracing::info!(removed, "Internal TI updated");
+        Ok(Response::new(RemoveIndicatorsReply { removed }))
+    }
+
+    async fn search_indicator(
+        &self,
+        request: Request<SearchIndicatorRequest>,
+    ) -> Result<Response<SearchIndicatorReply>, Status> {
+        let object = request
+            .into_inner()
+            .object
+            .ok_or_else(|| Status::invalid_argument("object: required"))?;
+        let found = self
+            .store
+            .view()
+            .search(&object.value, kind_from_pb(object.r#type()))
+            .map_err(|e| Status::invalid_argument(format!("object: {e}")))?;
+        Ok(Response::new(SearchIndicatorReply {
+            indicators: found.into_iter().map(indicator_to_pb).collect(),
+        }))
+    }
+
+    async fn list_suppliers(
+        &self,
+        _: Request<ListSuppliersRequest>,
+    ) -> Result<Response<ListSuppliersReply>, Status> {
+        let suppliers = self
+            .store
+            .view()
+            .feeds
+            .suppliers()
+            .iter()
+            .map(supplier_to_pb)
+            .collect();
+        Ok(Response::new(ListSuppliersReply { suppliers }))
+    }
+
+    async fn upsert_supplier(
+        &self,
+        request: Request<UpsertSupplierRequest>,
+    ) -> Result<Response<pb::Supplier>, Status> {
+        let supplier = supplier_from_pb(request.into_inner().supplier)?;
+        let reply = supplier_to_pb(&supplier);
+        let reload = self
+            .blocking(move |store| store.upsert_supplier(&supplier))
+            .await?;
+        reload_to_pb(reload);
+        Ok(Response::new(reply))
+    }
+
+    async fn reload_feeds(
+        &self,
+        _: Request<ReloadFeedsRequest>,
+    ) -> Result<Response<ReloadFeedsReply>, Status> {
+        let reload = self.blocking(IndicatorStore::reload).await?;
+        Ok(Response::new(reload_to_pb(reload)))
+    }
+
+    async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
+        let view = self.store.view();
+        let (mut stats, runtime) = (view.feeds.stats(), view.runtime.stats());
+        for (kind, count) in runtime.by_kind {
+            *stats.by_kind.entry(kind).or_default() += count;
+        }
+        for (supplier, count) in runtime.by_supplier {
+            *stats.by_supplier.entry(supplier).or_default() += count;
+        }
+        let (lookups, matches) = self.store.counters();
+        Ok(Response::new(StatsReply {
+            indicators_by_type: stats
+                .by_kind
+                .into_iter()
+                .map(|(key, count)| CountByKey {
+                    key: key.to_owned(),
+                    count,
+                })
+                .collect(),
+            indicators_by_supplier: stats
+                .by_supplier
+                .into_iter()
+                .map(|(key, count)| CountByKey { key, count })
+                .collect(),
+            lookups,
+            matches,
+            resident_bytes: resident_bytes(),
+        }))
+    }
+}
+
+/// Resident memory from /proc/self/statm (Linux), 0 where unavailable.
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| {
+            statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page_size).unwrap_or(4096)
+}
