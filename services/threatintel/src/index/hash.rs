@@ -12,8 +12,8 @@ pub enum HashKey {
 }
 
 impl HashKey {
-    pub fn to_hex(&self) -> String {
-        let bytes: &[u8] = match self {
+    pub fn to_hex(self) -> String {
+        let bytes: &[u8] = match &self {
             HashKey::Md5(b) => b,
             HashKey::Sha1(b) => b,
             HashKey::Sha256(b) => b,
@@ -22,7 +22,7 @@ impl HashKey {
     }
 
     /// `MD5`, `SHA1` or `SHA256`, as CyberTrace's category names spell them.
-    pub fn algorithm(&self) -> &'static str {
+    pub fn algorithm(self) -> &'static str {
         match self {
             HashKey::Md5(_) => "MD5",
             HashKey::Sha1(_) => "SHA1",

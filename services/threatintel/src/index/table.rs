@@ -12,7 +12,7 @@ use super::{
     ip::IpTable,
     mask::MaskTable,
     model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier},
-    parse::{IndicatorError, IndicatorKey, LookupKey, parse_indicator, parse_lookup},
+    parse::{IndicatorError, IndicatorKey, LookupKey, parse_indicator},
     url::UrlHost,
 };
 
@@ -210,7 +210,7 @@ impl IndicatorIndex {
         now_ms: i64,
         out: &mut Vec<Match<'a>>,
     ) -> Result<(), IndicatorError> {
-        self.lookup_key(&parse_lookup(value, kind)?, now_ms, out);
+        self.lookup_key(&super::parse::parse_lookup(value, kind)?, now_ms, out);
         Ok(())
     }
 
