@@ -16,6 +16,8 @@ pub const GRPC_SERVICES: [(&str, u16); 4] = [
 
 pub const GATEWAY: &str = "gateway";
 pub const GATEWAY_HTTP_PORT: u16 = 8080;
+/// The threat-intel service's CyberTrace-compatible TCP port.
+pub const CYBERTRACE_PORT: u16 = 9999;
 
 /// The folders of a mesh home.
 pub struct Home {

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::{
-    layout::{self, GATEWAY, GATEWAY_HTTP_PORT, GRPC_SERVICES, Home},
+    layout::{self, CYBERTRACE_PORT, GATEWAY, GATEWAY_HTTP_PORT, GRPC_SERVICES, Home},
     probe,
 };
 
@@ -183,6 +183,11 @@ async fn start_all(
             .arg(format!("{}:{port}", args.bind))
             .arg("--data-dir")
             .arg(home.data(service));
+        if service == "threatintel" {
+            command
+                .arg("--cybertrace-listen")
+                .arg(format!("{}:{CYBERTRACE_PORT}", args.bind));
+        }
         processes.push(spawn(command, service, home)?);
     }
     let mut gateway = service_command(bin_dir, GATEWAY, &certs);
@@ -294,6 +299,11 @@ fn print_summary(args: &Args, home: &Home) {
         );
     }
     println!(
+        "  {:<12} {:<22} CyberTrace TCP   (served by threatintel)",
+        "cybertrace",
+        format!("{}:{CYBERTRACE_PORT}", args.bind)
+    );
+    println!(
         "  {GATEWAY:<12} {:<22} HTTP JSON        log {}",
         format!("http://{}:{GATEWAY_HTTP_PORT}", args.bind),
         home.log(GATEWAY).display()
@@ -303,6 +313,10 @@ fn print_summary(args: &Args, home: &Home) {
     println!(
         "  grpcurl -cacert {c}/ca.crt -cert {c}/operator.crt -key {c}/operator.key {threatintel} list",
         c = certs.display()
+    );
+    println!(
+        "  printf 'X-KF-ReplyBackurl=http://fakess123.nu \\n' | nc -q1 {} {CYBERTRACE_PORT}",
+        layout::dial_addr(args.bind, CYBERTRACE_PORT).ip()
     );
     println!(
         "  curl http://{}/healthz",

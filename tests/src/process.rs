@@ -68,6 +68,10 @@ impl ServiceProcess {
             "--data-dir".as_ref(),
             data.as_os_str(),
         ];
+        if service == "threatintel" {
+            // Its CyberTrace port too, or tests running side by side would share 9999.
+            args.extend([OsStr::new("--cybertrace-listen"), OsStr::new("127.0.0.1:0")]);
+        }
         args.extend(extra.iter().map(OsStr::new));
         let process = Self::spawn(&format!("xdr-{service}"), pki, &args);
         process.listening_addr();

@@ -266,7 +266,12 @@ mod tests {
         assert_eq!(store.suppliers().unwrap()[0].retention_minutes, 5);
 
         let key = parse_indicator("HTTP://EVIL.EXAMPLE/x", None).unwrap();
-        assert_eq!(store.remove("InternalTI", std::slice::from_ref(&key)).unwrap(), 1);
+        assert_eq!(
+            store
+                .remove("InternalTI", std::slice::from_ref(&key))
+                .unwrap(),
+            1
+        );
         assert_eq!(store.remove("InternalTI", &[key]).unwrap(), 0);
         assert_eq!(store.indicators().unwrap().len(), 1);
     }

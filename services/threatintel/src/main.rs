@@ -1,6 +1,7 @@
 //! `xdr-threatintel`: the threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol.
 
 mod access;
+mod cybertrace;
 mod feeds;
 mod grpc;
 mod index;
@@ -28,6 +29,11 @@ struct Config {
     /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
     #[arg(long, env = "XDR_LISTEN", default_value = "127.0.0.1:7203")]
     listen: SocketAddr,
+    /// Address of the CyberTrace-compatible TCP service (plain TCP, as CyberTrace's).
+    #[arg(long, env = "XDR_CYBERTRACE_LISTEN", default_value = "127.0.0.1:9999")]
+    cybertrace_listen: SocketAddr,
+    #[command(flatten)]
+    formats: cybertrace::OutputFormats,
     /// Folder of supplier feeds (`<Supplier>.json` / `<Supplier>.csv`) [default: <data-dir>/feeds].
     #[arg(long, env = "XDR_FEEDS_DIR", value_name = "DIR")]
     feeds_dir: Option<PathBuf>,
@@ -69,6 +75,24 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .context("opening the indicator store")?;
     log_feed_reports(&reload);
+    let store = Arc::new(store);
+
+    let cybertrace = tokio::net::TcpListener::bind(config.cybertrace_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the CyberTrace service to {}",
+                config.cybertrace_listen
+            )
+        })?;
+    tracing::info!(addr = %cybertrace.local_addr()?, "cybertrace listening");
+    tokio::spawn(cybertrace::serve(
+        cybertrace,
+        store.clone(),
+        Arc::new(config.formats),
+        runtime.shutdown.clone(),
+    ));
+
     MeshServer::new(
         NAME,
         config.listen,
@@ -76,9 +100,7 @@ async fn main() -> anyhow::Result<()> {
         runtime.tls,
         access::policy(),
     )
-    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(
-        Arc::new(store),
-    )))
+    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(store)))
     .serve(runtime.shutdown)
     .await
     .context("serving")

@@ -48,6 +48,9 @@ impl IndicatorStore {
     /// A store with the feeds of `feeds_dir` and the Internal TI of `internal_ti` loaded
     /// (blocking: call off the async runtime).
     pub fn open(feeds_dir: PathBuf, internal_ti: &Path) -> Result<(Self, Reload), StoreError> {
+        // An empty feed folder is a normal start; creating it shows where feeds go. If it
+        // cannot be created, the reload reports why.
+        let _ = std::fs::create_dir_all(&feeds_dir);
         let store = IndicatorStore {
             feeds: ArcSwap::from_pointee(IndicatorIndex::empty()),
             runtime: ArcSwap::from_pointee(IndicatorIndex::empty()),

@@ -8,6 +8,7 @@ mod gateway;
 mod load_shedding;
 mod reflection_and_health;
 mod shutdown;
+mod threatintel_cybertrace;
 mod threatintel_feeds;
 mod threatintel_internal_ti;
 mod threatintel_lookup;

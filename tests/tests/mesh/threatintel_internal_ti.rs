@@ -11,6 +11,8 @@ fn start(pki: &TestPki, data: &Path) -> ServiceProcess {
     let args = [
         "--listen",
         "127.0.0.1:0",
+        "--cybertrace-listen",
+        "127.0.0.1:0",
         "--data-dir",
         data.to_str().unwrap(),
         "--feeds-dir",

@@ -1,0 +1,96 @@
+//! Output lines, from configurable format strings with CyberTrace's placeholders:
+//! `%Date%`, `%Category%`, `%MatchedIndicator%`, `%RecordContext%` (the record-context format
+//! once per context entry, with `%ParamName%` and `%ParamValue%`), and for the finished event
+//! `%SentEvents%` and `%Total%`.
+
+use crate::index::Match;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct OutputFormats {
+    /// Format of a detection line (CyberTrace's default).
+    #[arg(
+        long,
+        env = "XDR_DETECTION_FORMAT",
+        default_value = "Category=%Category%|MatchedIndicator=%MatchedIndicator%%RecordContext%"
+    )]
+    pub detection_format: String,
+    /// Format of each context entry inside `%RecordContext%` (CyberTrace's default).
+    #[arg(
+        long,
+        env = "XDR_RECORD_CONTEXT_FORMAT",
+        default_value = "|%ParamName%=%ParamValue%"
+    )]
+    pub record_context_format: String,
+    /// Format of the event sent after each line when a connection asked for finished events:
+    /// `%SentEvents%` detections were sent for the line, `%Total%` lines so far on the connection.
+    #[arg(
+        long,
+        env = "XDR_FINISHED_EVENT_FORMAT",
+        default_value = "LookupFinished|sent_events=%SentEvents%|total=%Total%"
+    )]
+    pub finished_event_format: String,
+}
+
+impl OutputFormats {
+    pub fn detection(&self, found: &Match<'_>, date: &str) -> String {
+        let context: String = found
+            .context
+            .iter()
+            .map(|(name, value)| {
+                self.record_context_format
+                    .replace("%ParamName%", name)
+                    .replace("%ParamValue%", value)
+            })
+            .collect();
+        // %RecordContext% last: context values must not be read as placeholders.
+        self.detection_format
+            .replace("%Date%", date)
+            .replace("%Category%", found.category)
+            .replace("%MatchedIndicator%", found.matched)
+            .replace("%RecordContext%", &context)
+    }
+
+    pub fn finished(&self, sent_events: usize, total: u64) -> String {
+        self.finished_event_format
+            .replace("%SentEvents%", &sent_events.to_string())
+            .replace("%Total%", &total.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::index::IndicatorKind;
+
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        formats: OutputFormats,
+    }
+
+    #[test]
+    fn the_seed_defaults_render_a_detection() {
+        let formats = Defaults::parse_from(["x"]).formats;
+        let context = [
+            ("threat".into(), "Demo %Category%".into()),
+            ("popularity".into(), "1".into()),
+        ];
+        let found = Match {
+            kind: IndicatorKind::Url,
+            category: "KL_Malicious_URL",
+            matched: "fakess123.nu",
+            supplier: "Demo",
+            context: &context,
+        };
+        assert_eq!(
+            formats.detection(&found, "2026-11-23T00:00:00Z"),
+            "Category=KL_Malicious_URL|MatchedIndicator=fakess123.nu|threat=Demo %Category%|popularity=1"
+        );
+        assert_eq!(
+            formats.finished(1, 7),
+            "LookupFinished|sent_events=1|total=7"
+        );
+    }
+}
