@@ -315,7 +315,7 @@ fn print_summary(args: &Args, home: &Home) {
         c = certs.display()
     );
     println!(
-        "  printf 'X-KF-ReplyBackurl=http://fakess123.nu \\n' | nc -q1 {} {CYBERTRACE_PORT}",
+        "  bash -c 'exec 3<>/dev/tcp/{}/{CYBERTRACE_PORT}; printf \"X-KF-ReplyBackurl=http://fakess123.nu \\n\" >&3; head -1 <&3'",
         layout::dial_addr(args.bind, CYBERTRACE_PORT).ip()
     );
     println!(
