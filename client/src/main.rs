@@ -1,5 +1,6 @@
 //! `xdrctl`: the operator's command line for the xdr mesh.
 
+mod bench;
 mod certs;
 mod layout;
 mod probe;
@@ -27,6 +28,9 @@ enum Command {
     Up(up::Args),
     /// Show whether each service of a running mesh is SERVING.
     Status(status::Args),
+    /// Run a benchmark scenario and print its figures.
+    #[command(subcommand)]
+    Bench(bench::Scenario),
 }
 
 #[tokio::main]
@@ -36,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Certs(args) => certs::run(&args),
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::Bench(scenario) => bench::run(scenario).await,
     }
 }

@@ -1,13 +1,5 @@
 //! `xdr-threatintel`: the threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol.
 
-mod access;
-mod cybertrace;
-mod feeds;
-mod grpc;
-mod index;
-mod internal_ti;
-mod store;
-
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
@@ -15,7 +7,7 @@ use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs};
 use xdr_proto::pb::threat_intel_server::ThreatIntelServer;
 
-use crate::store::{IndicatorStore, Reload};
+use xdr_threatintel::{access, cybertrace, grpc, log_feed_reports, store::IndicatorStore};
 
 const NAME: &str = "threatintel";
 
@@ -39,26 +31,6 @@ struct Config {
     feeds_dir: Option<PathBuf>,
     #[command(flatten)]
     service: ServiceArgs,
-}
-
-/// Logs how each feed fared: a feed that failed is a warning, its previous version stays.
-fn log_feed_reports(reload: &Reload) {
-    for feed in &reload.feeds {
-        match &feed.error {
-            None => {
-                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, "feed loaded")
-            }
-            Some(error) => {
-                tracing::warn!(file = %feed.file, supplier = %feed.supplier, kept = feed.indicators, %error, "feed not loaded")
-            }
-        }
-    }
-    tracing::info!(
-        took_ms = reload.took.as_millis() as u64,
-        feeds = reload.feeds.len(),
-        indicators = reload.indicators,
-        "indicator index ready"
-    );
 }
 
 #[tokio::main]

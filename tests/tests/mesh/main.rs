@@ -2,6 +2,7 @@
 //! xdrctl. One test binary (one link), one module per story.
 
 mod authorization;
+mod bench;
 mod compose;
 mod configuration;
 mod gateway;

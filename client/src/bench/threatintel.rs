@@ -1,0 +1,341 @@
+//! The threat-intel scenario: a generated feed of mixed indicators, loaded in-process (load
+//! time, lookups per second on one core) and by the real binary (load time, resident memory
+//! against the feed's size, LookupStream over mTLS per batch size with batch latency).
+
+use std::{
+    collections::HashMap,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+    sync::{Semaphore, mpsc},
+};
+use tokio_stream::wrappers::ReceiverStream;
+use xdr_proto::pb::{
+    LookupBatch, LookupObject, StatsRequest, threat_intel_client::ThreatIntelClient,
+};
+use xdr_threatintel::{
+    feeds::load_feeds,
+    index::{IndexView, IndicatorIndex},
+    store::now_ms,
+};
+
+use super::dataset;
+
+/// Batches a client keeps in flight on one stream (the server works on 8 at a time).
+const WINDOW: usize = 16;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Indicators in the generated feed.
+    #[arg(long, default_value_t = 10_000_000)]
+    indicators: u64,
+    /// Work folder: the feed, certificates and the server's data.
+    #[arg(long, default_value = "target/bench/threatintel")]
+    dir: PathBuf,
+    /// Folder with `xdr-threatintel` [default: xdrctl's own]; use release builds for figures.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// LookupStream batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,512,4096")]
+    batches: Vec<usize>,
+    /// How long each batch size runs.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// In-process lookups timed on one core (half hits, half misses).
+    #[arg(long, default_value_t = 2_000_000)]
+    lookups: usize,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)?;
+    let feeds = args.dir.join(format!("feeds-{}", args.indicators));
+    let feed = feeds.join("Bench.csv");
+    if !feed.exists() {
+        let started = Instant::now();
+        write_feed(&feeds, &feed, args.indicators)?;
+        println!(
+            "generated {} indicators in {:.1?}",
+            args.indicators,
+            started.elapsed()
+        );
+    }
+    let raw_bytes = std::fs::metadata(&feed)?.len();
+    println!("feed {}: {:.1} MiB", feed.display(), mib(raw_bytes));
+
+    let in_process = in_process(&feeds, args.indicators, args.lookups)?;
+    println!(
+        "in-process: load {:.2} s, {:.2} M lookups/s on one core ({} lookups, {} matched)",
+        in_process.load.as_secs_f64(),
+        in_process.rate / 1e6,
+        args.lookups,
+        in_process.matched
+    );
+
+    let mut server = Server::start(&args, &feeds).await?;
+    println!(
+        "xdr-threatintel: load {:.2} s (index ready)",
+        server.load_ms as f64 / 1000.0
+    );
+    let tls = crate::probe::operator_tls(&args.dir.join("certs"))?;
+    let channel = xdr_mesh::channel::endpoint(&server.addr, "threatintel", &tls)?
+        .connect()
+        .await?;
+    let mut client = ThreatIntelClient::new(channel)
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    let stats = client.stats(StatsRequest {}).await?.into_inner();
+    println!(
+        "resident memory {:.1} MiB = {:.2}x the feed's {:.1} MiB",
+        mib(stats.resident_bytes),
+        stats.resident_bytes as f64 / raw_bytes as f64,
+        mib(raw_bytes)
+    );
+
+    let pool = dataset::lookups(args.indicators, 65_536);
+    println!(
+        "LookupStream over mTLS, {WINDOW} batches in flight, {:?} per size:",
+        args.duration
+    );
+    for &size in &args.batches {
+        let run = stream(&mut client, &pool, size, args.duration).await?;
+        println!(
+            "  batch {size:>5}: {:>6.3} M lookups/s ({:.0}% of in-process)  batch latency p50 {:>8.2?} p99 {:>8.2?}",
+            run.rate / 1e6,
+            100.0 * run.rate / in_process.rate,
+            run.p50,
+            run.p99
+        );
+    }
+    server.stop().await
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn write_feed(dir: &Path, feed: &Path, indicators: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let partial = feed.with_extension("partial");
+    let mut out = BufWriter::new(std::fs::File::create(&partial)?);
+    writeln!(out, "indicator,category,id")?;
+    for i in 0..indicators {
+        let (value, category) = dataset::indicator(i);
+        writeln!(out, "{value},{category},{i}")?;
+    }
+    out.flush()?;
+    std::fs::rename(partial, feed)?;
+    Ok(())
+}
+
+struct InProcess {
+    load: Duration,
+    rate: f64,
+    matched: usize,
+}
+
+fn in_process(feeds: &Path, indicators: u64, lookups: usize) -> anyhow::Result<InProcess> {
+    let started = Instant::now();
+    let (builder, reports) = load_feeds(feeds, &IndicatorIndex::empty(), now_ms());
+    if let Some(error) = reports.iter().find_map(|r| r.error.as_ref()) {
+        bail!("loading the generated feed: {error}");
+    }
+    let view = IndexView {
+        feeds: Arc::new(builder.build()),
+        runtime: Arc::new(IndicatorIndex::empty()),
+    };
+    let load = started.elapsed();
+    let queries = dataset::lookups(indicators, lookups);
+    let (now, mut found, mut matched) = (now_ms(), Vec::new(), 0);
+    let started = Instant::now();
+    for query in &queries {
+        found.clear();
+        view.lookup(query, None, now, &mut found)
+            .with_context(|| format!("looking up {query}"))?;
+        matched += usize::from(!found.is_empty());
+    }
+    let rate = lookups as f64 / started.elapsed().as_secs_f64();
+    Ok(InProcess {
+        load,
+        rate,
+        matched,
+    })
+}
+
+struct StreamRun {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Streams batches of `size` for `duration`, `WINDOW` in flight, timing each batch.
+async fn stream(
+    client: &mut ThreatIntelClient<tonic::transport::Channel>,
+    pool: &[String],
+    size: usize,
+    duration: Duration,
+) -> anyhow::Result<StreamRun> {
+    let objects: Vec<LookupObject> = pool
+        .iter()
+        .cycle()
+        .take(size.max(1) * 16)
+        .map(|v| LookupObject {
+            r#type: 0,
+            value: v.clone(),
+        })
+        .collect();
+    let (batches, outbound) = mpsc::channel(WINDOW);
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let mut replies = client
+        .lookup_stream(ReceiverStream::new(outbound))
+        .await?
+        .into_inner();
+    let started = Instant::now();
+    let mut sender = {
+        let (window, sent) = (window.clone(), sent.clone());
+        tokio::spawn(async move {
+            let mut id = 0u64;
+            while started.elapsed() < duration {
+                let Ok(permit) = window.clone().acquire_owned().await else {
+                    break;
+                };
+                permit.forget();
+                let offset = (id as usize * size) % (objects.len() - size.min(objects.len()) + 1);
+                let batch = LookupBatch {
+                    batch_id: id,
+                    objects: objects[offset..offset + size].to_vec(),
+                };
+                sent.lock()
+                    .expect("not poisoned")
+                    .insert(id, Instant::now());
+                if batches.send(batch).await.is_err() {
+                    break;
+                }
+                id += 1;
+            }
+            id
+        })
+    };
+    let mut latencies = Vec::new();
+    let mut looked_up = 0u64;
+    let mut expected = None;
+    while expected.is_none_or(|n| (latencies.len() as u64) < n) {
+        if expected.is_none() && sender.is_finished() {
+            expected = Some((&mut sender).await?);
+            continue;
+        }
+        let reply = tokio::select! {
+            reply = replies.message() => reply?.context("the stream ended early")?,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+        };
+        let sent_at = sent
+            .lock()
+            .expect("not poisoned")
+            .remove(&reply.batch_id)
+            .context("a reply to a batch never sent")?;
+        latencies.push(sent_at.elapsed());
+        looked_up += reply.results.len() as u64;
+        window.add_permits(1);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(StreamRun {
+        rate: looked_up as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+/// The real `xdr-threatintel`, on free loopback ports, with the generated feed.
+struct Server {
+    child: tokio::process::Child,
+    addr: String,
+    load_ms: u64,
+}
+
+impl Server {
+    async fn start(args: &Args, feeds: &Path) -> anyhow::Result<Server> {
+        let certs = args.dir.join("certs");
+        xdr_mesh::pki::write_dev_pki(&certs, true)?;
+        let data = args.dir.join("data");
+        let _ = std::fs::remove_dir_all(&data);
+        let bin_dir = match &args.bin_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("xdrctl's folder")?
+                .to_owned(),
+        };
+        let mut child = Command::new(bin_dir.join("xdr-threatintel"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--cybertrace-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--tls-dir")
+            .arg(&certs)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--feeds-dir")
+            .arg(feeds)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting xdr-threatintel")?;
+        let mut lines = BufReader::new(child.stderr.take().context("stderr is piped")?).lines();
+        let (mut load_ms, mut addr) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while addr.is_none() {
+            let line = tokio::time::timeout_at(deadline, lines.next_line())
+                .await
+                .context("xdr-threatintel did not start within 10 minutes")??
+                .context("xdr-threatintel exited while starting")?;
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            match event["message"].as_str() {
+                Some("indicator index ready") => load_ms = event["took_ms"].as_u64(),
+                Some("listening") => addr = event["addr"].as_str().map(str::to_owned),
+                _ => {}
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Server {
+            child,
+            addr: addr.expect("the loop ends with an address"),
+            load_ms: load_ms.unwrap_or_default(),
+        })
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on a child we own and have not reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let status = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+            .await
+            .context("xdr-threatintel did not stop")??;
+        anyhow::ensure!(status.success(), "xdr-threatintel exited with {status}");
+        Ok(())
+    }
+}

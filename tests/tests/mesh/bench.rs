@@ -1,0 +1,48 @@
+//! `xdrctl bench threatintel` runs end to end on a small feed. Its figures are reported in
+//! issue notes from release builds; nothing here asserts a speed.
+
+use std::process::Command;
+
+use xdr_tests::paths;
+
+#[test]
+fn threatintel_bench_runs_on_a_small_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(paths::binary("xdrctl"))
+        .args([
+            "bench",
+            "threatintel",
+            "--indicators",
+            "2000",
+            "--lookups",
+            "2000",
+            "--duration",
+            "200ms",
+            "--batches",
+            "1,64",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--bin-dir")
+        .arg(paths::bin_dir())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "in-process: load",
+        "resident memory",
+        "batch     1:",
+        "batch    64:",
+    ] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
+    }
+    // Every other generated lookup is a hit on the feed (addresses in its networks, URLs under
+    // its masks, subdomains of its domains); the misses' namespace was never generated.
+    assert!(stdout.contains("(2000 lookups, 1000 matched)"), "{stdout}");
+}
