@@ -10,7 +10,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Lookups from this namespace were never generated as indicators.
-const MISS: u64 = 0x5eed_0f_0bad;
+const MISS: u64 = 0x005e_ed0f_0bad;
 
 fn hex(seed: u64, bytes: usize) -> String {
     (0..bytes.div_ceil(8))

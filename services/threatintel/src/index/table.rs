@@ -339,6 +339,10 @@ impl IndicatorIndex {
         self.records.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     pub fn stats(&self) -> IndexStats {
         let mut stats = IndexStats::default();
         for record in &self.records {
