@@ -244,3 +244,27 @@ mod tests {
         assert!(lookups_of("").is_empty());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_give_an_opening(bytes in proptest::collection::vec(any::<u8>(), 0..80), last in any::<bool>()) {
+            if let Opening::Handshake(_, used) = read_opening(&bytes, last) {
+                prop_assert!(used <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn any_line_gives_lookups_that_are_part_of_it(line in "\\PC{0,120}") {
+            for lookup in lookups_of(&line) {
+                prop_assert!(line.contains(lookup.value));
+                prop_assert!(!lookup.value.is_empty());
+            }
+        }
+    }
+}

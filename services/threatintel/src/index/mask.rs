@@ -27,7 +27,7 @@ pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
         reason: reason.to_owned(),
     };
     let trimmed = input.trim();
-    let without_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
+    let without_scheme = &trimmed[super::url::scheme_len(trimmed).unwrap_or(0)..];
     let split = without_scheme
         .find(['/', '?'])
         .unwrap_or(without_scheme.len());

@@ -1,6 +1,8 @@
 //! The indicator index: every supplier's indicators, by kind, ready to answer lookups.
 
 mod domain;
+#[cfg(test)]
+mod fuzz;
 mod hash;
 mod ip;
 mod mask;

@@ -93,7 +93,8 @@ pub enum LookupKey {
 }
 
 fn checked(value: &str) -> Result<&str, IndicatorError> {
-    let value = value.trim();
+    // Only what a URL parser trims too, so a stored normalized value reads back unchanged.
+    let value = value.trim_matches(|c: char| c <= ' ');
     if value.is_empty() {
         return Err(IndicatorError::Empty);
     }

@@ -1,0 +1,62 @@
+//! Property tests of what reads untrusted text: the URL normalizer, masks, and the lookup
+//! parser. Any input must give a value or an error, never a panic; a normalized URL must
+//! normalize to itself (the index stores normalized values and lookups normalize again).
+//! Cases proptest finds are kept in `proptest-regressions/` and replayed on every run.
+
+use proptest::prelude::*;
+
+use super::{
+    mask::parse_mask,
+    parse::{detect_kind, parse_indicator, parse_lookup},
+    url::normalize_url,
+};
+
+/// Text shaped like URLs: schemes, hosts with odd dots and cases, ports, percent escapes,
+/// dot-segments, queries, fragments, Unicode, and stray bytes.
+fn url_like() -> impl Strategy<Value = String> {
+    let scheme = prop_oneof![
+        Just(""),
+        Just("http://"),
+        Just("HTTPS://"),
+        Just("ftp://"),
+        Just("//")
+    ];
+    let host = prop_oneof![
+        "[a-zA-Z0-9-]{1,12}(\\.[a-zA-Z0-9-]{1,8}){0,3}",
+        Just("www.Example.COM".to_owned()),
+        Just("0x7f.1".to_owned()),
+        Just("[2001:db8::1]".to_owned()),
+        Just("пример.рф".to_owned()),
+        "\\PC{1,6}",
+    ];
+    let port = prop_oneof![
+        Just(String::new()),
+        "[0-9]{1,6}".prop_map(|p| format!(":{p}"))
+    ];
+    let path = "(/(\\.|\\.\\.|%[0-9a-fA-F]{2}|%|[a-z*]{1,5}|\\PC{1,3})){0,5}";
+    let query = prop_oneof![Just(String::new()), "\\?[a-z=&%0-9 ]{0,10}"];
+    let fragment = prop_oneof![Just(String::new()), "#\\PC{0,5}"];
+    (scheme, host, port, path, query, fragment)
+        .prop_map(|(s, h, p, pa, q, f)| format!("{s}{h}{p}{pa}{q}{f}"))
+}
+
+proptest! {
+    #[test]
+    fn normalized_urls_are_fixed_points(input in url_like()) {
+        if let Ok(once) = normalize_url(&input) {
+            let twice = normalize_url(&once.text);
+            prop_assert!(twice.is_ok(), "{input:?} → {:?} does not normalize again: {twice:?}", once.text);
+            prop_assert_eq!(&twice.unwrap().text, &once.text, "input {:?}", input);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_parsers(input in "\\PC{0,80}") {
+        let _ = normalize_url(&input);
+        let _ = parse_mask(&input);
+        let _ = detect_kind(&input);
+        let _ = parse_indicator(&input, None);
+        let _ = parse_lookup(&input, None);
+    }
+
+}
