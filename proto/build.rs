@@ -31,6 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // RPCs of services not yet built answer UNIMPLEMENTED from the generated defaults; each
         // service overrides the methods it implements.
         .generate_default_stubs(true)
+        // Requests that do not decode are INVALID_ARGUMENT, not INTERNAL: see src/codec.rs.
+        .codec_path("crate::codec::XdrCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod compose;
 mod configuration;
 mod gateway;
 mod load_shedding;
+mod malformed_requests;
 mod reflection_and_health;
 mod shutdown;
 mod threatintel_cybertrace;
