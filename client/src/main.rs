@@ -9,6 +9,10 @@ mod up;
 
 use clap::{Parser, Subcommand};
 
+/// The same allocator as xdr-threatintel, so the bench's in-process figures compare.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "xdrctl",

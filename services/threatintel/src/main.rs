@@ -11,6 +11,11 @@ use xdr_threatintel::{access, cybertrace, grpc, log_feed_reports, store::Indicat
 
 const NAME: &str = "threatintel";
 
+/// The index is millions of small allocations: mimalloc packs them tighter and faster than
+/// glibc's malloc (measured in the issue note with `xdrctl bench threatintel`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "xdr-threatintel",

@@ -85,7 +85,6 @@ impl IndicatorStore {
         self.feeds.store(Arc::new(index));
         drop(previous);
         self.rebuild_runtime()?;
-        release_freed_memory();
         Ok(Reload {
             feeds,
             indicators,
@@ -148,12 +147,3 @@ impl IndicatorStore {
     }
 }
 
-/// Hands the heap a load freed (parsed records, the replaced index) back to the OS: glibc
-/// keeps it otherwise, and the process would look as big as its peak forever.
-fn release_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}

@@ -108,6 +108,10 @@ pub(super) fn canonical_domain(domain: &str) -> Option<String> {
 /// address 0.0.0.0 when read again.
 fn canonical_host(domain: &str) -> Option<UrlHost> {
     let trimmed = canonical_domain(domain)?;
+    if trimmed == domain {
+        // Nothing trimmed: the parser's verdict stands (the common case, parsed once).
+        return Some(UrlHost::Domain(trimmed));
+    }
     // A whole URL, as the next normalization will read it: `Host::parse` alone does not apply
     // the IPv4 rules of http URLs.
     let reread = Url::parse(&format!("http://{trimmed}/")).ok()?;
