@@ -116,7 +116,7 @@ fn canonical_host(domain: &str) -> Option<UrlHost> {
     // the IPv4 rules of http URLs.
     let reread = Url::parse(&format!("http://{trimmed}/")).ok()?;
     Some(match reread.host()? {
-        Host::Domain(domain) => UrlHost::Domain(canonical_domain(&domain)?),
+        Host::Domain(domain) => UrlHost::Domain(canonical_domain(domain)?),
         Host::Ipv4(ip) => UrlHost::Ip(IpAddr::V4(ip)),
         Host::Ipv6(ip) => UrlHost::Ip(IpAddr::V6(ip)),
     })
