@@ -10,6 +10,7 @@ pub mod grpcurl;
 pub mod paths;
 pub mod pki;
 pub mod process;
+pub mod threatintel;
 
 pub use grpcurl::{Cert, Grpcurl};
 pub use pki::TestPki;

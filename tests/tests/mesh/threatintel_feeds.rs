@@ -3,39 +3,10 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
-
-fn call(pki: &TestPki, server: &ServiceProcess, rpc: &str, request: &str) -> Value {
-    let out = Grpcurl::new(pki, Cert::Named("operator")).data(request).ok(
-        server.listening_addr(),
-        &[&format!("xdr.v1.ThreatIntel/{rpc}")],
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-fn categories(pki: &TestPki, server: &ServiceProcess, value: &str) -> Vec<String> {
-    let reply = call(
-        pki,
-        server,
-        "Lookup",
-        &serde_json::json!({ "objects": [{ "value": value }] }).to_string(),
-    );
-    let matches = reply["results"][0]["matches"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    matches
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["supplier"].as_str().unwrap(),
-                m["category"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
+use xdr_tests::{
+    ServiceProcess, TestPki,
+    threatintel::{call, matches},
+};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -57,7 +28,7 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
         &["--feeds-dir", feeds.to_str().unwrap()],
     );
     assert_eq!(
-        categories(&pki, &server, "http://alpha.example/x"),
+        matches(&pki, &server, "http://alpha.example/x"),
         ["Alpha/KL_Malicious_URL"]
     );
 
@@ -71,7 +42,7 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
         "Beta.csv",
         "indicator,category,type,threat\n203.0.113.9,KL_BotnetCnC_URL,ip,demo botnet\n",
     );
-    let reload = call(&pki, &server, "ReloadFeeds", "{}");
+    let reload = call(&pki, &server, "ReloadFeeds", &serde_json::json!({}));
     assert!(
         reload["feeds"]
             .as_array()
@@ -81,10 +52,10 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
         "{reload}"
     );
     assert_eq!(
-        categories(&pki, &server, "alpha.example"),
+        matches(&pki, &server, "alpha.example"),
         ["Alpha/KL_Phishing_URL"]
     );
-    let mut both = categories(&pki, &server, "203.0.113.9");
+    let mut both = matches(&pki, &server, "203.0.113.9");
     both.sort();
     assert_eq!(both, ["Alpha/KL_IP_Reputation", "Beta/KL_BotnetCnC_URL"]);
 
@@ -93,7 +64,7 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
         "Alpha.json",
         "[\n  {\"indicator\": \"alpha.example\",\n  oops\n]",
     );
-    let reload = call(&pki, &server, "ReloadFeeds", "{}");
+    let reload = call(&pki, &server, "ReloadFeeds", &serde_json::json!({}));
     let alpha = reload["feeds"]
         .as_array()
         .unwrap()
@@ -111,14 +82,14 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
         "the previous version is kept: {alpha}"
     );
     assert_eq!(
-        categories(&pki, &server, "alpha.example"),
+        matches(&pki, &server, "alpha.example"),
         ["Alpha/KL_Phishing_URL"]
     );
     server.wait_for_log("the feed warning", |l| {
         l["message"] == "feed not loaded" && l["level"] == "WARN"
     });
 
-    let stats = call(&pki, &server, "Stats", "{}");
+    let stats = call(&pki, &server, "Stats", &serde_json::json!({}));
     let by_supplier = stats["indicatorsBySupplier"].as_array().unwrap();
     assert!(
         by_supplier.contains(&serde_json::json!({"key": "Alpha", "count": "2"})),
@@ -133,7 +104,7 @@ fn reload_swaps_in_new_feeds_and_a_broken_feed_keeps_its_previous_version() {
             > 1_000_000,
         "{stats}"
     );
-    let suppliers = call(&pki, &server, "ListSuppliers", "{}");
+    let suppliers = call(&pki, &server, "ListSuppliers", &serde_json::json!({}));
     let names: Vec<&str> = suppliers["suppliers"]
         .as_array()
         .unwrap()
@@ -167,7 +138,7 @@ fn a_record_that_is_not_an_indicator_is_reported_by_file_and_line() {
         "{error}"
     );
     assert!(
-        categories(&pki, &server, "192.0.2.5").is_empty(),
+        matches(&pki, &server, "192.0.2.5").is_empty(),
         "nothing of a broken feed is loaded"
     );
 }

@@ -3,8 +3,11 @@
 
 use std::{path::Path, time::Duration};
 
-use serde_json::{Value, json};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
+use serde_json::json;
+use xdr_tests::{
+    Cert, Grpcurl, ServiceProcess, TestPki, paths,
+    threatintel::{call, matches},
+};
 
 fn start(pki: &TestPki, data: &Path) -> ServiceProcess {
     let feeds = paths::workspace().join("services/threatintel/feeds");
@@ -23,41 +26,6 @@ fn start(pki: &TestPki, data: &Path) -> ServiceProcess {
     server
 }
 
-fn call(pki: &TestPki, server: &ServiceProcess, rpc: &str, request: Value) -> Value {
-    let out = Grpcurl::new(pki, Cert::Named("operator"))
-        .data(&request.to_string())
-        .ok(
-            server.listening_addr(),
-            &[&format!("xdr.v1.ThreatIntel/{rpc}")],
-        );
-    serde_json::from_str(&out).unwrap()
-}
-
-fn suppliers_of(pki: &TestPki, server: &ServiceProcess, value: &str) -> Vec<String> {
-    let reply = call(
-        pki,
-        server,
-        "Lookup",
-        json!({ "objects": [{ "value": value }] }),
-    );
-    let matches = reply["results"][0]["matches"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut found: Vec<String> = matches
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["supplier"].as_str().unwrap(),
-                m["category"].as_str().unwrap()
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
 #[test]
 fn analysts_indicators_match_suppress_and_survive_a_restart() {
     let pki = TestPki::new();
@@ -68,7 +36,7 @@ fn analysts_indicators_match_suppress_and_survive_a_restart() {
         &pki,
         &server,
         "AddIndicators",
-        json!({ "indicators": [
+        &json!({ "indicators": [
             { "value": "http://Insider.Example/exfil" },
             { "value": "192.0.2.1", "supplier": "FalsePositive" },
             { "value": "44d88612fea8a8f36de82e1278abb02f", "category": "KL_InternalTI_Hash_MD5", "context": { "ticket": "INC-42" } },
@@ -76,15 +44,15 @@ fn analysts_indicators_match_suppress_and_survive_a_restart() {
     );
     assert_eq!(added["added"], 3, "{added}");
     assert_eq!(
-        suppliers_of(&pki, &server, "insider.example/exfil"),
+        matches(&pki, &server, "insider.example/exfil"),
         ["InternalTI/KL_InternalTI_URL"]
     );
     assert!(
-        suppliers_of(&pki, &server, "192.0.2.1").is_empty(),
+        matches(&pki, &server, "192.0.2.1").is_empty(),
         "the false positive suppresses the demo feed"
     );
     assert_eq!(
-        suppliers_of(&pki, &server, "44D88612FEA8A8F36DE82E1278ABB02F"),
+        matches(&pki, &server, "44D88612FEA8A8F36DE82E1278ABB02F"),
         [
             "Demo/KL_Malicious_Hash_MD5",
             "InternalTI/KL_InternalTI_Hash_MD5"
@@ -95,7 +63,7 @@ fn analysts_indicators_match_suppress_and_survive_a_restart() {
         &pki,
         &server,
         "SearchIndicator",
-        json!({ "object": { "value": "192.0.2.1" } }),
+        &json!({ "object": { "value": "192.0.2.1" } }),
     );
     let mut known: Vec<&str> = search["indicators"]
         .as_array()
@@ -110,20 +78,20 @@ fn analysts_indicators_match_suppress_and_survive_a_restart() {
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     let server = start(&pki, &data);
     assert_eq!(
-        suppliers_of(&pki, &server, "http://insider.example/exfil"),
+        matches(&pki, &server, "http://insider.example/exfil"),
         ["InternalTI/KL_InternalTI_URL"]
     );
-    assert!(suppliers_of(&pki, &server, "192.0.2.1").is_empty());
+    assert!(matches(&pki, &server, "192.0.2.1").is_empty());
 
     let removed = call(
         &pki,
         &server,
         "RemoveIndicators",
-        json!({ "supplier": "FalsePositive", "objects": [{ "value": "192.0.2.1" }] }),
+        &json!({ "supplier": "FalsePositive", "objects": [{ "value": "192.0.2.1" }] }),
     );
     assert_eq!(removed["removed"], 1, "{removed}");
     assert_eq!(
-        suppliers_of(&pki, &server, "192.0.2.1"),
+        matches(&pki, &server, "192.0.2.1"),
         ["Demo/KL_IP_Reputation"]
     );
 }
@@ -159,7 +127,7 @@ fn bad_runtime_indicators_are_refused_naming_the_field() {
             refused.stderr
         );
     }
-    let stats = call(&pki, &server, "Stats", json!({}));
+    let stats = call(&pki, &server, "Stats", &json!({}));
     let by_supplier = stats["indicatorsBySupplier"].as_array().unwrap();
     assert!(
         !by_supplier.iter().any(|s| s["key"] == "InternalTI"),
@@ -176,7 +144,7 @@ fn supplier_settings_apply_and_persist() {
         &pki,
         &server,
         "UpsertSupplier",
-        json!({ "supplier": { "name": "Demo", "confidence": 40, "retentionMinutes": 0 } }),
+        &json!({ "supplier": { "name": "Demo", "confidence": 40, "retentionMinutes": 0 } }),
     );
     assert_eq!(upserted["confidence"], 40);
     let refused = Grpcurl::new(&pki, Cert::Named("operator"))
@@ -194,7 +162,7 @@ fn supplier_settings_apply_and_persist() {
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     let server = start(&pki, &data);
-    let suppliers = call(&pki, &server, "ListSuppliers", json!({}));
+    let suppliers = call(&pki, &server, "ListSuppliers", &json!({}));
     let demo = suppliers["suppliers"]
         .as_array()
         .unwrap()

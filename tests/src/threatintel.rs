@@ -1,0 +1,42 @@
+//! Calls to a running `xdr-threatintel` as the operator, shared by the threat-intel stories.
+
+use serde_json::Value;
+
+use crate::{Cert, Grpcurl, ServiceProcess, TestPki};
+
+/// `xdr.v1.ThreatIntel/<rpc>` with a JSON request; the JSON reply. Fails the test on an error.
+pub fn call(pki: &TestPki, server: &ServiceProcess, rpc: &str, request: &Value) -> Value {
+    let out = Grpcurl::new(pki, Cert::Named("operator"))
+        .data(&request.to_string())
+        .ok(
+            server.listening_addr(),
+            &[&format!("xdr.v1.ThreatIntel/{rpc}")],
+        );
+    serde_json::from_str(&out).expect("grpcurl prints JSON")
+}
+
+/// Every match of `value` as `supplier/category`, sorted.
+pub fn matches(pki: &TestPki, server: &ServiceProcess, value: &str) -> Vec<String> {
+    let reply = call(
+        pki,
+        server,
+        "Lookup",
+        &serde_json::json!({ "objects": [{ "value": value }] }),
+    );
+    let found = reply["results"][0]["matches"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut found: Vec<String> = found
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["supplier"].as_str().unwrap_or_default(),
+                m["category"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
