@@ -62,13 +62,9 @@ async fn main() -> anyhow::Result<()> {
     let stopping = shutdown.clone();
     let serve = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(async move { stopping.cancelled().await });
-    let deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(config.shutdown_grace).await;
-    };
     tokio::select! {
         served = serve => served.context("serving HTTP")?,
-        _ = deadline => tracing::warn!(grace = ?config.shutdown_grace, "requests still in flight after the shutdown grace; stopping anyway"),
+        _ = xdr_mesh::shutdown::drain_deadline(shutdown, config.shutdown_grace) => tracing::warn!(grace = ?config.shutdown_grace, "requests still in flight after the shutdown grace; stopping anyway"),
     }
     tracing::info!(service = NAME, "stopped");
     Ok(())

@@ -15,7 +15,7 @@ use crate::{
     config::ServerArgs,
     diagnostics::DiagnosticsService,
     listener,
-    shutdown::CancellationToken,
+    shutdown::{self, CancellationToken},
     tls::{TlsError, TlsMaterial},
 };
 
@@ -155,13 +155,9 @@ impl MeshServer {
         tracing::info!(service = self.name, %addr, "listening");
         let serve = router.serve_with_incoming_shutdown(incoming, drain_signal);
         let grace = self.settings.shutdown_grace;
-        let deadline = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
         tokio::select! {
             served = serve => served?,
-            _ = deadline => tracing::warn!(?grace, "calls still in flight after the shutdown grace; stopping anyway"),
+            _ = shutdown::drain_deadline(shutdown.clone(), grace) => tracing::warn!(?grace, "calls still in flight after the shutdown grace; stopping anyway"),
         }
         tracing::info!(service = self.name, "stopped");
         Ok(())

@@ -20,3 +20,10 @@ pub fn on_signal() -> std::io::Result<CancellationToken> {
     });
     Ok(token)
 }
+
+/// Resolves `grace` after `token` is cancelled: the latest a graceful drain may run before the
+/// process stops anyway, so a stuck client cannot hold it open.
+pub async fn drain_deadline(token: CancellationToken, grace: std::time::Duration) {
+    token.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
