@@ -2,6 +2,7 @@
 
 mod bench;
 mod certs;
+mod child;
 mod layout;
 mod probe;
 mod status;

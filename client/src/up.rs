@@ -341,10 +341,7 @@ async fn first_exit(processes: &mut [Process]) -> (&'static str, std::process::E
 /// Returns whether all exited with status 0.
 async fn stop_all(processes: &mut [Process]) -> bool {
     for process in processes.iter().rev() {
-        if let Some(pid) = process.child.id() {
-            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        }
+        crate::child::terminate(&process.child);
     }
     let mut clean = true;
     for process in processes.iter_mut().rev() {

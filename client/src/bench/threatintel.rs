@@ -328,10 +328,7 @@ impl Server {
     }
 
     async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) on a child we own and have not reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        }
+        crate::child::terminate(&self.child);
         let status = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
             .await
             .context("xdr-threatintel did not stop")??;
