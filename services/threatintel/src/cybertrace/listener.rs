@@ -100,7 +100,8 @@ async fn connection(
         let lookups = lookups_of(text);
         let (view, now) = (store.view(), now_ms());
         let mut found = Vec::new();
-        let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        // Most lines match nothing: the date is formatted for the first detection only.
+        let mut date: Option<String> = None;
         let mut out = String::new();
         let mut sent = 0;
         for lookup in &lookups {
@@ -110,7 +111,10 @@ async fn connection(
                 continue;
             }
             for hit in &found {
-                let detection = formats.detection(hit, &date);
+                let date = date.get_or_insert_with(|| {
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+                });
+                let detection = formats.detection(hit, date);
                 if !handshake.reply_back {
                     tracing::info!(%peer, %detection, "cybertrace detection");
                 }
