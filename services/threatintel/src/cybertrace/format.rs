@@ -62,7 +62,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::index::IndicatorKind;
+    use crate::index::{IndexBuilder, Indicator, IndicatorKind};
 
     #[derive(Parser)]
     struct Defaults {
@@ -73,19 +73,29 @@ mod tests {
     #[test]
     fn the_seed_defaults_render_a_detection() {
         let formats = Defaults::parse_from(["x"]).formats;
-        let context = [
-            ("threat".into(), "Demo %Category%".into()),
-            ("popularity".into(), "1".into()),
-        ];
-        let found = Match {
-            kind: IndicatorKind::Url,
-            category: "KL_Malicious_URL",
-            matched: "fakess123.nu",
-            supplier: "Demo",
-            context: &context,
+        let mut builder = IndexBuilder::new([]);
+        builder
+            .add(&Indicator {
+                value: "http://fakess123.nu".into(),
+                category: "KL_Malicious_URL".into(),
+                supplier: "Demo".into(),
+                context: vec![
+                    ("threat".into(), "Demo %Category%".into()),
+                    ("popularity".into(), "1".into()),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+        let index = builder.build();
+        let mut matches = Vec::new();
+        index
+            .lookup("fakess123.nu", Some(IndicatorKind::Url), 0, &mut matches)
+            .unwrap();
+        let [found] = &matches[..] else {
+            panic!("one match: {matches:?}")
         };
         assert_eq!(
-            formats.detection(&found, "2026-11-23T00:00:00Z"),
+            formats.detection(found, "2026-11-23T00:00:00Z"),
             "Category=KL_Malicious_URL|MatchedIndicator=fakess123.nu|threat=Demo %Category%|popularity=1"
         );
         assert_eq!(

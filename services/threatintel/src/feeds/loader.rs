@@ -1,15 +1,18 @@
 //! Loading the feed directory into a new index. Each `<Supplier>.json` or `<Supplier>.csv`
-//! is one supplier's feed. A feed is checked whole before any of it enters the index; one
-//! that fails keeps the records it had in the previous index and is reported by file and line.
+//! is one supplier's feed. A feed enters the index whole or not at all: one that fails keeps
+//! the records it had in the previous index and is reported by file and line.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
-use crate::index::{IndexBuilder, Indicator, IndicatorIndex, Supplier, parse_indicator};
+use crate::index::{IndexBuilder, IndicatorIndex, NewRecord, Supplier, parse_indicator};
 
 use super::{
     csv,
-    json::{self, ParsedFeed},
-    record::FeedError,
+    json::{self, FeedSettings},
+    record::{FeedEntry, FeedError, parse_kind},
 };
 
 /// How one feed file fared.
@@ -23,109 +26,193 @@ pub struct FeedReport {
     pub error: Option<String>,
 }
 
+/// A feed file and the supplier it speaks for.
+struct FeedFile {
+    path: PathBuf,
+    /// The path as reports show it.
+    file: String,
+    supplier: String,
+    format: Format,
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Csv,
+}
+
+/// The feed files of `dir`, in name order.
+fn feed_files(dir: &Path) -> std::io::Result<Vec<FeedFile>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .filter_map(|path| {
+            let supplier = path.file_stem()?.to_str()?.to_owned();
+            let format = match path.extension()?.to_str()? {
+                "json" => Format::Json,
+                "csv" => Format::Csv,
+                _ => return None,
+            };
+            Some(FeedFile {
+                file: path.display().to_string(),
+                path,
+                supplier,
+                format,
+            })
+        })
+        .collect())
+}
+
 /// A new index holding every feed in `dir`, and a report per feed file.
 pub fn load_feeds(
     dir: &Path,
     previous: &IndicatorIndex,
     now_ms: i64,
 ) -> (IndexBuilder, Vec<FeedReport>) {
-    let mut builder = IndexBuilder::new(previous.suppliers().iter().cloned());
-    let mut reports = Vec::new();
-    let mut files: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+    let new_builder = || IndexBuilder::new(previous.suppliers().iter().cloned());
+    let files = match feed_files(dir) {
+        Ok(files) => files,
         Err(error) => {
-            reports.push(FeedReport {
+            let report = FeedReport {
                 file: dir.display().to_string(),
                 supplier: String::new(),
                 indicators: 0,
                 error: Some(format!("reading the feed directory: {error}")),
-            });
-            return (builder, reports);
+            };
+            return (new_builder(), vec![report]);
         }
     };
-    files.sort();
-    for path in files {
-        let (Some(stem), Some(extension)) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|e| e.to_str()),
-        ) else {
-            continue;
-        };
-        if !matches!(extension, "json" | "csv") {
-            continue;
-        }
-        let file = path.display().to_string();
-        let supplier = stem.to_owned();
-        let report = match load_feed(&path, &file, &supplier, extension, now_ms, &mut builder) {
-            Ok(count) => FeedReport {
-                file,
-                supplier,
-                indicators: count,
-                error: None,
-            },
-            Err(error) => {
-                let kept = previous.indicators_of(&supplier);
-                for indicator in &kept {
-                    // These were valid in the previous index, normalized; they parse again.
-                    let _ = builder.add(indicator);
+    // Feeds are read straight into the index, never held whole. One that fails part-way has
+    // already filed some records; rather than undo them, the load starts over without that
+    // feed, which happens at most once per failing feed.
+    let mut failed: BTreeMap<&Path, String> = BTreeMap::new();
+    let feed_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
+        .map(|m| m.len())
+        .sum();
+    'attempt: loop {
+        let mut builder = new_builder();
+        // A record takes a line of at least this much in any feed format worth loading.
+        const MIN_RECORD_BYTES: u64 = 24;
+        builder.reserve(
+            (feed_bytes / MIN_RECORD_BYTES) as usize,
+            feed_bytes as usize,
+        );
+        let mut reports = Vec::with_capacity(files.len());
+        for feed in &files {
+            let error = match failed.get(feed.path.as_path()) {
+                Some(error) => error.clone(),
+                None => {
+                    let before = builder.additions();
+                    match load_feed(feed, now_ms, &mut builder) {
+                        Ok(count) => {
+                            reports.push(FeedReport {
+                                file: feed.file.clone(),
+                                supplier: feed.supplier.clone(),
+                                indicators: count,
+                                error: None,
+                            });
+                            continue;
+                        }
+                        Err(error) => {
+                            let error = error.to_string();
+                            failed.insert(&feed.path, error.clone());
+                            if builder.additions() != before {
+                                tracing::warn!(%error, "a feed failed part-way; loading again without it");
+                                continue 'attempt;
+                            }
+                            error
+                        }
+                    }
                 }
-                FeedReport {
-                    file,
-                    supplier,
-                    indicators: kept.len() as u64,
-                    error: Some(error.to_string()),
-                }
+            };
+            let kept = previous.indicators_of(&feed.supplier);
+            for indicator in &kept {
+                // These were valid in the previous index, normalized; they parse again.
+                let _ = builder.add(indicator);
             }
-        };
-        reports.push(report);
+            reports.push(FeedReport {
+                file: feed.file.clone(),
+                supplier: feed.supplier.clone(),
+                indicators: kept.len() as u64,
+                error: Some(error),
+            });
+        }
+        return (builder, reports);
     }
-    (builder, reports)
 }
 
-fn load_feed(
-    path: &Path,
-    file: &str,
-    supplier: &str,
-    extension: &str,
-    now_ms: i64,
-    builder: &mut IndexBuilder,
-) -> Result<u64, FeedError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FeedError::Read {
-        file: file.to_owned(),
-        source,
-    })?;
-    let feed: ParsedFeed = if extension == "csv" {
-        csv::parse(file, &text)?
-    } else {
-        json::parse(file, &text)?
+/// Files every record of `feed`; how many it had.
+fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result<u64, FeedError> {
+    let file = feed.file.as_str();
+    let mut count = 0u64;
+    let mut file_record = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
+        count += 1;
+        file_entry(builder, &feed.supplier, default_category, now_ms, entry)
     };
-    let mut checked = Vec::with_capacity(feed.records.len());
-    for (i, record) in feed.records.into_iter().enumerate() {
-        let location = record
-            .location
-            .clone()
-            .unwrap_or_else(|| format!("record {}", i + 1));
-        let fail = |reason: String| FeedError::Record {
-            file: file.to_owned(),
-            location: location.clone(),
-            reason,
-        };
-        let indicator: Indicator = record
-            .into_indicator(supplier, feed.category.as_deref(), now_ms)
-            .map_err(fail)?;
-        let key =
-            parse_indicator(&indicator.value, indicator.kind).map_err(|e| fail(e.to_string()))?;
-        checked.push((key, indicator));
-    }
-    let defaults = Supplier::new(supplier);
+    let settings = match feed.format {
+        Format::Csv => {
+            csv::read(file, &feed.path, &mut |entry| file_record(None, entry))?;
+            FeedSettings::default()
+        }
+        Format::Json => {
+            let text = std::fs::read(&feed.path).map_err(|source| FeedError::Read {
+                file: file.to_owned(),
+                source,
+            })?;
+            let settings = json::read_settings(file, &text)?;
+            let category = settings.category.as_deref();
+            json::read_records(file, &text, &mut |entry| file_record(category, entry))?;
+            settings
+        }
+    };
+    let defaults = Supplier::new(&feed.supplier);
     builder.upsert_supplier(Supplier {
-        confidence: feed.confidence.unwrap_or(defaults.confidence),
-        retention_minutes: feed.retention_minutes.unwrap_or(defaults.retention_minutes),
-        description: feed.description.unwrap_or_default(),
+        confidence: settings.confidence.unwrap_or(defaults.confidence),
+        retention_minutes: settings
+            .retention_minutes
+            .unwrap_or(defaults.retention_minutes),
+        description: settings.description.unwrap_or_default(),
         ..defaults
     });
-    for (key, indicator) in &checked {
-        builder.add_parsed(key, indicator);
-    }
-    Ok(checked.len() as u64)
+    Ok(count)
+}
+
+/// Files one record; `Err` says why it cannot be.
+fn file_entry(
+    builder: &mut IndexBuilder,
+    supplier: &str,
+    default_category: Option<&str>,
+    loaded_at_ms: i64,
+    entry: &FeedEntry<'_>,
+) -> Result<(), String> {
+    let category = entry
+        .category
+        .or(default_category)
+        .ok_or("no category (give one per record or per file)")?;
+    let kind = parse_kind(entry.kind.unwrap_or_default())?;
+    let key = parse_indicator(entry.indicator, kind).map_err(|e| e.to_string())?;
+    builder
+        .add_parsed(
+            &key,
+            &NewRecord {
+                category,
+                supplier,
+                context: entry.context,
+                tags: entry.tags,
+                last_seen_ms: if entry.last_seen == 0 {
+                    loaded_at_ms
+                } else {
+                    entry.last_seen
+                },
+                expires_at_ms: entry.expires_at,
+                exact: entry.exact,
+            },
+        )
+        .map_err(|e| e.to_string())
 }

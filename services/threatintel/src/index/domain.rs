@@ -1,8 +1,10 @@
 //! Domain indicators: a domain matches itself and its subdomains, unless marked exact.
 
-use rustc_hash::FxHashMap;
-
-use super::{parse::IndicatorError, url::canonical_domain};
+use super::{
+    parse::IndicatorError,
+    text_table::{Absent, TextTable},
+    url::canonical_domain,
+};
 
 /// A domain made comparable: lower case, Punycode, no `www.`, no leading or trailing dot.
 pub fn normalize_domain(input: &str) -> Result<String, IndicatorError> {
@@ -18,23 +20,33 @@ pub fn normalize_domain(input: &str) -> Result<String, IndicatorError> {
     }
 }
 
+/// Domain → key id; the domain's text is the key's, in the arena.
 #[derive(Default)]
 pub struct DomainTable {
-    heads: FxHashMap<Box<str>, u32>,
+    keys: TextTable,
 }
 
 impl DomainTable {
-    pub fn head_mut(&mut self, domain: &str, empty: u32) -> &mut u32 {
-        self.heads.entry(domain.into()).or_insert(empty)
+    pub fn find<'t>(&self, domain: &str, text_of: impl Fn(u32) -> &'t str) -> Result<u32, Absent> {
+        self.keys.find(domain, text_of)
     }
 
-    /// Calls `found(head, is_parent)` for `domain` and for each of its parent domains present.
-    pub fn for_each_match(&self, domain: &str, mut found: impl FnMut(u32, bool)) {
+    pub fn insert(&mut self, absent: Absent, key: u32) {
+        self.keys.insert(absent, key);
+    }
+
+    /// Calls `found(key, is_parent)` for `domain` and for each of its parent domains present.
+    pub fn for_each_match<'t>(
+        &self,
+        domain: &str,
+        text_of: impl Fn(u32) -> &'t str + Copy,
+        mut found: impl FnMut(u32, bool),
+    ) {
         let mut suffix = domain;
         let mut is_parent = false;
         loop {
-            if let Some(&head) = self.heads.get(suffix) {
-                found(head, is_parent);
+            if let Some(key) = self.keys.get(suffix, text_of) {
+                found(key, is_parent);
             }
             match suffix.split_once('.') {
                 Some((_, parent)) if !parent.is_empty() => suffix = parent,
@@ -42,6 +54,10 @@ impl DomainTable {
             }
             is_parent = true;
         }
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.keys.shrink_to_fit();
     }
 }
 
@@ -62,17 +78,25 @@ mod tests {
 
     #[test]
     fn a_domain_and_its_parents_are_found() {
+        let texts = ["evil.com", "a.evil.com"];
+        let text_of = |id: u32| texts[id as usize];
         let mut table = DomainTable::default();
-        *table.head_mut("evil.com", u32::MAX) = 1;
-        *table.head_mut("a.evil.com", u32::MAX) = 2;
+        for (i, domain) in texts.iter().enumerate() {
+            let absent = table.find(domain, text_of).unwrap_err();
+            table.insert(absent, i as u32);
+        }
         let mut found = Vec::new();
-        table.for_each_match("x.a.evil.com", |head, parent| found.push((head, parent)));
-        assert_eq!(found, vec![(2, true), (1, true)]);
+        table.for_each_match("x.a.evil.com", text_of, |key, parent| {
+            found.push((key, parent))
+        });
+        assert_eq!(found, vec![(1, true), (0, true)]);
         found.clear();
-        table.for_each_match("evil.com", |head, parent| found.push((head, parent)));
-        assert_eq!(found, vec![(1, false)]);
+        table.for_each_match("evil.com", text_of, |key, parent| found.push((key, parent)));
+        assert_eq!(found, vec![(0, false)]);
         found.clear();
-        table.for_each_match("notevil.com", |head, parent| found.push((head, parent)));
+        table.for_each_match("notevil.com", text_of, |key, parent| {
+            found.push((key, parent))
+        });
         assert!(found.is_empty());
     }
 }

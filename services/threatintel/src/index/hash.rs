@@ -1,5 +1,7 @@
 //! File-hash indicators: MD5, SHA1 and SHA256, told apart by length, stored as raw bytes.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use super::parse::IndicatorError;
@@ -13,12 +15,23 @@ pub enum HashKey {
 
 impl HashKey {
     pub fn to_hex(self) -> String {
+        self.write_hex(&mut [0; 64]).to_owned()
+    }
+
+    /// The digest in lower-case hex, written into `buffer` (no allocation: feeds hold
+    /// millions of hashes).
+    pub fn write_hex(self, buffer: &mut [u8; 64]) -> &str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let bytes: &[u8] = match &self {
             HashKey::Md5(b) => b,
             HashKey::Sha1(b) => b,
             HashKey::Sha256(b) => b,
         };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        for (pair, byte) in buffer.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        std::str::from_utf8(&buffer[..bytes.len() * 2]).expect("hex digits are ASCII")
     }
 
     /// `MD5`, `SHA1` or `SHA256`, as CyberTrace's category names spell them.
@@ -63,12 +76,32 @@ pub struct HashTable {
 }
 
 impl HashTable {
-    pub fn head_mut(&mut self, key: HashKey, empty: u32) -> &mut u32 {
-        match key {
-            HashKey::Md5(k) => self.md5.entry(k).or_insert(empty),
-            HashKey::Sha1(k) => self.sha1.entry(k).or_insert(empty),
-            HashKey::Sha256(k) => self.sha256.entry(k).or_insert(empty),
+    pub fn key_id<E>(
+        &mut self,
+        key: HashKey,
+        new_id: impl FnOnce() -> Result<u32, E>,
+    ) -> Result<u32, E> {
+        fn get_or_insert<K: Eq + std::hash::Hash, E>(
+            map: &mut FxHashMap<K, u32>,
+            key: K,
+            new_id: impl FnOnce() -> Result<u32, E>,
+        ) -> Result<u32, E> {
+            Ok(match map.entry(key) {
+                Entry::Occupied(entry) => *entry.get(),
+                Entry::Vacant(entry) => *entry.insert(new_id()?),
+            })
         }
+        match key {
+            HashKey::Md5(k) => get_or_insert(&mut self.md5, k, new_id),
+            HashKey::Sha1(k) => get_or_insert(&mut self.sha1, k, new_id),
+            HashKey::Sha256(k) => get_or_insert(&mut self.sha256, k, new_id),
+        }
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.md5.shrink_to_fit();
+        self.sha1.shrink_to_fit();
+        self.sha256.shrink_to_fit();
     }
 
     pub fn get(&self, key: HashKey) -> Option<u32> {

@@ -2,7 +2,7 @@
 //! so networks are filed by prefix length and a lookup masks the address once per length
 //! present (a handful in practice).
 
-use std::net::IpAddr;
+use std::{collections::hash_map::Entry, net::IpAddr};
 
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
@@ -28,13 +28,18 @@ pub fn parse_ip_indicator(input: &str) -> Result<IpNet, IndicatorError> {
     }
 }
 
-/// One family's networks: (prefix length, masked network → record-chain head), longest first.
+/// One family's networks: (prefix length, masked network → key id), longest first.
 struct Family<K> {
     by_prefix: Vec<(u8, FxHashMap<K, u32>)>,
 }
 
 impl<K: std::hash::Hash + Eq + Copy> Family<K> {
-    fn head_mut(&mut self, prefix: u8, network: K, empty: u32) -> &mut u32 {
+    fn key_id<E>(
+        &mut self,
+        prefix: u8,
+        network: K,
+        new_id: impl FnOnce() -> Result<u32, E>,
+    ) -> Result<u32, E> {
         let slot = match self.by_prefix.iter().position(|(p, _)| *p == prefix) {
             Some(slot) => slot,
             None => {
@@ -47,7 +52,16 @@ impl<K: std::hash::Hash + Eq + Copy> Family<K> {
                     .expect("just inserted")
             }
         };
-        self.by_prefix[slot].1.entry(network).or_insert(empty)
+        Ok(match self.by_prefix[slot].1.entry(network) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => *entry.insert(new_id()?),
+        })
+    }
+
+    fn shrink_to_fit(&mut self) {
+        for (_, map) in &mut self.by_prefix {
+            map.shrink_to_fit();
+        }
     }
 }
 
@@ -82,18 +96,27 @@ fn mask6(ip: u128, prefix: u8) -> u128 {
 }
 
 impl IpTable {
-    pub fn head_mut(&mut self, net: IpNet, empty: u32) -> &mut u32 {
+    pub fn key_id<E>(
+        &mut self,
+        net: IpNet,
+        new_id: impl FnOnce() -> Result<u32, E>,
+    ) -> Result<u32, E> {
         match net {
             IpNet::V4(net) => self
                 .v4
-                .head_mut(net.prefix_len(), net.network().to_bits(), empty),
+                .key_id(net.prefix_len(), net.network().to_bits(), new_id),
             IpNet::V6(net) => self
                 .v6
-                .head_mut(net.prefix_len(), net.network().to_bits(), empty),
+                .key_id(net.prefix_len(), net.network().to_bits(), new_id),
         }
     }
 
-    /// Calls `found` with the record-chain head of every network holding `ip`.
+    pub fn shrink_to_fit(&mut self) {
+        self.v4.shrink_to_fit();
+        self.v6.shrink_to_fit();
+    }
+
+    /// Calls `found` with the key id of every network holding `ip`.
     pub fn for_each_match(&self, ip: IpAddr, mut found: impl FnMut(u32)) {
         match ip {
             IpAddr::V4(ip) => {
@@ -137,7 +160,8 @@ mod tests {
         .iter()
         .enumerate()
         {
-            *table.head_mut(parse_ip_indicator(net).unwrap(), u32::MAX) = i as u32;
+            let id = table.key_id(parse_ip_indicator(net).unwrap(), || Ok::<_, ()>(i as u32));
+            assert_eq!(id, Ok(i as u32));
         }
         let found = |ip: &str| {
             let mut heads = Vec::new();

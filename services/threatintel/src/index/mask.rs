@@ -2,9 +2,12 @@
 //! `*.example.com/login*`). A mask is normalized like a URL, and filed under the host it is
 //! anchored to so a lookup only tries the masks of its own host and that host's parents.
 
-use rustc_hash::FxHashMap;
-
-use super::{parse::IndicatorError, url::canonical_domain};
+use super::{
+    arena::{Arena, IndexFull},
+    parse::IndicatorError,
+    text_table::TextTable,
+    url::canonical_domain,
+};
 
 /// A normalized mask and where it is anchored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,61 +107,115 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Masks filed by anchor host; each mask heads a chain of records.
+const NONE: u32 = u32::MAX;
+
+/// Masks filed by anchor host. The masks of one anchor form a list threaded through
+/// `next_in_anchor`, so an anchor costs a slot and eight bytes, not a vector.
 #[derive(Default)]
 pub struct MaskTable {
-    patterns: Vec<Box<str>>,
-    heads: Vec<u32>,
-    by_pattern: FxHashMap<Box<str>, u32>,
-    by_anchor: FxHashMap<Box<str>, Vec<u32>>,
+    /// Pattern → mask number.
+    by_pattern: TextTable,
+    /// Mask number → its pattern in the arena.
+    patterns: Vec<u32>,
+    /// Mask number → key id.
+    keys: Vec<u32>,
+    next_in_anchor: Vec<u32>,
+    /// Anchor host → anchor number.
+    by_anchor: TextTable,
+    /// Anchor number → (host in the arena, first mask).
+    anchors: Vec<(u32, u32)>,
     unanchored: Vec<u32>,
 }
 
 impl MaskTable {
-    /// The record-chain head of `mask`, created as `empty` if new.
-    pub fn head_mut(&mut self, mask: &MaskPattern, empty: u32) -> &mut u32 {
-        let id = match self.by_pattern.get(mask.pattern.as_str()) {
-            Some(&id) => id,
-            None => {
-                let id = self.patterns.len() as u32;
-                self.patterns.push(mask.pattern.as_str().into());
-                self.heads.push(empty);
-                self.by_pattern.insert(mask.pattern.as_str().into(), id);
-                match &mask.anchor {
-                    Anchor::Host(host) => self
-                        .by_anchor
-                        .entry(host.as_str().into())
-                        .or_default()
-                        .push(id),
-                    Anchor::Unanchored => self.unanchored.push(id),
-                }
-                id
+    /// The key id of `mask`; a new mask stores its pattern and takes `new_key(pattern)`.
+    pub fn key_id(
+        &mut self,
+        mask: &MaskPattern,
+        arena: &mut Arena,
+        new_key: impl FnOnce(u32) -> u32,
+    ) -> Result<u32, IndexFull> {
+        let patterns = &self.patterns;
+        let absent = match self
+            .by_pattern
+            .find(&mask.pattern, |m| arena.str_at(patterns[m as usize]))
+        {
+            Ok(found) => return Ok(self.keys[found as usize]),
+            Err(absent) => absent,
+        };
+        let number = self.patterns.len() as u32;
+        let pattern = arena.push_str(&mask.pattern)?;
+        let next = match &mask.anchor {
+            Anchor::Host(host) => {
+                let anchors = &self.anchors;
+                let anchor = match self
+                    .by_anchor
+                    .find(host, |a| arena.str_at(anchors[a as usize].0))
+                {
+                    Ok(anchor) => anchor,
+                    Err(absent) => {
+                        let anchor = self.anchors.len() as u32;
+                        self.anchors.push((arena.push_str(host)?, NONE));
+                        self.by_anchor.insert(absent, anchor);
+                        anchor
+                    }
+                };
+                std::mem::replace(&mut self.anchors[anchor as usize].1, number)
+            }
+            Anchor::Unanchored => {
+                self.unanchored.push(number);
+                NONE
             }
         };
-        &mut self.heads[id as usize]
+        let key = new_key(pattern);
+        self.by_pattern.insert(absent, number);
+        self.patterns.push(pattern);
+        self.keys.push(key);
+        self.next_in_anchor.push(next);
+        Ok(key)
     }
 
-    /// Calls `found` with the record-chain head of every mask matching the normalized URL
-    /// `text` whose host is `host`.
-    pub fn for_each_match(&self, host: &str, text: &str, mut found: impl FnMut(u32)) {
-        let mut try_masks = |ids: &[u32]| {
-            for &id in ids {
-                if glob_match(&self.patterns[id as usize], text) {
-                    found(self.heads[id as usize]);
-                }
+    /// Calls `found` with the key id of every mask matching the normalized URL `text` whose
+    /// host is `host`.
+    pub fn for_each_match(
+        &self,
+        host: &str,
+        text: &str,
+        arena: &Arena,
+        mut found: impl FnMut(u32),
+    ) {
+        let mut try_mask = |mask: u32| {
+            if glob_match(arena.str_at(self.patterns[mask as usize]), text) {
+                found(self.keys[mask as usize]);
             }
         };
+        let anchor_of = |anchor: u32| arena.str_at(self.anchors[anchor as usize].0);
         let mut suffix = host;
         loop {
-            if let Some(ids) = self.by_anchor.get(suffix) {
-                try_masks(ids);
+            if let Some(anchor) = self.by_anchor.get(suffix, anchor_of) {
+                let mut mask = self.anchors[anchor as usize].1;
+                while mask != NONE {
+                    try_mask(mask);
+                    mask = self.next_in_anchor[mask as usize];
+                }
             }
             match suffix.split_once('.') {
                 Some((_, parent)) if !parent.is_empty() => suffix = parent,
                 _ => break,
             }
         }
-        try_masks(&self.unanchored);
+        for &mask in &self.unanchored {
+            try_mask(mask);
+        }
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.by_pattern.shrink_to_fit();
+        self.by_anchor.shrink_to_fit();
+        self.patterns.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.next_in_anchor.shrink_to_fit();
+        self.anchors.shrink_to_fit();
     }
 }
 
@@ -213,26 +270,37 @@ mod tests {
 
     #[test]
     fn table_tries_masks_of_the_host_and_its_parents() {
-        let mut table = MaskTable::default();
-        for (i, mask) in [
+        // Here a key id is the offset of its text.
+        let (mut arena, mut table) = (Arena::default(), MaskTable::default());
+        let mut keys = Vec::new();
+        for mask in [
             "example.com/testpage/*",
             "*.example.com",
             "ex*le.com/*",
             "other.org/*",
-        ]
-        .iter()
-        .enumerate()
-        {
-            *table.head_mut(&parse_mask(mask).unwrap(), u32::MAX) = i as u32;
+            "example.com/testpage/*",
+        ] {
+            let mask = parse_mask(mask).unwrap();
+            let key = table.key_id(&mask, &mut arena, |pattern| pattern).unwrap();
+            keys.push(key);
         }
+        assert_eq!(keys[4], keys[0], "a repeated mask has one key");
         let matches = |host: &str, text: &str| {
             let mut found = Vec::new();
-            table.for_each_match(host, text, |head| found.push(head));
+            table.for_each_match(host, text, &arena, |key| {
+                found.push(arena.str_at(key).to_owned())
+            });
             found.sort();
             found
         };
-        assert_eq!(matches("example.com", "example.com/testpage/x"), vec![0, 2]);
-        assert_eq!(matches("a.example.com", "a.example.com"), vec![1]);
-        assert_eq!(matches("example.org", "example.org/x"), Vec::<u32>::new());
+        assert_eq!(
+            matches("example.com", "example.com/testpage/x"),
+            ["ex*le.com/*", "example.com/testpage/*"]
+        );
+        assert_eq!(matches("a.example.com", "a.example.com"), ["*.example.com"]);
+        assert_eq!(
+            matches("example.org", "example.org/x"),
+            Vec::<String>::new()
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The indicator index: every supplier's indicators, by kind, ready to answer lookups.
 
+mod arena;
+mod context;
 mod domain;
 #[cfg(test)]
 mod fuzz;
@@ -9,10 +11,13 @@ mod mask;
 mod model;
 mod parse;
 mod table;
+mod text_table;
 mod url;
 mod view;
 
+pub use arena::IndexFull;
+pub use context::Context;
 pub use model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier};
 pub use parse::{IndicatorError, IndicatorKey, parse_indicator};
-pub use table::{IndexBuilder, IndicatorIndex};
+pub use table::{IndexBuilder, IndicatorIndex, NewRecord};
 pub use view::IndexView;

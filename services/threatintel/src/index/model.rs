@@ -1,5 +1,7 @@
 //! What the index holds and answers, free of any RPC types.
 
+use super::context::Context;
+
 /// Suppliers every index has. `FalsePositive` entries suppress every other supplier's
 /// matches of the same value; `InternalTI` is the analysts' own denylist.
 pub const INTERNAL_TI: &str = "InternalTI";
@@ -74,5 +76,5 @@ pub struct Match<'a> {
     /// The indicator or mask that matched, as normalized in the index.
     pub matched: &'a str,
     pub supplier: &'a str,
-    pub context: &'a [(Box<str>, Box<str>)],
+    pub context: Context<'a>,
 }

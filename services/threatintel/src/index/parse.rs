@@ -33,6 +33,8 @@ pub enum IndicatorError {
     BadHash { value: String, reason: String },
     #[error("`{0}` is not an IP, URL, domain or hash")]
     Unrecognized(String),
+    #[error(transparent)]
+    Full(#[from] super::arena::IndexFull),
 }
 
 /// Where an indicator is filed.

@@ -1,35 +1,61 @@
-//! The index proper: records in one array, each table mapping a key to the head of a chain of
-//! records (one per supplier and category that gave the value). Built once by
-//! [`IndexBuilder`], then read-only, so lookups need no lock.
+//! The index proper. Every distinct value is a key: its text in the arena and the head of
+//! its chain of records, one per supplier and category that gave it. The tables map values
+//! to keys. Built once by [`IndexBuilder`], then read-only, so lookups need no lock.
+//!
+//! Memory is what bounds how many indicators one process holds, so a record is 40 bytes of
+//! numbers and offsets, and all text (values, context, tags) lives in one arena.
 
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use super::{
+    arena::{Arena, IndexFull},
+    context::ContextKeys,
     domain::DomainTable,
     hash::HashTable,
     ip::IpTable,
     mask::MaskTable,
     model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier},
     parse::{IndicatorError, IndicatorKey, LookupKey, parse_indicator},
+    text_table::TextTable,
     url::UrlHost,
 };
 
 const END: u32 = u32::MAX;
 const MS_PER_MINUTE: i64 = 60_000;
 
+/// A distinct value: its text as shown when matched, and its newest record.
+struct Key {
+    text: u32,
+    head: u32,
+}
+
 struct Record {
-    matched: Box<str>,
-    kind: IndicatorKind,
+    key: u32,
+    /// The record filed under the same key before this one.
+    next: u32,
     category: u32,
     supplier: u32,
-    context: Box<[(Box<str>, Box<str>)]>,
-    tags: Box<[Box<str>]>,
+    /// Context and tags in the arena.
+    context: u32,
+    kind: IndicatorKind,
+    exact: bool,
     last_seen_ms: i64,
     expires_at_ms: i64,
-    exact: bool,
-    next: u32,
+}
+
+/// What [`IndexBuilder::add_parsed`] files under a key: an indicator's fields, borrowed, so a
+/// feed loader need not allocate per record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewRecord<'a> {
+    pub category: &'a str,
+    pub supplier: &'a str,
+    pub context: &'a [(&'a str, &'a str)],
+    pub tags: &'a [&'a str],
+    pub last_seen_ms: i64,
+    pub expires_at_ms: i64,
+    pub exact: bool,
 }
 
 /// Counts for `Stats`.
@@ -40,20 +66,31 @@ pub struct IndexStats {
 }
 
 pub struct IndicatorIndex {
+    arena: Arena,
+    keys: Vec<Key>,
     records: Vec<Record>,
     categories: Vec<Box<str>>,
     suppliers: Vec<Supplier>,
+    context_keys: ContextKeys,
     ips: IpTable,
     domains: DomainTable,
-    urls: FxHashMap<Box<str>, u32>,
+    urls: TextTable,
     masks: MaskTable,
     hashes: HashTable,
 }
 
 pub struct IndexBuilder {
     index: IndicatorIndex,
+    /// Records filed so far, replacements included.
+    additions: u64,
     category_ids: FxHashMap<Box<str>, u32>,
     supplier_ids: FxHashMap<String, u32>,
+}
+
+fn new_key(keys: &mut Vec<Key>, text: u32) -> u32 {
+    let id = keys.len() as u32;
+    keys.push(Key { text, head: END });
+    id
 }
 
 impl IndexBuilder {
@@ -61,15 +98,19 @@ impl IndexBuilder {
     pub fn new(suppliers: impl IntoIterator<Item = Supplier>) -> Self {
         let mut builder = IndexBuilder {
             index: IndicatorIndex {
+                arena: Arena::default(),
+                keys: Vec::new(),
                 records: Vec::new(),
                 categories: Vec::new(),
                 suppliers: Vec::new(),
+                context_keys: ContextKeys::default(),
                 ips: IpTable::default(),
                 domains: DomainTable::default(),
-                urls: FxHashMap::default(),
+                urls: TextTable::default(),
                 masks: MaskTable::default(),
                 hashes: HashTable::default(),
             },
+            additions: 0,
             category_ids: FxHashMap::default(),
             supplier_ids: FxHashMap::default(),
         };
@@ -101,96 +142,107 @@ impl IndexBuilder {
     /// the earlier record.
     pub fn add(&mut self, indicator: &Indicator) -> Result<(), IndicatorError> {
         let key = parse_indicator(&indicator.value, indicator.kind)?;
-        self.add_parsed(&key, indicator);
+        let context: Vec<(&str, &str)> = indicator
+            .context
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let tags: Vec<&str> = indicator.tags.iter().map(String::as_str).collect();
+        self.add_parsed(
+            &key,
+            &NewRecord {
+                category: &indicator.category,
+                supplier: &indicator.supplier,
+                context: &context,
+                tags: &tags,
+                last_seen_ms: indicator.last_seen_ms,
+                expires_at_ms: indicator.expires_at_ms,
+                exact: indicator.exact,
+            },
+        )?;
         Ok(())
     }
 
-    /// Files `indicator` under `key`, which [`parse_indicator`] made of it: callers that must
-    /// check a whole feed before adding any of it parse each value once.
-    pub fn add_parsed(&mut self, key: &IndicatorKey, indicator: &Indicator) {
-        let supplier = match self.supplier_ids.get(&indicator.supplier) {
+    /// Files `new` under `key`, which [`parse_indicator`] made of the indicator's value.
+    pub fn add_parsed(&mut self, key: &IndicatorKey, new: &NewRecord<'_>) -> Result<(), IndexFull> {
+        let supplier = match self.supplier_ids.get(new.supplier) {
             Some(&id) => id,
-            None => self.upsert_supplier(Supplier::new(&indicator.supplier)),
+            None => self.upsert_supplier(Supplier::new(new.supplier)),
         };
-        let category = match self.category_ids.get(indicator.category.as_str()) {
+        let category = match self.category_ids.get(new.category) {
             Some(&id) => id,
             None => {
                 let id = self.index.categories.len() as u32;
-                self.index
-                    .categories
-                    .push(indicator.category.as_str().into());
-                self.category_ids
-                    .insert(indicator.category.as_str().into(), id);
+                self.index.categories.push(new.category.into());
+                self.category_ids.insert(new.category.into(), id);
                 id
             }
         };
+        self.additions += 1;
         let index = &mut self.index;
-        let (kind, matched, head) = match key {
-            IndicatorKey::Ip(net) => {
-                // An address is shown without its /32.
-                let shown = if net.prefix_len() == net.max_prefix_len() {
-                    net.addr().to_string()
-                } else {
-                    net.to_string()
-                };
-                (IndicatorKind::Ip, shown, index.ips.head_mut(*net, END))
-            }
-            IndicatorKey::Url(url) => (
-                IndicatorKind::Url,
-                url.text.clone(),
-                index.urls.entry(url.text.as_str().into()).or_insert(END),
-            ),
-            IndicatorKey::UrlMask(mask) => (
-                IndicatorKind::Url,
-                mask.pattern.clone(),
-                index.masks.head_mut(mask, END),
-            ),
-            IndicatorKey::Domain(domain) => (
-                IndicatorKind::Domain,
-                domain.clone(),
-                index.domains.head_mut(domain, END),
-            ),
-            IndicatorKey::Hash(hash) => (
-                IndicatorKind::Hash,
-                indicator.value.trim().to_ascii_lowercase(),
-                index.hashes.head_mut(*hash, END),
-            ),
-        };
+        let key_id = index.key_id(key)?;
+        let context = index.context_keys.write(
+            &mut index.arena,
+            new.context.iter().copied(),
+            new.tags.iter().copied(),
+        )?;
         let record = Record {
-            matched: matched.into(),
-            kind,
+            key: key_id,
+            next: END,
             category,
             supplier,
-            context: indicator
-                .context
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                .collect(),
-            tags: indicator.tags.iter().map(|t| t.as_str().into()).collect(),
-            last_seen_ms: indicator.last_seen_ms,
-            expires_at_ms: indicator.expires_at_ms,
-            exact: indicator.exact,
-            next: END,
+            context,
+            kind: key.kind(),
+            exact: new.exact,
+            last_seen_ms: new.last_seen_ms,
+            expires_at_ms: new.expires_at_ms,
         };
+        let head = &mut index.keys[key_id as usize].head;
         let mut at = *head;
         while at != END {
             let existing = &mut index.records[at as usize];
             if existing.supplier == supplier && existing.category == category {
-                let next = existing.next;
-                *existing = Record { next, ..record };
-                return;
+                *existing = Record {
+                    next: existing.next,
+                    ..record
+                };
+                return Ok(());
             }
             at = existing.next;
         }
         let id = index.records.len() as u32;
-        let previous = std::mem::replace(head, id);
         index.records.push(Record {
-            next: previous,
+            next: std::mem::replace(head, id),
             ..record
         });
+        Ok(())
     }
 
-    pub fn build(self) -> IndicatorIndex {
+    /// Records filed so far, replacements included: whether a failed feed filed any.
+    pub fn additions(&self) -> u64 {
+        self.additions
+    }
+
+    /// Room for about `records` records whose text takes `text_bytes`, so that loading
+    /// millions of them does not copy the index over and over as it doubles. Generous is
+    /// cheap: capacity never written to is address space, not memory.
+    pub fn reserve(&mut self, records: usize, text_bytes: usize) {
+        let index = &mut self.index;
+        index.records.reserve(records);
+        index.keys.reserve(records);
+        index.arena.reserve(text_bytes);
+    }
+
+    /// The finished index, its tables trimmed to what they hold. The records, keys and
+    /// arena keep their capacity: trimming would copy them, and what was never written to
+    /// was never made resident.
+    pub fn build(mut self) -> IndicatorIndex {
+        let index = &mut self.index;
+        index.ips.shrink_to_fit();
+        index.domains.shrink_to_fit();
+        index.urls.shrink_to_fit();
+        index.masks.shrink_to_fit();
+        index.hashes.shrink_to_fit();
         self.index
     }
 }
@@ -198,6 +250,58 @@ impl IndexBuilder {
 impl IndicatorIndex {
     pub fn empty() -> Self {
         IndexBuilder::new([]).build()
+    }
+
+    fn key_text(&self, key: u32) -> &str {
+        self.arena.str_at(self.keys[key as usize].text)
+    }
+
+    /// The key `key` is filed under, made if new.
+    fn key_id(&mut self, key: &IndicatorKey) -> Result<u32, IndexFull> {
+        let IndicatorIndex {
+            arena,
+            keys,
+            ips,
+            domains,
+            urls,
+            masks,
+            hashes,
+            ..
+        } = self;
+        match key {
+            // An address is shown without its /32.
+            IndicatorKey::Ip(net) if net.prefix_len() == net.max_prefix_len() => {
+                ips.key_id(*net, || Ok(new_key(keys, arena.push_display(net.addr())?)))
+            }
+            IndicatorKey::Ip(net) => {
+                ips.key_id(*net, || Ok(new_key(keys, arena.push_display(net)?)))
+            }
+            IndicatorKey::Hash(hash) => hashes.key_id(*hash, || {
+                let text = arena.push_str(hash.write_hex(&mut [0; 64]))?;
+                Ok(new_key(keys, text))
+            }),
+            IndicatorKey::UrlMask(mask) => masks.key_id(mask, arena, |text| new_key(keys, text)),
+            IndicatorKey::Url(url) => {
+                match urls.find(&url.text, |k| arena.str_at(keys[k as usize].text)) {
+                    Ok(found) => Ok(found),
+                    Err(absent) => {
+                        let id = new_key(keys, arena.push_str(&url.text)?);
+                        urls.insert(absent, id);
+                        Ok(id)
+                    }
+                }
+            }
+            IndicatorKey::Domain(domain) => {
+                match domains.find(domain, |k| arena.str_at(keys[k as usize].text)) {
+                    Ok(found) => Ok(found),
+                    Err(absent) => {
+                        let id = new_key(keys, arena.push_str(domain)?);
+                        domains.insert(absent, id);
+                        Ok(id)
+                    }
+                }
+            }
+        }
     }
 
     /// Appends every live match of `value` to `out`, FalsePositive entries included (the
@@ -215,15 +319,30 @@ impl IndicatorIndex {
     }
 
     pub fn lookup_key<'a>(&'a self, key: &LookupKey, now_ms: i64, out: &mut Vec<Match<'a>>) {
-        self.visit(key, |head, parent_domain| {
-            self.collect(head, parent_domain, now_ms, out)
+        self.visit(key, |key, parent_domain| {
+            let mut at = self.keys[key as usize].head;
+            while at != END {
+                let record = &self.records[at as usize];
+                at = record.next;
+                if (parent_domain && record.exact) || !self.is_live(record, now_ms) {
+                    continue;
+                }
+                out.push(Match {
+                    kind: record.kind,
+                    category: &self.categories[record.category as usize],
+                    matched: self.key_text(record.key),
+                    supplier: &self.suppliers[record.supplier as usize].name,
+                    context: self.context_keys.read(&self.arena, record.context),
+                });
+            }
         });
     }
 
     /// Everything known about `key` in this index, expired and FalsePositive entries too.
     pub fn search(&self, key: &LookupKey) -> Vec<Indicator> {
         let mut found = Vec::new();
-        self.visit(key, |mut at, parent_domain| {
+        self.visit(key, |key, parent_domain| {
+            let mut at = self.keys[key as usize].head;
             while at != END {
                 let record = &self.records[at as usize];
                 at = record.next;
@@ -235,35 +354,38 @@ impl IndicatorIndex {
         found
     }
 
-    /// Calls `found(head, is_parent_domain)` for every record chain that may match `key`.
-    fn visit(&self, key: &LookupKey, mut found: impl FnMut(u32, bool)) {
-        match key {
-            LookupKey::Ip(ip) => self.ips.for_each_match(*ip, |head| found(head, false)),
+    /// Calls `found(key, is_parent_domain)` for every key that may match `lookup`.
+    fn visit(&self, lookup: &LookupKey, mut found: impl FnMut(u32, bool)) {
+        let text_of = |key: u32| self.key_text(key);
+        match lookup {
+            LookupKey::Ip(ip) => self.ips.for_each_match(*ip, |key| found(key, false)),
             LookupKey::Domain(domain) => {
-                self.domains.for_each_match(domain, &mut found);
-                if let Some(&head) = self.urls.get(domain.as_str()) {
-                    found(head, false);
+                self.domains.for_each_match(domain, text_of, &mut found);
+                if let Some(key) = self.urls.get(domain, text_of) {
+                    found(key, false);
                 }
             }
             LookupKey::Hash(hash) => {
-                if let Some(head) = self.hashes.get(*hash) {
-                    found(head, false);
+                if let Some(key) = self.hashes.get(*hash) {
+                    found(key, false);
                 }
             }
             LookupKey::Url(url) => {
-                if let Some(&head) = self.urls.get(url.text.as_str()) {
-                    found(head, false);
+                if let Some(key) = self.urls.get(&url.text, text_of) {
+                    found(key, false);
                 }
+                let mut not_parent = |key| found(key, false);
                 match &url.host {
                     UrlHost::Domain(host) => {
                         self.masks
-                            .for_each_match(host, &url.text, |head| found(head, false));
-                        self.domains.for_each_match(host, &mut found);
+                            .for_each_match(host, &url.text, &self.arena, &mut not_parent);
+                        self.domains.for_each_match(host, text_of, &mut found);
                     }
                     UrlHost::Ip(ip) => {
+                        let host = ip.to_string();
                         self.masks
-                            .for_each_match(&ip.to_string(), &url.text, |head| found(head, false));
-                        self.ips.for_each_match(*ip, |head| found(head, false));
+                            .for_each_match(&host, &url.text, &self.arena, &mut not_parent);
+                        self.ips.for_each_match(*ip, not_parent);
                     }
                 }
             }
@@ -271,43 +393,20 @@ impl IndicatorIndex {
     }
 
     fn indicator_of(&self, record: &Record) -> Indicator {
+        let context = self.context_keys.read(&self.arena, record.context);
         Indicator {
-            value: record.matched.to_string(),
+            value: self.key_text(record.key).to_owned(),
             kind: Some(record.kind),
             category: self.categories[record.category as usize].to_string(),
             supplier: self.suppliers[record.supplier as usize].name.clone(),
-            context: record
-                .context
+            context: context
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-            tags: record.tags.iter().map(|t| t.to_string()).collect(),
+            tags: context.tags().map(str::to_owned).collect(),
             last_seen_ms: record.last_seen_ms,
             expires_at_ms: record.expires_at_ms,
             exact: record.exact,
-        }
-    }
-
-    fn collect<'a>(
-        &'a self,
-        mut at: u32,
-        parent_domain: bool,
-        now_ms: i64,
-        out: &mut Vec<Match<'a>>,
-    ) {
-        while at != END {
-            let record = &self.records[at as usize];
-            at = record.next;
-            if (parent_domain && record.exact) || !self.is_live(record, now_ms) {
-                continue;
-            }
-            out.push(Match {
-                kind: record.kind,
-                category: &self.categories[record.category as usize],
-                matched: &record.matched,
-                supplier: &self.suppliers[record.supplier as usize].name,
-                context: &record.context,
-            });
         }
     }
 
@@ -472,7 +571,10 @@ mod tests {
             .lookup("d41d8cd98f00b204e9800998ecf8427e", None, NOW, &mut out)
             .unwrap();
         let from_a = out.iter().find(|m| m.supplier == "A").unwrap();
-        assert_eq!(from_a.context, &[("threat".into(), "new".into())]);
+        assert_eq!(
+            from_a.context.iter().collect::<Vec<_>>(),
+            [("threat", "new")]
+        );
         assert_eq!(out.len(), 2);
     }
 
