@@ -5,11 +5,13 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::mpsc::{self, SyncSender},
 };
 
-use crate::index::{IndexBuilder, IndicatorIndex, NewRecord, Supplier, parse_indicator};
+use crate::index::{IndexBuilder, IndicatorIndex, IndicatorKey, Supplier, parse_indicator};
 
 use super::{
+    batch::{BATCH_RECORDS, ParsedBatch},
     csv,
     json::{self, FeedSettings},
     record::{FeedEntry, FeedError, parse_kind},
@@ -147,30 +149,35 @@ pub fn load_feeds(
     }
 }
 
-/// Files every record of `feed`; how many it had.
+/// Files every record of `feed`; how many it had. A second thread reads and parses the
+/// feed while this one files what it parsed: the two halves cost about the same, and the
+/// index, being one structure, is filled by one thread.
 fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result<u64, FeedError> {
-    let file = feed.file.as_str();
-    let mut count = 0u64;
-    let mut file_record = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
-        count += 1;
-        file_entry(builder, &feed.supplier, default_category, now_ms, entry)
-    };
-    let settings = match feed.format {
-        Format::Csv => {
-            csv::read(file, &feed.path, &mut |entry| file_record(None, entry))?;
-            FeedSettings::default()
+    let (sender, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (read, filed) = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("feed-reader".to_owned())
+            .spawn_scoped(scope, || read_feed(feed, now_ms, sender))
+            .expect("starting a feed reader thread");
+        let mut filed = Ok(());
+        for batch in batches {
+            filed = batch.file_into(builder, &feed.supplier);
+            if filed.is_err() {
+                // Dropping the receiver stops the reader at its next batch.
+                break;
+            }
         }
-        Format::Json => {
-            let text = std::fs::read(&feed.path).map_err(|source| FeedError::Read {
-                file: file.to_owned(),
-                source,
-            })?;
-            let settings = json::read_settings(file, &text)?;
-            let category = settings.category.as_deref();
-            json::read_records(file, &text, &mut |entry| file_record(category, entry))?;
-            settings
-        }
-    };
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, filed)
+    });
+    filed.map_err(|full| FeedError::Record {
+        file: feed.file.clone(),
+        location: "index".to_owned(),
+        reason: full.to_string(),
+    })?;
+    let (count, settings) = read?;
     let defaults = Supplier::new(&feed.supplier);
     builder.upsert_supplier(Supplier {
         confidence: settings.confidence.unwrap_or(defaults.confidence),
@@ -183,36 +190,67 @@ fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result
     Ok(count)
 }
 
-/// Files one record; `Err` says why it cannot be.
-fn file_entry(
-    builder: &mut IndexBuilder,
-    supplier: &str,
-    default_category: Option<&str>,
-    loaded_at_ms: i64,
-    entry: &FeedEntry<'_>,
-) -> Result<(), String> {
+/// Batches a reader may get ahead of the filing.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Reads and parses `feed`, sending its records in batches; how many it read, and the
+/// supplier settings the feed gives.
+fn read_feed(
+    feed: &FeedFile,
+    now_ms: i64,
+    batches: SyncSender<ParsedBatch>,
+) -> Result<(u64, FeedSettings), FeedError> {
+    let file = feed.file.as_str();
+    let mut count = 0u64;
+    let mut batch = ParsedBatch::with_capacity(BATCH_RECORDS);
+    let mut parse = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
+        let (key, category) = parse_entry(default_category, entry)?;
+        let last_seen_ms = if entry.last_seen == 0 {
+            now_ms
+        } else {
+            entry.last_seen
+        };
+        batch.push(key, category, entry, last_seen_ms);
+        count += 1;
+        if batch.len() == BATCH_RECORDS {
+            let full = std::mem::replace(&mut batch, ParsedBatch::with_capacity(BATCH_RECORDS));
+            batches
+                .send(full)
+                .map_err(|_| "the load was stopped".to_owned())?;
+        }
+        Ok(())
+    };
+    let settings = match feed.format {
+        Format::Csv => {
+            csv::read(file, &feed.path, &mut |entry| parse(None, entry))?;
+            FeedSettings::default()
+        }
+        Format::Json => {
+            let text = std::fs::read(&feed.path).map_err(|source| FeedError::Read {
+                file: file.to_owned(),
+                source,
+            })?;
+            let settings = json::read_settings(file, &text)?;
+            let category = settings.category.as_deref();
+            json::read_records(file, &text, &mut |entry| parse(category, entry))?;
+            settings
+        }
+    };
+    // A closed channel here means the filing stopped, and it reports why.
+    let _ = batches.send(batch);
+    Ok((count, settings))
+}
+
+/// Where a record is filed and under which category; `Err` says why it cannot be.
+fn parse_entry<'a>(
+    default_category: Option<&'a str>,
+    entry: &FeedEntry<'a>,
+) -> Result<(IndicatorKey, &'a str), String> {
     let category = entry
         .category
         .or(default_category)
         .ok_or("no category (give one per record or per file)")?;
     let kind = parse_kind(entry.kind.unwrap_or_default())?;
     let key = parse_indicator(entry.indicator, kind).map_err(|e| e.to_string())?;
-    builder
-        .add_parsed(
-            &key,
-            &NewRecord {
-                category,
-                supplier,
-                context: entry.context,
-                tags: entry.tags,
-                last_seen_ms: if entry.last_seen == 0 {
-                    loaded_at_ms
-                } else {
-                    entry.last_seen
-                },
-                expires_at_ms: entry.expires_at,
-                exact: entry.exact,
-            },
-        )
-        .map_err(|e| e.to_string())
+    Ok((key, category))
 }

@@ -1,5 +1,6 @@
 //! Supplier feeds: files in the feed directory, read at start and on `ReloadFeeds`.
 
+mod batch;
 mod csv;
 mod json;
 mod loader;
