@@ -9,17 +9,31 @@ pub mod index;
 pub mod internal_ti;
 pub mod store;
 
+use cybertrace::{EventSink, events};
 use store::Reload;
 
-/// Logs how each feed fared: a feed that failed is a warning, its previous version stays.
-pub fn log_feed_reports(reload: &Reload) {
+/// Logs how each feed fared and sends CyberTrace's alert for it: a feed that failed is a
+/// warning, its previous version stays.
+pub fn report_reload(reload: &Reload, events: &EventSink) {
     for feed in &reload.feeds {
+        let name = std::path::Path::new(&feed.file)
+            .file_name()
+            .map_or(feed.file.clone(), |n| n.to_string_lossy().into_owned());
         match &feed.error {
             None => {
-                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, "feed loaded")
+                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, "feed loaded");
+                let records = feed.indicators.to_string();
+                events.alert(
+                    events::UPDATED_FEED,
+                    &[("feed", &name), ("records", &records)],
+                );
             }
             Some(error) => {
-                tracing::warn!(file = %feed.file, supplier = %feed.supplier, kept = feed.indicators, %error, "feed not loaded")
+                tracing::warn!(file = %feed.file, supplier = %feed.supplier, kept = feed.indicators, %error, "feed not loaded");
+                events.alert(
+                    events::FAILED_TO_UPDATE_FEED,
+                    &[("feed", &name), ("error", error)],
+                );
             }
         }
     }

@@ -1,13 +1,18 @@
 //! `xdr-threatintel`: the threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs};
 use xdr_proto::pb::threat_intel_server::ThreatIntelServer;
 
-use xdr_threatintel::{access, cybertrace, grpc, log_feed_reports, store::IndicatorStore};
+use xdr_threatintel::{
+    access,
+    cybertrace::{self, EventSink, events},
+    grpc, report_reload,
+    store::IndicatorStore,
+};
 
 const NAME: &str = "threatintel";
 
@@ -29,6 +34,11 @@ struct Config {
     /// Address of the CyberTrace-compatible TCP service (plain TCP, as CyberTrace's).
     #[arg(long, env = "XDR_CYBERTRACE_LISTEN", default_value = "127.0.0.1:9999")]
     cybertrace_listen: SocketAddr,
+    /// Where service alerts, and detections of connections without ReplyBack, are sent, one
+    /// per line over TCP (a SIEM collector's `host:port`, as CyberTrace's event target)
+    /// [default: the log].
+    #[arg(long, env = "XDR_EVENT_TARGET", value_name = "HOST:PORT")]
+    event_target: Option<String>,
     #[command(flatten)]
     formats: cybertrace::OutputFormats,
     /// Folder of supplier feeds (`<Supplier>.json` / `<Supplier>.csv`) [default: <data-dir>/feeds].
@@ -47,11 +57,19 @@ async fn main() -> anyhow::Result<()> {
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
     let internal_ti = runtime.data_dir.path().join("internal-ti.redb");
+    let formats = Arc::new(config.formats);
+    let (events, event_writer) = match config.event_target {
+        Some(target) => {
+            let (sink, writer) = EventSink::to_target(formats, target);
+            (sink, Some(writer))
+        }
+        None => (EventSink::log_only(formats), None),
+    };
     let (store, reload) =
         tokio::task::spawn_blocking(move || IndicatorStore::open(feeds_dir, &internal_ti))
             .await?
             .context("opening the indicator store")?;
-    log_feed_reports(&reload);
+    report_reload(&reload, &events);
     let store = Arc::new(store);
 
     let cybertrace = tokio::net::TcpListener::bind(config.cybertrace_listen)
@@ -66,19 +84,29 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(cybertrace::serve(
         cybertrace,
         store.clone(),
-        Arc::new(config.formats),
+        events.clone(),
         runtime.shutdown.clone(),
     ));
 
-    MeshServer::new(
+    let server = MeshServer::new(
         NAME,
         config.listen,
         &config.service.server,
         runtime.tls,
         access::policy(),
     )
-    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(store)))
-    .serve(runtime.shutdown)
-    .await
-    .context("serving")
+    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(
+        store,
+        events.clone(),
+    )));
+    events.alert(events::SERVICE_STARTED, &[]);
+    let served = server.serve(runtime.shutdown).await;
+    events.alert(events::SERVICE_STOPPED, &[]);
+    if let Some(writer) = event_writer {
+        writer.close(EVENT_FLUSH_GRACE).await;
+    }
+    served.context("serving")
 }
+
+/// How long a stopping service waits for the event target to take its last events.
+const EVENT_FLUSH_GRACE: Duration = Duration::from_secs(2);

@@ -11,6 +11,7 @@ mod malformed_requests;
 mod reflection_and_health;
 mod shutdown;
 mod threatintel_cybertrace;
+mod threatintel_events;
 mod threatintel_feeds;
 mod threatintel_internal_ti;
 mod threatintel_lookup;

@@ -1,7 +1,7 @@
 //! Output lines, from configurable format strings with CyberTrace's placeholders:
-//! `%Date%`, `%Category%`, `%MatchedIndicator%`, `%RecordContext%` (the record-context format
-//! once per context entry, with `%ParamName%` and `%ParamValue%`), and for the finished event
-//! `%SentEvents%` and `%Total%`.
+//! `%Date%`, `%Category%`, `%MatchedIndicator%`, `%Alert%`, `%RecordContext%` (the
+//! record-context format once per context entry, with `%ParamName%` and `%ParamValue%`), and
+//! for the finished event `%SentEvents%` and `%Total%`.
 
 use crate::index::Match;
 
@@ -21,6 +21,14 @@ pub struct OutputFormats {
         default_value = "|%ParamName%=%ParamValue%"
     )]
     pub record_context_format: String,
+    /// Format of a service alert (CyberTrace's default): `%Alert%` is its name
+    /// (`KL_ALERT_UpdatedFeed`, ...), `%RecordContext%` its fields.
+    #[arg(
+        long,
+        env = "XDR_ALERT_FORMAT",
+        default_value = "%Date% alert=%Alert%%RecordContext%"
+    )]
+    pub alert_format: String,
     /// Format of the event sent after each line when a connection asked for finished events:
     /// `%SentEvents%` detections were sent for the line, `%Total%` lines so far on the connection.
     #[arg(
@@ -32,22 +40,36 @@ pub struct OutputFormats {
 }
 
 impl OutputFormats {
-    pub fn detection(&self, found: &Match<'_>, date: &str) -> String {
-        let context: String = found
-            .context
-            .iter()
+    fn record_context<'v>(&self, context: impl Iterator<Item = (&'v str, &'v str)>) -> String {
+        context
             .map(|(name, value)| {
                 self.record_context_format
                     .replace("%ParamName%", name)
                     .replace("%ParamValue%", value)
             })
-            .collect();
+            .collect()
+    }
+
+    pub fn detection(&self, found: &Match<'_>, date: &str) -> String {
         // %RecordContext% last: context values must not be read as placeholders.
         self.detection_format
             .replace("%Date%", date)
             .replace("%Category%", found.category)
             .replace("%MatchedIndicator%", found.matched)
-            .replace("%RecordContext%", &context)
+            .replace(
+                "%RecordContext%",
+                &self.record_context(found.context.iter()),
+            )
+    }
+
+    pub fn alert(&self, name: &str, context: &[(&str, &str)], date: &str) -> String {
+        self.alert_format
+            .replace("%Date%", date)
+            .replace("%Alert%", name)
+            .replace(
+                "%RecordContext%",
+                &self.record_context(context.iter().copied()),
+            )
     }
 
     pub fn finished(&self, sent_events: usize, total: u64) -> String {
@@ -97,6 +119,14 @@ mod tests {
         assert_eq!(
             formats.detection(found, "2026-11-23T00:00:00Z"),
             "Category=KL_Malicious_URL|MatchedIndicator=fakess123.nu|threat=Demo %Category%|popularity=1"
+        );
+        assert_eq!(
+            formats.alert(
+                "KL_ALERT_UpdatedFeed",
+                &[("feed", "Demo.json"), ("records", "7")],
+                "2026-11-23T00:00:00Z"
+            ),
+            "2026-11-23T00:00:00Z alert=KL_ALERT_UpdatedFeed|feed=Demo.json|records=7"
         );
         assert_eq!(
             formats.finished(1, 7),

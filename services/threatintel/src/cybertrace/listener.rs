@@ -11,8 +11,9 @@ use tokio::{
 use xdr_mesh::shutdown::CancellationToken;
 
 use super::{
-    OutputFormats,
+    EventSink,
     codec::{Handshake, Opening, lookups_of, read_opening},
+    events::now_text,
 };
 use crate::store::{IndicatorStore, now_ms};
 
@@ -26,7 +27,7 @@ const OPENING_WAIT: Duration = Duration::from_millis(300);
 pub async fn serve(
     listener: TcpListener,
     store: Arc<IndicatorStore>,
-    formats: Arc<OutputFormats>,
+    events: EventSink,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -46,9 +47,9 @@ pub async fn serve(
                 }
             },
         };
-        let (store, formats, shutdown) = (store.clone(), formats.clone(), shutdown.clone());
+        let (store, events, shutdown) = (store.clone(), events.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection(stream, peer, &store, &formats, &shutdown).await {
+            if let Err(error) = connection(stream, peer, &store, &events, &shutdown).await {
                 tracing::debug!(%peer, %error, "cybertrace: connection ended");
             }
             drop(permit);
@@ -60,9 +61,10 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     store: &IndicatorStore,
-    formats: &OutputFormats,
+    events: &EventSink,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
+    let formats = events.formats();
     let (mut read, mut write) = stream.into_split();
     let (handshake, leftover) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -111,16 +113,15 @@ async fn connection(
                 continue;
             }
             for hit in &found {
-                let date = date.get_or_insert_with(|| {
-                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-                });
+                let date = date.get_or_insert_with(now_text);
                 let detection = formats.detection(hit, date);
-                if !handshake.reply_back {
-                    tracing::info!(%peer, %detection, "cybertrace detection");
-                }
-                out.push_str(&detection);
-                out.push('\n');
                 sent += 1;
+                if handshake.reply_back {
+                    out.push_str(&detection);
+                    out.push('\n');
+                } else {
+                    events.detection(detection, peer);
+                }
             }
         }
         store.count(lookups.len() as u64, sent as u64);

@@ -18,6 +18,7 @@ use super::convert::{
     supplier_from_pb, supplier_to_pb,
 };
 use crate::{
+    cybertrace::EventSink,
     index::{IndexView, IndicatorError, parse_indicator},
     internal_ti::StoreError,
     store::{IndicatorStore, Reload, now_ms},
@@ -32,11 +33,18 @@ type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, 
 
 pub struct ThreatIntelService {
     store: Arc<IndicatorStore>,
+    /// Where a reload's service alerts go.
+    events: EventSink,
 }
 
 impl ThreatIntelService {
-    pub fn new(store: Arc<IndicatorStore>) -> Self {
-        ThreatIntelService { store }
+    pub fn new(store: Arc<IndicatorStore>, events: EventSink) -> Self {
+        ThreatIntelService { store, events }
+    }
+
+    fn reload_to_pb(&self, reload: Reload) -> ReloadFeedsReply {
+        crate::report_reload(&reload, &self.events);
+        reload_to_pb(reload)
     }
 
     /// Runs a blocking store change off the async runtime.
@@ -95,7 +103,6 @@ fn check_size(field: &str, count: usize) -> Result<(), Status> {
 }
 
 fn reload_to_pb(reload: Reload) -> ReloadFeedsReply {
-    crate::log_feed_reports(&reload);
     let feeds = reload
         .feeds
         .into_iter()
@@ -264,7 +271,7 @@ impl ThreatIntel for ThreatIntelService {
         let reload = self
             .blocking(move |store| store.upsert_supplier(&supplier))
             .await?;
-        reload_to_pb(reload);
+        self.reload_to_pb(reload);
         Ok(Response::new(reply))
     }
 
@@ -273,7 +280,7 @@ impl ThreatIntel for ThreatIntelService {
         _: Request<ReloadFeedsRequest>,
     ) -> Result<Response<ReloadFeedsReply>, Status> {
         let reload = self.blocking(IndicatorStore::reload).await?;
-        Ok(Response::new(reload_to_pb(reload)))
+        Ok(Response::new(self.reload_to_pb(reload)))
     }
 
     async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
