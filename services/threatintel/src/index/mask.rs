@@ -6,7 +6,7 @@ use super::{
     arena::{Arena, IndexFull},
     parse::IndicatorError,
     text_table::TextTable,
-    url::canonical_domain,
+    url::{canonical_domain, normalize_url},
 };
 
 /// A normalized mask and where it is anchored.
@@ -23,6 +23,9 @@ enum Anchor {
     /// A `*` inside the host (`ex*ple.com/...`): tried for every URL.
     Unanchored,
 }
+
+/// A host no mask names, to normalize a mask's path as part of a URL.
+const PATH_ONLY_HOST: &str = "mask-path.invalid";
 
 pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
     let bad = |reason: &str| IndicatorError::BadUrl {
@@ -59,9 +62,11 @@ pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
         Some(canonical) => format!("{wildcard}{canonical}"),
         None => host.clone(),
     };
-    let rest = percent_encoding::percent_decode_str(rest.split('#').next().unwrap_or_default())
-        .decode_utf8_lossy();
-    let rest = if rest == "/" { "" } else { &rest };
+    // The path and query are normalized exactly as a URL's are (dot-segments, escapes, a
+    // lone `/`), so the fixed parts of a mask read as those of the URLs it should match.
+    let normalized = normalize_url(&format!("http://{PATH_ONLY_HOST}{rest}"))
+        .map_err(|_| bad("the part after the host is not a URL path"))?;
+    let rest = &normalized.text[PATH_ONLY_HOST.len()..];
     let pattern = format!("{host}{rest}");
     if !pattern.contains('*') {
         return Err(bad("a mask needs a `*`"));
@@ -263,6 +268,17 @@ mod tests {
         assert_eq!(
             parse_mask("http://*.пример.рф/*").unwrap().pattern,
             "*.xn--e1afmkfd.xn--p1ai/*"
+        );
+        assert_eq!(
+            parse_mask("example.com/a/../TestPage/%7Euser/*")
+                .unwrap()
+                .pattern,
+            "example.com/TestPage/~user/*",
+            "dot-segments and escapes as in URLs"
+        );
+        assert_eq!(
+            parse_mask("example.com?q=*").unwrap().pattern,
+            "example.com/?q=*"
         );
         assert!(parse_mask("*").is_err());
         assert!(parse_mask("*/*").is_err());
