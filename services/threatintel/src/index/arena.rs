@@ -62,6 +62,11 @@ impl Arena {
         Reader::new(self, at).str()
     }
 
+    /// The bytes of the string stored at `at`, unchecked: for comparing.
+    pub fn bytes_at(&self, at: u32) -> &[u8] {
+        Reader::new(self, at).bytes()
+    }
+
     pub fn reader(&self, at: u32) -> Reader<'_> {
         Reader::new(self, at)
     }
@@ -98,12 +103,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn str(&mut self) -> &'a str {
+    pub fn bytes(&mut self) -> &'a [u8] {
         let len = self.varint() as usize;
-        let (text, rest) = self.rest.split_at(len);
+        let (bytes, rest) = self.rest.split_at(len);
         self.rest = rest;
+        bytes
+    }
+
+    pub fn str(&mut self) -> &'a str {
         // Only `&str` is ever written, at the offsets handed out.
-        std::str::from_utf8(text).expect("the arena holds only strings where it says so")
+        std::str::from_utf8(self.bytes()).expect("the arena holds only strings where it says so")
     }
 }
 

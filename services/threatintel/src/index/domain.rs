@@ -27,7 +27,7 @@ pub struct DomainTable {
 }
 
 impl DomainTable {
-    pub fn find<'t>(&self, domain: &str, text_of: impl Fn(u32) -> &'t str) -> Result<u32, Absent> {
+    pub fn find<'t>(&self, domain: &str, text_of: impl Fn(u32) -> &'t [u8]) -> Result<u32, Absent> {
         self.keys.find(domain, text_of)
     }
 
@@ -39,7 +39,7 @@ impl DomainTable {
     pub fn for_each_match<'t>(
         &self,
         domain: &str,
-        text_of: impl Fn(u32) -> &'t str + Copy,
+        text_of: impl Fn(u32) -> &'t [u8] + Copy,
         mut found: impl FnMut(u32, bool),
     ) {
         let mut suffix = domain;
@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn a_domain_and_its_parents_are_found() {
         let texts = ["evil.com", "a.evil.com"];
-        let text_of = |id: u32| texts[id as usize];
+        let text_of = |id: u32| texts[id as usize].as_bytes();
         let mut table = DomainTable::default();
         for (i, domain) in texts.iter().enumerate() {
             let absent = table.find(domain, text_of).unwrap_err();

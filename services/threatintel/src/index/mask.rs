@@ -143,7 +143,7 @@ impl MaskTable {
         let patterns = &self.patterns;
         let absent = match self
             .by_pattern
-            .find(&mask.pattern, |m| arena.str_at(patterns[m as usize]))
+            .find(&mask.pattern, |m| arena.bytes_at(patterns[m as usize]))
         {
             Ok(found) => return Ok(self.keys[found as usize]),
             Err(absent) => absent,
@@ -155,7 +155,7 @@ impl MaskTable {
                 let anchors = &self.anchors;
                 let anchor = match self
                     .by_anchor
-                    .find(host, |a| arena.str_at(anchors[a as usize].0))
+                    .find(host, |a| arena.bytes_at(anchors[a as usize].0))
                 {
                     Ok(anchor) => anchor,
                     Err(absent) => {
@@ -194,7 +194,7 @@ impl MaskTable {
                 found(self.keys[mask as usize]);
             }
         };
-        let anchor_of = |anchor: u32| arena.str_at(self.anchors[anchor as usize].0);
+        let anchor_of = |anchor: u32| arena.bytes_at(self.anchors[anchor as usize].0);
         let mut suffix = host;
         loop {
             if let Some(anchor) = self.by_anchor.get(suffix, anchor_of) {

@@ -282,7 +282,7 @@ impl IndicatorIndex {
             }),
             IndicatorKey::UrlMask(mask) => masks.key_id(mask, arena, |text| new_key(keys, text)),
             IndicatorKey::Url(url) => {
-                match urls.find(&url.text, |k| arena.str_at(keys[k as usize].text)) {
+                match urls.find(&url.text, |k| arena.bytes_at(keys[k as usize].text)) {
                     Ok(found) => Ok(found),
                     Err(absent) => {
                         let id = new_key(keys, arena.push_str(&url.text)?);
@@ -292,7 +292,7 @@ impl IndicatorIndex {
                 }
             }
             IndicatorKey::Domain(domain) => {
-                match domains.find(domain, |k| arena.str_at(keys[k as usize].text)) {
+                match domains.find(domain, |k| arena.bytes_at(keys[k as usize].text)) {
                     Ok(found) => Ok(found),
                     Err(absent) => {
                         let id = new_key(keys, arena.push_str(domain)?);
@@ -356,7 +356,7 @@ impl IndicatorIndex {
 
     /// Calls `found(key, is_parent_domain)` for every key that may match `lookup`.
     fn visit(&self, lookup: &LookupKey, mut found: impl FnMut(u32, bool)) {
-        let text_of = |key: u32| self.key_text(key);
+        let text_of = |key: u32| self.arena.bytes_at(self.keys[key as usize].text);
         match lookup {
             LookupKey::Ip(ip) => self.ips.for_each_match(*ip, |key| found(key, false)),
             LookupKey::Domain(domain) => {

@@ -35,18 +35,19 @@ pub struct Absent {
 }
 
 impl TextTable {
-    /// The id whose text (`text_of(id)`) is `text`, or where to insert one.
-    pub fn find<'t>(&self, text: &str, text_of: impl Fn(u32) -> &'t str) -> Result<u32, Absent> {
+    /// The id whose text (`text_of(id)`, compared as bytes: no UTF-8 check per probe) is
+    /// `text`, or where to insert one.
+    pub fn find<'t>(&self, text: &str, text_of: impl Fn(u32) -> &'t [u8]) -> Result<u32, Absent> {
         let hash = hash32(text);
         self.slots
             .find(spread(hash), |slot| {
-                slot.hash == hash && text_of(slot.id) == text
+                slot.hash == hash && text_of(slot.id) == text.as_bytes()
             })
             .map(|slot| slot.id)
             .ok_or(Absent { hash })
     }
 
-    pub fn get<'t>(&self, text: &str, text_of: impl Fn(u32) -> &'t str) -> Option<u32> {
+    pub fn get<'t>(&self, text: &str, text_of: impl Fn(u32) -> &'t [u8]) -> Option<u32> {
         self.find(text, text_of).ok()
     }
 
@@ -69,7 +70,7 @@ mod tests {
     #[test]
     fn ids_are_found_by_their_text() {
         let texts = ["evil.com", "a.evil.com", "", "fakess123.nu"];
-        let text_of = |id: u32| texts[id as usize];
+        let text_of = |id: u32| texts[id as usize].as_bytes();
         let mut table = TextTable::default();
         for (i, text) in texts.iter().enumerate() {
             let absent = table.find(text, text_of).unwrap_err();
