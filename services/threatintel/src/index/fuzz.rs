@@ -1,6 +1,7 @@
 //! Property tests of what reads untrusted text: the URL normalizer, masks, and the lookup
 //! parser. Any input must give a value or an error, never a panic; a normalized URL must
-//! normalize to itself (the index stores normalized values and lookups normalize again).
+//! normalize to itself (the index stores normalized values and lookups normalize again), and
+//! so must a normalized mask.
 //! Cases proptest finds are kept in `proptest-regressions/` and replayed on every run.
 
 use proptest::prelude::*;
@@ -47,6 +48,20 @@ proptest! {
             let twice = normalize_url(&once.text);
             prop_assert!(twice.is_ok(), "{input:?} → {:?} does not normalize again: {twice:?}", once.text);
             prop_assert_eq!(&twice.unwrap().text, &once.text, "input {:?}", input);
+        }
+    }
+
+    /// A feed that fails to reload keeps its previous records by filing their stored
+    /// (normalized) text again, so a mask must read back as itself.
+    #[test]
+    fn normalized_masks_are_fixed_points(input in url_like(), star in 0usize..40) {
+        let mut input = input;
+        let at = input.char_indices().map(|(i, _)| i).nth(star).unwrap_or(input.len());
+        input.insert(at, '*');
+        if let Ok(once) = parse_mask(&input) {
+            let twice = parse_mask(&once.pattern);
+            prop_assert!(twice.is_ok(), "{input:?} → {:?} does not parse again: {twice:?}", once.pattern);
+            prop_assert_eq!(&twice.unwrap(), &once, "input {:?}", input);
         }
     }
 
