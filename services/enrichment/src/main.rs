@@ -1,7 +1,9 @@
 //! `xdr-enrichment`: Owns enrichment rules and filters and enriches event streams with threat intelligence.
 
 mod access;
+mod filter;
 mod grpc;
+mod rule;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,329 @@
+//! Every operator with a positive, a negative, a case and an "If not" case; groups; saved
+//! filters inlined and cycles refused.
+
+use std::collections::HashMap;
+
+use xdr_proto::pb::{
+    self, Event, FieldValue, FilterGroup, FilterNode, Operator, StringList, TiMatch,
+    field_value::Kind, filter_group::Op, filter_node::Node, operand,
+};
+
+use super::*;
+
+fn field(name: &str) -> pb::Operand {
+    pb::Operand {
+        kind: Some(operand::Kind::Field(name.into())),
+    }
+}
+
+fn text(value: &str) -> pb::Operand {
+    pb::Operand {
+        kind: Some(operand::Kind::Constant(FieldValue {
+            kind: Some(Kind::Text(value.into())),
+        })),
+    }
+}
+
+fn list(values: &[&str]) -> pb::Operand {
+    pb::Operand {
+        kind: Some(operand::Kind::List(StringList {
+            values: values.iter().map(|v| v.to_string()).collect(),
+        })),
+    }
+}
+
+fn condition(left: &str, operator: Operator, right: pb::Operand) -> pb::Condition {
+    pb::Condition {
+        left: Some(field(left)),
+        operator: operator as i32,
+        right: vec![right],
+        ..Default::default()
+    }
+}
+
+fn node(condition: pb::Condition) -> FilterNode {
+    FilterNode {
+        node: Some(Node::Condition(condition)),
+    }
+}
+
+fn group(op: Op, children: Vec<FilterNode>) -> FilterNode {
+    FilterNode {
+        node: Some(Node::Group(FilterGroup {
+            op: op as i32,
+            children,
+        })),
+    }
+}
+
+struct Saved(HashMap<String, pb::Filter>);
+
+impl SavedFilters for Saved {
+    fn saved(&self, id: &str) -> Option<pb::Filter> {
+        self.0.get(id).cloned()
+    }
+}
+
+fn none() -> Saved {
+    Saved(HashMap::new())
+}
+
+fn event() -> Event {
+    let mut fields = HashMap::new();
+    let mut set = |name: &str, kind: Kind| {
+        fields.insert(name.to_owned(), FieldValue { kind: Some(kind) });
+    };
+    set("RequestUrl", Kind::Text("http://Fakess123.nu/Login".into()));
+    set("SourceAddress", Kind::Text("192.0.2.77".into()));
+    set("BytesIn", Kind::Integer(1500));
+    set("Flags", Kind::Text("5".into()));
+    set(
+        "Tags",
+        Kind::List(StringList {
+            values: vec!["vpn".into(), "Admin".into()],
+        }),
+    );
+    Event {
+        fields,
+        ti: vec![TiMatch {
+            category: "KL_Malicious_URL".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// (plain result, "do not match case" result, "If not" result) of one condition.
+fn outcomes(condition: pb::Condition) -> (bool, bool, bool) {
+    let run = |condition: pb::Condition| {
+        compile(&node(condition), "Shared", &none())
+            .unwrap()
+            .matches(&event())
+    };
+    (
+        run(condition.clone()),
+        run(pb::Condition {
+            ignore_case: true,
+            ..condition.clone()
+        }),
+        run(pb::Condition {
+            negate: true,
+            ..condition
+        }),
+    )
+}
+
+#[test]
+fn comparison_operators() {
+    use Operator::*;
+    assert_eq!(
+        outcomes(condition("BytesIn", Eq, text("1500.0"))),
+        (true, true, false),
+        "numbers compare as numbers"
+    );
+    assert_eq!(
+        outcomes(condition(
+            "RequestUrl",
+            Eq,
+            text("http://fakess123.nu/login")
+        )),
+        (false, true, true)
+    );
+    assert_eq!(
+        outcomes(condition("BytesIn", Lt, text("2000"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("BytesIn", Le, text("1500"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("BytesIn", Gt, text("1500"))),
+        (false, false, true)
+    );
+    assert_eq!(
+        outcomes(condition("BytesIn", Ge, text("1500"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", Lt, text("z"))),
+        (false, false, true),
+        "text is not ordered"
+    );
+    assert_eq!(
+        outcomes(condition("Missing", Eq, text("x"))),
+        (false, false, true),
+        "a missing field matches nothing"
+    );
+}
+
+#[test]
+fn text_operators() {
+    use Operator::*;
+    assert_eq!(
+        outcomes(condition("RequestUrl", Contains, text("fakess"))),
+        (false, true, true)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", Contains, text("Fakess"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", StartsWith, text("http://"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", StartsWith, text("HTTP://"))),
+        (false, true, true)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", EndsWith, text("/login"))),
+        (false, true, true)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", Contains, list(&["nope", "Login"]))),
+        (true, true, false),
+        "any value of a list"
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", Match, text(r"^http://\w+\.nu/"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", Match, text("fakess123"))),
+        (false, true, true)
+    );
+}
+
+#[test]
+fn network_bit_ti_and_list_operators() {
+    use Operator::*;
+    let subnet = outcomes(condition(
+        "SourceAddress",
+        InSubnet,
+        list(&["10.0.0.0/8", "192.0.2.0/24"]),
+    ));
+    assert_eq!(subnet, (true, true, false));
+    assert_eq!(
+        outcomes(condition(
+            "SourceAddress",
+            InSubnet,
+            text("198.51.100.0/24")
+        )),
+        (false, false, true)
+    );
+    assert_eq!(
+        outcomes(condition("Flags", HasBit, list(&["0", "2"]))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("Flags", HasBit, text("1"))),
+        (false, false, true)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", HasBit, text("1"))),
+        (false, false, true),
+        "not a number"
+    );
+    assert_eq!(
+        outcomes(condition("Tags", Intersect, list(&["admin", "ops"]))),
+        (false, true, true)
+    );
+    assert_eq!(
+        outcomes(condition("Tags", Intersect, list(&["vpn"]))),
+        (true, true, false)
+    );
+    let ti = |categories: &[&str]| pb::Condition {
+        left: None,
+        operator: TiDetect as i32,
+        right: if categories.is_empty() {
+            vec![]
+        } else {
+            vec![list(categories)]
+        },
+        ..Default::default()
+    };
+    assert_eq!(outcomes(ti(&[])), (true, true, false));
+    assert_eq!(outcomes(ti(&["KL_Malicious_URL"])), (true, true, false));
+    assert_eq!(outcomes(ti(&["KL_IP_Reputation"])), (false, false, true));
+}
+
+#[test]
+fn groups_combine_conditions() {
+    let yes = node(condition("BytesIn", Operator::Eq, text("1500")));
+    let no = node(condition("BytesIn", Operator::Eq, text("1")));
+    let run = |filter: FilterNode| {
+        compile(&filter, "Shared", &none())
+            .unwrap()
+            .matches(&event())
+    };
+    assert!(run(group(Op::And, vec![yes.clone(), yes.clone()])));
+    assert!(!run(group(Op::And, vec![yes.clone(), no.clone()])));
+    assert!(run(group(Op::Or, vec![no.clone(), yes.clone()])));
+    assert!(run(group(Op::Not, vec![no.clone()])));
+    assert!(compile(&group(Op::Not, vec![yes.clone(), no]), "Shared", &none()).is_err());
+}
+
+#[test]
+fn bad_filters_name_the_place() {
+    let error = |filter: FilterNode| compile(&filter, "Shared", &none()).unwrap_err().field;
+    assert_eq!(
+        error(group(
+            Op::And,
+            vec![node(condition("RequestUrl", Operator::Match, text("(")))]
+        )),
+        "filter.group.children[0].condition.right[0]"
+    );
+    assert_eq!(
+        error(node(condition(
+            "SourceAddress",
+            Operator::InSubnet,
+            text("10.0.0.0/99")
+        ))),
+        "filter.condition.right[0]"
+    );
+    assert_eq!(
+        error(node(condition("x", Operator::InActiveList, text("list")))),
+        "filter.condition.operator"
+    );
+    assert_eq!(error(FilterNode { node: None }), "filter");
+}
+
+#[test]
+fn saved_filters_are_inlined_and_cycles_refused() {
+    let saved_filter = |id: &str, tenant: &str, root: FilterNode| {
+        (
+            id.to_owned(),
+            pb::Filter {
+                id: id.into(),
+                name: id.into(),
+                tenant: tenant.into(),
+                root: Some(root),
+                ..Default::default()
+            },
+        )
+    };
+    let reference = |id: &str| FilterNode {
+        node: Some(Node::FilterId(id.into())),
+    };
+    let saved = Saved(HashMap::from([
+        saved_filter(
+            "big",
+            "Shared",
+            node(condition("BytesIn", Operator::Gt, text("1000"))),
+        ),
+        saved_filter("outer", "Shared", group(Op::And, vec![reference("big")])),
+        saved_filter("a", "Shared", reference("b")),
+        saved_filter("b", "Shared", reference("a")),
+        saved_filter("theirs", "Other", reference("big")),
+    ]));
+    assert!(
+        compile(&reference("outer"), "Shared", &saved)
+            .unwrap()
+            .matches(&event())
+    );
+    let cycle = compile(&reference("a"), "Shared", &saved).unwrap_err();
+    assert!(cycle.reason.contains("a → b → a"), "{cycle}");
+    assert!(compile(&reference("missing"), "Shared", &saved).is_err());
+    assert!(compile(&reference("theirs"), "Mine", &saved).is_err());
+}

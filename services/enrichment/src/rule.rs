@@ -1,0 +1,247 @@
+//! Enrichment rules as the seed's KUMA form has them, checked and completed with defaults
+//! before they are stored: what a rule says is what the stream does.
+
+use std::time::Duration;
+
+use xdr_proto::pb::{self, EnrichmentRule, IndicatorType, SourceKind, enrichment_rule::Filter};
+
+pub const SHARED_TENANT: &str = "Shared";
+pub const DEFAULT_RPS: u32 = 1000;
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
+const MAX_NAME_CHARS: usize = 128;
+const MAX_DESCRIPTION_CHARS: usize = 4000;
+/// A rule waits this long at most, whatever it asks: an event is never held for hours.
+const MAX_TIMEOUT_SECONDS: u32 = 3600;
+
+/// A setting that cannot be taken, named by its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A name of 1..=128 Unicode characters, not blank.
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        return Err(invalid(field, "empty"));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(invalid(
+            field,
+            format!("{chars} characters; at most {MAX_NAME_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_description(description: &str) -> Result<(), Invalid> {
+    let chars = description.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(invalid(
+            "description",
+            format!("{chars} characters; at most {MAX_DESCRIPTION_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The tenant a resource belongs to: `Shared` when none is given.
+pub fn tenant_or_shared(tenant: &str) -> String {
+    if tenant.trim().is_empty() {
+        SHARED_TENANT.to_owned()
+    } else {
+        tenant.trim().to_owned()
+    }
+}
+
+/// `rule` checked, with every default filled in (tenant, source kind, connections, RPS,
+/// timeout), as it will be stored and shown.
+pub fn checked(mut rule: EnrichmentRule, vcpus: u32) -> Result<EnrichmentRule, Invalid> {
+    check_name("name", &rule.name)?;
+    rule.name = rule.name.trim().to_owned();
+    rule.tenant = tenant_or_shared(&rule.tenant);
+    check_description(&rule.description)?;
+    let kind = SourceKind::try_from(rule.source_kind)
+        .map_err(|_| invalid("source_kind", format!("unknown kind {}", rule.source_kind)))?;
+    let kind = match kind {
+        SourceKind::Unspecified => SourceKind::Threatintel,
+        kind => kind,
+    };
+    rule.source_kind = kind as i32;
+    rule.server_url = rule.server_url.trim().to_owned();
+    if kind == SourceKind::Cybertrace {
+        check_host_port(&rule.server_url)?;
+    } else if !rule.server_url.is_empty() {
+        check_host_port(rule.server_url.trim_start_matches("https://"))?;
+    }
+    if rule.connections == 0 {
+        rule.connections = vcpus.max(1);
+    }
+    if rule.rps == 0 {
+        rule.rps = DEFAULT_RPS;
+    }
+    if rule.timeout_seconds == 0 {
+        rule.timeout_seconds = DEFAULT_TIMEOUT_SECONDS;
+    }
+    if rule.timeout_seconds > MAX_TIMEOUT_SECONDS {
+        return Err(invalid(
+            "timeout_seconds",
+            format!("{} s; at most {MAX_TIMEOUT_SECONDS}", rule.timeout_seconds),
+        ));
+    }
+    if rule.mapping.is_empty() {
+        return Err(invalid(
+            "mapping",
+            "at least one row (event field → ip, url, domain or hash)",
+        ));
+    }
+    for (i, row) in rule.mapping.iter_mut().enumerate() {
+        row.field = row.field.trim().to_owned();
+        if row.field.is_empty() {
+            return Err(invalid(format!("mapping[{i}].field"), "empty"));
+        }
+        match IndicatorType::try_from(row.indicator_type) {
+            Ok(IndicatorType::Unspecified) | Err(_) => {
+                return Err(invalid(
+                    format!("mapping[{i}].indicator_type"),
+                    "ip, url, domain or hash",
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(Filter::FilterId(id)) = &rule.filter
+        && id.trim().is_empty()
+    {
+        return Err(invalid("filter_id", "empty"));
+    }
+    Ok(rule)
+}
+
+fn check_host_port(url: &str) -> Result<(), Invalid> {
+    let bad = |reason: &str| invalid("server_url", format!("`{url}`: {reason}"));
+    let (host, port) = url.rsplit_once(':').ok_or_else(|| bad("not host:port"))?;
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    port.parse::<u16>()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
+    Ok(())
+}
+
+/// How long an event waits for this rule's answers.
+pub fn timeout_of(rule: &EnrichmentRule) -> Duration {
+    Duration::from_secs(u64::from(rule.timeout_seconds.max(1)))
+}
+
+/// The indicator kind a mapping row looks its field up as.
+pub fn mapping_kind(row: &pb::FieldMapping) -> IndicatorType {
+    IndicatorType::try_from(row.indicator_type).unwrap_or(IndicatorType::Unspecified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_rule() -> EnrichmentRule {
+        EnrichmentRule {
+            name: "Test CT enrichment".into(),
+            mapping: vec![pb::FieldMapping {
+                field: "RequestUrl".into(),
+                indicator_type: IndicatorType::Url as i32,
+            }],
+            debug: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let rule = checked(seed_rule(), 2).unwrap();
+        assert_eq!(rule.tenant, "Shared");
+        assert_eq!(rule.source_kind, SourceKind::Threatintel as i32);
+        assert_eq!(
+            (rule.connections, rule.rps, rule.timeout_seconds),
+            (2, 1000, 30)
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let field_of = |rule: EnrichmentRule| checked(rule, 2).unwrap_err().field;
+        assert_eq!(
+            field_of(EnrichmentRule {
+                name: " ".into(),
+                ..seed_rule()
+            }),
+            "name"
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                name: "é".repeat(129),
+                ..seed_rule()
+            }),
+            "name"
+        );
+        assert!(
+            checked(
+                EnrichmentRule {
+                    name: "é".repeat(128),
+                    ..seed_rule()
+                },
+                2
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                mapping: vec![],
+                ..seed_rule()
+            }),
+            "mapping"
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                mapping: vec![pb::FieldMapping {
+                    field: "RequestUrl".into(),
+                    indicator_type: 0
+                }],
+                ..seed_rule()
+            }),
+            "mapping[0].indicator_type"
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                description: "x".repeat(4001),
+                ..seed_rule()
+            }),
+            "description"
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                source_kind: SourceKind::Cybertrace as i32,
+                server_url: "cybertrace.local".into(),
+                ..seed_rule()
+            }),
+            "server_url"
+        );
+        assert_eq!(
+            field_of(EnrichmentRule {
+                timeout_seconds: 100_000,
+                ..seed_rule()
+            }),
+            "timeout_seconds"
+        );
+    }
+}
