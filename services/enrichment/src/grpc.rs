@@ -1,10 +1,292 @@
-//! The `xdr.v1.Enrichment` gRPC adapter.
+//! The `xdr.v1.Enrichment` gRPC adapter: catalog changes run off the async runtime (they
+//! write the store), and `Enrich` answers batches in the order they came, several at work at
+//! once.
 
-use xdr_proto::pb::enrichment_server::Enrichment;
+use std::{pin::Pin, sync::Arc, time::Instant};
 
-/// Its RPCs land with issue #4; until then each answers UNIMPLEMENTED from the
-/// generated defaults.
-pub struct EnrichmentService;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+use xdr_proto::pb::{
+    DeleteReply, DeleteRequest, EnrichBatch, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
+    ListRequest, ListRulesReply, LookupObject, PageInfo, SourceKind, TestConnectionReply,
+    enrichment_server::Enrichment,
+};
+
+use crate::{
+    catalog::{Catalog, CatalogError, SharedCatalog},
+    enrich::Enricher,
+    rule,
+};
+
+/// Events in one batch at most: more is a client bug, not a workload.
+const MAX_BATCH_EVENTS: usize = 100_000;
+/// Batches of one stream being enriched at once; later ones wait (backpressure).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+pub struct EnrichmentService {
+    catalog: Arc<SharedCatalog>,
+    enricher: Arc<Enricher>,
+}
+
+impl EnrichmentService {
+    pub fn new(catalog: Arc<SharedCatalog>, enricher: Arc<Enricher>) -> Self {
+        EnrichmentService { catalog, enricher }
+    }
+
+    async fn change<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut Catalog) -> Result<T, CatalogError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || change(&mut catalog.lock()))
+            .await
+            .map_err(|e| Status::internal(format!("catalog task failed: {e}")))?
+            .map_err(status_of)
+    }
+}
+
+fn status_of(error: CatalogError) -> Status {
+    match &error {
+        CatalogError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        CatalogError::NotFound { .. } => Status::not_found(error.to_string()),
+        CatalogError::NameTaken { .. } => Status::already_exists(error.to_string()),
+        CatalogError::InUse { .. } => Status::failed_precondition(error.to_string()),
+        CatalogError::Store(_) => Status::internal(error.to_string()),
+    }
+}
+
+/// One page of `items`: the page token is the offset of the page's first item.
+fn page<T>(items: Vec<T>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), Status> {
+    let page = request.page.clone().unwrap_or_default();
+    let offset: usize = if page.page_token.is_empty() {
+        0
+    } else {
+        page.page_token.parse().map_err(|_| {
+            Status::invalid_argument("page.page_token: not a token this service gave")
+        })?
+    };
+    let size = match page.page_size {
+        0 => 100,
+        n => n.min(1000) as usize,
+    };
+    let total = items.len();
+    let items: Vec<T> = items.into_iter().skip(offset).take(size).collect();
+    let next = offset + items.len();
+    let next_page_token = if next < total {
+        next.to_string()
+    } else {
+        String::new()
+    };
+    Ok((items, PageInfo { next_page_token }))
+}
+
+type EnrichStream = Pin<Box<dyn Stream<Item = Result<EnrichBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl Enrichment for EnrichmentService {}
+impl Enrichment for EnrichmentService {
+    async fn enrich(
+        &self,
+        request: Request<Streaming<EnrichBatch>>,
+    ) -> Result<Response<EnrichStream>, Status> {
+        let mut batches = request.into_inner();
+        let (results, out) = mpsc::channel::<Result<EnrichBatch, Status>>(BATCHES_IN_FLIGHT);
+        // Batches are enriched concurrently and answered in arrival order: their tasks are
+        // queued in order, and the writer awaits them one by one.
+        let (ordered, mut in_order) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let enricher = self.enricher.clone();
+        let failed = results.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = batches.next().await {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(status) => {
+                        tracing::debug!(%status, "enrich stream ended by the client");
+                        break;
+                    }
+                };
+                if batch.events.len() > MAX_BATCH_EVENTS {
+                    let _ = failed
+                        .send(Err(Status::invalid_argument(format!(
+                            "events: {} in batch {}; at most {MAX_BATCH_EVENTS}",
+                            batch.events.len(),
+                            batch.batch_id
+                        ))))
+                        .await;
+                    break;
+                }
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let enricher = enricher.clone();
+                let task = tokio::spawn(async move {
+                    let enriched = enricher.enrich(batch).await;
+                    drop(permit);
+                    enriched
+                });
+                if ordered.send(task).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(task) = in_order.recv().await {
+                let answer = task
+                    .await
+                    .map_err(|e| Status::internal(format!("enriching a batch failed: {e}")));
+                if results.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+
+    async fn create_rule(
+        &self,
+        request: Request<EnrichmentRule>,
+    ) -> Result<Response<EnrichmentRule>, Status> {
+        let rule = request.into_inner();
+        Ok(Response::new(
+            self.change(move |c| c.save_rule(rule, true)).await?,
+        ))
+    }
+
+    async fn update_rule(
+        &self,
+        request: Request<EnrichmentRule>,
+    ) -> Result<Response<EnrichmentRule>, Status> {
+        let rule = request.into_inner();
+        if rule.id.is_empty() {
+            return Err(Status::invalid_argument("id: empty"));
+        }
+        Ok(Response::new(
+            self.change(move |c| c.save_rule(rule, false)).await?,
+        ))
+    }
+
+    async fn delete_rule(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteReply>, Status> {
+        let DeleteRequest { id, tenant } = request.into_inner();
+        let deleted = self.change(move |c| c.delete_rule(&id, &tenant)).await?;
+        Ok(Response::new(DeleteReply { deleted }))
+    }
+
+    async fn get_rule(
+        &self,
+        request: Request<GetRequest>,
+    ) -> Result<Response<EnrichmentRule>, Status> {
+        let GetRequest { id, tenant } = request.into_inner();
+        Ok(Response::new(
+            self.catalog.lock().rule(&id, &tenant).map_err(status_of)?,
+        ))
+    }
+
+    async fn list_rules(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ListRulesReply>, Status> {
+        let request = request.into_inner();
+        let rules = self.catalog.lock().rules(&request.tenant);
+        let (rules, page) = page(rules, &request)?;
+        Ok(Response::new(ListRulesReply {
+            rules,
+            page: Some(page),
+        }))
+    }
+
+    async fn test_connection(
+        &self,
+        request: Request<EnrichmentRule>,
+    ) -> Result<Response<TestConnectionReply>, Status> {
+        let mut rule = request.into_inner();
+        // Only the source settings matter here; a rule being drafted may lack the rest.
+        if rule.name.is_empty() {
+            rule.name = "connection test".to_owned();
+        }
+        if rule.mapping.is_empty() {
+            rule.mapping.push(xdr_proto::pb::FieldMapping {
+                field: "RequestUrl".to_owned(),
+                indicator_type: xdr_proto::pb::IndicatorType::Url as i32,
+            });
+        }
+        let rule = rule::checked(rule, 1).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if rule.source_kind == SourceKind::Cybertrace as i32 {
+            return Ok(Response::new(TestConnectionReply {
+                ok: false,
+                message: "the cybertrace source kind is not built yet".to_owned(),
+                latency_ms: 0,
+            }));
+        }
+        let started = Instant::now();
+        let probe = vec![LookupObject {
+            r#type: xdr_proto::pb::IndicatorType::Ip as i32,
+            value: "192.0.2.0".to_owned(),
+        }];
+        let reply = match self.enricher.test(&rule, probe).await {
+            Ok(()) => TestConnectionReply {
+                ok: true,
+                message: "the threat-intel service answered a lookup".to_owned(),
+                latency_ms: started.elapsed().as_millis() as u32,
+            },
+            Err(why) => TestConnectionReply {
+                ok: false,
+                message: why,
+                latency_ms: started.elapsed().as_millis() as u32,
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn create_filter(&self, request: Request<Filter>) -> Result<Response<Filter>, Status> {
+        let filter = request.into_inner();
+        Ok(Response::new(
+            self.change(move |c| c.save_filter(filter, true)).await?,
+        ))
+    }
+
+    async fn update_filter(&self, request: Request<Filter>) -> Result<Response<Filter>, Status> {
+        let filter = request.into_inner();
+        if filter.id.is_empty() {
+            return Err(Status::invalid_argument("id: empty"));
+        }
+        Ok(Response::new(
+            self.change(move |c| c.save_filter(filter, false)).await?,
+        ))
+    }
+
+    async fn delete_filter(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteReply>, Status> {
+        let DeleteRequest { id, tenant } = request.into_inner();
+        let deleted = self.change(move |c| c.delete_filter(&id, &tenant)).await?;
+        Ok(Response::new(DeleteReply { deleted }))
+    }
+
+    async fn get_filter(&self, request: Request<GetRequest>) -> Result<Response<Filter>, Status> {
+        let GetRequest { id, tenant } = request.into_inner();
+        Ok(Response::new(
+            self.catalog
+                .lock()
+                .filter(&id, &tenant)
+                .map_err(status_of)?,
+        ))
+    }
+
+    async fn list_filters(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ListFiltersReply>, Status> {
+        let request = request.into_inner();
+        let filters = self.catalog.lock().filters(&request.tenant);
+        let (filters, page) = page(filters, &request)?;
+        Ok(Response::new(ListFiltersReply {
+            filters,
+            page: Some(page),
+        }))
+    }
+}

@@ -1,11 +1,14 @@
 //! `xdr-enrichment`: Owns enrichment rules and filters and enriches event streams with threat intelligence.
 
 mod access;
+mod catalog;
+mod enrich;
 mod filter;
 mod grpc;
 mod rule;
+mod source;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
@@ -24,6 +27,9 @@ struct Config {
     /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
     #[arg(long, env = "XDR_LISTEN", default_value = "127.0.0.1:7202")]
     listen: SocketAddr,
+    /// The ThreatIntel service rules with no server URL of their own look values up in.
+    #[arg(long, env = "XDR_THREATINTEL_ADDR", default_value = "127.0.0.1:7203")]
+    threatintel_addr: String,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -33,6 +39,22 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse();
     let runtime =
         xdr_mesh::service::start(NAME, &config.service).context("starting xdr-enrichment")?;
+    let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let store = runtime.data_dir.path().join("enrichment.redb");
+    let catalog = Arc::new(
+        tokio::task::spawn_blocking(move || catalog::SharedCatalog::open(&store, vcpus))
+            .await?
+            .context("opening the rule store")?,
+    );
+    tracing::info!(
+        rules = catalog.active().rules.len(),
+        "enrichment rules active"
+    );
+    let enricher = Arc::new(enrich::Enricher::new(
+        catalog.clone(),
+        runtime.tls.clone(),
+        config.threatintel_addr,
+    ));
     MeshServer::new(
         NAME,
         config.listen,
@@ -40,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
         runtime.tls,
         access::policy(),
     )
-    .add_service(EnrichmentServer::new(grpc::EnrichmentService))
+    .add_service(EnrichmentServer::new(grpc::EnrichmentService::new(
+        catalog, enricher,
+    )))
     .serve(runtime.shutdown)
     .await
     .context("serving")

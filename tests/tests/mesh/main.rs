@@ -5,6 +5,7 @@ mod authorization;
 mod bench;
 mod compose;
 mod configuration;
+mod enrichment;
 mod gateway;
 mod load_shedding;
 mod malformed_requests;

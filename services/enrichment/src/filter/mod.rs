@@ -4,6 +4,8 @@
 
 mod eval;
 
+pub use eval::field_texts;
+
 use ipnet::IpNet;
 use regex::Regex;
 use xdr_proto::pb::{self, Operator, filter_group, filter_node, operand};

@@ -1,0 +1,392 @@
+//! Rules and saved filters: kept in the service's embedded store, and compiled into the set of
+//! active rules that every stream reads. A change is saved first, then swapped in whole: a
+//! running stream takes it from its next batch, with nothing lost or done twice.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use arc_swap::ArcSwap;
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use xdr_proto::pb::{EnrichmentRule, Filter, enrichment_rule};
+
+use crate::{
+    filter::{self, Compiled, SavedFilters},
+    rule::{self, Invalid},
+};
+
+const RULES: TableDefinition<&str, &[u8]> = TableDefinition::new("rules");
+const FILTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("filters");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("no {kind} `{id}`")]
+    NotFound { kind: &'static str, id: String },
+    #[error("tenant {tenant} already has a {kind} named `{name}`")]
+    NameTaken {
+        kind: &'static str,
+        tenant: String,
+        name: String,
+    },
+    #[error("filter `{id}` is used by {user}")]
+    InUse { id: String, user: String },
+    #[error("the rule store: {0}")]
+    Store(String),
+}
+
+fn store_error(error: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Store(error.to_string())
+}
+
+/// A rule as streams use it: its settings and its compiled filter (none: every event).
+pub struct ActiveRule {
+    pub rule: EnrichmentRule,
+    pub filter: Option<Compiled>,
+}
+
+#[derive(Default)]
+pub struct ActiveRules {
+    pub rules: Vec<Arc<ActiveRule>>,
+}
+
+pub struct Catalog {
+    db: Database,
+    rules: HashMap<String, EnrichmentRule>,
+    filters: HashMap<String, Filter>,
+    active: Arc<ArcSwap<ActiveRules>>,
+    vcpus: u32,
+}
+
+/// The catalog, changed one request at a time.
+pub struct SharedCatalog {
+    catalog: Mutex<Catalog>,
+    active: Arc<ArcSwap<ActiveRules>>,
+}
+
+impl SavedFilters for HashMap<String, Filter> {
+    fn saved(&self, id: &str) -> Option<Filter> {
+        self.get(id).cloned()
+    }
+}
+
+fn new_id() -> String {
+    let bits = fastrand::u128(..);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+impl SharedCatalog {
+    /// Opens (or creates) the store at `path` and compiles what it holds.
+    pub fn open(path: &Path, vcpus: u32) -> Result<Self, CatalogError> {
+        let db = Database::create(path).map_err(store_error)?;
+        let (mut rules, mut filters) = (HashMap::new(), HashMap::new());
+        {
+            let write = db.begin_write().map_err(store_error)?;
+            write.open_table(RULES).map_err(store_error)?;
+            write.open_table(FILTERS).map_err(store_error)?;
+            write.commit().map_err(store_error)?;
+            let read = db.begin_read().map_err(store_error)?;
+            for entry in read
+                .open_table(RULES)
+                .map_err(store_error)?
+                .iter()
+                .map_err(store_error)?
+            {
+                let (id, bytes) = entry.map_err(store_error)?;
+                let rule = EnrichmentRule::decode(bytes.value()).map_err(store_error)?;
+                rules.insert(id.value().to_owned(), rule);
+            }
+            for entry in read
+                .open_table(FILTERS)
+                .map_err(store_error)?
+                .iter()
+                .map_err(store_error)?
+            {
+                let (id, bytes) = entry.map_err(store_error)?;
+                let filter = Filter::decode(bytes.value()).map_err(store_error)?;
+                filters.insert(id.value().to_owned(), filter);
+            }
+        }
+        let active = Arc::new(ArcSwap::from_pointee(ActiveRules::default()));
+        let catalog = Catalog {
+            db,
+            rules,
+            filters,
+            active: active.clone(),
+            vcpus,
+        };
+        catalog.activate();
+        Ok(SharedCatalog {
+            catalog: Mutex::new(catalog),
+            active,
+        })
+    }
+
+    /// The rules streams apply now; hold the `Arc` for one batch.
+    pub fn active(&self) -> Arc<ActiveRules> {
+        self.active.load_full()
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Catalog> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Catalog {
+    /// Compiles every rule and swaps the set in. Rules were checked when saved; one whose
+    /// filter no longer compiles (its saved filter changed under it) is logged and skipped.
+    fn activate(&self) {
+        let mut active = ActiveRules::default();
+        let mut rules: Vec<_> = self.rules.values().collect();
+        rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        for rule in rules {
+            match self.compile_rule(rule) {
+                Ok(filter) => active.rules.push(Arc::new(ActiveRule {
+                    rule: rule.clone(),
+                    filter,
+                })),
+                Err(error) => {
+                    tracing::warn!(rule = %rule.name, %error, "rule left inactive: its filter does not compile")
+                }
+            }
+        }
+        self.active.store(Arc::new(active));
+    }
+
+    fn compile_rule(&self, rule: &EnrichmentRule) -> Result<Option<Compiled>, Invalid> {
+        let node = match &rule.filter {
+            None => return Ok(None),
+            Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
+            Some(enrichment_rule::Filter::FilterId(id)) => xdr_proto::pb::FilterNode {
+                node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.clone())),
+            },
+        };
+        filter::compile(&node, &rule.tenant, &self.filters).map(Some)
+    }
+
+    fn write<T: Message>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        id: &str,
+        value: Option<&T>,
+    ) -> Result<(), CatalogError> {
+        let write = self.db.begin_write().map_err(store_error)?;
+        {
+            let mut table = write.open_table(table).map_err(store_error)?;
+            match value {
+                Some(value) => {
+                    table
+                        .insert(id, value.encode_to_vec().as_slice())
+                        .map_err(store_error)?;
+                }
+                None => {
+                    table.remove(id).map_err(store_error)?;
+                }
+            }
+        }
+        write.commit().map_err(store_error)
+    }
+
+    /// Creates (`id` empty) or replaces the rule; what was stored.
+    pub fn save_rule(
+        &mut self,
+        rule: EnrichmentRule,
+        create: bool,
+    ) -> Result<EnrichmentRule, CatalogError> {
+        let mut rule = rule::checked(rule, self.vcpus)?;
+        if create {
+            rule.id = new_id();
+        } else if !self.rules.contains_key(&rule.id) {
+            return Err(CatalogError::NotFound {
+                kind: "rule",
+                id: rule.id,
+            });
+        }
+        if self
+            .rules
+            .values()
+            .any(|r| r.id != rule.id && r.tenant == rule.tenant && r.name == rule.name)
+        {
+            return Err(CatalogError::NameTaken {
+                kind: "rule",
+                tenant: rule.tenant,
+                name: rule.name,
+            });
+        }
+        self.compile_rule(&rule)?;
+        self.write(RULES, &rule.id, Some(&rule))?;
+        self.rules.insert(rule.id.clone(), rule.clone());
+        self.activate();
+        Ok(rule)
+    }
+
+    pub fn delete_rule(&mut self, id: &str, tenant: &str) -> Result<bool, CatalogError> {
+        if self.rule(id, tenant).is_err() {
+            return Ok(false);
+        }
+        self.write::<EnrichmentRule>(RULES, id, None)?;
+        self.rules.remove(id);
+        self.activate();
+        Ok(true)
+    }
+
+    /// The rule `id`, if it is `tenant`'s (any tenant when empty).
+    pub fn rule(&self, id: &str, tenant: &str) -> Result<EnrichmentRule, CatalogError> {
+        self.rules
+            .get(id)
+            .filter(|r| tenant.is_empty() || r.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| CatalogError::NotFound {
+                kind: "rule",
+                id: id.to_owned(),
+            })
+    }
+
+    pub fn rules(&self, tenant: &str) -> Vec<EnrichmentRule> {
+        let mut rules: Vec<_> = self
+            .rules
+            .values()
+            .filter(|r| tenant.is_empty() || r.tenant == tenant)
+            .cloned()
+            .collect();
+        rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        rules
+    }
+
+    /// Creates (`id` empty) or replaces the saved filter, after checking that it, and every
+    /// rule and filter using it, still compiles.
+    pub fn save_filter(&mut self, filter: Filter, create: bool) -> Result<Filter, CatalogError> {
+        let mut filter = filter;
+        rule::check_name("name", &filter.name)?;
+        filter.name = filter.name.trim().to_owned();
+        filter.tenant = rule::tenant_or_shared(&filter.tenant);
+        rule::check_description(&filter.description)?;
+        if create {
+            filter.id = new_id();
+        } else if !self.filters.contains_key(&filter.id) {
+            return Err(CatalogError::NotFound {
+                kind: "filter",
+                id: filter.id,
+            });
+        }
+        if self
+            .filters
+            .values()
+            .any(|f| f.id != filter.id && f.tenant == filter.tenant && f.name == filter.name)
+        {
+            return Err(CatalogError::NameTaken {
+                kind: "filter",
+                tenant: filter.tenant,
+                name: filter.name,
+            });
+        }
+        if filter.root.is_none() {
+            return Err(rule::invalid("root", "empty").into());
+        }
+        // Checked as if saved: a reference back to itself shows up as a cycle.
+        let mut after = self.filters.clone();
+        after.insert(filter.id.clone(), filter.clone());
+        let as_reference = xdr_proto::pb::FilterNode {
+            node: Some(xdr_proto::pb::filter_node::Node::FilterId(
+                filter.id.clone(),
+            )),
+        };
+        filter::compile(&as_reference, &filter.tenant, &after).map_err(|e| Invalid {
+            field: e
+                .field
+                .replacen(&format!("filter.filter_id({})", filter.id), "root", 1),
+            ..e
+        })?;
+        for user in after.values() {
+            let node = xdr_proto::pb::FilterNode {
+                node: Some(xdr_proto::pb::filter_node::Node::FilterId(user.id.clone())),
+            };
+            filter::compile(&node, &user.tenant, &after).map_err(|e| {
+                rule::invalid(
+                    "root",
+                    format!("filter `{}` using this one would break: {}", user.name, e),
+                )
+            })?;
+        }
+        self.write(FILTERS, &filter.id, Some(&filter))?;
+        self.filters = after;
+        self.activate();
+        Ok(filter)
+    }
+
+    pub fn delete_filter(&mut self, id: &str, tenant: &str) -> Result<bool, CatalogError> {
+        if self.filter(id, tenant).is_err() {
+            return Ok(false);
+        }
+        let reference = Some(enrichment_rule::Filter::FilterId(id.to_owned()));
+        if let Some(rule) = self.rules.values().find(|r| r.filter == reference) {
+            return Err(CatalogError::InUse {
+                id: id.to_owned(),
+                user: format!("rule `{}`", rule.name),
+            });
+        }
+        let mut after = self.filters.clone();
+        after.remove(id);
+        for user in after.values() {
+            let node = xdr_proto::pb::FilterNode {
+                node: Some(xdr_proto::pb::filter_node::Node::FilterId(user.id.clone())),
+            };
+            if filter::compile(&node, &user.tenant, &after).is_err() {
+                return Err(CatalogError::InUse {
+                    id: id.to_owned(),
+                    user: format!("filter `{}`", user.name),
+                });
+            }
+        }
+        for rule in self.rules.values() {
+            if let Some(enrichment_rule::Filter::InlineFilter(node)) = &rule.filter
+                && filter::compile(node, &rule.tenant, &after).is_err()
+            {
+                return Err(CatalogError::InUse {
+                    id: id.to_owned(),
+                    user: format!("rule `{}`", rule.name),
+                });
+            }
+        }
+        self.write::<Filter>(FILTERS, id, None)?;
+        self.filters = after;
+        self.activate();
+        Ok(true)
+    }
+
+    pub fn filter(&self, id: &str, tenant: &str) -> Result<Filter, CatalogError> {
+        self.filters
+            .get(id)
+            .filter(|f| tenant.is_empty() || f.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| CatalogError::NotFound {
+                kind: "filter",
+                id: id.to_owned(),
+            })
+    }
+
+    pub fn filters(&self, tenant: &str) -> Vec<Filter> {
+        let mut filters: Vec<_> = self
+            .filters
+            .values()
+            .filter(|f| tenant.is_empty() || f.tenant == tenant)
+            .cloned()
+            .collect();
+        filters.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        filters
+    }
+}

@@ -1,0 +1,243 @@
+//! Enriching one batch of events: each active rule whose tenant and filter take an event
+//! contributes the event's mapped field values; each rule's values are looked up once per
+//! batch (identical values together) through the rule's source, within the rule's timeout.
+//! An event whose answers do not come in time, or whose source is down, goes on without
+//! them, marked so: never dropped, never held past the timeout.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::task::JoinSet;
+use xdr_mesh::tls::TlsMaterial;
+use xdr_proto::pb::{
+    EnrichBatch, EnrichmentRule, EnrichmentStatus, Event, LookupObject, LookupResult, SourceKind,
+};
+
+use crate::{
+    catalog::{ActiveRule, SharedCatalog},
+    filter::field_texts,
+    rule::{SHARED_TENANT, mapping_kind, timeout_of},
+    source::{MAX_BATCH_OBJECTS, ThreatIntelSource, Unavailable},
+};
+
+/// How one rule's lookups for a batch ended.
+enum Outcome {
+    Answered(Vec<LookupResult>),
+    TimedOut,
+    Unavailable(String),
+}
+
+/// One value of one event to look up for one rule.
+struct Wanted {
+    event: usize,
+    field: String,
+    object: usize,
+}
+
+pub struct Enricher {
+    catalog: Arc<SharedCatalog>,
+    tls: TlsMaterial,
+    /// The ThreatIntel service a rule without a server URL uses.
+    default_threatintel: String,
+    /// Sources by (target, connections), shared by every stream.
+    sources: Mutex<HashMap<(String, u32), Arc<ThreatIntelSource>>>,
+}
+
+impl Enricher {
+    pub fn new(catalog: Arc<SharedCatalog>, tls: TlsMaterial, default_threatintel: String) -> Self {
+        Enricher {
+            catalog,
+            tls,
+            default_threatintel,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<ThreatIntelSource>, Unavailable> {
+        let target = if rule.server_url.is_empty() {
+            self.default_threatintel.clone()
+        } else {
+            rule.server_url.clone()
+        };
+        let mut sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (target, rule.connections);
+        if let Some(source) = sources.get(&key) {
+            return Ok(source.clone());
+        }
+        let source = Arc::new(
+            ThreatIntelSource::connect(&key.0, key.1, &self.tls)
+                .map_err(|e| Unavailable(e.to_string()))?,
+        );
+        sources.insert(key, source.clone());
+        Ok(source)
+    }
+
+    /// Whether `rule`'s source answers `probe` within the rule's timeout.
+    pub async fn test(
+        &self,
+        rule: &EnrichmentRule,
+        probe: Vec<LookupObject>,
+    ) -> Result<(), String> {
+        let source = self.source(rule).map_err(|e| e.to_string())?;
+        match look_up(source, probe, timeout_of(rule)).await {
+            Outcome::Answered(_) => Ok(()),
+            Outcome::TimedOut => Err(format!("no answer within {:?}", timeout_of(rule))),
+            Outcome::Unavailable(why) => Err(why),
+        }
+    }
+
+    /// `batch`, enriched by every active rule that takes its events.
+    pub async fn enrich(&self, mut batch: EnrichBatch) -> EnrichBatch {
+        let active = self.catalog.active();
+        let mut touched = vec![false; batch.events.len()];
+        let mut statuses = vec![EnrichmentStatus::Complete; batch.events.len()];
+        let mut lookups = JoinSet::new();
+        for (rule_index, rule) in active.rules.iter().enumerate() {
+            let (objects, wanted) = wanted_by(rule, &batch.events);
+            for w in &wanted {
+                touched[w.event] = true;
+            }
+            if objects.is_empty() {
+                continue;
+            }
+            if rule.rule.debug {
+                let ids: Vec<&str> = wanted
+                    .iter()
+                    .map(|w| batch.events[w.event].id.as_str())
+                    .collect();
+                tracing::debug!(rule = %rule.rule.name, events = ?ids, values = ?objects.iter().map(|o| &o.value).collect::<Vec<_>>(), "enrichment request");
+            }
+            let source = match SourceKind::try_from(rule.rule.source_kind) {
+                Ok(SourceKind::Cybertrace) => Err(Unavailable(
+                    "the cybertrace source kind is not built yet".to_owned(),
+                )),
+                _ => self.source(&rule.rule),
+            };
+            let timeout = timeout_of(&rule.rule);
+            lookups.spawn(async move {
+                let outcome = match source {
+                    Ok(source) => look_up(source, objects, timeout).await,
+                    Err(Unavailable(why)) => Outcome::Unavailable(why),
+                };
+                (rule_index, wanted, outcome)
+            });
+        }
+        while let Some(done) = lookups.join_next().await {
+            let (rule_index, wanted, outcome) = done.expect("a lookup task does not panic");
+            let rule = &active.rules[rule_index].rule;
+            let results = match outcome {
+                Outcome::Answered(results) => results,
+                Outcome::TimedOut | Outcome::Unavailable(_) => {
+                    let status = match &outcome {
+                        Outcome::TimedOut => EnrichmentStatus::TimedOut,
+                        _ => EnrichmentStatus::SourceUnavailable,
+                    };
+                    if let Outcome::Unavailable(why) = &outcome {
+                        tracing::warn!(rule = %rule.name, error = %why, events = wanted.len(), "events go on without threat intel");
+                    }
+                    for w in &wanted {
+                        // A source down outranks a timeout: it says more about what to fix.
+                        if statuses[w.event] != EnrichmentStatus::SourceUnavailable {
+                            statuses[w.event] = status;
+                        }
+                    }
+                    continue;
+                }
+            };
+            for w in wanted {
+                let Some(result) = results.get(w.object) else {
+                    continue;
+                };
+                let event = &mut batch.events[w.event];
+                if rule.debug {
+                    tracing::debug!(rule = %rule.name, event = %event.id, field = %w.field, matches = result.matches.len(), error = %result.error, "enrichment answer");
+                }
+                for found in &result.matches {
+                    let mut found = found.clone();
+                    found.field = w.field.clone();
+                    if !event.ti.contains(&found) {
+                        event.ti.push(found);
+                    }
+                }
+            }
+        }
+        for ((event, touched), status) in batch.events.iter_mut().zip(touched).zip(statuses) {
+            event.enrichment_status = if touched {
+                status
+            } else {
+                EnrichmentStatus::NotEnriched
+            } as i32;
+        }
+        batch
+    }
+}
+
+/// The distinct values `rule` looks up for `events`, and which event field wants each.
+fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wanted>) {
+    let mut objects = Vec::new();
+    let mut index: HashMap<(i32, String), usize> = HashMap::new();
+    let mut wanted = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if rule.rule.tenant != SHARED_TENANT && rule.rule.tenant != event.tenant {
+            continue;
+        }
+        if rule.filter.as_ref().is_some_and(|f| !f.matches(event)) {
+            continue;
+        }
+        for row in &rule.rule.mapping {
+            let kind = mapping_kind(row);
+            for value in field_texts(event, &row.field) {
+                if value.trim().is_empty() {
+                    continue;
+                }
+                let object = *index
+                    .entry((kind as i32, value.clone()))
+                    .or_insert_with(|| {
+                        objects.push(LookupObject {
+                            r#type: kind as i32,
+                            value,
+                        });
+                        objects.len() - 1
+                    });
+                wanted.push(Wanted {
+                    event: i,
+                    field: row.field.clone(),
+                    object,
+                });
+            }
+        }
+    }
+    (objects, wanted)
+}
+
+/// Looks `objects` up in batches spread over the source's lanes, within `timeout`.
+async fn look_up(
+    source: Arc<ThreatIntelSource>,
+    objects: Vec<LookupObject>,
+    timeout: Duration,
+) -> Outcome {
+    let mut chunks = JoinSet::new();
+    for (n, chunk) in objects.chunks(MAX_BATCH_OBJECTS).enumerate() {
+        let (source, chunk) = (source.clone(), chunk.to_vec());
+        chunks.spawn(async move { (n, source.lookup(chunk).await) });
+    }
+    let all = async {
+        let mut parts = vec![Vec::new(); objects.len().div_ceil(MAX_BATCH_OBJECTS)];
+        while let Some(done) = chunks.join_next().await {
+            let (n, answer) = done.expect("a lookup task does not panic");
+            parts[n] = answer?;
+        }
+        Ok::<_, Unavailable>(parts.concat())
+    };
+    match tokio::time::timeout(timeout, all).await {
+        Ok(Ok(results)) => Outcome::Answered(results),
+        Ok(Err(Unavailable(why))) => Outcome::Unavailable(why),
+        Err(_) => Outcome::TimedOut,
+    }
+}

@@ -1,0 +1,273 @@
+//! The enrichment service through grpcurl: rules and saved filters kept and checked, and the
+//! `Enrich` stream looking events up in a real ThreatIntel over mTLS, as the seed's "Test CT
+//! enrichment" rule does.
+
+use serde_json::{Value, json};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, grpcurl::Outcome, paths};
+
+fn rpc(pki: &TestPki, server: &ServiceProcess, method: &str, request: &Value) -> Outcome {
+    Grpcurl::new(pki, Cert::Named("operator"))
+        .data(&request.to_string())
+        .call(
+            server.listening_addr(),
+            &[&format!("xdr.v1.Enrichment/{method}")],
+        )
+}
+
+fn ok(pki: &TestPki, server: &ServiceProcess, method: &str, request: &Value) -> Value {
+    let outcome = rpc(pki, server, method, request);
+    assert!(outcome.success, "{method}: {}", outcome.stderr);
+    serde_json::from_str(&outcome.stdout).expect("grpcurl prints JSON")
+}
+
+/// The batches `Enrich` answers to `batches`, in the order they came.
+fn enrich(pki: &TestPki, server: &ServiceProcess, batches: &[Value]) -> Vec<Value> {
+    let input: String = batches.iter().map(|b| format!("{b}\n")).collect();
+    let out = Grpcurl::new(pki, Cert::Named("collector"))
+        .stream(&input)
+        .ok(server.listening_addr(), &["xdr.v1.Enrichment/Enrich"]);
+    serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .map(|v| v.expect("grpcurl prints JSON messages"))
+        .collect()
+}
+
+fn seed_rule() -> Value {
+    json!({
+        "name": "Test CT enrichment",
+        "tenant": "Shared",
+        "mapping": [{"field": "RequestUrl", "indicatorType": "INDICATOR_TYPE_URL"}],
+        "debug": true
+    })
+}
+
+fn event(id: &str, url: Option<&str>) -> Value {
+    let fields = match url {
+        Some(url) => json!({"RequestUrl": {"text": url}}),
+        None => json!({"SourceAddress": {"text": "192.0.2.10"}}),
+    };
+    json!({"id": id, "tenant": "Shared", "fields": fields})
+}
+
+fn start_threatintel(pki: &TestPki) -> ServiceProcess {
+    let feeds = paths::workspace().join("services/threatintel/feeds");
+    ServiceProcess::start_with(
+        "threatintel",
+        pki,
+        &["--feeds-dir", feeds.to_str().unwrap()],
+    )
+}
+
+/// The enrichment service with its data in the test's scratch folder (the same each time:
+/// a restart finds what the last process saved).
+fn start_enrichment(pki: &TestPki, threatintel: &str) -> ServiceProcess {
+    let data = pki.scratch().join("enrichment-data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--threatintel-addr",
+        threatintel,
+        // A rule's debug lines are debug-level, as the seed says.
+        "--log",
+        "info,xdr_enrichment=debug",
+    ];
+    let server = ServiceProcess::spawn("xdr-enrichment", pki, &args);
+    server.listening_addr();
+    server
+}
+
+#[test]
+fn rules_are_checked_completed_and_kept_across_a_restart() {
+    let pki = TestPki::new();
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    let rule = ok(&pki, &server, "CreateRule", &seed_rule());
+    assert_eq!(rule["sourceKind"], "SOURCE_KIND_THREATINTEL");
+    assert_eq!(rule["rps"], 1000);
+    assert_eq!(rule["timeoutSeconds"], 30);
+    assert!(rule["connections"].as_u64().unwrap() >= 1);
+    let id = rule["id"].as_str().unwrap().to_owned();
+
+    let again = rpc(&pki, &server, "CreateRule", &seed_rule());
+    assert!(
+        !again.success && again.stderr.contains("AlreadyExists"),
+        "{}",
+        again.stderr
+    );
+    let mut nameless = seed_rule();
+    nameless["name"] = json!("");
+    let refused = rpc(&pki, &server, "CreateRule", &nameless);
+    assert!(
+        refused.stderr.contains("InvalidArgument") && refused.stderr.contains("name: empty"),
+        "{}",
+        refused.stderr
+    );
+    let mut unmapped = seed_rule();
+    unmapped["name"] = json!("No mapping");
+    unmapped["mapping"] = json!([]);
+    let refused = rpc(&pki, &server, "CreateRule", &unmapped);
+    assert!(
+        refused.stderr.contains("mapping: at least one row"),
+        "{}",
+        refused.stderr
+    );
+
+    // The data folder outlives the process: a second one finds the rule.
+    drop(server);
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    let kept = ok(&pki, &server, "GetRule", &json!({"id": id}));
+    assert_eq!(kept["name"], "Test CT enrichment");
+    let listed = ok(&pki, &server, "ListRules", &json!({}));
+    assert_eq!(listed["rules"].as_array().unwrap().len(), 1);
+    let deleted = ok(&pki, &server, "DeleteRule", &json!({"id": id}));
+    assert_eq!(deleted["deleted"], true);
+    let gone = rpc(&pki, &server, "GetRule", &json!({"id": id}));
+    assert!(gone.stderr.contains("NotFound"), "{}", gone.stderr);
+}
+
+#[test]
+fn the_seed_rule_enriches_events_through_threatintel_in_order() {
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    ok(&pki, &server, "CreateRule", &seed_rule());
+    let answers = enrich(
+        &pki,
+        &server,
+        &[
+            json!({"batchId": "1", "events": [
+                event("e1", Some("http://fakess123.nu")),
+                event("e2", Some("http://example.org/clean")),
+                event("e3", None),
+            ]}),
+            json!({"batchId": "2", "events": [event("e4", Some("HTTPS://www.fakess123.nu:443/"))]}),
+        ],
+    );
+    let ids: Vec<&str> = answers
+        .iter()
+        .map(|b| b["batchId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["1", "2"]);
+    let events = answers[0]["events"].as_array().unwrap();
+    let e1 = &events[0];
+    assert_eq!(e1["id"], "e1");
+    assert_eq!(e1["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
+    let ti = &e1["ti"][0];
+    assert_eq!(ti["field"], "RequestUrl");
+    assert_eq!(ti["value"], "http://fakess123.nu");
+    assert_eq!(ti["category"], "KL_Malicious_URL");
+    assert_eq!(ti["matchedIndicator"], "fakess123.nu");
+    assert_eq!(ti["supplier"], "Demo");
+    assert!(ti["context"].is_object(), "{ti}");
+    assert_eq!(events[1]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
+    assert!(events[1].get("ti").is_none(), "{}", events[1]);
+    assert_eq!(
+        events[2]["enrichmentStatus"],
+        "ENRICHMENT_STATUS_NOT_ENRICHED"
+    );
+    assert_eq!(
+        answers[1]["events"][0]["ti"][0]["category"],
+        "KL_Malicious_URL"
+    );
+    // Debug is on in the seed rule: each answer is logged with its event id.
+    server.wait_for_log("the debug answer for e1", |l| {
+        l["message"] == "enrichment answer" && l["event"] == "e1"
+    });
+}
+
+#[test]
+fn a_source_that_is_down_lets_events_through_marked() {
+    let pki = TestPki::new();
+    // Nothing listens on the discard port.
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    ok(&pki, &server, "CreateRule", &seed_rule());
+    let answers = enrich(
+        &pki,
+        &server,
+        &[json!({"batchId": "7", "events": [
+            event("e1", Some("http://fakess123.nu")),
+            event("e2", None),
+        ]})],
+    );
+    let events = answers[0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "no event is dropped");
+    assert_eq!(
+        events[0]["enrichmentStatus"],
+        "ENRICHMENT_STATUS_SOURCE_UNAVAILABLE"
+    );
+    assert_eq!(
+        events[1]["enrichmentStatus"],
+        "ENRICHMENT_STATUS_NOT_ENRICHED"
+    );
+    let test = ok(&pki, &server, "TestConnection", &seed_rule());
+    assert!(test.get("ok").is_none(), "{test}");
+    assert!(!test["message"].as_str().unwrap().is_empty(), "{test}");
+}
+
+#[test]
+fn saved_filters_select_events_and_refuse_cycles_and_deletion_in_use() {
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    let only_fakess = json!({"name": "Fakess only", "root": {"condition": {
+        "left": {"field": "RequestUrl"},
+        "operator": "OPERATOR_CONTAINS",
+        "right": [{"constant": {"text": "FAKESS"}}],
+        "ignoreCase": true
+    }}});
+    let filter = ok(&pki, &server, "CreateFilter", &only_fakess);
+    let filter_id = filter["id"].as_str().unwrap().to_owned();
+    let mut rule = seed_rule();
+    rule["filterId"] = json!(filter_id);
+    ok(&pki, &server, "CreateRule", &rule);
+    let answers = enrich(
+        &pki,
+        &server,
+        &[json!({"batchId": "1", "events": [
+            event("e1", Some("http://fakess123.nu")),
+            event("e2", Some("http://example.org/")),
+        ]})],
+    );
+    let events = answers[0]["events"].as_array().unwrap();
+    assert_eq!(events[0]["ti"][0]["category"], "KL_Malicious_URL");
+    assert_eq!(
+        events[1]["enrichmentStatus"],
+        "ENRICHMENT_STATUS_NOT_ENRICHED"
+    );
+
+    // A second filter that uses the first; then the first made to use the second.
+    let outer = ok(
+        &pki,
+        &server,
+        "CreateFilter",
+        &json!({"name": "Outer", "root": {"filterId": filter_id}}),
+    );
+    let mut looped = only_fakess.clone();
+    looped["id"] = json!(filter_id);
+    looped["root"] = json!({"filterId": outer["id"]});
+    let refused = rpc(&pki, &server, "UpdateFilter", &looped);
+    assert!(
+        refused.stderr.contains("InvalidArgument") && refused.stderr.contains("cycle"),
+        "{}",
+        refused.stderr
+    );
+    let in_use = rpc(&pki, &server, "DeleteFilter", &json!({"id": filter_id}));
+    assert!(
+        in_use.stderr.contains("FailedPrecondition")
+            && in_use.stderr.contains("Test CT enrichment"),
+        "{}",
+        in_use.stderr
+    );
+    let bad_regex = json!({"name": "Bad", "root": {"condition": {
+        "left": {"field": "RequestUrl"},
+        "operator": "OPERATOR_MATCH",
+        "right": [{"constant": {"text": "("}}]
+    }}});
+    let refused = rpc(&pki, &server, "CreateFilter", &bad_regex);
+    assert!(
+        refused.stderr.contains("root.condition.right[0]") && refused.stderr.contains("RE2"),
+        "{}",
+        refused.stderr
+    );
+}
