@@ -206,6 +206,46 @@ fn a_source_that_is_down_lets_events_through_marked() {
 }
 
 #[test]
+fn a_source_that_does_not_answer_times_events_out_at_the_rule_timeout() {
+    let pki = TestPki::new();
+    // Connections complete in the kernel's backlog, and nothing ever answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = start_enrichment(&pki, &silent.local_addr().unwrap().to_string());
+    let mut rule = seed_rule();
+    rule["timeoutSeconds"] = json!(1);
+    ok(&pki, &server, "CreateRule", &rule);
+    let started = std::time::Instant::now();
+    let answers = enrich(
+        &pki,
+        &server,
+        &[
+            json!({"batchId": "1", "events": [event("e1", Some("http://fakess123.nu"))]}),
+            json!({"batchId": "2", "events": [event("e2", Some("http://fakess123.nu")), event("e3", None)]}),
+        ],
+    );
+    let statuses: Vec<&str> = answers
+        .iter()
+        .flat_map(|b| b["events"].as_array().unwrap())
+        .map(|e| e["enrichmentStatus"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "ENRICHMENT_STATUS_TIMED_OUT",
+            "ENRICHMENT_STATUS_TIMED_OUT",
+            "ENRICHMENT_STATUS_NOT_ENRICHED"
+        ]
+    );
+    // Both batches waited at once, each for its rule's second, not one after the other for
+    // the connect timeout.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn saved_filters_select_events_and_refuse_cycles_and_deletion_in_use() {
     let pki = TestPki::new();
     let threatintel = start_threatintel(&pki);
