@@ -20,7 +20,7 @@ use crate::{
     catalog::{ActiveRule, SharedCatalog},
     filter::field_texts,
     rule::{SHARED_TENANT, mapping_kind, timeout_of},
-    source::{MAX_BATCH_OBJECTS, ThreatIntelSource, Unavailable},
+    source::{CyberTraceSource, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable},
 };
 
 /// How one rule's lookups for a batch ended.
@@ -42,8 +42,8 @@ pub struct Enricher {
     tls: TlsMaterial,
     /// The ThreatIntel service a rule without a server URL uses.
     default_threatintel: String,
-    /// Sources by (target, connections), shared by every stream.
-    sources: Mutex<HashMap<(String, u32), Arc<ThreatIntelSource>>>,
+    /// Sources by (kind, target, connections), shared by every stream.
+    sources: Mutex<HashMap<(i32, String, u32), Arc<Source>>>,
 }
 
 impl Enricher {
@@ -56,7 +56,7 @@ impl Enricher {
         }
     }
 
-    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<ThreatIntelSource>, Unavailable> {
+    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Source>, Unavailable> {
         let target = if rule.server_url.is_empty() {
             self.default_threatintel.clone()
         } else {
@@ -66,14 +66,17 @@ impl Enricher {
             .sources
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (target, rule.connections);
+        let key = (rule.source_kind, target, rule.connections);
         if let Some(source) = sources.get(&key) {
             return Ok(source.clone());
         }
-        let source = Arc::new(
-            ThreatIntelSource::connect(&key.0, key.1, &self.tls)
-                .map_err(|e| Unavailable(e.to_string()))?,
-        );
+        let source = Arc::new(match SourceKind::try_from(rule.source_kind) {
+            Ok(SourceKind::Cybertrace) => Source::CyberTrace(CyberTraceSource::new(&key.1, key.2)),
+            _ => Source::ThreatIntel(
+                ThreatIntelSource::connect(&key.1, key.2, &self.tls)
+                    .map_err(|e| Unavailable(e.to_string()))?,
+            ),
+        });
         sources.insert(key, source.clone());
         Ok(source)
     }
@@ -113,12 +116,7 @@ impl Enricher {
                     .collect();
                 tracing::debug!(rule = %rule.rule.name, events = ?ids, values = ?objects.iter().map(|o| &o.value).collect::<Vec<_>>(), "enrichment request");
             }
-            let source = match SourceKind::try_from(rule.rule.source_kind) {
-                Ok(SourceKind::Cybertrace) => Err(Unavailable(
-                    "the cybertrace source kind is not built yet".to_owned(),
-                )),
-                _ => self.source(&rule.rule),
-            };
+            let source = self.source(&rule.rule);
             let timeout = timeout_of(&rule.rule);
             lookups.spawn(async move {
                 let outcome = match source {
@@ -217,11 +215,7 @@ fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wan
 }
 
 /// Looks `objects` up in batches spread over the source's lanes, within `timeout`.
-async fn look_up(
-    source: Arc<ThreatIntelSource>,
-    objects: Vec<LookupObject>,
-    timeout: Duration,
-) -> Outcome {
+async fn look_up(source: Arc<Source>, objects: Vec<LookupObject>, timeout: Duration) -> Outcome {
     let mut chunks = JoinSet::new();
     for (n, chunk) in objects.chunks(MAX_BATCH_OBJECTS).enumerate() {
         let (source, chunk) = (source.clone(), chunk.to_vec());

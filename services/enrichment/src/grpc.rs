@@ -9,7 +9,7 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::pb::{
     DeleteReply, DeleteRequest, EnrichBatch, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
-    ListRequest, ListRulesReply, LookupObject, PageInfo, SourceKind, TestConnectionReply,
+    ListRequest, ListRulesReply, LookupObject, PageInfo, TestConnectionReply,
     enrichment_server::Enrichment,
 };
 
@@ -214,13 +214,6 @@ impl Enrichment for EnrichmentService {
             });
         }
         let rule = rule::checked(rule, 1).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if rule.source_kind == SourceKind::Cybertrace as i32 {
-            return Ok(Response::new(TestConnectionReply {
-                ok: false,
-                message: "the cybertrace source kind is not built yet".to_owned(),
-                latency_ms: 0,
-            }));
-        }
         let started = Instant::now();
         let probe = vec![LookupObject {
             r#type: xdr_proto::pb::IndicatorType::Ip as i32,
@@ -229,7 +222,7 @@ impl Enrichment for EnrichmentService {
         let reply = match self.enricher.test(&rule, probe).await {
             Ok(()) => TestConnectionReply {
                 ok: true,
-                message: "the threat-intel service answered a lookup".to_owned(),
+                message: "the source answered a lookup".to_owned(),
                 latency_ms: started.elapsed().as_millis() as u32,
             },
             Err(why) => TestConnectionReply {

@@ -305,3 +305,56 @@ fn saved_filters_select_events_and_refuse_cycles_and_deletion_in_use() {
         refused.stderr
     );
 }
+
+#[test]
+fn the_cybertrace_source_speaks_replyback_to_a_cybertrace_listener() {
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let line = threatintel.wait_for_log("the CyberTrace listener", |l| {
+        l["message"] == "cybertrace listening"
+    });
+    let cybertrace = line["addr"].as_str().unwrap().to_owned();
+    // The enrichment service is not told where ThreatIntel's gRPC is: only CyberTrace answers.
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    let mut rule = seed_rule();
+    rule["sourceKind"] = json!("SOURCE_KIND_CYBERTRACE");
+    rule["serverUrl"] = json!(cybertrace);
+    rule["mapping"] = json!([
+        {"field": "RequestUrl", "indicatorType": "INDICATOR_TYPE_URL"},
+        {"field": "SourceAddress", "indicatorType": "INDICATOR_TYPE_IP"}
+    ]);
+    let test = ok(&pki, &server, "TestConnection", &rule);
+    assert_eq!(test["ok"], true, "{test}");
+    ok(&pki, &server, "CreateRule", &rule);
+    let mut both = event("e1", Some("http://fakess123.nu"));
+    both["fields"]["SourceAddress"] = json!({"text": "198.51.100.7"});
+    let answers = enrich(
+        &pki,
+        &server,
+        &[json!({"batchId": "1", "events": [both, event("e2", Some("http://example.org/"))]})],
+    );
+    let events = answers[0]["events"].as_array().unwrap();
+    let mut found: Vec<String> = events[0]["ti"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {} {}",
+                m["field"], m["category"], m["matchedIndicator"], m["supplier"]
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            r#""RequestUrl" "KL_Malicious_URL" "fakess123.nu" "CyberTrace""#,
+            r#""SourceAddress" "KL_IP_Reputation" "198.51.100.0/24" "CyberTrace""#,
+        ]
+    );
+    assert_eq!(events[0]["ti"][0]["context"]["threat"].is_string(), true);
+    assert_eq!(events[0]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
+    assert_eq!(events[1]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
+    assert!(events[1].get("ti").is_none());
+}

@@ -12,21 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::transport::Channel;
 use xdr_mesh::{channel, tls::TlsMaterial};
-use xdr_proto::pb::{
-    LookupBatch, LookupObject, LookupResult, threat_intel_client::ThreatIntelClient,
-};
+use xdr_proto::pb::{LookupBatch, LookupObject, threat_intel_client::ThreatIntelClient};
 
-/// Objects in one `LookupBatch` at most (the service takes far more; smaller batches spread
-/// over the lanes and come back sooner).
-pub const MAX_BATCH_OBJECTS: usize = 512;
+use super::{Answer, Unavailable};
+
 /// Batches queued for one lane before senders wait.
 const LANE_QUEUE: usize = 64;
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("threat-intel source unavailable: {0}")]
-pub struct Unavailable(pub String);
-
-type Answer = Result<Vec<LookupResult>, Unavailable>;
 
 struct Pending {
     objects: Vec<LookupObject>,
