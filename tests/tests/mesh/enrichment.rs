@@ -353,7 +353,7 @@ fn the_cybertrace_source_speaks_replyback_to_a_cybertrace_listener() {
             r#""SourceAddress" "KL_IP_Reputation" "198.51.100.0/24" "CyberTrace""#,
         ]
     );
-    assert_eq!(events[0]["ti"][0]["context"]["threat"].is_string(), true);
+    assert!(events[0]["ti"][0]["context"]["threat"].is_string());
     assert_eq!(events[0]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
     assert_eq!(events[1]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
     assert!(events[1].get("ti").is_none());
