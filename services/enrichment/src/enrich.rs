@@ -6,10 +6,12 @@
 
 use std::{
     collections::HashMap,
+    num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::task::JoinSet;
 use xdr_mesh::tls::TlsMaterial;
 use xdr_proto::pb::{
@@ -44,6 +46,8 @@ pub struct Enricher {
     default_threatintel: String,
     /// Sources by (kind, target, connections), shared by every stream.
     sources: Mutex<HashMap<(i32, String, u32), Arc<Source>>>,
+    /// Each rule's RPS ceiling, shared by every stream, by (rule id, RPS).
+    limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
 }
 
 impl Enricher {
@@ -53,6 +57,7 @@ impl Enricher {
             tls,
             default_threatintel,
             sources: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -81,6 +86,18 @@ impl Enricher {
         Ok(source)
     }
 
+    /// The token bucket holding `rule` to its RPS: a hard ceiling on lookups per second,
+    /// with at most one second's worth at once.
+    fn limiter(&self, rule: &EnrichmentRule) -> Arc<DefaultDirectRateLimiter> {
+        let rps = NonZeroU32::new(rule.rps).unwrap_or(NonZeroU32::MIN);
+        self.limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((rule.id.clone(), rps.get()))
+            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(rps))))
+            .clone()
+    }
+
     /// Whether `rule`'s source answers `probe` within the rule's timeout.
     pub async fn test(
         &self,
@@ -88,7 +105,14 @@ impl Enricher {
         probe: Vec<LookupObject>,
     ) -> Result<(), String> {
         let source = self.source(rule).map_err(|e| e.to_string())?;
-        match look_up(source, probe, timeout_of(rule)).await {
+        match look_up(
+            source,
+            (self.limiter(rule), rule.rps),
+            probe,
+            timeout_of(rule),
+        )
+        .await
+        {
             Outcome::Answered(_) => Ok(()),
             Outcome::TimedOut => Err(format!("no answer within {:?}", timeout_of(rule))),
             Outcome::Unavailable(why) => Err(why),
@@ -117,10 +141,11 @@ impl Enricher {
                 tracing::debug!(rule = %rule.rule.name, events = ?ids, values = ?objects.iter().map(|o| &o.value).collect::<Vec<_>>(), "enrichment request");
             }
             let source = self.source(&rule.rule);
+            let limit = (self.limiter(&rule.rule), rule.rule.rps);
             let timeout = timeout_of(&rule.rule);
             lookups.spawn(async move {
                 let outcome = match source {
-                    Ok(source) => look_up(source, objects, timeout).await,
+                    Ok(source) => look_up(source, limit, objects, timeout).await,
                     Err(Unavailable(why)) => Outcome::Unavailable(why),
                 };
                 (rule_index, wanted, outcome)
@@ -214,15 +239,32 @@ fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wan
     (objects, wanted)
 }
 
-/// Looks `objects` up in batches spread over the source's lanes, within `timeout`.
-async fn look_up(source: Arc<Source>, objects: Vec<LookupObject>, timeout: Duration) -> Outcome {
+/// Looks `objects` up in batches spread over the source's lanes, each batch sent once the
+/// rule's bucket holds a token per object, all within `timeout`.
+async fn look_up(
+    source: Arc<Source>,
+    (limiter, rps): (Arc<DefaultDirectRateLimiter>, u32),
+    objects: Vec<LookupObject>,
+    timeout: Duration,
+) -> Outcome {
+    // A batch never asks for more tokens than the bucket holds: one second's worth.
+    let chunk_size = MAX_BATCH_OBJECTS.min(rps as usize).max(1);
     let mut chunks = JoinSet::new();
-    for (n, chunk) in objects.chunks(MAX_BATCH_OBJECTS).enumerate() {
-        let (source, chunk) = (source.clone(), chunk.to_vec());
-        chunks.spawn(async move { (n, source.lookup(chunk).await) });
+    for (n, chunk) in objects.chunks(chunk_size).enumerate() {
+        let (source, limiter, chunk) = (source.clone(), limiter.clone(), chunk.to_vec());
+        chunks.spawn(async move {
+            let tokens = NonZeroU32::new(chunk.len() as u32).expect("chunks are not empty");
+            if limiter.until_n_ready(tokens).await.is_err() {
+                return (
+                    n,
+                    Err(Unavailable("a batch larger than the rule's RPS".to_owned())),
+                );
+            }
+            (n, source.lookup(chunk).await)
+        });
     }
     let all = async {
-        let mut parts = vec![Vec::new(); objects.len().div_ceil(MAX_BATCH_OBJECTS)];
+        let mut parts = vec![Vec::new(); objects.len().div_ceil(chunk_size)];
         while let Some(done) = chunks.join_next().await {
             let (n, answer) = done.expect("a lookup task does not panic");
             parts[n] = answer?;

@@ -358,3 +358,64 @@ fn the_cybertrace_source_speaks_replyback_to_a_cybertrace_listener() {
     assert_eq!(events[1]["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE");
     assert!(events[1].get("ti").is_none());
 }
+
+#[test]
+fn a_rules_rps_is_a_ceiling_seen_at_the_threatintel_side() {
+    const RPS: u64 = 20;
+    const VALUES: u64 = 60;
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    let mut rule = seed_rule();
+    rule["rps"] = json!(RPS);
+    rule["debug"] = json!(false);
+    ok(&pki, &server, "CreateRule", &rule);
+    let events: Vec<Value> = (0..VALUES)
+        .map(|i| event(&format!("e{i}"), Some(&format!("http://rps{i}.example/"))))
+        .collect();
+    let batch = json!({"batchId": "1", "events": events});
+    let lookups = || {
+        let stats = xdr_tests::threatintel::call(&pki, &threatintel, "Stats", &json!({}));
+        stats["lookups"]
+            .as_str()
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let enriching = scope.spawn(|| enrich(&pki, &server, std::slice::from_ref(&batch)));
+        // Samples while the batch is at work (bounded: 600 polls of ~50 ms at most): the
+        // count may never pass one second's burst plus RPS per second since the start.
+        let mut polls = 0;
+        while !enriching.is_finished() && polls < 600 {
+            let seen = lookups();
+            let allowed = RPS + (RPS as f64 * started.elapsed().as_secs_f64()).ceil() as u64;
+            assert!(
+                seen <= allowed,
+                "{seen} lookups after {:?}",
+                started.elapsed()
+            );
+            polls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let answers = enriching.join().unwrap();
+        // What the burst leaves needs this long at RPS per second; a slow machine only
+        // takes longer, so this can fail only if the ceiling was not held.
+        let least = std::time::Duration::from_secs((VALUES - RPS) / RPS);
+        assert!(
+            started.elapsed() >= least,
+            "done in {:?}",
+            started.elapsed()
+        );
+        let statuses: Vec<&str> = answers[0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["enrichmentStatus"].as_str().unwrap())
+            .collect();
+        assert!(
+            statuses.iter().all(|s| *s == "ENRICHMENT_STATUS_COMPLETE"),
+            "{statuses:?}"
+        );
+    });
+    assert_eq!(lookups(), VALUES);
+}
