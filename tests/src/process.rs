@@ -6,6 +6,7 @@ use std::{
     ffi::OsStr,
     io::{BufRead, BufReader},
     net::SocketAddr,
+    path::Path,
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         Arc, Condvar, Mutex,
@@ -62,6 +63,12 @@ impl ServiceProcess {
             "{service}-{}",
             INSTANCE.fetch_add(1, Ordering::Relaxed)
         ));
+        Self::start_in(service, pki, &data, extra)
+    }
+
+    /// As [`start_with`](Self::start_with), with its data in `data`: a restart given the same
+    /// folder finds what the last process saved.
+    pub fn start_in(service: &str, pki: &TestPki, data: &Path, extra: &[&str]) -> Self {
         let mut args = vec![
             "--listen".as_ref(),
             "127.0.0.1:0".as_ref(),

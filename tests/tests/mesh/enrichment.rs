@@ -62,20 +62,14 @@ fn start_threatintel(pki: &TestPki) -> ServiceProcess {
 /// a restart finds what the last process saved).
 fn start_enrichment(pki: &TestPki, threatintel: &str) -> ServiceProcess {
     let data = pki.scratch().join("enrichment-data");
+    // A rule's debug lines are debug-level, as the seed says.
     let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
         "--threatintel-addr",
         threatintel,
-        // A rule's debug lines are debug-level, as the seed says.
         "--log",
         "info,xdr_enrichment=debug",
     ];
-    let server = ServiceProcess::spawn("xdr-enrichment", pki, &args);
-    server.listening_addr();
-    server
+    ServiceProcess::start_in("enrichment", pki, &data, &args)
 }
 
 #[test]

@@ -11,19 +11,12 @@ use xdr_tests::{
 
 fn start(pki: &TestPki, data: &Path) -> ServiceProcess {
     let feeds = paths::workspace().join("services/threatintel/feeds");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--cybertrace-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--feeds-dir",
-        feeds.to_str().unwrap(),
-    ];
-    let server = ServiceProcess::spawn("xdr-threatintel", pki, &args);
-    server.listening_addr();
-    server
+    ServiceProcess::start_in(
+        "threatintel",
+        pki,
+        data,
+        &["--feeds-dir", feeds.to_str().unwrap()],
+    )
 }
 
 #[test]
