@@ -74,8 +74,11 @@ impl SavedFilters for HashMap<String, Filter> {
     }
 }
 
+/// A random UUID (version 4, RFC 9562 variant).
 fn new_id() -> String {
     let bits = fastrand::u128(..);
+    let bits = (bits & !(0xf << 76)) | (0x4 << 76);
+    let bits = (bits & !(0x3 << 62)) | (0x2 << 62);
     let hex = format!("{bits:032x}");
     format!(
         "{}-{}-{}-{}-{}",
@@ -388,5 +391,16 @@ impl Catalog {
             .collect();
         filters.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
         filters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_version_4_uuids() {
+        let id = super::new_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
     }
 }
