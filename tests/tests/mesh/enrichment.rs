@@ -3,7 +3,7 @@
 //! enrichment" rule does.
 
 use serde_json::{Value, json};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, grpcurl::Outcome, paths};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, client, grpcurl::Outcome, paths};
 
 fn rpc(pki: &TestPki, server: &ServiceProcess, method: &str, request: &Value) -> Outcome {
     Grpcurl::new(pki, Cert::Named("operator"))
@@ -412,4 +412,71 @@ fn a_rules_rps_is_a_ceiling_seen_at_the_threatintel_side() {
         );
     });
     assert_eq!(lookups(), VALUES);
+}
+
+/// One event whose URL is in the demo feed, as the tonic client sends it.
+fn fakess_batch(batch_id: u64) -> xdr_proto::pb::EnrichBatch {
+    use xdr_proto::pb::{EnrichBatch, Event, FieldValue, field_value::Kind};
+    let url = FieldValue {
+        kind: Some(Kind::Text("http://fakess123.nu".into())),
+    };
+    EnrichBatch {
+        batch_id,
+        events: vec![Event {
+            id: format!("e{batch_id}"),
+            fields: [("RequestUrl".to_owned(), url)].into(),
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn a_rule_changed_mid_stream_applies_from_the_next_batch() {
+    use xdr_proto::pb::{EnrichmentStatus, enrichment_client::EnrichmentClient};
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    // At first the rule's filter takes no event.
+    let mut rule = seed_rule();
+    rule["inlineFilter"] = json!({"condition": {
+        "left": {"field": "RequestUrl"},
+        "operator": "OPERATOR_CONTAINS",
+        "right": [{"constant": {"text": "nothing-has-this"}}]
+    }});
+    let created = ok(&pki, &server, "CreateRule", &rule);
+    client::runtime().block_on(async {
+        let channel = client::channel(&pki, "collector", &server, "enrichment").await;
+        let (batches, outgoing) = tokio::sync::mpsc::channel(4);
+        let mut answers = EnrichmentClient::new(channel)
+            .enrich(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+            .await
+            .unwrap()
+            .into_inner();
+        batches.send(fakess_batch(1)).await.unwrap();
+        let first = answers.message().await.unwrap().unwrap();
+        assert_eq!(first.batch_id, 1);
+        assert_eq!(
+            first.events[0].enrichment_status(),
+            EnrichmentStatus::NotEnriched
+        );
+
+        // The same stream, open all along: the rule loses its filter.
+        let mut changed = created.clone();
+        changed.as_object_mut().unwrap().remove("inlineFilter");
+        ok(&pki, &server, "UpdateRule", &changed);
+        batches.send(fakess_batch(2)).await.unwrap();
+        let second = answers.message().await.unwrap().unwrap();
+        assert_eq!(second.batch_id, 2);
+        assert_eq!(
+            second.events[0].enrichment_status(),
+            EnrichmentStatus::Complete
+        );
+        assert_eq!(second.events[0].ti[0].category, "KL_Malicious_URL");
+
+        drop(batches);
+        assert!(
+            answers.message().await.unwrap().is_none(),
+            "each batch answered once"
+        );
+    });
 }

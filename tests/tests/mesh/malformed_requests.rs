@@ -2,8 +2,7 @@
 //! other well-behaved clients cannot send) are INVALID_ARGUMENT naming the field, and the
 //! service stays up.
 
-use xdr_mesh::config::TlsArgs;
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, client};
 
 /// `xdr.v1.LookupObject` with its string `value` declared as bytes, to send what a string
 /// may not hold.
@@ -26,26 +25,9 @@ fn invalid_utf8_in_a_string_is_invalid_argument_naming_the_field() {
     let pki = TestPki::new();
     let server = ServiceProcess::start("threatintel", &pki);
     let addr = server.listening_addr();
-    xdr_mesh::tls::install_crypto_provider();
-    let tls = TlsArgs {
-        tls_dir: pki.certs(),
-        tls_ca: None,
-        tls_cert: None,
-        tls_key: None,
-    }
-    .load("operator")
-    .unwrap();
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client::runtime();
     let status = runtime.block_on(async {
-        let channel = xdr_mesh::channel::endpoint(&addr.to_string(), "threatintel", &tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = client::channel(&pki, "operator", &server, "threatintel").await;
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.unwrap();
         let request = RawLookupRequest {
