@@ -1,6 +1,12 @@
 //! A deterministic mix of indicators, and lookups that hit or miss them: indicator `i` is a
 //! pure function of `i`, so a hit is made by generating some `i` again, with no table kept.
 
+use std::{
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
 /// splitmix64's finalizer: a well-spread 64-bit hash of `x`.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -77,6 +83,32 @@ pub fn hit(i: u64) -> String {
 /// `i ^ MISS` is far past any generated index, so only a rare random collision matches.
 pub fn miss(i: u64) -> String {
     hit(i ^ MISS)
+}
+
+/// The folder holding the generated feed of `indicators` (written once, then reused), and the
+/// feed's size in bytes.
+pub fn generated_feed(dir: &Path, indicators: u64) -> anyhow::Result<(PathBuf, u64)> {
+    let feeds = dir.join(format!("feeds-{indicators}"));
+    let feed = feeds.join("Bench.csv");
+    if !feed.exists() {
+        let started = Instant::now();
+        std::fs::create_dir_all(&feeds)?;
+        let partial = feed.with_extension("partial");
+        let mut out = BufWriter::new(std::fs::File::create(&partial)?);
+        writeln!(out, "indicator,category,id")?;
+        for i in 0..indicators {
+            let (value, category) = indicator(i);
+            writeln!(out, "{value},{category},{i}")?;
+        }
+        out.flush()?;
+        std::fs::rename(partial, &feed)?;
+        println!(
+            "generated {indicators} indicators in {:.1?}",
+            started.elapsed()
+        );
+    }
+    let bytes = std::fs::metadata(&feed)?.len();
+    Ok((feeds, bytes))
 }
 
 /// `count` lookups, half of them hits, spread over `indicators`.

@@ -2,6 +2,7 @@
 //! commands, never timed assertions in tests.
 
 mod dataset;
+mod server;
 mod threatintel;
 
 #[derive(clap::Subcommand)]

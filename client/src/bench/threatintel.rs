@@ -4,19 +4,14 @@
 
 use std::{
     collections::HashMap,
-    io::{BufWriter, Write},
+    ffi::OsStr,
     path::{Path, PathBuf},
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-    sync::{Semaphore, mpsc},
-};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use xdr_proto::pb::{
     LookupBatch, LookupObject, StatsRequest, threat_intel_client::ThreatIntelClient,
@@ -27,7 +22,10 @@ use xdr_threatintel::{
     store::now_ms,
 };
 
-use super::dataset;
+use super::{
+    dataset,
+    server::{BenchServer, bin_dir as bin_dir_of},
+};
 
 /// Batches a client keeps in flight on one stream (the server works on 8 at a time).
 const WINDOW: usize = 16;
@@ -55,20 +53,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.dir)?;
-    let feeds = args.dir.join(format!("feeds-{}", args.indicators));
-    let feed = feeds.join("Bench.csv");
-    if !feed.exists() {
-        let started = Instant::now();
-        write_feed(&feeds, &feed, args.indicators)?;
-        println!(
-            "generated {} indicators in {:.1?}",
-            args.indicators,
-            started.elapsed()
-        );
-    }
-    let raw_bytes = std::fs::metadata(&feed)?.len();
-    println!("feed {}: {:.1} MiB", feed.display(), mib(raw_bytes));
+    let (feeds, raw_bytes) = dataset::generated_feed(&args.dir, args.indicators)?;
+    println!("feed {}: {:.1} MiB", feeds.display(), mib(raw_bytes));
 
     let in_process = in_process(&feeds, args.indicators, args.lookups)?;
     println!(
@@ -79,11 +65,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         in_process.matched
     );
 
-    let mut server = Server::start(&args, &feeds).await?;
-    println!(
-        "xdr-threatintel: load {:.2} s (index ready)",
-        server.load_ms as f64 / 1000.0
-    );
+    let mut server = start_threatintel(&args.dir, args.bin_dir.as_deref(), &feeds, |ms| {
+        println!(
+            "xdr-threatintel: load {:.2} s (index ready)",
+            ms as f64 / 1000.0
+        )
+    })
+    .await?;
     let tls = crate::probe::operator_tls(&args.dir.join("certs"))?;
     let channel = xdr_mesh::channel::endpoint(&server.addr, "threatintel", &tls)?
         .connect()
@@ -119,20 +107,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn write_feed(dir: &Path, feed: &Path, indicators: u64) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let partial = feed.with_extension("partial");
-    let mut out = BufWriter::new(std::fs::File::create(&partial)?);
-    writeln!(out, "indicator,category,id")?;
-    for i in 0..indicators {
-        let (value, category) = dataset::indicator(i);
-        writeln!(out, "{value},{category},{i}")?;
-    }
-    out.flush()?;
-    std::fs::rename(partial, feed)?;
-    Ok(())
 }
 
 struct InProcess {
@@ -260,79 +234,35 @@ async fn stream(
     })
 }
 
-/// The real `xdr-threatintel`, on free loopback ports, with the generated feed.
-struct Server {
-    child: tokio::process::Child,
-    addr: String,
-    load_ms: u64,
-}
-
-impl Server {
-    async fn start(args: &Args, feeds: &Path) -> anyhow::Result<Server> {
-        let certs = args.dir.join("certs");
-        xdr_mesh::pki::write_dev_pki(&certs, true)?;
-        let data = args.dir.join("data");
-        let _ = std::fs::remove_dir_all(&data);
-        let bin_dir = match &args.bin_dir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .context("xdrctl's folder")?
-                .to_owned(),
-        };
-        let mut child = Command::new(bin_dir.join("xdr-threatintel"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--cybertrace-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--tls-dir")
-            .arg(&certs)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--feeds-dir")
-            .arg(feeds)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting xdr-threatintel")?;
-        let mut lines = BufReader::new(child.stderr.take().context("stderr is piped")?).lines();
-        let (mut load_ms, mut addr) = (None, None);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        while addr.is_none() {
-            let line = tokio::time::timeout_at(deadline, lines.next_line())
-                .await
-                .context("xdr-threatintel did not start within 10 minutes")??
-                .context("xdr-threatintel exited while starting")?;
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            match event["message"].as_str() {
-                Some("indicator index ready") => load_ms = event["took_ms"].as_u64(),
-                Some("listening") => addr = event["addr"].as_str().map(str::to_owned),
-                _ => {}
+/// The real `xdr-threatintel` with the generated feed and a fresh dev PKI in `dir/certs`;
+/// `loaded(ms)` is told how long its index took.
+pub(super) async fn start_threatintel(
+    dir: &Path,
+    bin_dir: Option<&Path>,
+    feeds: &Path,
+    mut loaded: impl FnMut(u64),
+) -> anyhow::Result<BenchServer> {
+    let certs = dir.join("certs");
+    xdr_mesh::pki::write_dev_pki(&certs, true)?;
+    let feeds_arg = feeds.as_os_str();
+    BenchServer::start(
+        &bin_dir_of(bin_dir)?,
+        "xdr-threatintel",
+        &certs,
+        &dir.join("data"),
+        &[
+            OsStr::new("--cybertrace-listen"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--feeds-dir"),
+            feeds_arg,
+        ],
+        |event| {
+            if event["message"] == "indicator index ready"
+                && let Some(ms) = event["took_ms"].as_u64()
+            {
+                loaded(ms);
             }
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server {
-            child,
-            addr: addr.expect("the loop ends with an address"),
-            load_ms: load_ms.unwrap_or_default(),
-        })
-    }
-
-    async fn stop(&mut self) -> anyhow::Result<()> {
-        crate::child::terminate(&self.child);
-        let status = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
-            .await
-            .context("xdr-threatintel did not stop")??;
-        anyhow::ensure!(status.success(), "xdr-threatintel exited with {status}");
-        Ok(())
-    }
+        },
+    )
+    .await
 }

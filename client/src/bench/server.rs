@@ -1,0 +1,98 @@
+//! A real service binary started for a benchmark: free loopback ports, JSON logs read until it
+//! listens (handing each line to the caller on the way), then drained so it never blocks.
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::Context;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+/// Loading 10 M indicators in a debug build takes minutes; a release build, seconds.
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
+pub struct BenchServer {
+    name: String,
+    child: tokio::process::Child,
+    /// The gRPC address it logged as `listening`.
+    pub addr: String,
+}
+
+/// Where the service binaries are: `--bin-dir`, else xdrctl's own folder.
+pub fn bin_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir.to_owned()),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("xdrctl's folder")?
+            .to_owned()),
+    }
+}
+
+impl BenchServer {
+    /// Starts `bin_dir/name` with `--listen 127.0.0.1:0 --log-format json`, the dev PKI in
+    /// `certs`, a fresh data folder `data` and `args`; `on_log` sees each log line until the
+    /// server listens.
+    pub async fn start<S: AsRef<OsStr>>(
+        bin_dir: &Path,
+        name: &str,
+        certs: &Path,
+        data: &Path,
+        args: &[S],
+        mut on_log: impl FnMut(&serde_json::Value),
+    ) -> anyhow::Result<Self> {
+        let _ = std::fs::remove_dir_all(data);
+        let mut child = Command::new(bin_dir.join(name))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--tls-dir")
+            .arg(certs)
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut lines = BufReader::new(child.stderr.take().context("stderr is piped")?).lines();
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let line = tokio::time::timeout_at(deadline, lines.next_line())
+                .await
+                .with_context(|| format!("{name} did not start within {START_TIMEOUT:?}"))??
+                .with_context(|| format!("{name} exited while starting"))?;
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            on_log(&event);
+            if event["message"] == "listening"
+                && let Some(addr) = event["addr"].as_str()
+            {
+                break addr.to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(BenchServer {
+            name: name.to_owned(),
+            child,
+            addr,
+        })
+    }
+
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        crate::child::terminate(&self.child);
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .with_context(|| format!("{} did not stop", self.name))??;
+        anyhow::ensure!(status.success(), "{} exited with {status}", self.name);
+        Ok(())
+    }
+}
