@@ -111,6 +111,32 @@ pub fn generated_feed(dir: &Path, indicators: u64) -> anyhow::Result<(PathBuf, u
     Ok((feeds, bytes))
 }
 
+/// Indicator of residue `class` (mod 20) near `k`'s place in a feed of `indicators`.
+fn of_class(indicators: u64, k: u64, class: u64) -> u64 {
+    let rows = (indicators / 20).max(1);
+    (mix(k ^ 7) % rows) * 20 + class
+}
+
+/// Every other value a hit on indicator `i`, else one of the same shape past the feed's end
+/// (same class mod 20, never generated).
+fn hit_or_miss(indicators: u64, k: u64, i: u64) -> String {
+    if k.is_multiple_of(2) {
+        hit(i)
+    } else {
+        hit(i + 20 * (indicators / 20 + 1))
+    }
+}
+
+/// An event's URL field: a URL, a URL under a mask, or a subdomain URL of a domain.
+pub fn url_value(indicators: u64, k: u64) -> String {
+    hit_or_miss(indicators, k, of_class(indicators, k, 7 + k % 9))
+}
+
+/// An event's address field: an address, or an address inside a network.
+pub fn ip_value(indicators: u64, k: u64) -> String {
+    hit_or_miss(indicators, k, of_class(indicators, k, k % 7))
+}
+
 /// `count` lookups, half of them hits, spread over `indicators`.
 pub fn lookups(indicators: u64, count: usize) -> Vec<String> {
     (0..count as u64)

@@ -2,6 +2,7 @@
 //! commands, never timed assertions in tests.
 
 mod dataset;
+mod enrichment;
 mod server;
 mod threatintel;
 
@@ -9,10 +10,13 @@ mod threatintel;
 pub enum Scenario {
     /// Indicator index and LookupStream: load time, memory, lookups per second, batch latency.
     Threatintel(threatintel::Args),
+    /// Enrich over mTLS against in-process enrichment: events per second, batch latency.
+    Enrichment(enrichment::Args),
 }
 
 pub async fn run(scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
         Scenario::Threatintel(args) => threatintel::run(args).await,
+        Scenario::Enrichment(args) => enrichment::run(args).await,
     }
 }

@@ -1,4 +1,4 @@
-//! `xdrctl bench threatintel` runs end to end on a small feed. Its figures are reported in
+//! `xdrctl bench threatintel` and `xdrctl bench enrichment` run end to end on a small feed. Its figures are reported in
 //! issue notes from release builds; nothing here asserts a speed.
 
 use std::process::Command;
@@ -45,4 +45,40 @@ fn threatintel_bench_runs_on_a_small_feed() {
     // Every other generated lookup is a hit on the feed (addresses in its networks, URLs under
     // its masks, subdomains of its domains); the misses' namespace was never generated.
     assert!(stdout.contains("(2000 lookups, 1000 matched)"), "{stdout}");
+}
+
+#[test]
+fn enrichment_bench_runs_on_a_small_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(paths::binary("xdrctl"))
+        .args([
+            "bench",
+            "enrichment",
+            "--indicators",
+            "2000",
+            "--events",
+            "2000",
+            "--batch",
+            "100",
+            "--duration",
+            "300ms",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--bin-dir")
+        .arg(paths::bin_dir())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in ["in-process:", "Enrich over mTLS", "at half that rate"] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
+    }
+    // Nothing waits on the rule's timeout or finds the source down on loopback.
+    assert!(stdout.contains("; 0 timed out or unavailable"), "{stdout}");
 }
