@@ -84,14 +84,14 @@ async fn run_lane(mut client: ThreatIntelClient<Channel>, mut pending: mpsc::Rec
                 continue;
             }
         };
-        let mut waiting: HashMap<u64, Pending> = HashMap::new();
-        let mut send = |batch: Pending, waiting: &mut HashMap<u64, Pending>| {
+        let mut waiting: HashMap<u64, oneshot::Sender<Answer>> = HashMap::new();
+        let mut send = |batch: Pending, waiting: &mut HashMap<u64, oneshot::Sender<Answer>>| {
             next_id += 1;
+            waiting.insert(next_id, batch.answer);
             let request = LookupBatch {
                 batch_id: next_id,
-                objects: batch.objects.clone(),
+                objects: batch.objects,
             };
-            waiting.insert(next_id, batch);
             requests.try_send(request).is_ok()
         };
         send(batch, &mut waiting);
@@ -107,8 +107,8 @@ async fn run_lane(mut client: ThreatIntelClient<Channel>, mut pending: mpsc::Rec
                 },
                 reply = replies.next() => match reply {
                     Some(Ok(reply)) => {
-                        if let Some(batch) = waiting.remove(&reply.batch_id) {
-                            let _ = batch.answer.send(Ok(reply.results));
+                        if let Some(answer) = waiting.remove(&reply.batch_id) {
+                            let _ = answer.send(Ok(reply.results));
                         }
                     }
                     Some(Err(status)) => break status.message().to_owned(),
@@ -117,8 +117,8 @@ async fn run_lane(mut client: ThreatIntelClient<Channel>, mut pending: mpsc::Rec
             }
         };
         tracing::warn!(error = %broken, waiting = waiting.len(), "threat-intel stream broken; reopening on the next batch");
-        for (_, batch) in waiting.drain() {
-            let _ = batch.answer.send(Err(Unavailable(broken.clone())));
+        for (_, answer) in waiting.drain() {
+            let _ = answer.send(Err(Unavailable(broken.clone())));
         }
         if closed {
             return;
