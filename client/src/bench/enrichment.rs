@@ -249,12 +249,8 @@ async fn stream(
                 };
                 permit.forget();
                 let first = (id as usize * size) % pool.len();
-                let events = pool
-                    .iter()
-                    .cycle()
-                    .skip(first)
-                    .take(size)
-                    .cloned()
+                let events = (0..size)
+                    .map(|j| pool[(first + j) % pool.len()].clone())
                     .collect();
                 sent.lock()
                     .expect("not poisoned")

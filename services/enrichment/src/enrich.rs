@@ -12,6 +12,7 @@ use std::{
 };
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rustc_hash::FxHashMap;
 use tokio::task::JoinSet;
 use xdr_mesh::tls::TlsMaterial;
 use xdr_proto::pb::{
@@ -204,7 +205,7 @@ impl Enricher {
 /// The distinct values `rule` looks up for `events`, and which event field wants each.
 fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wanted>) {
     let mut objects = Vec::new();
-    let mut index: HashMap<(i32, String), usize> = HashMap::new();
+    let mut index: FxHashMap<(i32, String), usize> = FxHashMap::default();
     let mut wanted = Vec::new();
     for (i, event) in events.iter().enumerate() {
         if rule.rule.tenant != SHARED_TENANT && rule.rule.tenant != event.tenant {

@@ -69,7 +69,7 @@ fn none() -> Saved {
 }
 
 fn event() -> Event {
-    let mut fields = HashMap::new();
+    let mut fields = std::collections::BTreeMap::new();
     let mut set = |name: &str, kind: Kind| {
         fields.insert(name.to_owned(), FieldValue { kind: Some(kind) });
     };

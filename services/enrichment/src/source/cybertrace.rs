@@ -141,7 +141,7 @@ fn line_of(object: &LookupObject) -> String {
 /// A detection line of the seed's format as a match of `object`.
 fn detection_of(text: &str, object: &LookupObject) -> Option<TiMatch> {
     let mut fields: HashMap<String, String> = HashMap::new();
-    let mut context = HashMap::new();
+    let mut context = std::collections::BTreeMap::new();
     for part in text.split('|') {
         let (name, value) = part.split_once('=')?;
         match name {
