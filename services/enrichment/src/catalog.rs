@@ -11,15 +11,17 @@ use std::{
 use arc_swap::ArcSwap;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use xdr_proto::pb::{EnrichmentRule, Filter, enrichment_rule};
+use xdr_proto::pb::{EnrichmentRule, Filter, Resource, ResourceKind, enrichment_rule};
 
 use crate::{
-    filter::{self, Compiled, SavedFilters},
+    filter::{self, Compiled, Definitions},
+    resources::{self as resource, Resources},
     rule::{self, Invalid},
 };
 
 const RULES: TableDefinition<&str, &[u8]> = TableDefinition::new("rules");
 const FILTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("filters");
+const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -33,7 +35,7 @@ pub enum CatalogError {
         tenant: String,
         name: String,
     },
-    #[error("filter `{id}` is used by {user}")]
+    #[error("`{id}` is used by {user}")]
     InUse { id: String, user: String },
     #[error("the rule store: {0}")]
     Store(String),
@@ -52,12 +54,15 @@ pub struct ActiveRule {
 #[derive(Default)]
 pub struct ActiveRules {
     pub rules: Vec<Arc<ActiveRule>>,
+    /// The resources' entries of the same moment, for the resource operators.
+    pub resources: Resources,
 }
 
 pub struct Catalog {
     db: Database,
     rules: HashMap<String, EnrichmentRule>,
     filters: HashMap<String, Filter>,
+    resources: HashMap<String, Resource>,
     active: Arc<ArcSwap<ActiveRules>>,
     vcpus: u32,
 }
@@ -68,9 +73,20 @@ pub struct SharedCatalog {
     active: Arc<ArcSwap<ActiveRules>>,
 }
 
-impl SavedFilters for HashMap<String, Filter> {
+/// The saved filters and resources a compile sees: the catalog's, or what they would be after
+/// a change.
+struct Defs<'a> {
+    filters: &'a HashMap<String, Filter>,
+    resources: &'a HashMap<String, Resource>,
+}
+
+impl Definitions for Defs<'_> {
     fn saved(&self, id: &str) -> Option<Filter> {
-        self.get(id).cloned()
+        self.filters.get(id).cloned()
+    }
+
+    fn resource(&self, id: &str) -> Option<(ResourceKind, String)> {
+        self.resources.get(id).map(|r| (r.kind(), r.tenant.clone()))
     }
 }
 
@@ -90,43 +106,48 @@ fn new_id() -> String {
     )
 }
 
+/// Every record of `table`, decoded.
+fn load<T: Message + Default>(
+    read: &redb::ReadTransaction,
+    table: TableDefinition<&str, &[u8]>,
+) -> Result<HashMap<String, T>, CatalogError> {
+    let mut records = HashMap::new();
+    for entry in read
+        .open_table(table)
+        .map_err(store_error)?
+        .iter()
+        .map_err(store_error)?
+    {
+        let (id, bytes) = entry.map_err(store_error)?;
+        records.insert(
+            id.value().to_owned(),
+            T::decode(bytes.value()).map_err(store_error)?,
+        );
+    }
+    Ok(records)
+}
+
 impl SharedCatalog {
     /// Opens (or creates) the store at `path` and compiles what it holds.
     pub fn open(path: &Path, vcpus: u32) -> Result<Self, CatalogError> {
         let db = Database::create(path).map_err(store_error)?;
-        let (mut rules, mut filters) = (HashMap::new(), HashMap::new());
-        {
-            let write = db.begin_write().map_err(store_error)?;
-            write.open_table(RULES).map_err(store_error)?;
-            write.open_table(FILTERS).map_err(store_error)?;
-            write.commit().map_err(store_error)?;
-            let read = db.begin_read().map_err(store_error)?;
-            for entry in read
-                .open_table(RULES)
-                .map_err(store_error)?
-                .iter()
-                .map_err(store_error)?
-            {
-                let (id, bytes) = entry.map_err(store_error)?;
-                let rule = EnrichmentRule::decode(bytes.value()).map_err(store_error)?;
-                rules.insert(id.value().to_owned(), rule);
-            }
-            for entry in read
-                .open_table(FILTERS)
-                .map_err(store_error)?
-                .iter()
-                .map_err(store_error)?
-            {
-                let (id, bytes) = entry.map_err(store_error)?;
-                let filter = Filter::decode(bytes.value()).map_err(store_error)?;
-                filters.insert(id.value().to_owned(), filter);
-            }
+        let write = db.begin_write().map_err(store_error)?;
+        for table in [RULES, FILTERS, RESOURCES] {
+            write.open_table(table).map_err(store_error)?;
         }
+        write.commit().map_err(store_error)?;
+        let read = db.begin_read().map_err(store_error)?;
+        let (rules, filters, resources) = (
+            load(&read, RULES)?,
+            load(&read, FILTERS)?,
+            load(&read, RESOURCES)?,
+        );
         let active = Arc::new(ArcSwap::from_pointee(ActiveRules::default()));
         let catalog = Catalog {
             db,
             rules,
             filters,
+            resources,
             active: active.clone(),
             vcpus,
         };
@@ -153,7 +174,10 @@ impl Catalog {
     /// Compiles every rule and swaps the set in. Rules were checked when saved; one whose
     /// filter no longer compiles (its saved filter changed under it) is logged and skipped.
     fn activate(&self) {
-        let mut active = ActiveRules::default();
+        let mut active = ActiveRules {
+            rules: Vec::new(),
+            resources: Resources::of(self.resources.values()),
+        };
         let mut rules: Vec<_> = self.rules.values().collect();
         rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
         for rule in rules {
@@ -178,7 +202,11 @@ impl Catalog {
                 node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.clone())),
             },
         };
-        filter::compile(&node, &rule.tenant, &self.filters).map(Some)
+        let defs = Defs {
+            filters: &self.filters,
+            resources: &self.resources,
+        };
+        filter::compile(&node, &rule.tenant, &defs).map(Some)
     }
 
     fn write<T: Message>(
@@ -308,22 +336,22 @@ impl Catalog {
                 filter.id.clone(),
             )),
         };
-        filter::compile(&as_reference, &filter.tenant, &after).map_err(|e| Invalid {
+        let defs = Defs {
+            filters: &after,
+            resources: &self.resources,
+        };
+        filter::compile(&as_reference, &filter.tenant, &defs).map_err(|e| Invalid {
             field: e
                 .field
                 .replacen(&format!("filter.filter_id({})", filter.id), "root", 1),
             ..e
         })?;
-        for user in after.values() {
-            let node = xdr_proto::pb::FilterNode {
-                node: Some(xdr_proto::pb::filter_node::Node::FilterId(user.id.clone())),
-            };
-            filter::compile(&node, &user.tenant, &after).map_err(|e| {
-                rule::invalid(
-                    "root",
-                    format!("filter `{}` using this one would break: {}", user.name, e),
-                )
-            })?;
+        if let Some(user) = self.first_broken(&after, &self.resources) {
+            return Err(rule::invalid(
+                "root",
+                format!("{user}, which uses this filter, would break"),
+            )
+            .into());
         }
         self.write(FILTERS, &filter.id, Some(&filter))?;
         self.filters = after;
@@ -335,40 +363,130 @@ impl Catalog {
         if self.filter(id, tenant).is_err() {
             return Ok(false);
         }
-        let reference = Some(enrichment_rule::Filter::FilterId(id.to_owned()));
-        if let Some(rule) = self.rules.values().find(|r| r.filter == reference) {
-            return Err(CatalogError::InUse {
-                id: id.to_owned(),
-                user: format!("rule `{}`", rule.name),
-            });
-        }
         let mut after = self.filters.clone();
         after.remove(id);
-        for user in after.values() {
-            let node = xdr_proto::pb::FilterNode {
-                node: Some(xdr_proto::pb::filter_node::Node::FilterId(user.id.clone())),
-            };
-            if filter::compile(&node, &user.tenant, &after).is_err() {
-                return Err(CatalogError::InUse {
-                    id: id.to_owned(),
-                    user: format!("filter `{}`", user.name),
-                });
-            }
-        }
-        for rule in self.rules.values() {
-            if let Some(enrichment_rule::Filter::InlineFilter(node)) = &rule.filter
-                && filter::compile(node, &rule.tenant, &after).is_err()
-            {
-                return Err(CatalogError::InUse {
-                    id: id.to_owned(),
-                    user: format!("rule `{}`", rule.name),
-                });
-            }
+        if let Some(user) = self.first_broken(&after, &self.resources) {
+            return Err(CatalogError::InUse {
+                id: id.to_owned(),
+                user,
+            });
         }
         self.write::<Filter>(FILTERS, id, None)?;
         self.filters = after;
         self.activate();
         Ok(true)
+    }
+
+    /// The first rule, else saved filter, that would no longer compile with `filters` and
+    /// `resources` in place of the catalog's, named for an error (rules first: they are what
+    /// an operator would miss).
+    fn first_broken(
+        &self,
+        filters: &HashMap<String, Filter>,
+        resources: &HashMap<String, Resource>,
+    ) -> Option<String> {
+        let defs = Defs { filters, resources };
+        let reference = |id: &str| xdr_proto::pb::FilterNode {
+            node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.to_owned())),
+        };
+        for rule in self.rules.values() {
+            let node = match &rule.filter {
+                None => continue,
+                Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
+                Some(enrichment_rule::Filter::FilterId(id)) => reference(id),
+            };
+            if filter::compile(&node, &rule.tenant, &defs).is_err() {
+                return Some(format!("rule `{}`", rule.name));
+            }
+        }
+        for user in filters.values() {
+            if filter::compile(&reference(&user.id), &user.tenant, &defs).is_err() {
+                return Some(format!("filter `{}`", user.name));
+            }
+        }
+        None
+    }
+
+    /// Creates (`create`) or replaces a resource, entries and all; filters read the new
+    /// entries from the next batch on.
+    pub fn save_resource(
+        &mut self,
+        resource: Resource,
+        create: bool,
+    ) -> Result<Resource, CatalogError> {
+        let mut resource = resource::checked(resource)?;
+        if create {
+            resource.id = new_id();
+        } else if !self.resources.contains_key(&resource.id) {
+            return Err(CatalogError::NotFound {
+                kind: "resource",
+                id: resource.id,
+            });
+        }
+        if self.resources.values().any(|r| {
+            r.id != resource.id
+                && r.tenant == resource.tenant
+                && r.kind == resource.kind
+                && r.name == resource.name
+        }) {
+            return Err(CatalogError::NameTaken {
+                kind: "resource",
+                tenant: resource.tenant,
+                name: resource.name,
+            });
+        }
+        let mut after = self.resources.clone();
+        after.insert(resource.id.clone(), resource.clone());
+        if let Some(user) = self.first_broken(&self.filters, &after) {
+            return Err(CatalogError::InUse {
+                id: resource.id,
+                user,
+            });
+        }
+        self.write(RESOURCES, &resource.id, Some(&resource))?;
+        self.resources = after;
+        self.activate();
+        Ok(resource)
+    }
+
+    pub fn delete_resource(&mut self, id: &str, tenant: &str) -> Result<bool, CatalogError> {
+        if self.resource(id, tenant).is_err() {
+            return Ok(false);
+        }
+        let mut after = self.resources.clone();
+        after.remove(id);
+        if let Some(user) = self.first_broken(&self.filters, &after) {
+            return Err(CatalogError::InUse {
+                id: id.to_owned(),
+                user,
+            });
+        }
+        self.write::<Resource>(RESOURCES, id, None)?;
+        self.resources = after;
+        self.activate();
+        Ok(true)
+    }
+
+    pub fn resource(&self, id: &str, tenant: &str) -> Result<Resource, CatalogError> {
+        self.resources
+            .get(id)
+            .filter(|r| tenant.is_empty() || r.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| CatalogError::NotFound {
+                kind: "resource",
+                id: id.to_owned(),
+            })
+    }
+
+    pub fn resources(&self, tenant: &str) -> Vec<Resource> {
+        let mut resources: Vec<_> = self
+            .resources
+            .values()
+            .filter(|r| tenant.is_empty() || r.tenant == tenant)
+            .cloned()
+            .collect();
+        resources.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        resources
     }
 
     pub fn filter(&self, id: &str, tenant: &str) -> Result<Filter, CatalogError> {

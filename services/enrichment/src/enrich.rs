@@ -22,6 +22,7 @@ use xdr_proto::pb::{
 use crate::{
     catalog::{ActiveRule, SharedCatalog},
     filter::field_texts,
+    resources::Resources,
     rule::{SHARED_TENANT, mapping_kind, timeout_of},
     source::{CyberTraceSource, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable},
 };
@@ -127,7 +128,7 @@ impl Enricher {
         let mut statuses = vec![EnrichmentStatus::Complete; batch.events.len()];
         let mut lookups = JoinSet::new();
         for (rule_index, rule) in active.rules.iter().enumerate() {
-            let (objects, wanted) = wanted_by(rule, &batch.events);
+            let (objects, wanted) = wanted_by(rule, &active.resources, &batch.events);
             for w in &wanted {
                 touched[w.event] = true;
             }
@@ -203,7 +204,11 @@ impl Enricher {
 }
 
 /// The distinct values `rule` looks up for `events`, and which event field wants each.
-fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wanted>) {
+fn wanted_by(
+    rule: &ActiveRule,
+    resources: &Resources,
+    events: &[Event],
+) -> (Vec<LookupObject>, Vec<Wanted>) {
     let mut objects = Vec::new();
     let mut index: FxHashMap<(i32, String), usize> = FxHashMap::default();
     let mut wanted = Vec::new();
@@ -211,7 +216,11 @@ fn wanted_by(rule: &ActiveRule, events: &[Event]) -> (Vec<LookupObject>, Vec<Wan
         if rule.rule.tenant != SHARED_TENANT && rule.rule.tenant != event.tenant {
             continue;
         }
-        if rule.filter.as_ref().is_some_and(|f| !f.matches(event)) {
+        if rule
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.matches(event, resources))
+        {
             continue;
         }
         for row in &rule.rule.mapping {

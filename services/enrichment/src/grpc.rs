@@ -9,8 +9,8 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::pb::{
     DeleteReply, DeleteRequest, EnrichBatch, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
-    ListRequest, ListRulesReply, LookupObject, PageInfo, TestConnectionReply,
-    enrichment_server::Enrichment,
+    ListRequest, ListResourcesReply, ListRulesReply, LookupObject, PageInfo, Resource,
+    TestConnectionReply, enrichment_server::Enrichment,
 };
 
 use crate::{
@@ -268,6 +268,68 @@ impl Enrichment for EnrichmentService {
                 .filter(&id, &tenant)
                 .map_err(status_of)?,
         ))
+    }
+
+    async fn create_resource(
+        &self,
+        request: Request<Resource>,
+    ) -> Result<Response<Resource>, Status> {
+        let resource = request.into_inner();
+        Ok(Response::new(
+            self.change(move |c| c.save_resource(resource, true))
+                .await?,
+        ))
+    }
+
+    async fn update_resource(
+        &self,
+        request: Request<Resource>,
+    ) -> Result<Response<Resource>, Status> {
+        let resource = request.into_inner();
+        if resource.id.is_empty() {
+            return Err(Status::invalid_argument("id: empty"));
+        }
+        Ok(Response::new(
+            self.change(move |c| c.save_resource(resource, false))
+                .await?,
+        ))
+    }
+
+    async fn delete_resource(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteReply>, Status> {
+        let DeleteRequest { id, tenant } = request.into_inner();
+        let deleted = self
+            .change(move |c| c.delete_resource(&id, &tenant))
+            .await?;
+        Ok(Response::new(DeleteReply { deleted }))
+    }
+
+    async fn get_resource(
+        &self,
+        request: Request<GetRequest>,
+    ) -> Result<Response<Resource>, Status> {
+        let GetRequest { id, tenant } = request.into_inner();
+        Ok(Response::new(
+            self.catalog
+                .lock()
+                .resource(&id, &tenant)
+                .map_err(status_of)?,
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ListResourcesReply>, Status> {
+        let request = request.into_inner();
+        let resources = self.catalog.lock().resources(&request.tenant);
+        let (resources, page) = page(resources, &request)?;
+        Ok(Response::new(ListResourcesReply {
+            resources,
+            page: Some(page),
+        }))
     }
 
     async fn list_filters(

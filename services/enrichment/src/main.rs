@@ -5,6 +5,7 @@ mod catalog;
 mod enrich;
 mod filter;
 mod grpc;
+mod resources;
 mod rule;
 mod source;
 

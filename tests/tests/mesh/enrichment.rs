@@ -480,3 +480,78 @@ fn a_rule_changed_mid_stream_applies_from_the_next_batch() {
         );
     });
 }
+
+#[test]
+fn an_active_list_selects_events_and_its_changes_apply_at_once() {
+    let pki = TestPki::new();
+    let threatintel = start_threatintel(&pki);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    let mut list = json!({
+        "name": "Watched hosts",
+        "kind": "RESOURCE_KIND_ACTIVE_LIST",
+        "entries": [{"key": "192.0.2.1"}]
+    });
+    let created = ok(&pki, &server, "CreateResource", &list);
+    let list_id = created["id"].as_str().unwrap().to_owned();
+    let rule = json!({
+        "name": "Watched hosts only",
+        "mapping": [{"field": "SourceAddress", "indicatorType": "INDICATOR_TYPE_IP"}],
+        "inlineFilter": {"condition": {
+            "left": {"field": "SourceAddress"},
+            "operator": "OPERATOR_IN_ACTIVE_LIST",
+            "right": [{"resourceId": list_id}]
+        }}
+    });
+    ok(&pki, &server, "CreateRule", &rule);
+    let from =
+        |id: &str, address: &str| json!({"id": id, "fields": {"SourceAddress": {"text": address}}});
+    let statuses = |answers: &[Value]| -> Vec<String> {
+        answers[0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let category = e["ti"][0]["category"].as_str().unwrap_or("-");
+                format!("{} {category}", e["enrichmentStatus"].as_str().unwrap())
+            })
+            .collect()
+    };
+    let batch = json!({"batchId": "1", "events": [
+        from("listed", "192.0.2.1"),
+        from("unlisted", "198.51.100.7"),
+    ]});
+    assert_eq!(
+        statuses(&enrich(&pki, &server, std::slice::from_ref(&batch))),
+        [
+            "ENRICHMENT_STATUS_COMPLETE KL_IP_Reputation",
+            "ENRICHMENT_STATUS_NOT_ENRICHED -"
+        ]
+    );
+
+    list["id"] = json!(list_id);
+    list["entries"] = json!([{"key": "192.0.2.1"}, {"key": "198.51.100.7"}]);
+    ok(&pki, &server, "UpdateResource", &list);
+    assert_eq!(
+        statuses(&enrich(&pki, &server, std::slice::from_ref(&batch))),
+        [
+            "ENRICHMENT_STATUS_COMPLETE KL_IP_Reputation",
+            "ENRICHMENT_STATUS_COMPLETE KL_IP_Reputation"
+        ]
+    );
+
+    let in_use = rpc(&pki, &server, "DeleteResource", &json!({"id": list_id}));
+    assert!(
+        in_use.stderr.contains("FailedPrecondition")
+            && in_use.stderr.contains("Watched hosts only"),
+        "{}",
+        in_use.stderr
+    );
+    let mut twice = list.clone();
+    twice["entries"] = json!([{"key": "a"}, {"key": "a"}]);
+    let refused = rpc(&pki, &server, "UpdateResource", &twice);
+    assert!(
+        refused.stderr.contains("entries[1].key"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -3,9 +3,10 @@
 
 use std::{borrow::Cow, net::IpAddr};
 
-use xdr_proto::pb::{Event, FieldValue, field_value};
+use xdr_proto::pb::{Event, FieldValue, ResourceKind, field_value};
 
 use super::{Compiled, Condition, Operand, Test, parse_network};
+use crate::resources::Resources;
 
 /// A field value as the texts it compares as (a list gives each of its values).
 pub fn texts_of(value: &FieldValue) -> Vec<String> {
@@ -30,12 +31,12 @@ pub fn field_texts(event: &Event, name: &str) -> Vec<String> {
 }
 
 impl Compiled {
-    pub fn matches(&self, event: &Event) -> bool {
+    pub fn matches(&self, event: &Event, resources: &Resources) -> bool {
         match self {
-            Compiled::Condition(condition) => condition.matches(event),
-            Compiled::And(children) => children.iter().all(|c| c.matches(event)),
-            Compiled::Or(children) => children.iter().any(|c| c.matches(event)),
-            Compiled::Not(child) => !child.matches(event),
+            Compiled::Condition(condition) => condition.matches(event, resources),
+            Compiled::And(children) => children.iter().all(|c| c.matches(event, resources)),
+            Compiled::Or(children) => children.iter().any(|c| c.matches(event, resources)),
+            Compiled::Not(child) => !child.matches(event, resources),
         }
     }
 }
@@ -56,14 +57,15 @@ impl Condition {
         match operand {
             Operand::Field(name) => Cow::Owned(field_texts(event, name)),
             Operand::Values(values) => Cow::Borrowed(values),
+            Operand::Resource(_) => Cow::Borrowed(&[]),
         }
     }
 
-    fn matches(&self, event: &Event) -> bool {
-        self.test(event) != self.negate
+    fn matches(&self, event: &Event, resources: &Resources) -> bool {
+        self.test(event, resources) != self.negate
     }
 
-    fn test(&self, event: &Event) -> bool {
+    fn test(&self, event: &Event, resources: &Resources) -> bool {
         if let Test::TiDetect = self.test {
             let categories: Vec<String> = self
                 .right
@@ -141,6 +143,35 @@ impl Condition {
             Test::Intersect => left
                 .iter()
                 .any(|l| right.iter().any(|r| fold(l) == fold(r))),
+            Test::InResource { id, kind } => {
+                let Some(entries) = resources.get(id) else {
+                    return false;
+                };
+                match kind {
+                    // The key is the selected fields' values joined: the left field's, then
+                    // those of any fields among the right operands.
+                    ResourceKind::Dictionary => {
+                        let mut key = left.first().cloned().unwrap_or_default();
+                        for operand in &self.right {
+                            if let Operand::Field(name) = operand {
+                                key.push_str(field_texts(event, name).first().map_or("", |v| v));
+                            }
+                        }
+                        entries.by_key.contains_key(&key)
+                    }
+                    // Right constants, if any, name vulnerabilities the asset must have.
+                    ResourceKind::Vulnerabilities => left.iter().any(|asset| {
+                        entries.by_key.get(asset).is_some_and(|found| {
+                            right.is_empty() || right.iter().any(|id| found.contains_key(id))
+                        })
+                    }),
+                    _ if self.ignore_case => left.iter().any(|l| {
+                        let l = l.to_lowercase();
+                        entries.by_key.keys().any(|k| k.to_lowercase() == l)
+                    }),
+                    _ => left.iter().any(|l| entries.by_key.contains_key(l)),
+                }
+            }
             Test::TiDetect => unreachable!("answered above"),
         }
     }

@@ -8,7 +8,7 @@ pub use eval::field_texts;
 
 use ipnet::IpNet;
 use regex::Regex;
-use xdr_proto::pb::{self, Operator, filter_group, filter_node, operand};
+use xdr_proto::pb::{self, Operator, ResourceKind, filter_group, filter_node, operand};
 
 use crate::rule::{Invalid, invalid};
 
@@ -36,6 +36,8 @@ enum Operand {
     Field(String),
     /// Constants and lists, as text (numbers compare as numbers when both sides are).
     Values(Vec<String>),
+    /// A resource by id, read when the condition is evaluated (its entries change).
+    Resource(String),
 }
 
 #[derive(Debug, Clone)]
@@ -54,11 +56,18 @@ enum Test {
     HasBit,
     TiDetect,
     Intersect,
+    /// The resource operators: whether the key is an entry of resource `id`.
+    InResource {
+        id: String,
+        kind: ResourceKind,
+    },
 }
 
-/// Saved filters by id, as a compile needs them: `None` for an unknown id.
-pub trait SavedFilters {
+/// Saved filters and resources by id, as a compile needs them: `None` for an unknown id.
+pub trait Definitions {
     fn saved(&self, id: &str) -> Option<pb::Filter>;
+    /// A resource's kind and tenant.
+    fn resource(&self, id: &str) -> Option<(ResourceKind, String)>;
 }
 
 /// Compiles `node` for a resource of `tenant`; saved filters it names are inlined, and one
@@ -66,7 +75,7 @@ pub trait SavedFilters {
 pub fn compile(
     node: &pb::FilterNode,
     tenant: &str,
-    saved: &dyn SavedFilters,
+    saved: &dyn Definitions,
 ) -> Result<Compiled, Invalid> {
     Compiler {
         tenant,
@@ -78,7 +87,7 @@ pub fn compile(
 
 struct Compiler<'a> {
     tenant: &'a str,
-    saved: &'a dyn SavedFilters,
+    saved: &'a dyn Definitions,
     /// Ids of the saved filters being inlined, outermost first.
     path: Vec<String>,
 }
@@ -87,10 +96,9 @@ impl Compiler<'_> {
     fn node(&mut self, node: &pb::FilterNode, at: &str) -> Result<Compiled, Invalid> {
         match &node.node {
             None => Err(invalid(at, "empty: a condition, a group or a saved filter")),
-            Some(filter_node::Node::Condition(condition)) => Ok(Compiled::Condition(condition_of(
-                condition,
-                &format!("{at}.condition"),
-            )?)),
+            Some(filter_node::Node::Condition(condition)) => Ok(Compiled::Condition(
+                self.condition(condition, &format!("{at}.condition"))?,
+            )),
             Some(filter_node::Node::Group(group)) => self.group(group, &format!("{at}.group")),
             Some(filter_node::Node::FilterId(id)) => self.saved(id, &format!("{at}.filter_id")),
         }
@@ -137,7 +145,7 @@ impl Compiler<'_> {
             .saved
             .saved(id)
             .ok_or_else(|| invalid(at, format!("no saved filter `{id}`")))?;
-        if filter.tenant != crate::rule::SHARED_TENANT && filter.tenant != self.tenant {
+        if !self.visible(&filter.tenant) {
             return Err(invalid(
                 at,
                 format!("saved filter `{id}` belongs to tenant {}", filter.tenant),
@@ -152,9 +160,74 @@ impl Compiler<'_> {
         self.path.pop();
         compiled
     }
+
+    fn visible(&self, tenant: &str) -> bool {
+        tenant == crate::rule::SHARED_TENANT || tenant == self.tenant
+    }
+
+    /// The resource a resource operator names among `right`, checked for kind and tenant.
+    fn resource(&self, operator: Operator, right: &[Operand], at: &str) -> Result<Test, Invalid> {
+        let wanted = match operator {
+            Operator::InActiveList => ResourceKind::ActiveList,
+            Operator::InDictionary => ResourceKind::Dictionary,
+            Operator::InContextTable => ResourceKind::ContextTable,
+            Operator::InCategory => ResourceKind::AssetCategory,
+            Operator::InActiveDirectoryGroup => ResourceKind::AdGroup,
+            _ => ResourceKind::Vulnerabilities,
+        };
+        let named = right
+            .iter()
+            .enumerate()
+            .find_map(|(i, operand)| match operand {
+                Operand::Resource(id) => Some((i, id)),
+                _ => None,
+            });
+        let Some((i, id)) = named else {
+            return Err(invalid(
+                format!("{at}.right"),
+                format!("{} needs a resource_id", operator.as_str_name()),
+            ));
+        };
+        let place = format!("{at}.right[{i}].resource_id");
+        let (kind, tenant) = self
+            .saved
+            .resource(id)
+            .ok_or_else(|| invalid(&place, format!("no resource `{id}`")))?;
+        if kind != wanted {
+            return Err(invalid(
+                &place,
+                format!(
+                    "`{id}` is a {}, {} reads a {}",
+                    kind.as_str_name(),
+                    operator.as_str_name(),
+                    wanted.as_str_name()
+                ),
+            ));
+        }
+        if !self.visible(&tenant) {
+            return Err(invalid(
+                &place,
+                format!("resource `{id}` belongs to tenant {tenant}"),
+            ));
+        }
+        Ok(Test::InResource {
+            id: id.clone(),
+            kind,
+        })
+    }
+
+    fn condition(&self, condition: &pb::Condition, at: &str) -> Result<Condition, Invalid> {
+        condition_of(condition, at, |operator, right| {
+            self.resource(operator, right, at)
+        })
+    }
 }
 
-fn condition_of(condition: &pb::Condition, at: &str) -> Result<Condition, Invalid> {
+fn condition_of(
+    condition: &pb::Condition,
+    at: &str,
+    resource: impl Fn(Operator, &[Operand]) -> Result<Test, Invalid>,
+) -> Result<Condition, Invalid> {
     let operator = Operator::try_from(condition.operator).unwrap_or(Operator::Unspecified);
     let right_at = |i: usize| format!("{at}.right[{i}]");
     let right = condition
@@ -220,22 +293,30 @@ fn condition_of(condition: &pb::Condition, at: &str) -> Result<Condition, Invali
         | Operator::InDictionary
         | Operator::InCategory
         | Operator::InActiveDirectoryGroup
-        | Operator::InContextTable => {
-            return Err(invalid(
-                format!("{at}.operator"),
-                format!(
-                    "{} reads resources (active lists, dictionaries, ...) that this service does not hold yet",
-                    operator.as_str_name()
-                ),
-            ));
-        }
+        | Operator::InContextTable => resource(operator, &right)?,
     };
+    if !matches!(test, Test::InResource { .. })
+        && let Some(i) = right.iter().position(|o| matches!(o, Operand::Resource(_)))
+    {
+        return Err(invalid(
+            format!("{}.resource_id", right_at(i)),
+            "only the resource operators read a resource",
+        ));
+    }
     Ok(Condition {
         left,
         test,
         right,
-        // The seed: "do not match case" is ignored for the resource and subnet operators.
-        ignore_case: condition.ignore_case && !matches!(operator, Operator::InSubnet),
+        // The seed: "do not match case" is ignored for inSubnet, inActiveList, inCategory and
+        // inActiveDirectoryGroup.
+        ignore_case: condition.ignore_case
+            && !matches!(
+                operator,
+                Operator::InSubnet
+                    | Operator::InActiveList
+                    | Operator::InCategory
+                    | Operator::InActiveDirectoryGroup
+            ),
         negate: condition.negate,
     })
 }
@@ -249,10 +330,10 @@ fn operand_of(operand: &pb::Operand, at: &str) -> Result<Operand, Invalid> {
         Some(operand::Kind::Field(field)) => Ok(Operand::Field(field.trim().to_owned())),
         Some(operand::Kind::Constant(value)) => Ok(Operand::Values(eval::texts_of(value))),
         Some(operand::Kind::List(list)) => Ok(Operand::Values(list.values.clone())),
-        Some(operand::Kind::ResourceId(_)) => Err(invalid(
-            format!("{at}.resource_id"),
-            "resources (active lists, dictionaries, ...) are not held by this service yet",
-        )),
+        Some(operand::Kind::ResourceId(id)) if id.trim().is_empty() => {
+            Err(invalid(format!("{at}.resource_id"), "empty"))
+        }
+        Some(operand::Kind::ResourceId(id)) => Ok(Operand::Resource(id.trim().to_owned())),
     }
 }
 

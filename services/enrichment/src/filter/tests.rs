@@ -58,10 +58,44 @@ fn group(op: Op, children: Vec<FilterNode>) -> FilterNode {
 
 struct Saved(HashMap<String, pb::Filter>);
 
-impl SavedFilters for Saved {
+impl Definitions for Saved {
     fn saved(&self, id: &str) -> Option<pb::Filter> {
         self.0.get(id).cloned()
     }
+
+    fn resource(&self, id: &str) -> Option<(pb::ResourceKind, String)> {
+        resources()
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| (r.kind(), r.tenant.clone()))
+    }
+}
+
+/// One resource of each kind, with the entries the test event has (or lacks).
+fn resources() -> Vec<pb::Resource> {
+    use pb::{ResourceEntry, ResourceKind::*};
+    let resource = |id: &str, kind: pb::ResourceKind, keys: &[&str]| pb::Resource {
+        id: id.into(),
+        name: id.into(),
+        tenant: "Shared".into(),
+        kind: kind as i32,
+        entries: keys
+            .iter()
+            .map(|k| ResourceEntry {
+                key: k.to_string(),
+                values: [("CVE-2024-0001".to_owned(), "high".to_owned())].into(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    vec![
+        resource("blocked", ActiveList, &["192.0.2.77", "Admin"]),
+        resource("pairs", Dictionary, &["192.0.2.771500"]),
+        resource("context", ContextTable, &["vpn"]),
+        resource("servers", AssetCategory, &["192.0.2.77"]),
+        resource("admins", AdGroup, &["Admin"]),
+        resource("vulnerable", Vulnerabilities, &["192.0.2.77"]),
+    ]
 }
 
 fn none() -> Saved {
@@ -77,6 +111,7 @@ fn event() -> Event {
     set("SourceAddress", Kind::Text("192.0.2.77".into()));
     set("BytesIn", Kind::Integer(1500));
     set("Flags", Kind::Text("5".into()));
+    set("User", Kind::Text("admin".into()));
     set(
         "Tags",
         Kind::List(StringList {
@@ -98,7 +133,7 @@ fn outcomes(condition: pb::Condition) -> (bool, bool, bool) {
     let run = |condition: pb::Condition| {
         compile(&node(condition), "Shared", &none())
             .unwrap()
-            .matches(&event())
+            .matches(&event(), &crate::resources::Resources::of(&resources()))
     };
     (
         run(condition.clone()),
@@ -255,7 +290,7 @@ fn groups_combine_conditions() {
     let run = |filter: FilterNode| {
         compile(&filter, "Shared", &none())
             .unwrap()
-            .matches(&event())
+            .matches(&event(), &crate::resources::Resources::of(&resources()))
     };
     assert!(run(group(Op::And, vec![yes.clone(), yes.clone()])));
     assert!(!run(group(Op::And, vec![yes.clone(), no.clone()])));
@@ -283,7 +318,7 @@ fn bad_filters_name_the_place() {
         "filter.condition.right[0]"
     );
     assert_eq!(
-        error(node(condition("x", Operator::InActiveList, text("list")))),
+        error(node(condition("x", Operator::Unspecified, text("list")))),
         "filter.condition.operator"
     );
     assert_eq!(error(FilterNode { node: None }), "filter");
@@ -320,10 +355,116 @@ fn saved_filters_are_inlined_and_cycles_refused() {
     assert!(
         compile(&reference("outer"), "Shared", &saved)
             .unwrap()
-            .matches(&event())
+            .matches(&event(), &crate::resources::Resources::of(&resources()))
     );
     let cycle = compile(&reference("a"), "Shared", &saved).unwrap_err();
     assert!(cycle.reason.contains("a → b → a"), "{cycle}");
     assert!(compile(&reference("missing"), "Shared", &saved).is_err());
     assert!(compile(&reference("theirs"), "Mine", &saved).is_err());
+}
+
+fn resource(id: &str) -> pb::Operand {
+    pb::Operand {
+        kind: Some(operand::Kind::ResourceId(id.into())),
+    }
+}
+
+#[test]
+fn resource_operators() {
+    use Operator::*;
+    assert_eq!(
+        outcomes(condition(
+            "SourceAddress",
+            InActiveList,
+            resource("blocked")
+        )),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("User", InActiveList, resource("blocked"))),
+        (false, false, true),
+        "\"do not match case\" is ignored for active lists"
+    );
+    let mut dictionary = condition("SourceAddress", InDictionary, resource("pairs"));
+    dictionary.right.push(field("BytesIn"));
+    assert_eq!(
+        outcomes(dictionary),
+        (true, true, false),
+        "the key joins the selected fields"
+    );
+    assert_eq!(
+        outcomes(condition("SourceAddress", InDictionary, resource("pairs"))),
+        (false, false, true)
+    );
+    assert_eq!(
+        outcomes(condition("Tags", InContextTable, resource("context"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("SourceAddress", InCategory, resource("servers"))),
+        (true, true, false)
+    );
+    assert_eq!(
+        outcomes(condition("RequestUrl", InCategory, resource("servers"))),
+        (false, false, true)
+    );
+    assert_eq!(
+        outcomes(condition(
+            "User",
+            InActiveDirectoryGroup,
+            resource("admins")
+        )),
+        (false, false, true),
+        "\"do not match case\" is ignored for AD groups"
+    );
+    assert_eq!(
+        outcomes(condition(
+            "SourceAddress",
+            HasVulnerability,
+            resource("vulnerable")
+        )),
+        (true, true, false)
+    );
+    let mut named = condition("SourceAddress", HasVulnerability, resource("vulnerable"));
+    named.right.push(text("CVE-1999-0001"));
+    assert_eq!(
+        outcomes(named.clone()),
+        (false, false, true),
+        "not that vulnerability"
+    );
+    named.right.push(text("CVE-2024-0001"));
+    assert_eq!(outcomes(named), (true, true, false));
+}
+
+#[test]
+fn resources_are_checked_at_compile_time() {
+    let error = |filter: FilterNode| compile(&filter, "Shared", &none()).unwrap_err();
+    let wrong_kind = error(node(condition(
+        "SourceAddress",
+        Operator::InActiveList,
+        resource("servers"),
+    )));
+    assert_eq!(wrong_kind.field, "filter.condition.right[0].resource_id");
+    assert!(
+        wrong_kind.reason.contains("RESOURCE_KIND_ASSET_CATEGORY"),
+        "{wrong_kind}"
+    );
+    let missing = error(node(condition(
+        "SourceAddress",
+        Operator::InActiveList,
+        resource("nope"),
+    )));
+    assert!(missing.reason.contains("no resource `nope`"), "{missing}");
+    let unnamed = error(node(condition(
+        "SourceAddress",
+        Operator::InActiveList,
+        text("x"),
+    )));
+    assert_eq!(unnamed.field, "filter.condition.right");
+    let misplaced = error(node(condition(
+        "SourceAddress",
+        Operator::Eq,
+        resource("blocked"),
+    )));
+    assert_eq!(misplaced.field, "filter.condition.right[0].resource_id");
 }

@@ -1,0 +1,72 @@
+//! What the resource operators read: each resource's entries by key, as one snapshot taken
+//! with the rules, so a batch sees rules and resources of the same moment.
+
+use std::collections::{BTreeMap, HashMap};
+
+use xdr_proto::pb::{Resource, ResourceKind};
+
+use crate::rule::{Invalid, check_description, check_name, invalid, tenant_or_shared};
+
+/// One resource's entries: key → values.
+pub struct Entries {
+    pub by_key: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// Every resource's entries, by resource id.
+#[derive(Default)]
+pub struct Resources {
+    by_id: HashMap<String, Entries>,
+}
+
+impl Resources {
+    pub fn of<'r>(resources: impl IntoIterator<Item = &'r Resource>) -> Self {
+        let by_id = resources
+            .into_iter()
+            .map(|resource| {
+                let entries = Entries {
+                    by_key: resource
+                        .entries
+                        .iter()
+                        .map(|e| (e.key.clone(), e.values.clone()))
+                        .collect(),
+                };
+                (resource.id.clone(), entries)
+            })
+            .collect();
+        Resources { by_id }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Entries> {
+        self.by_id.get(id)
+    }
+}
+
+/// `resource` checked (name, kind, description, non-empty unique keys), tenant filled in.
+pub fn checked(mut resource: Resource) -> Result<Resource, Invalid> {
+    check_name("name", &resource.name)?;
+    resource.name = resource.name.trim().to_owned();
+    resource.tenant = tenant_or_shared(&resource.tenant);
+    check_description(&resource.description)?;
+    if matches!(
+        ResourceKind::try_from(resource.kind),
+        Ok(ResourceKind::Unspecified) | Err(_)
+    ) {
+        return Err(invalid(
+            "kind",
+            "active list, dictionary, context table, asset category, AD group or vulnerabilities",
+        ));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for (i, entry) in resource.entries.iter().enumerate() {
+        if entry.key.is_empty() {
+            return Err(invalid(format!("entries[{i}].key"), "empty"));
+        }
+        if !keys.insert(entry.key.as_str()) {
+            return Err(invalid(
+                format!("entries[{i}].key"),
+                format!("`{}` is given twice", entry.key),
+            ));
+        }
+    }
+    Ok(resource)
+}
