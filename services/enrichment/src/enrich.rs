@@ -24,7 +24,9 @@ use crate::{
     filter::field_texts,
     resources::Resources,
     rule::{SHARED_TENANT, mapping_kind, timeout_of},
-    source::{CyberTraceSource, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable},
+    source::{
+        CyberTraceSource, Gatherer, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable,
+    },
 };
 
 /// How one rule's lookups for a batch ended.
@@ -47,7 +49,7 @@ pub struct Enricher {
     /// The ThreatIntel service a rule without a server URL uses.
     default_threatintel: String,
     /// Sources by (kind, target, connections), shared by every stream.
-    sources: Mutex<HashMap<(i32, String, u32), Arc<Source>>>,
+    sources: Mutex<HashMap<(i32, String, u32), Arc<Gatherer>>>,
     /// Each rule's RPS ceiling, shared by every stream, by (rule id, RPS).
     limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
 }
@@ -63,7 +65,7 @@ impl Enricher {
         }
     }
 
-    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Source>, Unavailable> {
+    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Gatherer>, Unavailable> {
         let target = if rule.server_url.is_empty() {
             self.default_threatintel.clone()
         } else {
@@ -77,13 +79,18 @@ impl Enricher {
         if let Some(source) = sources.get(&key) {
             return Ok(source.clone());
         }
-        let source = Arc::new(match SourceKind::try_from(rule.source_kind) {
-            Ok(SourceKind::Cybertrace) => Source::CyberTrace(CyberTraceSource::new(&key.1, key.2)),
-            _ => Source::ThreatIntel(
-                ThreatIntelSource::connect(&key.1, key.2, &self.tls)
-                    .map_err(|e| Unavailable(e.to_string()))?,
-            ),
-        });
+        let source = Arc::new(
+            match SourceKind::try_from(rule.source_kind) {
+                Ok(SourceKind::Cybertrace) => {
+                    Source::CyberTrace(CyberTraceSource::new(&key.1, key.2))
+                }
+                _ => Source::ThreatIntel(
+                    ThreatIntelSource::connect(&key.1, key.2, &self.tls)
+                        .map_err(|e| Unavailable(e.to_string()))?,
+                ),
+            }
+            .gathered(),
+        );
         sources.insert(key, source.clone());
         Ok(source)
     }
@@ -252,7 +259,7 @@ fn wanted_by(
 /// Looks `objects` up in batches spread over the source's lanes, each batch sent once the
 /// rule's bucket holds a token per object, all within `timeout`.
 async fn look_up(
-    source: Arc<Source>,
+    source: Arc<Gatherer>,
     (limiter, rps): (Arc<DefaultDirectRateLimiter>, u32),
     objects: Vec<LookupObject>,
     timeout: Duration,

@@ -3,11 +3,15 @@
 //! follows is the same for either.
 
 mod cybertrace;
+mod gather;
 mod threatintel;
+
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use xdr_proto::pb::{LookupObject, LookupResult};
 
 pub use cybertrace::CyberTraceSource;
+pub use gather::Gatherer;
 pub use threatintel::ThreatIntelSource;
 
 /// Objects in one lookup batch at most (the service takes far more; smaller batches spread
@@ -32,5 +36,20 @@ impl Source {
             Source::ThreatIntel(source) => source.lookup(objects).await,
             Source::CyberTrace(source) => source.lookup(objects).await,
         }
+    }
+
+    /// The source behind a [`Gatherer`], which every rule using it shares.
+    pub fn gathered(self) -> Gatherer {
+        Gatherer::new(Arc::new(Shared(Arc::new(self))))
+    }
+}
+
+/// A source the gathering task can send batches to from its own tasks.
+struct Shared(Arc<Source>);
+
+impl gather::Backend for Shared {
+    fn lookup(&self, objects: Vec<LookupObject>) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
+        let source = self.0.clone();
+        Box::pin(async move { source.lookup(objects).await })
     }
 }

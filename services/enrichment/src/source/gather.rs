@@ -1,0 +1,309 @@
+//! Gathering lookups from many batches and streams into few: a value waits a short linger for
+//! company and goes out with up to [`MAX_BATCH_OBJECTS`] others; a value already on its way
+//! is not sent again, its one answer goes to every batch that asked. One task owns the state,
+//! so nothing here locks.
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+    time::Instant,
+};
+use xdr_proto::pb::{LookupObject, LookupResult};
+
+use super::{Answer, MAX_BATCH_OBJECTS, Unavailable};
+
+/// How long a value waits for others before it is sent anyway.
+const LINGER: Duration = Duration::from_millis(2);
+/// Requests queued for the gathering task before callers wait.
+const INBOX: usize = 256;
+
+/// What the gathered batches are sent to.
+pub trait Backend: Send + Sync + 'static {
+    fn lookup(&self, objects: Vec<LookupObject>) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
+}
+
+pub struct Gatherer {
+    inbox: mpsc::Sender<Request>,
+}
+
+struct Request {
+    objects: Vec<LookupObject>,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// A value, by kind and text.
+type Key = (i32, String);
+
+/// A request being answered: one slot per object.
+struct Open {
+    results: Vec<Option<LookupResult>>,
+    missing: usize,
+    answer: oneshot::Sender<Answer>,
+}
+
+impl Gatherer {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        let (inbox, requests) = mpsc::channel(INBOX);
+        tokio::spawn(gather(backend, requests));
+        Gatherer { inbox }
+    }
+
+    /// One result per object, in order, however the objects were gathered and shared.
+    pub async fn lookup(&self, objects: Vec<LookupObject>) -> Answer {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answer, answered) = oneshot::channel();
+        self.inbox
+            .send(Request { objects, answer })
+            .await
+            .map_err(|_| Unavailable("the source was closed".to_owned()))?;
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Unavailable("the gathering stopped".to_owned())))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    open: HashMap<u64, Open>,
+    next_request: u64,
+    /// Every value asked for and not answered yet: who waits for it (request, slot).
+    waiting: HashMap<Key, Vec<(u64, usize)>>,
+    /// Values not sent yet, in the order they came.
+    unsent: Vec<LookupObject>,
+    /// When the oldest unsent value stops waiting for company.
+    send_by: Option<Instant>,
+}
+
+async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>) {
+    let mut state = State::default();
+    let mut sent: JoinSet<(Vec<Key>, Answer)> = JoinSet::new();
+    let mut closed = false;
+    loop {
+        if closed && state.open.is_empty() {
+            return;
+        }
+        let linger = state.send_by;
+        tokio::select! {
+            request = requests.recv(), if !closed => match request {
+                Some(request) => {
+                    state.take(request);
+                    while state.unsent.len() >= MAX_BATCH_OBJECTS {
+                        state.send(&backend, &mut sent, MAX_BATCH_OBJECTS);
+                    }
+                }
+                None => closed = true,
+            },
+            _ = tokio::time::sleep_until(linger.unwrap_or_else(Instant::now)), if linger.is_some() => {
+                let all = state.unsent.len();
+                state.send(&backend, &mut sent, all);
+            }
+            Some(done) = sent.join_next(), if !sent.is_empty() => {
+                let (keys, answer) = done.expect("a lookup task does not panic");
+                state.deliver(keys, answer);
+            }
+        }
+    }
+}
+
+impl State {
+    fn take(&mut self, request: Request) {
+        let id = self.next_request;
+        self.next_request += 1;
+        let count = request.objects.len();
+        for (slot, object) in request.objects.into_iter().enumerate() {
+            let waiters = self
+                .waiting
+                .entry((object.r#type, object.value.clone()))
+                .or_default();
+            if waiters.is_empty() {
+                self.unsent.push(object);
+            }
+            waiters.push((id, slot));
+        }
+        self.open.insert(
+            id,
+            Open {
+                results: vec![None; count],
+                missing: count,
+                answer: request.answer,
+            },
+        );
+        if !self.unsent.is_empty() && self.send_by.is_none() {
+            self.send_by = Some(Instant::now() + LINGER);
+        }
+    }
+
+    /// Sends the oldest `count` unsent values as one batch.
+    fn send(
+        &mut self,
+        backend: &Arc<dyn Backend>,
+        sent: &mut JoinSet<(Vec<Key>, Answer)>,
+        count: usize,
+    ) {
+        let batch: Vec<LookupObject> = self.unsent.drain(..count.min(self.unsent.len())).collect();
+        self.send_by = (!self.unsent.is_empty()).then(|| Instant::now() + LINGER);
+        if batch.is_empty() {
+            return;
+        }
+        let keys = batch.iter().map(|o| (o.r#type, o.value.clone())).collect();
+        let lookup = backend.lookup(batch);
+        sent.spawn(async move { (keys, lookup.await) });
+    }
+
+    fn deliver(&mut self, keys: Vec<Key>, answer: Answer) {
+        match answer {
+            Ok(results) if results.len() == keys.len() => {
+                for (key, result) in keys.into_iter().zip(results) {
+                    let mut waiters = self.waiting.remove(&key).unwrap_or_default();
+                    // The last waiter takes the result; only the others need a copy.
+                    let last = waiters.pop();
+                    for (id, slot) in waiters {
+                        self.fill(id, slot, result.clone());
+                    }
+                    if let Some((id, slot)) = last {
+                        self.fill(id, slot, result);
+                    }
+                }
+            }
+            outcome => {
+                let why = match outcome {
+                    Err(Unavailable(why)) => why,
+                    Ok(results) => format!("{} answers to {} values", results.len(), keys.len()),
+                };
+                for key in keys {
+                    for (id, _) in self.waiting.remove(&key).unwrap_or_default() {
+                        if let Some(open) = self.open.remove(&id) {
+                            let _ = open.answer.send(Err(Unavailable(why.clone())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self, id: u64, slot: usize, result: LookupResult) {
+        let Some(open) = self.open.get_mut(&id) else {
+            // The request already failed for another of its values.
+            return;
+        };
+        if open.results[slot].replace(result).is_none() {
+            open.missing -= 1;
+        }
+        if open.missing == 0
+            && let Some(open) = self.open.remove(&id)
+        {
+            let results = open
+                .results
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
+            let _ = open.answer.send(Ok(results));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers each value with one match whose category is the value; remembers each batch.
+    #[derive(Default)]
+    struct Echo {
+        batches: Mutex<Vec<Vec<String>>>,
+        fail: bool,
+    }
+
+    impl Backend for Echo {
+        fn lookup(
+            &self,
+            objects: Vec<LookupObject>,
+        ) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
+            self.batches
+                .lock()
+                .unwrap()
+                .push(objects.iter().map(|o| o.value.clone()).collect());
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(Unavailable("down".to_owned()));
+                }
+                Ok(objects
+                    .into_iter()
+                    .map(|o| LookupResult {
+                        matches: vec![xdr_proto::pb::TiMatch {
+                            category: o.value,
+                            ..Default::default()
+                        }],
+                        error: String::new(),
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    fn objects(values: &[&str]) -> Vec<LookupObject> {
+        values
+            .iter()
+            .map(|v| LookupObject {
+                r#type: 2,
+                value: v.to_string(),
+            })
+            .collect()
+    }
+
+    fn categories(answer: Answer) -> Vec<String> {
+        answer
+            .unwrap()
+            .into_iter()
+            .map(|r| r.matches[0].category.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requests_within_the_linger_share_one_batch_and_each_value_once() {
+        let echo = Arc::new(Echo::default());
+        let gatherer = Gatherer::new(echo.clone());
+        let (a, b) = tokio::join!(
+            gatherer.lookup(objects(&["x", "y", "x"])),
+            gatherer.lookup(objects(&["y", "z"])),
+        );
+        assert_eq!(categories(a), ["x", "y", "x"]);
+        assert_eq!(categories(b), ["y", "z"]);
+        let batches = echo.batches.lock().unwrap().clone();
+        assert_eq!(batches, [["x", "y", "z"]]);
+    }
+
+    #[tokio::test]
+    async fn large_requests_go_out_in_full_batches() {
+        let echo = Arc::new(Echo::default());
+        let gatherer = Gatherer::new(echo.clone());
+        let values: Vec<String> = (0..MAX_BATCH_OBJECTS + 10)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let answer = gatherer.lookup(objects(&refs)).await;
+        assert_eq!(categories(answer), values);
+        let sizes: Vec<usize> = echo.batches.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [MAX_BATCH_OBJECTS, 10]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_request_waiting_on_it() {
+        let gatherer = Gatherer::new(Arc::new(Echo {
+            fail: true,
+            ..Default::default()
+        }));
+        let (a, b) = tokio::join!(
+            gatherer.lookup(objects(&["x"])),
+            gatherer.lookup(objects(&["x", "y"])),
+        );
+        assert!(a.is_err() && b.is_err());
+        assert!(gatherer.lookup(Vec::new()).await.unwrap().is_empty());
+    }
+}
