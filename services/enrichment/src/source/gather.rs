@@ -3,7 +3,9 @@
 //! is not sent again, its one answer goes to every batch that asked. One task owns the state,
 //! so nothing here locks.
 
-use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use rustc_hash::FxHashMap;
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -68,10 +70,10 @@ impl Gatherer {
 
 #[derive(Default)]
 struct State {
-    open: HashMap<u64, Open>,
+    open: FxHashMap<u64, Open>,
     next_request: u64,
     /// Every value asked for and not answered yet: who waits for it (request, slot).
-    waiting: HashMap<Key, Vec<(u64, usize)>>,
+    waiting: FxHashMap<Key, Vec<(u64, usize)>>,
     /// Values not sent yet, in the order they came.
     unsent: Vec<LookupObject>,
     /// When the oldest unsent value stops waiting for company.
