@@ -293,17 +293,11 @@ async fn stream(
     }
     sender.await?;
     let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let (p50, p99) = super::percentiles(&mut latencies);
     Ok(StreamRun {
         rate: events as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50,
+        p99,
         degraded,
     })
 }

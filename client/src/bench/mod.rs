@@ -14,6 +14,20 @@ pub enum Scenario {
     Enrichment(enrichment::Args),
 }
 
+/// The median and the 99th percentile of `latencies` (sorted here); zero when empty.
+fn percentiles(
+    latencies: &mut [std::time::Duration],
+) -> (std::time::Duration, std::time::Duration) {
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (at(0.50), at(0.99))
+}
+
 pub async fn run(scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
         Scenario::Threatintel(args) => threatintel::run(args).await,

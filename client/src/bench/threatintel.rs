@@ -220,17 +220,11 @@ async fn stream(
         window.add_permits(1);
     }
     let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let (p50, p99) = super::percentiles(&mut latencies);
     Ok(StreamRun {
         rate: looked_up as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50,
+        p99,
     })
 }
 

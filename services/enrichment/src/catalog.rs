@@ -106,6 +106,58 @@ fn new_id() -> String {
     )
 }
 
+/// What rules, filters and resources have in common: a kind for messages, a tenant, a name.
+trait Owned: Clone {
+    const KIND: &'static str;
+    fn tenant(&self) -> &str;
+    fn name(&self) -> &str;
+}
+
+macro_rules! owned {
+    ($type:ty, $kind:literal) => {
+        impl Owned for $type {
+            const KIND: &'static str = $kind;
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    };
+}
+
+owned!(EnrichmentRule, "rule");
+owned!(Filter, "filter");
+owned!(Resource, "resource");
+
+/// `records[id]`, if it is `tenant`'s (any tenant's when empty).
+fn owned<T: Owned>(
+    records: &HashMap<String, T>,
+    id: &str,
+    tenant: &str,
+) -> Result<T, CatalogError> {
+    records
+        .get(id)
+        .filter(|r| tenant.is_empty() || r.tenant() == tenant)
+        .cloned()
+        .ok_or_else(|| CatalogError::NotFound {
+            kind: T::KIND,
+            id: id.to_owned(),
+        })
+}
+
+/// `tenant`'s records (everyone's when empty) by tenant and name.
+fn listed<T: Owned>(records: &HashMap<String, T>, tenant: &str) -> Vec<T> {
+    let mut listed: Vec<T> = records
+        .values()
+        .filter(|r| tenant.is_empty() || r.tenant() == tenant)
+        .cloned()
+        .collect();
+    listed.sort_by(|a, b| (a.tenant(), a.name()).cmp(&(b.tenant(), b.name())));
+    listed
+}
+
 /// Every record of `table`, decoded.
 fn load<T: Message + Default>(
     read: &redb::ReadTransaction,
@@ -277,25 +329,11 @@ impl Catalog {
 
     /// The rule `id`, if it is `tenant`'s (any tenant when empty).
     pub fn rule(&self, id: &str, tenant: &str) -> Result<EnrichmentRule, CatalogError> {
-        self.rules
-            .get(id)
-            .filter(|r| tenant.is_empty() || r.tenant == tenant)
-            .cloned()
-            .ok_or_else(|| CatalogError::NotFound {
-                kind: "rule",
-                id: id.to_owned(),
-            })
+        owned(&self.rules, id, tenant)
     }
 
     pub fn rules(&self, tenant: &str) -> Vec<EnrichmentRule> {
-        let mut rules: Vec<_> = self
-            .rules
-            .values()
-            .filter(|r| tenant.is_empty() || r.tenant == tenant)
-            .cloned()
-            .collect();
-        rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-        rules
+        listed(&self.rules, tenant)
     }
 
     /// Creates (`id` empty) or replaces the saved filter, after checking that it, and every
@@ -468,47 +506,19 @@ impl Catalog {
     }
 
     pub fn resource(&self, id: &str, tenant: &str) -> Result<Resource, CatalogError> {
-        self.resources
-            .get(id)
-            .filter(|r| tenant.is_empty() || r.tenant == tenant)
-            .cloned()
-            .ok_or_else(|| CatalogError::NotFound {
-                kind: "resource",
-                id: id.to_owned(),
-            })
+        owned(&self.resources, id, tenant)
     }
 
     pub fn resources(&self, tenant: &str) -> Vec<Resource> {
-        let mut resources: Vec<_> = self
-            .resources
-            .values()
-            .filter(|r| tenant.is_empty() || r.tenant == tenant)
-            .cloned()
-            .collect();
-        resources.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-        resources
+        listed(&self.resources, tenant)
     }
 
     pub fn filter(&self, id: &str, tenant: &str) -> Result<Filter, CatalogError> {
-        self.filters
-            .get(id)
-            .filter(|f| tenant.is_empty() || f.tenant == tenant)
-            .cloned()
-            .ok_or_else(|| CatalogError::NotFound {
-                kind: "filter",
-                id: id.to_owned(),
-            })
+        owned(&self.filters, id, tenant)
     }
 
     pub fn filters(&self, tenant: &str) -> Vec<Filter> {
-        let mut filters: Vec<_> = self
-            .filters
-            .values()
-            .filter(|f| tenant.is_empty() || f.tenant == tenant)
-            .cloned()
-            .collect();
-        filters.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-        filters
+        listed(&self.filters, tenant)
     }
 }
 

@@ -5,22 +5,12 @@ use std::process::Command;
 
 use xdr_tests::paths;
 
-#[test]
-fn threatintel_bench_runs_on_a_small_feed() {
+/// Runs `xdrctl bench <args>` in a scratch folder with the workspace's binaries; its stdout.
+fn bench(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(paths::binary("xdrctl"))
-        .args([
-            "bench",
-            "threatintel",
-            "--indicators",
-            "2000",
-            "--lookups",
-            "2000",
-            "--duration",
-            "200ms",
-            "--batches",
-            "1,64",
-        ])
+        .arg("bench")
+        .args(args)
         .arg("--dir")
         .arg(dir.path())
         .arg("--bin-dir")
@@ -28,12 +18,28 @@ fn threatintel_bench_runs_on_a_small_feed() {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn threatintel_bench_runs_on_a_small_feed() {
+    let stdout = bench(&[
+        "threatintel",
+        "--indicators",
+        "2000",
+        "--lookups",
+        "2000",
+        "--duration",
+        "200ms",
+        "--batches",
+        "1,64",
+    ]);
     for expected in [
         "in-process: load",
         "resident memory",
@@ -49,33 +55,17 @@ fn threatintel_bench_runs_on_a_small_feed() {
 
 #[test]
 fn enrichment_bench_runs_on_a_small_feed() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(paths::binary("xdrctl"))
-        .args([
-            "bench",
-            "enrichment",
-            "--indicators",
-            "2000",
-            "--events",
-            "2000",
-            "--batch",
-            "100",
-            "--duration",
-            "300ms",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .arg("--bin-dir")
-        .arg(paths::bin_dir())
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = bench(&[
+        "enrichment",
+        "--indicators",
+        "2000",
+        "--events",
+        "2000",
+        "--batch",
+        "100",
+        "--duration",
+        "300ms",
+    ]);
     for expected in ["in-process:", "Enrich over mTLS", "at half that rate"] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
