@@ -4,7 +4,14 @@
 use std::{
     io::{BufWriter, Write},
     path::{Path, PathBuf},
+    sync::Arc,
     time::Instant,
+};
+
+use xdr_threatintel::{
+    feeds::load_feeds,
+    index::{IndexView, IndicatorIndex},
+    store::now_ms,
 };
 
 /// splitmix64's finalizer: a well-spread 64-bit hash of `x`.
@@ -135,6 +142,18 @@ pub fn url_value(indicators: u64, k: u64) -> String {
 /// An event's address field: an address, or an address inside a network.
 pub fn ip_value(indicators: u64, k: u64) -> String {
     hit_or_miss(indicators, k, of_class(indicators, k, k % 7))
+}
+
+/// The feeds in `feeds` loaded in-process, as the service would answer from them.
+pub fn indexed(feeds: &Path) -> anyhow::Result<IndexView> {
+    let (builder, reports) = load_feeds(feeds, &IndicatorIndex::empty(), now_ms());
+    if let Some(error) = reports.iter().find_map(|r| r.error.as_ref()) {
+        anyhow::bail!("loading the generated feed: {error}");
+    }
+    Ok(IndexView {
+        feeds: Arc::new(builder.build()),
+        runtime: Arc::new(IndicatorIndex::empty()),
+    })
 }
 
 /// `count` lookups, half of them hits, spread over `indicators`.

@@ -11,18 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use xdr_proto::pb::{
     EnrichBatch, EnrichmentRule, EnrichmentStatus, Event, FieldMapping, FieldValue, IndicatorType,
     TiMatch, enrichment_client::EnrichmentClient, field_value,
 };
-use xdr_threatintel::{
-    feeds::load_feeds,
-    index::{IndexView, IndicatorIndex, IndicatorKind},
-    store::now_ms,
-};
+use xdr_threatintel::{index::IndicatorKind, store::now_ms};
 
 use super::{
     dataset,
@@ -159,14 +155,7 @@ fn rule() -> EnrichmentRule {
 /// Events per second on one core doing what a rule does to an event: look both fields up and
 /// write every match into it.
 fn in_process(feeds: &std::path::Path, pool: &[Event], events: u64) -> anyhow::Result<f64> {
-    let (builder, reports) = load_feeds(feeds, &IndicatorIndex::empty(), now_ms());
-    if let Some(error) = reports.iter().find_map(|r| r.error.as_ref()) {
-        bail!("loading the generated feed: {error}");
-    }
-    let view = IndexView {
-        feeds: Arc::new(builder.build()),
-        runtime: Arc::new(IndicatorIndex::empty()),
-    };
+    let view = dataset::indexed(feeds)?;
     let (now, mut found) = (now_ms(), Vec::new());
     let mut matched = 0usize;
     let started = Instant::now();

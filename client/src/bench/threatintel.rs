@@ -10,17 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use xdr_proto::pb::{
     LookupBatch, LookupObject, StatsRequest, threat_intel_client::ThreatIntelClient,
 };
-use xdr_threatintel::{
-    feeds::load_feeds,
-    index::{IndexView, IndicatorIndex},
-    store::now_ms,
-};
+use xdr_threatintel::store::now_ms;
 
 use super::{
     dataset,
@@ -117,14 +113,7 @@ struct InProcess {
 
 fn in_process(feeds: &Path, indicators: u64, lookups: usize) -> anyhow::Result<InProcess> {
     let started = Instant::now();
-    let (builder, reports) = load_feeds(feeds, &IndicatorIndex::empty(), now_ms());
-    if let Some(error) = reports.iter().find_map(|r| r.error.as_ref()) {
-        bail!("loading the generated feed: {error}");
-    }
-    let view = IndexView {
-        feeds: Arc::new(builder.build()),
-        runtime: Arc::new(IndicatorIndex::empty()),
-    };
+    let view = dataset::indexed(feeds)?;
     let load = started.elapsed();
     let queries = dataset::lookups(indicators, lookups);
     let (now, mut found, mut matched) = (now_ms(), Vec::new(), 0);
