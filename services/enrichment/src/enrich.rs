@@ -1,6 +1,7 @@
 //! Enriching one batch of events: each active rule whose tenant and filter take an event
 //! contributes the event's mapped field values; each rule's values are looked up once per
-//! batch (identical values together) through the rule's source, within the rule's timeout.
+//! batch (identical values together), held to the rule's RPS, through the rule's source, whose
+//! gathering task joins them with other batches' values, all within the rule's timeout.
 //! An event whose answers do not come in time, or whose source is down, goes on without
 //! them, marked so: never dropped, never held past the timeout.
 
