@@ -237,6 +237,7 @@ fn wanted_by(
                 if value.trim().is_empty() {
                     continue;
                 }
+                let value = value.into_owned();
                 let object = *index
                     .entry((kind as i32, value.clone()))
                     .or_insert_with(|| {

@@ -1,7 +1,7 @@
 //! What the resource operators read: each resource's entries by key, as one snapshot taken
 //! with the rules, so a batch sees rules and resources of the same moment.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use xdr_proto::pb::{Resource, ResourceKind};
 
@@ -10,6 +10,8 @@ use crate::rule::{Invalid, check_description, check_name, invalid, tenant_or_sha
 /// One resource's entries: key → values.
 pub struct Entries {
     pub by_key: HashMap<String, BTreeMap<String, String>>,
+    /// The keys lower-cased, for conditions that do not match case (no scan per event).
+    pub lowercase_keys: HashSet<String>,
 }
 
 /// Every resource's entries, by resource id.
@@ -28,6 +30,11 @@ impl Resources {
                         .entries
                         .iter()
                         .map(|e| (e.key.clone(), e.values.clone()))
+                        .collect(),
+                    lowercase_keys: resource
+                        .entries
+                        .iter()
+                        .map(|e| e.key.to_lowercase())
                         .collect(),
                 };
                 (resource.id.clone(), entries)

@@ -8,24 +8,29 @@ use xdr_proto::pb::{Event, FieldValue, ResourceKind, field_value};
 use super::{Compiled, Condition, Operand, Test, parse_network};
 use crate::resources::Resources;
 
-/// A field value as the texts it compares as (a list gives each of its values).
-pub fn texts_of(value: &FieldValue) -> Vec<String> {
+/// A field value as the texts it compares as (a list gives each of its values); text is
+/// borrowed, not copied: this runs for every event.
+pub fn texts_of(value: &FieldValue) -> Vec<Cow<'_, str>> {
     match &value.kind {
         None => Vec::new(),
-        Some(field_value::Kind::Text(text)) => vec![text.clone()],
-        Some(field_value::Kind::Integer(n)) => vec![n.to_string()],
-        Some(field_value::Kind::Number(n)) => vec![n.to_string()],
-        Some(field_value::Kind::Flag(flag)) => vec![flag.to_string()],
-        Some(field_value::Kind::TimestampMs(ms)) => vec![ms.to_string()],
-        Some(field_value::Kind::List(list)) => list.values.clone(),
+        Some(field_value::Kind::Text(text)) => vec![Cow::Borrowed(text)],
+        Some(field_value::Kind::Integer(n)) => vec![Cow::Owned(n.to_string())],
+        Some(field_value::Kind::Number(n)) => vec![Cow::Owned(n.to_string())],
+        Some(field_value::Kind::Flag(flag)) => vec![Cow::Owned(flag.to_string())],
+        Some(field_value::Kind::TimestampMs(ms)) => vec![Cow::Owned(ms.to_string())],
+        Some(field_value::Kind::List(list)) => list
+            .values
+            .iter()
+            .map(|v| Cow::Borrowed(v.as_str()))
+            .collect(),
     }
 }
 
 /// The values of event field `name`; `Timestamp` is the event's own time.
-pub fn field_texts(event: &Event, name: &str) -> Vec<String> {
+pub fn field_texts<'e>(event: &'e Event, name: &str) -> Vec<Cow<'e, str>> {
     match event.fields.get(name) {
         Some(value) => texts_of(value),
-        None if name == "Timestamp" => vec![event.timestamp_ms.to_string()],
+        None if name == "Timestamp" => vec![Cow::Owned(event.timestamp_ms.to_string())],
         None => Vec::new(),
     }
 }
@@ -53,12 +58,20 @@ fn integer(text: &str) -> Option<i64> {
 }
 
 impl Condition {
-    fn values<'e>(&'e self, operand: &'e Operand, event: &Event) -> Cow<'e, [String]> {
+    fn values<'a>(&'a self, operand: &'a Operand, event: &'a Event) -> Vec<Cow<'a, str>> {
         match operand {
-            Operand::Field(name) => Cow::Owned(field_texts(event, name)),
-            Operand::Values(values) => Cow::Borrowed(values),
-            Operand::Resource(_) => Cow::Borrowed(&[]),
+            Operand::Field(name) => field_texts(event, name),
+            Operand::Values(values) => values.iter().map(|v| Cow::Borrowed(v.as_str())).collect(),
+            Operand::Resource(_) => Vec::new(),
         }
+    }
+
+    /// Every value of the right operands, in order.
+    fn right_values<'a>(&'a self, event: &'a Event) -> Vec<Cow<'a, str>> {
+        self.right
+            .iter()
+            .flat_map(|operand| self.values(operand, event))
+            .collect()
     }
 
     fn matches(&self, event: &Event, resources: &Resources) -> bool {
@@ -67,32 +80,38 @@ impl Condition {
 
     fn test(&self, event: &Event, resources: &Resources) -> bool {
         if let Test::TiDetect = self.test {
-            let categories: Vec<String> = self
-                .right
-                .iter()
-                .flat_map(|operand| self.values(operand, event).into_owned())
-                .collect();
+            let categories = self.right_values(event);
             return event
                 .ti
                 .iter()
-                .any(|m| categories.is_empty() || categories.contains(&m.category));
+                .any(|m| categories.is_empty() || categories.iter().any(|c| *c == m.category));
         }
         let left = self.values(&self.left, event);
-        let right: Vec<String> = self
-            .right
-            .iter()
-            .flat_map(|operand| self.values(operand, event).into_owned())
-            .collect();
-        let fold = |text: &str| -> String {
-            if self.ignore_case {
-                text.to_lowercase()
-            } else {
-                text.to_owned()
-            }
+        let right = self.right_values(event);
+        // "Do not match case": each side lower-cased once, not once per pair.
+        let fold = |texts: &[Cow<'_, str>]| -> Vec<String> {
+            texts.iter().map(|t| t.to_lowercase()).collect()
+        };
+        let (folded_left, folded_right) = if self.ignore_case {
+            (fold(&left), fold(&right))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (text_left, text_right): (Vec<&str>, Vec<&str>) = if self.ignore_case {
+            (
+                folded_left.iter().map(String::as_str).collect(),
+                folded_right.iter().map(String::as_str).collect(),
+            )
+        } else {
+            (
+                left.iter().map(|t| t.as_ref()).collect(),
+                right.iter().map(|t| t.as_ref()).collect(),
+            )
         };
         let any_pair = |test: &dyn Fn(&str, &str) -> bool| {
-            left.iter()
-                .any(|l| right.iter().any(|r| test(&fold(l), &fold(r))))
+            text_left
+                .iter()
+                .any(|l| text_right.iter().any(|r| test(l, r)))
         };
         let compare = |test: &dyn Fn(f64, f64) -> bool| {
             left.iter().any(|l| {
@@ -119,7 +138,7 @@ impl Condition {
                     .right
                     .iter()
                     .filter(|operand| matches!(operand, Operand::Field(_)))
-                    .flat_map(|operand| self.values(operand, event).into_owned())
+                    .flat_map(|operand| self.values(operand, event))
                     .filter_map(|text| parse_network(&text).ok())
                     .collect();
                 left.iter()
@@ -140,9 +159,7 @@ impl Condition {
                     .filter_map(|l| integer(l))
                     .any(|value| bits.iter().all(|&bit| value & (1 << bit) != 0))
             }
-            Test::Intersect => left
-                .iter()
-                .any(|l| right.iter().any(|r| fold(l) == fold(r))),
+            Test::Intersect => any_pair(&|l, r| l == r),
             Test::InResource { id, kind } => {
                 let Some(entries) = resources.get(id) else {
                     return false;
@@ -151,7 +168,7 @@ impl Condition {
                     // The key is the selected fields' values joined: the left field's, then
                     // those of any fields among the right operands.
                     ResourceKind::Dictionary => {
-                        let mut key = left.first().cloned().unwrap_or_default();
+                        let mut key = left.first().map(|t| t.to_string()).unwrap_or_default();
                         for operand in &self.right {
                             if let Operand::Field(name) = operand {
                                 key.push_str(field_texts(event, name).first().map_or("", |v| v));
@@ -161,15 +178,15 @@ impl Condition {
                     }
                     // Right constants, if any, name vulnerabilities the asset must have.
                     ResourceKind::Vulnerabilities => left.iter().any(|asset| {
-                        entries.by_key.get(asset).is_some_and(|found| {
-                            right.is_empty() || right.iter().any(|id| found.contains_key(id))
+                        entries.by_key.get(asset.as_ref()).is_some_and(|found| {
+                            right.is_empty()
+                                || right.iter().any(|id| found.contains_key(id.as_ref()))
                         })
                     }),
-                    _ if self.ignore_case => left.iter().any(|l| {
-                        let l = l.to_lowercase();
-                        entries.by_key.keys().any(|k| k.to_lowercase() == l)
-                    }),
-                    _ => left.iter().any(|l| entries.by_key.contains_key(l)),
+                    _ if self.ignore_case => folded_left
+                        .iter()
+                        .any(|l| entries.lowercase_keys.contains(l)),
+                    _ => left.iter().any(|l| entries.by_key.contains_key(l.as_ref())),
                 }
             }
             Test::TiDetect => unreachable!("answered above"),

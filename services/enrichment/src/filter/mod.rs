@@ -328,7 +328,12 @@ fn operand_of(operand: &pb::Operand, at: &str) -> Result<Operand, Invalid> {
             Err(invalid(format!("{at}.field"), "empty"))
         }
         Some(operand::Kind::Field(field)) => Ok(Operand::Field(field.trim().to_owned())),
-        Some(operand::Kind::Constant(value)) => Ok(Operand::Values(eval::texts_of(value))),
+        Some(operand::Kind::Constant(value)) => Ok(Operand::Values(
+            eval::texts_of(value)
+                .into_iter()
+                .map(std::borrow::Cow::into_owned)
+                .collect(),
+        )),
         Some(operand::Kind::List(list)) => Ok(Operand::Values(list.values.clone())),
         Some(operand::Kind::ResourceId(id)) if id.trim().is_empty() => {
             Err(invalid(format!("{at}.resource_id"), "empty"))
