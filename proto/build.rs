@@ -37,6 +37,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // them faster than a SipHash map (measured with `xdrctl bench enrichment`) and keeps
         // them in order, so JSON output reads the same every time.
         .btree_map(".")
-        .compile_fds(fds)?;
+        .compile_fds(fds.clone())?;
+
+    // A second `xdr.v1.Enrichment` server whose `Enrich` takes and gives
+    // `crate::wire::WireEnrichBatch`: the same bytes on the wire as `EnrichBatch`, with each
+    // event kept as it arrived (see src/wire.rs). Every other type is the one generated above.
+    let wire_dir = out_dir.join("wire");
+    fs::create_dir_all(&wire_dir)?;
+    let mut enrichment_only = fds;
+    enrichment_only
+        .file
+        .retain(|file| file.name() == "xdr/v1/enrichment.proto");
+    tonic_prost_build::configure()
+        .build_client(false)
+        .generate_default_stubs(true)
+        .codec_path("crate::codec::XdrCodec")
+        .extern_path(".xdr.v1", "crate::pb")
+        .extern_path(".xdr.v1.EnrichBatch", "crate::wire::WireEnrichBatch")
+        .out_dir(&wire_dir)
+        .compile_fds(enrichment_only)?;
     Ok(())
 }

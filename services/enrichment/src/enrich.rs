@@ -4,20 +4,27 @@
 //! gathering task joins them with other batches' values, all within the rule's timeout.
 //! An event whose answers do not come in time, or whose source is down, goes on without
 //! them, marked so: never dropped, never held past the timeout.
+//!
+//! Events are read from the bytes they came in, and answered as those same bytes followed by
+//! their new matches (as the source encoded them) and status: nothing is encoded twice.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use prost::Message;
 use rustc_hash::FxHashMap;
 use tokio::task::JoinSet;
 use xdr_mesh::tls::TlsMaterial;
-use xdr_proto::pb::{
-    EnrichBatch, EnrichmentRule, EnrichmentStatus, Event, LookupObject, LookupResult, SourceKind,
+use xdr_proto::{
+    pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, SourceKind, TiMatch},
+    wire::{WireEnrichBatch, WireLookupResult, enriched_event, ti_match_for_field},
 };
 
 use crate::{
@@ -32,7 +39,7 @@ use crate::{
 
 /// How one rule's lookups for a batch ended.
 enum Outcome {
-    Answered(Vec<LookupResult>),
+    Answered(Vec<WireLookupResult>),
     TimedOut,
     Unavailable(String),
 }
@@ -40,8 +47,17 @@ enum Outcome {
 /// One value of one event to look up for one rule.
 struct Wanted {
     event: usize,
-    field: String,
+    /// The rule's mapping row the value came from.
+    row: usize,
     object: usize,
+}
+
+/// An event of a batch that does not decode: the batch is refused, naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("events[{index}]: {source}")]
+pub struct InvalidEvent {
+    index: usize,
+    source: prost::DecodeError,
 }
 
 pub struct Enricher {
@@ -130,13 +146,22 @@ impl Enricher {
     }
 
     /// `batch`, enriched by every active rule that takes its events.
-    pub async fn enrich(&self, mut batch: EnrichBatch) -> EnrichBatch {
+    pub async fn enrich(&self, batch: WireEnrichBatch) -> Result<WireEnrichBatch, InvalidEvent> {
+        let events = batch
+            .events
+            .iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                Event::decode(bytes.clone()).map_err(|source| InvalidEvent { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let active = self.catalog.active();
-        let mut touched = vec![false; batch.events.len()];
-        let mut statuses = vec![EnrichmentStatus::Complete; batch.events.len()];
+        let mut touched = vec![false; events.len()];
+        let mut statuses = vec![EnrichmentStatus::Complete; events.len()];
+        let mut added: Vec<Vec<Bytes>> = vec![Vec::new(); events.len()];
         let mut lookups = JoinSet::new();
         for (rule_index, rule) in active.rules.iter().enumerate() {
-            let (objects, wanted) = wanted_by(rule, &active.resources, &batch.events);
+            let (objects, wanted) = wanted_by(rule, &active.resources, &events);
             for w in &wanted {
                 touched[w.event] = true;
             }
@@ -144,10 +169,7 @@ impl Enricher {
                 continue;
             }
             if rule.rule.debug {
-                let ids: Vec<&str> = wanted
-                    .iter()
-                    .map(|w| batch.events[w.event].id.as_str())
-                    .collect();
+                let ids: Vec<&str> = wanted.iter().map(|w| events[w.event].id.as_str()).collect();
                 tracing::debug!(rule = %rule.rule.name, events = ?ids, values = ?objects.iter().map(|o| &o.value).collect::<Vec<_>>(), "enrichment request");
             }
             let source = self.source(&rule.rule);
@@ -187,28 +209,39 @@ impl Enricher {
                 let Some(result) = results.get(w.object) else {
                     continue;
                 };
-                let event = &mut batch.events[w.event];
+                let (event, field) = (&events[w.event], &rule.mapping[w.row].field);
                 if rule.debug {
-                    tracing::debug!(rule = %rule.name, event = %event.id, field = %w.field, matches = result.matches.len(), error = %result.error, "enrichment answer");
+                    tracing::debug!(rule = %rule.name, event = %event.id, field = %field, matches = result.matches.len(), error = %result.error, "enrichment answer");
                 }
                 for found in &result.matches {
-                    let mut found = found.clone();
-                    found.field = w.field.clone();
-                    if !event.ti.contains(&found) {
-                        event.ti.push(found);
+                    let found = ti_match_for_field(found, field);
+                    if !added[w.event].contains(&found) && !already_carries(event, &found) {
+                        added[w.event].push(found);
                     }
                 }
             }
         }
-        for ((event, touched), status) in batch.events.iter_mut().zip(touched).zip(statuses) {
-            event.enrichment_status = if touched {
-                status
-            } else {
-                EnrichmentStatus::NotEnriched
-            } as i32;
-        }
-        batch
+        let enriched = (batch.events.iter().zip(added))
+            .zip(touched.into_iter().zip(statuses))
+            .map(|((bytes, ti), (touched, status))| {
+                let status = if touched {
+                    status
+                } else {
+                    EnrichmentStatus::NotEnriched
+                };
+                enriched_event(bytes, &ti, status as i32)
+            })
+            .collect();
+        Ok(WireEnrichBatch {
+            batch_id: batch.batch_id,
+            events: enriched,
+        })
     }
+}
+
+/// Whether `event` came carrying the encoded match `found` (enriched before, sent again).
+fn already_carries(event: &Event, found: &Bytes) -> bool {
+    !event.ti.is_empty() && TiMatch::decode(found.clone()).is_ok_and(|m| event.ti.contains(&m))
 }
 
 /// The distinct values `rule` looks up for `events`, and which event field wants each.
@@ -218,7 +251,8 @@ fn wanted_by(
     events: &[Event],
 ) -> (Vec<LookupObject>, Vec<Wanted>) {
     let mut objects = Vec::new();
-    let mut index: FxHashMap<(i32, String), usize> = FxHashMap::default();
+    // Keyed by the events' own text: a value is copied once, into its lookup object.
+    let mut index: FxHashMap<(i32, Cow<'_, str>), usize> = FxHashMap::default();
     let mut wanted = Vec::new();
     for (i, event) in events.iter().enumerate() {
         if rule.rule.tenant != SHARED_TENANT && rule.rule.tenant != event.tenant {
@@ -231,25 +265,22 @@ fn wanted_by(
         {
             continue;
         }
-        for row in &rule.rule.mapping {
+        for (row_index, row) in rule.rule.mapping.iter().enumerate() {
             let kind = mapping_kind(row);
             for value in field_texts(event, &row.field) {
                 if value.trim().is_empty() {
                     continue;
                 }
-                let value = value.into_owned();
-                let object = *index
-                    .entry((kind as i32, value.clone()))
-                    .or_insert_with(|| {
-                        objects.push(LookupObject {
-                            r#type: kind as i32,
-                            value,
-                        });
-                        objects.len() - 1
+                let object = *index.entry((kind as i32, value)).or_insert_with_key(|key| {
+                    objects.push(LookupObject {
+                        r#type: kind as i32,
+                        value: key.1.clone().into_owned(),
                     });
+                    objects.len() - 1
+                });
                 wanted.push(Wanted {
                     event: i,
-                    field: row.field.clone(),
+                    row: row_index,
                     object,
                 });
             }

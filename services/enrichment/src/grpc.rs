@@ -7,10 +7,14 @@ use std::{pin::Pin, sync::Arc, time::Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
-use xdr_proto::pb::{
-    DeleteReply, DeleteRequest, EnrichBatch, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
-    ListRequest, ListResourcesReply, ListRulesReply, LookupObject, PageInfo, Resource,
-    TestConnectionReply, enrichment_server::Enrichment,
+use xdr_proto::{
+    enrichment_wire::enrichment_server::Enrichment,
+    pb::{
+        DeleteReply, DeleteRequest, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
+        ListRequest, ListResourcesReply, ListRulesReply, LookupObject, PageInfo, Resource,
+        TestConnectionReply,
+    },
+    wire::WireEnrichBatch,
 };
 
 use crate::{
@@ -81,16 +85,16 @@ fn page<T>(items: Vec<T>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), S
     Ok((items, PageInfo { next_page_token }))
 }
 
-type EnrichStream = Pin<Box<dyn Stream<Item = Result<EnrichBatch, Status>> + Send>>;
+type EnrichStream = Pin<Box<dyn Stream<Item = Result<WireEnrichBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Enrichment for EnrichmentService {
     async fn enrich(
         &self,
-        request: Request<Streaming<EnrichBatch>>,
+        request: Request<Streaming<WireEnrichBatch>>,
     ) -> Result<Response<EnrichStream>, Status> {
         let mut batches = request.into_inner();
-        let (results, out) = mpsc::channel::<Result<EnrichBatch, Status>>(BATCHES_IN_FLIGHT);
+        let (results, out) = mpsc::channel::<Result<WireEnrichBatch, Status>>(BATCHES_IN_FLIGHT);
         // Batches are enriched concurrently and answered in arrival order: their tasks are
         // queued in order, and the writer awaits them one by one.
         let (ordered, mut in_order) = mpsc::channel(BATCHES_IN_FLIGHT);
@@ -121,9 +125,12 @@ impl Enrichment for EnrichmentService {
                 };
                 let enricher = enricher.clone();
                 let task = tokio::spawn(async move {
+                    let batch_id = batch.batch_id;
                     let enriched = enricher.enrich(batch).await;
                     drop(permit);
-                    enriched
+                    enriched.map_err(|invalid| {
+                        Status::invalid_argument(format!("batch {batch_id}: {invalid}"))
+                    })
                 });
                 if ordered.send(task).await.is_err() {
                     break;
@@ -132,10 +139,12 @@ impl Enrichment for EnrichmentService {
         });
         tokio::spawn(async move {
             while let Some(task) = in_order.recv().await {
-                let answer = task
-                    .await
-                    .map_err(|e| Status::internal(format!("enriching a batch failed: {e}")));
-                if results.send(answer).await.is_err() {
+                let answer = task.await.unwrap_or_else(|e| {
+                    Err(Status::internal(format!("enriching a batch failed: {e}")))
+                });
+                // A refused batch ends the stream: the batches after it are not answered.
+                let refused = answer.is_err();
+                if results.send(answer).await.is_err() || refused {
                     return;
                 }
             }

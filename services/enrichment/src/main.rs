@@ -14,7 +14,7 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs};
-use xdr_proto::pb::enrichment_server::EnrichmentServer;
+use xdr_proto::enrichment_wire::enrichment_server::EnrichmentServer;
 
 const NAME: &str = "enrichment";
 

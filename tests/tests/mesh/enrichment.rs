@@ -555,3 +555,64 @@ fn an_active_list_selects_events_and_its_changes_apply_at_once() {
         refused.stderr
     );
 }
+
+#[test]
+fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service_stays_up() {
+    use prost::Message;
+    use tonic::{client::Grpc, codegen::http::uri::PathAndQuery};
+    use xdr_proto::{
+        codec::XdrCodec,
+        pb::{EnrichBatch, EnrichmentStatus},
+        wire::WireEnrichBatch,
+    };
+    let pki = TestPki::new();
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    // Field 1 (`id`, a string) holding bytes that are not UTF-8.
+    let not_utf8 = vec![0x0a, 0x02, 0xff, 0xfe];
+    let valid = |batch_id| {
+        let batch = fakess_batch(batch_id);
+        WireEnrichBatch {
+            batch_id,
+            events: vec![batch.events[0].encode_to_vec().into()],
+        }
+    };
+    client::runtime().block_on(async {
+        let channel = client::channel(&pki, "collector", &server, "enrichment").await;
+        let grpc = Grpc::new(channel);
+        let open = |batches: Vec<WireEnrichBatch>| {
+            let mut grpc = grpc.clone();
+            async move {
+                grpc.ready().await.unwrap();
+                grpc.streaming(
+                    tonic::Request::new(tokio_stream::iter(batches)),
+                    PathAndQuery::from_static("/xdr.v1.Enrichment/Enrich"),
+                    XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
+                )
+                .await
+                .unwrap()
+                .into_inner()
+            }
+        };
+        let mut broken = valid(2);
+        broken.events.push(not_utf8.into());
+        let mut answers = open(vec![valid(1), broken, valid(3)]).await;
+        let first = answers.message().await.unwrap().unwrap();
+        assert_eq!(first.batch_id, 1);
+        assert_eq!(
+            first.events[0].enrichment_status(),
+            EnrichmentStatus::NotEnriched
+        );
+        let refused = answers.message().await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().contains("batch 2: events[1]")
+                && refused.message().contains("Event.id"),
+            "{}",
+            refused.message()
+        );
+
+        // The service is still up: a new stream is answered.
+        let mut again = open(vec![valid(4)]).await;
+        assert_eq!(again.message().await.unwrap().unwrap().batch_id, 4);
+    });
+}

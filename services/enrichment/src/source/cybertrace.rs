@@ -6,12 +6,16 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use prost::Message;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
     sync::{mpsc, oneshot},
 };
-use xdr_proto::pb::{IndicatorType, LookupObject, LookupResult, TiMatch};
+use xdr_proto::{
+    pb::{IndicatorType, LookupObject, TiMatch},
+    wire::WireLookupResult,
+};
 
 use super::{Answer, Unavailable};
 
@@ -76,7 +80,7 @@ async fn exchange(
     target: &str,
     open: &mut Option<Connection>,
     objects: &[LookupObject],
-) -> std::io::Result<Vec<LookupResult>> {
+) -> std::io::Result<Vec<WireLookupResult>> {
     if open.is_none() {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
             .await
@@ -95,7 +99,7 @@ async fn exchange(
     let mut results = Vec::with_capacity(objects.len());
     let mut line = String::new();
     for object in objects {
-        let mut result = LookupResult::default();
+        let mut result = WireLookupResult::default();
         loop {
             line.clear();
             let read = connection.read_line(&mut line).await?;
@@ -110,7 +114,7 @@ async fn exchange(
                 break;
             }
             if let Some(found) = detection_of(text, object) {
-                result.matches.push(found);
+                result.matches.push(found.encode_to_vec().into());
             }
         }
         results.push(result);

@@ -12,7 +12,7 @@ use tokio::{
     task::JoinSet,
     time::Instant,
 };
-use xdr_proto::pb::{LookupObject, LookupResult};
+use xdr_proto::{pb::LookupObject, wire::WireLookupResult};
 
 use super::{Answer, MAX_BATCH_OBJECTS, Unavailable};
 
@@ -40,7 +40,7 @@ type Key = (i32, String);
 
 /// A request being answered: one slot per object.
 struct Open {
-    results: Vec<Option<LookupResult>>,
+    results: Vec<Option<WireLookupResult>>,
     missing: usize,
     answer: oneshot::Sender<Answer>,
 }
@@ -187,7 +187,7 @@ impl State {
         }
     }
 
-    fn fill(&mut self, id: u64, slot: usize, result: LookupResult) {
+    fn fill(&mut self, id: u64, slot: usize, result: WireLookupResult) {
         let Some(open) = self.open.get_mut(&id) else {
             // The request already failed for another of its values.
             return;
@@ -214,7 +214,7 @@ mod tests {
 
     use super::*;
 
-    /// Answers each value with one match whose category is the value; remembers each batch.
+    /// Answers each value with one "match" that is the value's bytes; remembers each batch.
     #[derive(Default)]
     struct Echo {
         batches: Mutex<Vec<Vec<String>>>,
@@ -237,11 +237,8 @@ mod tests {
                 }
                 Ok(objects
                     .into_iter()
-                    .map(|o| LookupResult {
-                        matches: vec![xdr_proto::pb::TiMatch {
-                            category: o.value,
-                            ..Default::default()
-                        }],
+                    .map(|o| WireLookupResult {
+                        matches: vec![o.value.into()],
                         error: String::new(),
                     })
                     .collect())
@@ -263,7 +260,7 @@ mod tests {
         answer
             .unwrap()
             .into_iter()
-            .map(|r| r.matches[0].category.clone())
+            .map(|r| String::from_utf8(r.matches[0].to_vec()).unwrap())
             .collect()
     }
 

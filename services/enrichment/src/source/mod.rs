@@ -8,7 +8,7 @@ mod threatintel;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use xdr_proto::pb::{LookupObject, LookupResult};
+use xdr_proto::{pb::LookupObject, wire::WireLookupResult};
 
 pub use cybertrace::CyberTraceSource;
 pub use gather::Gatherer;
@@ -22,7 +22,8 @@ pub const MAX_BATCH_OBJECTS: usize = 512;
 #[error("threat-intel source unavailable: {0}")]
 pub struct Unavailable(pub String);
 
-pub type Answer = Result<Vec<LookupResult>, Unavailable>;
+/// One result per object, its matches as the encoded `TiMatch`es the source answered.
+pub type Answer = Result<Vec<WireLookupResult>, Unavailable>;
 
 pub enum Source {
     ThreatIntel(ThreatIntelSource),

@@ -1,7 +1,9 @@
 //! The `threatintel` source: lookups sent as batches over long-lived `LookupStream`s, one per
 //! connection of the rule, each on its own HTTP/2 connection. A lane keeps its stream open
 //! and matches answers to batches by id; when the stream breaks, every batch waiting on it is
-//! answered "unavailable" and the next batch opens a new stream.
+//! answered "unavailable" and the next batch opens a new stream. Replies are read as
+//! [`WireLookupReply`]s: each match stays the bytes ThreatIntel encoded, and is appended to its
+//! event as such.
 
 use std::{
     collections::HashMap,
@@ -10,9 +12,13 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
-use tonic::transport::Channel;
+use tonic::{client::Grpc, codec::Streaming, transport::Channel};
 use xdr_mesh::{channel, tls::TlsMaterial};
-use xdr_proto::pb::{LookupBatch, LookupObject, threat_intel_client::ThreatIntelClient};
+use xdr_proto::{
+    codec::XdrCodec,
+    pb::{LookupBatch, LookupObject},
+    wire::WireLookupReply,
+};
 
 use super::{Answer, Unavailable};
 
@@ -39,7 +45,7 @@ impl ThreatIntelSource {
         let mut lanes = Vec::new();
         for _ in 0..connections.max(1) {
             // One channel per lane: a lane is a TCP connection of its own.
-            let client = ThreatIntelClient::new(channel::lazy(target, "threatintel", tls)?);
+            let client = Grpc::new(channel::lazy(target, "threatintel", tls)?);
             let (sender, pending) = mpsc::channel(LANE_QUEUE);
             tokio::spawn(run_lane(client, pending));
             lanes.push(sender);
@@ -64,7 +70,29 @@ impl ThreatIntelSource {
     }
 }
 
-async fn run_lane(mut client: ThreatIntelClient<Channel>, mut pending: mpsc::Receiver<Pending>) {
+/// Opens a `LookupStream` whose replies keep their matches encoded.
+async fn open_stream(
+    client: &mut Grpc<Channel>,
+    requests: mpsc::Receiver<LookupBatch>,
+) -> Result<Streaming<WireLookupReply>, tonic::Status> {
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("threatintel: {e}")))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/xdr.v1.ThreatIntel/LookupStream");
+    let codec = XdrCodec::<LookupBatch, WireLookupReply>::default();
+    let replies = client
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(requests)),
+            path,
+            codec,
+        )
+        .await?;
+    Ok(replies.into_inner())
+}
+
+async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending>) {
     let mut next_id = 0u64;
     loop {
         // No stream is open until there is something to send.
@@ -72,11 +100,8 @@ async fn run_lane(mut client: ThreatIntelClient<Channel>, mut pending: mpsc::Rec
             return;
         };
         let (requests, request_stream) = mpsc::channel::<LookupBatch>(LANE_QUEUE);
-        let opened = client
-            .lookup_stream(ReceiverStream::new(request_stream))
-            .await;
-        let mut replies = match opened {
-            Ok(replies) => replies.into_inner(),
+        let mut replies = match open_stream(&mut client, request_stream).await {
+            Ok(replies) => replies,
             Err(status) => {
                 let _ = batch
                     .answer
