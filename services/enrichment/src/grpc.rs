@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::{
     enrichment_wire::enrichment_server::Enrichment,
     pb::{
-        DeleteReply, DeleteRequest, EnrichmentRule, Filter, GetRequest, ListFiltersReply,
-        ListRequest, ListResourcesReply, ListRulesReply, LookupObject, PageInfo, Resource,
-        TestConnectionReply,
+        DeleteReply, DeleteRequest, EnrichmentRule, EnrichmentStatsReply, EnrichmentStatsRequest,
+        Filter, GetRequest, ListFiltersReply, ListRequest, ListResourcesReply, ListRulesReply,
+        LookupObject, PageInfo, Resource, TestConnectionReply,
     },
     wire::WireEnrichBatch,
 };
@@ -129,6 +129,7 @@ impl Enrichment for EnrichmentService {
                     let enriched = enricher.enrich(batch).await;
                     drop(permit);
                     enriched.map_err(|invalid| {
+                        enricher.stats().refused_batch();
                         Status::invalid_argument(format!("batch {batch_id}: {invalid}"))
                     })
                 });
@@ -137,15 +138,25 @@ impl Enrichment for EnrichmentService {
                 }
             }
         });
+        let enricher = self.enricher.clone();
         tokio::spawn(async move {
             while let Some(task) = in_order.recv().await {
                 let answer = task.await.unwrap_or_else(|e| {
                     Err(Status::internal(format!("enriching a batch failed: {e}")))
                 });
-                // A refused batch ends the stream: the batches after it are not answered.
-                let refused = answer.is_err();
-                if results.send(answer).await.is_err() || refused {
-                    return;
+                match answer {
+                    Ok((batch, counts)) => {
+                        // Counted before it is sent: whoever reads the answer sees it counted.
+                        enricher.stats().answered(counts);
+                        if results.send(Ok(batch)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A refused batch ends the stream: the batches after it are not answered.
+                    Err(status) => {
+                        let _ = results.send(Err(status)).await;
+                        return;
+                    }
                 }
             }
         });
@@ -352,5 +363,12 @@ impl Enrichment for EnrichmentService {
             filters,
             page: Some(page),
         }))
+    }
+
+    async fn stats(
+        &self,
+        _request: Request<EnrichmentStatsRequest>,
+    ) -> Result<Response<EnrichmentStatsReply>, Status> {
+        Ok(Response::new(self.enricher.stats().snapshot()))
     }
 }

@@ -8,6 +8,7 @@ mod grpc;
 mod resources;
 mod rule;
 mod source;
+mod stats;
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -32,6 +32,20 @@ fn enrich(pki: &TestPki, server: &ServiceProcess, batches: &[Value]) -> Vec<Valu
         .collect()
 }
 
+/// `Stats`, its counters as numbers (proto3 JSON writes 64-bit ones as strings, and leaves
+/// zeros out).
+fn stats(pki: &TestPki, server: &ServiceProcess) -> Value {
+    fn numbers(value: Value) -> Value {
+        match value {
+            Value::String(s) if s.parse::<u64>().is_ok() => json!(s.parse::<u64>().unwrap()),
+            Value::Object(map) => map.into_iter().map(|(k, v)| (k, numbers(v))).collect(),
+            Value::Array(items) => items.into_iter().map(numbers).collect(),
+            other => other,
+        }
+    }
+    numbers(ok(pki, server, "Stats", &json!({})))
+}
+
 fn seed_rule() -> Value {
     json!({
         "name": "Test CT enrichment",
@@ -168,6 +182,24 @@ fn the_seed_rule_enriches_events_through_threatintel_in_order() {
     server.wait_for_log("the debug answer for e1", |l| {
         l["message"] == "enrichment answer" && l["event"] == "e1"
     });
+    let stats = stats(&pki, &server);
+    assert_eq!(
+        (
+            &stats["batches"],
+            &stats["events"],
+            &stats["complete"],
+            &stats["notEnriched"]
+        ),
+        (&json!(2), &json!(4), &json!(3), &json!(1)),
+        "{stats}"
+    );
+    let rule = &stats["rules"][0];
+    assert_eq!(rule["ruleName"], "Test CT enrichment");
+    assert_eq!(
+        (&rule["events"], &rule["lookups"], &rule["matches"]),
+        (&json!(3), &json!(3), &json!(2)),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -197,6 +229,10 @@ fn a_source_that_is_down_lets_events_through_marked() {
     let test = ok(&pki, &server, "TestConnection", &seed_rule());
     assert!(test.get("ok").is_none(), "{test}");
     assert!(!test["message"].as_str().unwrap().is_empty(), "{test}");
+    // Counted, per service and per rule.
+    let stats = stats(&pki, &server);
+    assert_eq!(stats["sourceUnavailable"], 1, "{stats}");
+    assert_eq!(stats["rules"][0]["sourceUnavailable"], 1, "{stats}");
 }
 
 #[test]
@@ -231,6 +267,12 @@ fn a_source_that_does_not_answer_times_events_out_at_the_rule_timeout() {
     );
     // TIMED_OUT, not SOURCE_UNAVAILABLE: the rule's second ended the wait, not the
     // channel's 5-second connect timeout.
+    let stats = stats(&pki, &server);
+    assert_eq!(
+        (&stats["timedOut"], &stats["rules"][0]["timedOut"]),
+        (&json!(2), &json!(2)),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -615,4 +657,10 @@ fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service
         let mut again = open(vec![valid(4)]).await;
         assert_eq!(again.message().await.unwrap().unwrap().batch_id, 4);
     });
+    let stats = stats(&pki, &server);
+    assert_eq!(
+        (&stats["batches"], &stats["refusedBatches"]),
+        (&json!(2), &json!(1)),
+        "batches 1 and 4 answered, 2 refused, 3 never read: {stats}"
+    );
 }

@@ -8,33 +8,32 @@
 //! Events are read from the bytes they came in, and answered as those same bytes followed by
 //! their new matches (as the source encoded them) and status: nothing is encoded twice.
 
+mod batch;
+
 use std::{
-    borrow::Cow,
     collections::HashMap,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prost::Message;
-use rustc_hash::FxHashMap;
 use tokio::task::JoinSet;
 use xdr_mesh::tls::TlsMaterial;
 use xdr_proto::{
-    pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, SourceKind, TiMatch},
-    wire::{WireEnrichBatch, WireLookupResult, enriched_event, ti_match_for_field},
+    pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, SourceKind},
+    wire::{WireEnrichBatch, WireLookupResult, enriched_event},
 };
 
+use self::batch::{BatchState, distinct_events, wanted_by};
 use crate::{
-    catalog::{ActiveRule, SharedCatalog},
-    filter::field_texts,
-    resources::Resources,
-    rule::{SHARED_TENANT, mapping_kind, timeout_of},
+    catalog::SharedCatalog,
+    rule::timeout_of,
     source::{
         CyberTraceSource, Gatherer, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable,
     },
+    stats::{RuleTally, Stats, StatusCounts},
 };
 
 /// How one rule's lookups for a batch ended.
@@ -42,14 +41,6 @@ enum Outcome {
     Answered(Vec<WireLookupResult>),
     TimedOut,
     Unavailable(String),
-}
-
-/// One value of one event to look up for one rule.
-struct Wanted {
-    event: usize,
-    /// The rule's mapping row the value came from.
-    row: usize,
-    object: usize,
 }
 
 /// An event of a batch that does not decode: the batch is refused, naming it.
@@ -69,6 +60,7 @@ pub struct Enricher {
     sources: Mutex<HashMap<(i32, String, u32), Arc<Gatherer>>>,
     /// Each rule's RPS ceiling, shared by every stream, by (rule id, RPS).
     limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
+    stats: Stats,
 }
 
 impl Enricher {
@@ -79,6 +71,7 @@ impl Enricher {
             default_threatintel,
             sources: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
         }
     }
 
@@ -145,8 +138,12 @@ impl Enricher {
         }
     }
 
-    /// `batch`, enriched by every active rule that takes its events.
-    pub async fn enrich(&self, batch: WireEnrichBatch) -> Result<WireEnrichBatch, InvalidEvent> {
+    /// `batch`, enriched by every active rule that takes its events, and its events' statuses
+    /// counted (for the caller to add to the stats once the batch is answered).
+    pub async fn enrich(
+        &self,
+        batch: WireEnrichBatch,
+    ) -> Result<(WireEnrichBatch, StatusCounts), InvalidEvent> {
         let events = batch
             .events
             .iter()
@@ -156,14 +153,12 @@ impl Enricher {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let active = self.catalog.active();
-        let mut touched = vec![false; events.len()];
-        let mut statuses = vec![EnrichmentStatus::Complete; events.len()];
-        let mut added: Vec<Vec<Bytes>> = vec![Vec::new(); events.len()];
+        let mut state = BatchState::new(events.len());
         let mut lookups = JoinSet::new();
         for (rule_index, rule) in active.rules.iter().enumerate() {
             let (objects, wanted) = wanted_by(rule, &active.resources, &events);
             for w in &wanted {
-                touched[w.event] = true;
+                state.touched[w.event] = true;
             }
             if objects.is_empty() {
                 continue;
@@ -175,118 +170,56 @@ impl Enricher {
             let source = self.source(&rule.rule);
             let limit = (self.limiter(&rule.rule), rule.rule.rps);
             let timeout = timeout_of(&rule.rule);
+            let count = objects.len() as u64;
             lookups.spawn(async move {
                 let outcome = match source {
                     Ok(source) => look_up(source, limit, objects, timeout).await,
                     Err(Unavailable(why)) => Outcome::Unavailable(why),
                 };
-                (rule_index, wanted, outcome)
+                (rule_index, wanted, count, outcome)
             });
         }
         while let Some(done) = lookups.join_next().await {
-            let (rule_index, wanted, outcome) = done.expect("a lookup task does not panic");
+            let (rule_index, wanted, lookups, outcome) =
+                done.expect("a lookup task does not panic");
             let rule = &active.rules[rule_index].rule;
-            let results = match outcome {
-                Outcome::Answered(results) => results,
-                Outcome::TimedOut | Outcome::Unavailable(_) => {
-                    let status = match &outcome {
-                        Outcome::TimedOut => EnrichmentStatus::TimedOut,
-                        _ => EnrichmentStatus::SourceUnavailable,
-                    };
-                    if let Outcome::Unavailable(why) = &outcome {
-                        tracing::warn!(rule = %rule.name, error = %why, events = wanted.len(), "events go on without threat intel");
-                    }
-                    for w in &wanted {
-                        // A source down outranks a timeout: it says more about what to fix.
-                        if statuses[w.event] != EnrichmentStatus::SourceUnavailable {
-                            statuses[w.event] = status;
-                        }
-                    }
-                    continue;
-                }
+            let mut tally = RuleTally {
+                events: distinct_events(&wanted),
+                lookups,
+                ..Default::default()
             };
-            for w in wanted {
-                let Some(result) = results.get(w.object) else {
-                    continue;
-                };
-                let (event, field) = (&events[w.event], &rule.mapping[w.row].field);
-                if rule.debug {
-                    tracing::debug!(rule = %rule.name, event = %event.id, field = %field, matches = result.matches.len(), error = %result.error, "enrichment answer");
+            match outcome {
+                Outcome::Answered(results) => {
+                    tally.matches = state.answered(rule, &events, wanted, &results);
                 }
-                for found in &result.matches {
-                    let found = ti_match_for_field(found, field);
-                    if !added[w.event].contains(&found) && !already_carries(event, &found) {
-                        added[w.event].push(found);
-                    }
+                Outcome::TimedOut => {
+                    tally.timed_out = tally.events;
+                    state.missed(&wanted, EnrichmentStatus::TimedOut);
+                }
+                Outcome::Unavailable(why) => {
+                    tracing::warn!(rule = %rule.name, error = %why, events = tally.events, "events go on without threat intel");
+                    tally.source_unavailable = tally.events;
+                    state.missed(&wanted, EnrichmentStatus::SourceUnavailable);
                 }
             }
+            self.stats.rule(&rule.id, &rule.name, tally);
         }
-        let enriched = (batch.events.iter().zip(added))
-            .zip(touched.into_iter().zip(statuses))
-            .map(|((bytes, ti), (touched, status))| {
-                let status = if touched {
-                    status
-                } else {
-                    EnrichmentStatus::NotEnriched
-                };
-                enriched_event(bytes, &ti, status as i32)
-            })
+        let statuses = state.final_statuses();
+        let counts = statuses.iter().copied().collect();
+        let enriched = (batch.events.iter().zip(state.added))
+            .zip(statuses)
+            .map(|((bytes, ti), status)| enriched_event(bytes, &ti, status as i32))
             .collect();
-        Ok(WireEnrichBatch {
+        let answer = WireEnrichBatch {
             batch_id: batch.batch_id,
             events: enriched,
-        })
+        };
+        Ok((answer, counts))
     }
-}
 
-/// Whether `event` came carrying the encoded match `found` (enriched before, sent again).
-fn already_carries(event: &Event, found: &Bytes) -> bool {
-    !event.ti.is_empty() && TiMatch::decode(found.clone()).is_ok_and(|m| event.ti.contains(&m))
-}
-
-/// The distinct values `rule` looks up for `events`, and which event field wants each.
-fn wanted_by(
-    rule: &ActiveRule,
-    resources: &Resources,
-    events: &[Event],
-) -> (Vec<LookupObject>, Vec<Wanted>) {
-    let mut objects = Vec::new();
-    // Keyed by the events' own text: a value is copied once, into its lookup object.
-    let mut index: FxHashMap<(i32, Cow<'_, str>), usize> = FxHashMap::default();
-    let mut wanted = Vec::new();
-    for (i, event) in events.iter().enumerate() {
-        if rule.rule.tenant != SHARED_TENANT && rule.rule.tenant != event.tenant {
-            continue;
-        }
-        if rule
-            .filter
-            .as_ref()
-            .is_some_and(|f| !f.matches(event, resources))
-        {
-            continue;
-        }
-        for (row_index, row) in rule.rule.mapping.iter().enumerate() {
-            let kind = mapping_kind(row);
-            for value in field_texts(event, &row.field) {
-                if value.trim().is_empty() {
-                    continue;
-                }
-                let object = *index.entry((kind as i32, value)).or_insert_with_key(|key| {
-                    objects.push(LookupObject {
-                        r#type: kind as i32,
-                        value: key.1.clone().into_owned(),
-                    });
-                    objects.len() - 1
-                });
-                wanted.push(Wanted {
-                    event: i,
-                    row: row_index,
-                    object,
-                });
-            }
-        }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
-    (objects, wanted)
 }
 
 /// Looks `objects` up in batches spread over the source's lanes, each batch sent once the
