@@ -11,11 +11,13 @@ use std::{
 use arc_swap::ArcSwap;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use xdr_proto::pb::{EnrichmentRule, Filter, Resource, ResourceKind, enrichment_rule};
+use xdr_proto::pb::{
+    EnrichmentRule, Filter, Resource, ResourceEntry, ResourceKind, enrichment_rule,
+};
 
 use crate::{
     filter::{self, Compiled, Definitions},
-    resources::{self as resource, Resources},
+    resources::{self as resource, EntriesChanged, Resources},
     rule::{self, Invalid},
 };
 
@@ -485,6 +487,20 @@ impl Catalog {
         self.resources = after;
         self.activate();
         Ok(resource)
+    }
+
+    /// Puts and removes entries of a resource by key (see [`resource::with_entries_changed`]),
+    /// saved and in effect as [`Catalog::save_resource`] does.
+    pub fn change_entries(
+        &mut self,
+        id: &str,
+        tenant: &str,
+        put: Vec<ResourceEntry>,
+        remove: &[String],
+    ) -> Result<(Resource, EntriesChanged), CatalogError> {
+        let resource = owned(&self.resources, id, tenant)?;
+        let (resource, changed) = resource::with_entries_changed(resource, put, remove)?;
+        Ok((self.save_resource(resource, false)?, changed))
     }
 
     pub fn delete_resource(&mut self, id: &str, tenant: &str) -> Result<bool, CatalogError> {

@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::{
     enrichment_wire::enrichment_server::Enrichment,
     pb::{
-        DeleteReply, DeleteRequest, EnrichmentRule, EnrichmentStatsReply, EnrichmentStatsRequest,
-        Filter, GetRequest, ListFiltersReply, ListRequest, ListResourcesReply, ListRulesReply,
-        LookupObject, PageInfo, Resource, TestConnectionReply,
+        ChangeResourceEntriesReply, ChangeResourceEntriesRequest, DeleteReply, DeleteRequest,
+        EnrichmentRule, EnrichmentStatsReply, EnrichmentStatsRequest, Filter, GetRequest,
+        ListFiltersReply, ListRequest, ListResourcesReply, ListRulesReply, LookupObject, PageInfo,
+        Resource, TestConnectionReply,
     },
     wire::WireEnrichBatch,
 };
@@ -362,6 +363,26 @@ impl Enrichment for EnrichmentService {
         Ok(Response::new(ListFiltersReply {
             filters,
             page: Some(page),
+        }))
+    }
+
+    async fn change_resource_entries(
+        &self,
+        request: Request<ChangeResourceEntriesRequest>,
+    ) -> Result<Response<ChangeResourceEntriesReply>, Status> {
+        let request = request.into_inner();
+        if request.id.is_empty() {
+            return Err(Status::invalid_argument("id: empty"));
+        }
+        let (resource, changed) = self
+            .change(move |c| {
+                c.change_entries(&request.id, &request.tenant, request.put, &request.remove)
+            })
+            .await?;
+        Ok(Response::new(ChangeResourceEntriesReply {
+            entries: resource.entries.len() as u64,
+            added: changed.added,
+            removed: changed.removed,
         }))
     }
 

@@ -581,6 +581,50 @@ fn an_active_list_selects_events_and_its_changes_apply_at_once() {
         ]
     );
 
+    // Entries changed by key, the list not sent whole.
+    let changed = ok(
+        &pki,
+        &server,
+        "ChangeResourceEntries",
+        &json!({"id": list_id, "put": [{"key": "203.0.113.5"}], "remove": ["192.0.2.1"]}),
+    );
+    assert_eq!(
+        changed,
+        json!({"entries": "2", "added": "1", "removed": "1"}),
+        "{changed}"
+    );
+    assert_eq!(
+        statuses(&enrich(&pki, &server, std::slice::from_ref(&batch))),
+        [
+            "ENRICHMENT_STATUS_NOT_ENRICHED -",
+            "ENRICHMENT_STATUS_COMPLETE KL_IP_Reputation"
+        ]
+    );
+    let ambiguous = rpc(
+        &pki,
+        &server,
+        "ChangeResourceEntries",
+        &json!({"id": list_id, "put": [{"key": "a"}], "remove": ["a"]}),
+    );
+    assert!(
+        ambiguous.stderr.contains("InvalidArgument")
+            && ambiguous.stderr.contains("remove[0]: `a` is also put"),
+        "{}",
+        ambiguous.stderr
+    );
+    let kept = ok(&pki, &server, "GetResource", &json!({"id": list_id}));
+    let keys: Vec<&str> = kept["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["198.51.100.7", "203.0.113.5"],
+        "a refused change changes nothing"
+    );
+
     let in_use = rpc(&pki, &server, "DeleteResource", &json!({"id": list_id}));
     assert!(
         in_use.stderr.contains("FailedPrecondition")
