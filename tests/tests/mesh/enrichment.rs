@@ -642,15 +642,59 @@ fn an_active_list_selects_events_and_its_changes_apply_at_once() {
     );
 }
 
+/// `Enrich` fed batches whose events are bytes the test chose; answers read whole.
+async fn raw_enrich(
+    channel: tonic::transport::Channel,
+    batches: Vec<xdr_proto::wire::WireEnrichBatch>,
+) -> tonic::Streaming<xdr_proto::pb::EnrichBatch> {
+    use xdr_proto::{codec::XdrCodec, pb::EnrichBatch, wire::WireEnrichBatch};
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX);
+    grpc.ready().await.unwrap();
+    grpc.streaming(
+        tonic::Request::new(tokio_stream::iter(batches)),
+        tonic::codegen::http::uri::PathAndQuery::from_static("/xdr.v1.Enrichment/Enrich"),
+        XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+#[test]
+fn a_batch_larger_than_grpcs_default_4_mib_is_taken() {
+    use prost::Message;
+    use xdr_proto::{pb::Event, wire::WireEnrichBatch};
+    let pki = TestPki::new();
+    let server = start_enrichment(&pki, "127.0.0.1:9");
+    let event = Event {
+        raw: "x".repeat(1000),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let batch = WireEnrichBatch {
+        batch_id: 1,
+        events: vec![event.into(); 6000],
+    };
+    assert!(
+        batch.encoded_len() > 4 << 20,
+        "more than tonic takes by default"
+    );
+    client::runtime().block_on(async {
+        let channel = client::channel(&pki, "collector", &server, "enrichment").await;
+        let answer = raw_enrich(channel, vec![batch])
+            .await
+            .message()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.events.len(), 6000);
+    });
+}
+
 #[test]
 fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service_stays_up() {
     use prost::Message;
-    use tonic::{client::Grpc, codegen::http::uri::PathAndQuery};
-    use xdr_proto::{
-        codec::XdrCodec,
-        pb::{EnrichBatch, EnrichmentStatus},
-        wire::WireEnrichBatch,
-    };
+    use xdr_proto::{pb::EnrichmentStatus, wire::WireEnrichBatch};
     let pki = TestPki::new();
     let server = start_enrichment(&pki, "127.0.0.1:9");
     // Field 1 (`id`, a string) holding bytes that are not UTF-8.
@@ -664,21 +708,7 @@ fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service
     };
     client::runtime().block_on(async {
         let channel = client::channel(&pki, "collector", &server, "enrichment").await;
-        let grpc = Grpc::new(channel);
-        let open = |batches: Vec<WireEnrichBatch>| {
-            let mut grpc = grpc.clone();
-            async move {
-                grpc.ready().await.unwrap();
-                grpc.streaming(
-                    tonic::Request::new(tokio_stream::iter(batches)),
-                    PathAndQuery::from_static("/xdr.v1.Enrichment/Enrich"),
-                    XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
-                )
-                .await
-                .unwrap()
-                .into_inner()
-            }
-        };
+        let open = |batches| raw_enrich(channel.clone(), batches);
         let mut broken = valid(2);
         broken.events.push(not_utf8.into());
         let mut answers = open(vec![valid(1), broken, valid(3)]).await;
