@@ -129,10 +129,7 @@ impl Enrichment for EnrichmentService {
                     let batch_id = batch.batch_id;
                     let enriched = enricher.enrich(batch).await;
                     drop(permit);
-                    enriched.map_err(|invalid| {
-                        enricher.stats().refused_batch();
-                        Status::invalid_argument(format!("batch {batch_id}: {invalid}"))
-                    })
+                    (batch_id, enriched)
                 });
                 if ordered.send(task).await.is_err() {
                     break;
@@ -142,23 +139,24 @@ impl Enrichment for EnrichmentService {
         let enricher = self.enricher.clone();
         tokio::spawn(async move {
             while let Some(task) = in_order.recv().await {
-                let answer = task.await.unwrap_or_else(|e| {
-                    Err(Status::internal(format!("enriching a batch failed: {e}")))
-                });
-                match answer {
-                    Ok((batch, counts)) => {
-                        // Counted before it is sent: whoever reads the answer sees it counted.
+                // Counted before it is sent: whoever reads the answer sees it counted.
+                let failed = match task.await {
+                    Ok((_, Ok((batch, counts)))) => {
                         enricher.stats().answered(counts);
                         if results.send(Ok(batch)).await.is_err() {
                             return;
                         }
+                        continue;
                     }
-                    // A refused batch ends the stream: the batches after it are not answered.
-                    Err(status) => {
-                        let _ = results.send(Err(status)).await;
-                        return;
+                    Ok((batch_id, Err(invalid))) => {
+                        enricher.stats().refused_batch();
+                        Status::invalid_argument(format!("batch {batch_id}: {invalid}"))
                     }
-                }
+                    Err(e) => Status::internal(format!("enriching a batch failed: {e}")),
+                };
+                // A refused batch ends the stream: the batches after it are not answered.
+                let _ = results.send(Err(failed)).await;
+                return;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))

@@ -232,9 +232,14 @@ async fn look_up(
 ) -> Outcome {
     // A batch never asks for more tokens than the bucket holds: one second's worth.
     let chunk_size = MAX_BATCH_OBJECTS.min(rps as usize).max(1);
+    let count = objects.len().div_ceil(chunk_size);
     let mut chunks = JoinSet::new();
-    for (n, chunk) in objects.chunks(chunk_size).enumerate() {
-        let (source, limiter, chunk) = (source.clone(), limiter.clone(), chunk.to_vec());
+    let mut rest = objects;
+    for n in 0..count {
+        // The objects move into their chunks; the values are not copied again.
+        let tail = rest.split_off(chunk_size.min(rest.len()));
+        let chunk = std::mem::replace(&mut rest, tail);
+        let (source, limiter) = (source.clone(), limiter.clone());
         chunks.spawn(async move {
             let tokens = NonZeroU32::new(chunk.len() as u32).expect("chunks are not empty");
             if limiter.until_n_ready(tokens).await.is_err() {
@@ -247,7 +252,7 @@ async fn look_up(
         });
     }
     let all = async {
-        let mut parts = vec![Vec::new(); objects.len().div_ceil(chunk_size)];
+        let mut parts = vec![Vec::new(); count];
         while let Some(done) = chunks.join_next().await {
             let (n, answer) = done.expect("a lookup task does not panic");
             parts[n] = answer?;
