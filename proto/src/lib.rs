@@ -5,7 +5,9 @@
 pub mod codec;
 pub mod wire;
 
-/// Generated messages, clients and servers of package `xdr.v1`.
+/// Generated messages, clients and servers of package `xdr.v1`. The enrichment service serves
+/// [`enrichment_wire::enrichment_server`], not the `enrichment_server` here (generated with the
+/// rest, as tonic-prost-build cannot leave one service's server out).
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("xdr.v1");
