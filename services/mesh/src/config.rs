@@ -90,12 +90,20 @@ pub struct ServerArgs {
     /// Longest a call may run (a client's shorter `grpc-timeout` wins), e.g. `30s`, `500ms`.
     #[arg(long, env = "XDR_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
-    /// Calls in progress at once across all connections; more are refused with RESOURCE_EXHAUSTED.
+    /// Calls in progress at once across all connections, a stream counting until it ends;
+    /// more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "XDR_CONCURRENCY_LIMIT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency_limit: u32,
     /// Longest a client may take to complete the TLS handshake.
-    #[arg(long, env = "XDR_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "XDR_HANDSHAKE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once; past this the oldest is dropped, so silent
+    /// connections cannot keep live clients out.
+    #[arg(long, env = "XDR_MAX_HANDSHAKES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_handshakes: u32,
+    /// Established connections at once; past this a new connection is closed.
+    #[arg(long, env = "XDR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// After SIGTERM/SIGINT, how long in-flight calls may run before the server stops anyway.
     #[arg(long, env = "XDR_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -4,13 +4,18 @@
 //! Domain code never needs this crate's tonic types beyond the server builder and channels.
 
 pub mod access;
+pub mod call_limit;
 pub mod channel;
 pub mod config;
 pub mod data_dir;
 pub mod diagnostics;
 pub mod identity;
+pub mod lines;
 pub mod listener;
+pub mod log_limit;
 pub mod pki;
+pub mod quote;
+pub mod reply;
 pub mod server;
 pub mod service;
 pub mod shutdown;

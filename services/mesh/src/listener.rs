@@ -1,12 +1,20 @@
 //! The mTLS listener: accepts TCP connections, completes each TLS handshake on its own task
-//! (bounded in time and in number), resolves the peer's mesh identity once per connection and
-//! hands tonic ready connections. A refused handshake is logged and never stops the server.
+//! (bounded in time), resolves the peer's mesh identity once per connection and hands tonic
+//! ready connections. A refused handshake is logged (at a bounded rate) and never stops the
+//! server.
+//!
+//! The accept loop never waits for a handshake: a peer that opens connections and stays
+//! silent must not keep live clients out. Handshakes in progress are bounded; when the bound
+//! is reached the oldest one is dropped, and a silent connection is always older than the
+//! handshake of a client that is really talking. Established connections are bounded too; a
+//! connection past that bound is closed at once.
 
 use std::{
+    collections::BTreeMap,
     io,
     net::SocketAddr,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
@@ -15,16 +23,28 @@ use rustls::ServerConfig;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
-use crate::identity::{Identity, IdentityError};
+use crate::{
+    identity::{Identity, IdentityError},
+    log_limit::LogLimiter,
+};
 
-/// Handshakes in progress at once; beyond this, new connections wait in the accept backlog.
-const MAX_PENDING_HANDSHAKES: usize = 256;
+/// What the listener holds at most, and for how long.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerLimits {
+    /// Longest a client may take to complete its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once; past this, the oldest is dropped.
+    pub max_handshakes: usize,
+    /// Established connections at once; past this, a newly established one is closed.
+    pub max_connections: usize,
+}
 
 /// What the server knows about the other end of a connection. Tonic puts it in the extensions
 /// of every request on that connection.
@@ -35,10 +55,12 @@ pub struct PeerInfo {
     pub identity: Result<Identity, IdentityError>,
 }
 
-/// One accepted mTLS connection.
+/// One accepted mTLS connection; it holds its place among the established connections until
+/// tonic drops it.
 pub struct MeshConnection {
     stream: TlsStream<TcpStream>,
     peer: PeerInfo,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connected for MeshConnection {
@@ -54,65 +76,132 @@ impl Connected for MeshConnection {
 pub fn accept_mtls(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
-    handshake_timeout: Duration,
+    limits: ListenerLimits,
 ) -> ReceiverStream<io::Result<MeshConnection>> {
     let (ready_tx, ready_rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(
-        listener,
-        TlsAcceptor::from(tls),
-        handshake_timeout,
-        ready_tx,
-    ));
+    let acceptor = Acceptor {
+        tls: TlsAcceptor::from(tls),
+        limits,
+        handshakes: Arc::new(Handshakes::default()),
+        connections: Arc::new(Semaphore::new(limits.max_connections)),
+        warnings: Arc::new(LogLimiter::default()),
+    };
+    tokio::spawn(acceptor.run(listener, ready_tx));
     ReceiverStream::new(ready_rx)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    handshake_timeout: Duration,
-    ready: mpsc::Sender<io::Result<MeshConnection>>,
-) {
-    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    loop {
-        let permit = tokio::select! {
-            _ = ready.closed() => return,
-            permit = handshakes.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let (tcp, remote_addr) = tokio::select! {
-            _ = ready.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+/// Handshakes in progress, oldest first, each with the token that drops it.
+#[derive(Default)]
+struct Handshakes {
+    in_progress: Mutex<(u64, BTreeMap<u64, CancellationToken>)>,
+}
+
+impl Handshakes {
+    /// Registers a new handshake; when that makes more than `max`, the oldest is dropped.
+    fn begin(&self, max: usize) -> (u64, CancellationToken) {
+        let mut guard = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (next, in_progress) = &mut *guard;
+        let id = *next;
+        *next += 1;
+        let token = CancellationToken::new();
+        in_progress.insert(id, token.clone());
+        while in_progress.len() > max {
+            if let Some((_, oldest)) = in_progress.pop_first() {
+                oldest.cancel();
+            }
+        }
+        (id, token)
+    }
+
+    fn end(&self, id: u64) {
+        self.in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .remove(&id);
+    }
+}
+
+#[derive(Clone)]
+struct Acceptor {
+    tls: TlsAcceptor,
+    limits: ListenerLimits,
+    handshakes: Arc<Handshakes>,
+    connections: Arc<Semaphore>,
+    /// Peers choose how many handshakes fail: their warnings are rate-limited.
+    warnings: Arc<LogLimiter>,
+}
+
+impl Acceptor {
+    async fn run(self, listener: TcpListener, ready: mpsc::Sender<io::Result<MeshConnection>>) {
+        loop {
+            let (tcp, remote_addr) = tokio::select! {
+                _ = ready.closed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(self.clone().handshake(tcp, remote_addr, ready.clone()));
+        }
+    }
+
+    async fn handshake(
+        self,
+        tcp: TcpStream,
+        remote_addr: SocketAddr,
+        ready: mpsc::Sender<io::Result<MeshConnection>>,
+    ) {
+        let (id, dropped) = self.handshakes.begin(self.limits.max_handshakes);
+        let timeout = self.limits.handshake_timeout;
+        let outcome = tokio::select! {
+            _ = dropped.cancelled() => Err("dropped for newer handshakes".to_owned()),
+            done = tokio::time::timeout(timeout, self.tls.accept(tcp)) => match done {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("not completed within {timeout:?}")),
             },
         };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let identity = peer_identity(&stream);
-                    let peer = PeerInfo {
-                        remote_addr,
-                        identity,
-                    };
-                    tracing::debug!(remote = %remote_addr, identity = ?peer.identity, "mTLS connection established");
-                    let _ = ready.send(Ok(MeshConnection { stream, peer })).await;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(remote = %remote_addr, %error, "TLS handshake refused")
-                }
-                Err(_) => {
-                    tracing::warn!(remote = %remote_addr, ?handshake_timeout, "TLS handshake timed out")
+        self.handshakes.end(id);
+        let outcome = outcome.and_then(|stream| {
+            // Counted once established: handshakes in progress have their own bound.
+            let slot = self.connections.clone().try_acquire_owned().map_err(|_| {
+                format!(
+                    "{} connections are open, the limit",
+                    self.limits.max_connections
+                )
+            })?;
+            Ok((stream, slot))
+        });
+        match outcome {
+            Ok((stream, slot)) => {
+                let peer = PeerInfo {
+                    remote_addr,
+                    identity: peer_identity(&stream),
+                };
+                tracing::debug!(remote = %remote_addr, identity = ?peer.identity, "mTLS connection established");
+                let connection = MeshConnection {
+                    stream,
+                    peer,
+                    _slot: slot,
+                };
+                let _ = ready.send(Ok(connection)).await;
+            }
+            Err(reason) => {
+                if let Some(suppressed) = self.warnings.admit() {
+                    tracing::warn!(remote = %remote_addr, error = %reason, suppressed, "TLS handshake refused");
                 }
             }
-        });
+        }
     }
 }
 
@@ -225,6 +314,12 @@ mod tests {
         TlsConnector::from(Arc::new(config))
     }
 
+    const LIMITS: ListenerLimits = ListenerLimits {
+        handshake_timeout: Duration::from_secs(5),
+        max_handshakes: 16,
+        max_connections: 16,
+    };
+
     fn operator_cert(ca: &CertificateAuthority, validity: Validity) -> IssuedCert {
         ca.issue(
             Some(&Identity::operator()),
@@ -247,7 +342,7 @@ mod tests {
     ) {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
-        let incoming = accept_mtls(tcp, mesh.server.clone(), Duration::from_secs(5));
+        let incoming = accept_mtls(tcp, mesh.server.clone(), LIMITS);
         let stream = TcpStream::connect(addr).await.unwrap();
         let name = ServerName::try_from("threatintel").unwrap();
         let outcome = match client(&mesh.ca, cert).connect(name, stream).await {
@@ -265,7 +360,7 @@ mod tests {
         let cert = operator_cert(&mesh.ca, Validity::days_from_now(1));
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
-        let mut incoming = accept_mtls(tcp, mesh.server.clone(), Duration::from_secs(5));
+        let mut incoming = accept_mtls(tcp, mesh.server.clone(), LIMITS);
         let stream = TcpStream::connect(addr).await.unwrap();
         let _tls = client(&mesh.ca, &cert)
             .connect(ServerName::try_from("threatintel").unwrap(), stream)
@@ -273,6 +368,37 @@ mod tests {
             .unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
         assert_eq!(accepted.connect_info().identity, Ok(Identity::operator()));
+    }
+
+    #[tokio::test]
+    async fn silent_connections_do_not_keep_a_real_client_out() {
+        let mesh = mesh();
+        let cert = operator_cert(&mesh.ca, Validity::days_from_now(1));
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let limits = ListenerLimits {
+            // Silent peers would hold their handshakes for the whole test.
+            handshake_timeout: Duration::from_secs(3600),
+            ..LIMITS
+        };
+        let mut incoming = accept_mtls(tcp, mesh.server.clone(), limits);
+        let mut silent = Vec::new();
+        for _ in 0..limits.max_handshakes * 3 {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let _tls = client(&mesh.ca, &cert)
+            .connect(ServerName::try_from("threatintel").unwrap(), stream)
+            .await
+            .expect("the handshake completes beside the silent connections");
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert_eq!(accepted.connect_info().identity, Ok(Identity::operator()));
+        // The oldest silent connections were dropped to make room: the server closed them.
+        let mut first = silent.remove(0);
+        let read = tokio::time::timeout(Duration::from_secs(30), first.read(&mut [0u8; 1]))
+            .await
+            .expect("the server closes the oldest silent connection");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
 
     #[tokio::test]

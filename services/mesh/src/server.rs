@@ -1,20 +1,23 @@
 //! The one way to build a mesh gRPC server: mTLS only, the caller's identity checked against
 //! the service's access policy, health, reflection (v1 and v1alpha), diagnostics, request
-//! timeout, a global concurrency limit with load shedding, a span per call, and a graceful
-//! shutdown that lets calls in flight finish.
+//! timeout, a global limit on calls in progress (streams included) that sheds load, bounded
+//! handshakes, connections and streams per connection, checked reply statuses, a span per
+//! call, and a graceful shutdown that lets calls in flight finish.
 
 use std::{convert::Infallible, net::SocketAddr};
 
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
 use tonic_health::ServingStatus;
-use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer};
+use tower::ServiceBuilder;
 use xdr_proto::pb::diagnostics_server::DiagnosticsServer;
 
 use crate::{
     access::{AccessLayer, AccessPolicy, PolicyError},
+    call_limit::CallLimitLayer,
     config::ServerArgs,
     diagnostics::DiagnosticsService,
-    listener,
+    listener::{self, ListenerLimits},
+    reply::ReplyStatusLayer,
     shutdown::{self, CancellationToken},
     tls::{TlsError, TlsMaterial},
 };
@@ -22,6 +25,10 @@ use crate::{
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+/// HTTP/2 streams one connection may have open at once.
+const STREAMS_PER_CONNECTION: u32 = 256;
+const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -120,21 +127,28 @@ impl MeshServer {
             addr: self.listen,
             source,
         })?;
-        let incoming = listener::accept_mtls(
-            tcp,
-            self.tls.server_config()?,
-            self.settings.handshake_timeout,
-        );
+        let limits = ListenerLimits {
+            handshake_timeout: self.settings.handshake_timeout,
+            max_handshakes: self.settings.max_handshakes as usize,
+            max_connections: self.settings.max_connections as usize,
+        };
+        let incoming = listener::accept_mtls(tcp, self.tls.server_config()?, limits);
 
+        // Outermost first: every reply's status is checked, whichever layer made it.
         let layers = ServiceBuilder::new()
-            .layer(LoadShedLayer::new())
-            .layer(GlobalConcurrencyLimitLayer::new(
+            .layer(ReplyStatusLayer)
+            .layer(CallLimitLayer::new(
                 self.settings.concurrency_limit as usize,
             ))
             .layer(AccessLayer::new(policy))
             .into_inner();
         let router = Server::builder()
             .timeout(self.settings.request_timeout)
+            // hyper's default is no limit: one connection could open streams without end.
+            .max_concurrent_streams(STREAMS_PER_CONNECTION)
+            // A peer that vanished without closing is noticed and its connection dropped.
+            .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT))
             .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path()))
             .layer(layers)
             .add_routes(routes.routes());

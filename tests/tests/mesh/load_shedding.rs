@@ -1,12 +1,14 @@
 //! Beyond `--concurrency-limit` calls in progress, a server refuses at once with
 //! RESOURCE_EXHAUSTED instead of queueing without bound, and serves again when load drops.
+//! A stream counts until it ends: grpcurl keeps its reflection stream open while it calls,
+//! so one grpcurl call in flight holds two slots.
 
 use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, grpcurl::ping_in_flight};
 
 #[test]
 fn calls_beyond_the_concurrency_limit_are_shed_with_resource_exhausted() {
     let pki = TestPki::new();
-    let server = ServiceProcess::start_with("playbook", &pki, &["--concurrency-limit", "1"]);
+    let server = ServiceProcess::start_with("playbook", &pki, &["--concurrency-limit", "2"]);
     let addr = server.listening_addr();
     let busy = ping_in_flight(&pki, &server, 1500);
 

@@ -11,6 +11,7 @@ mod load_shedding;
 mod malformed_requests;
 mod reflection_and_health;
 mod shutdown;
+mod silent_connections;
 mod threatintel_cybertrace;
 mod threatintel_events;
 mod threatintel_feeds;
