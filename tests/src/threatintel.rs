@@ -2,7 +2,28 @@
 
 use serde_json::Value;
 
-use crate::{Cert, Grpcurl, ServiceProcess, TestPki};
+use std::net::SocketAddr;
+
+use crate::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
+
+/// `xdr-threatintel` with the demo feed (the seeds' test indicators) and `extra` flags.
+pub fn start_with_demo_feed(pki: &TestPki, extra: &[&str]) -> ServiceProcess {
+    let feeds = paths::workspace().join("services/threatintel/feeds");
+    let mut args = vec!["--feeds-dir", feeds.to_str().expect("a UTF-8 path")];
+    args.extend(extra);
+    ServiceProcess::start_with("threatintel", pki, &args)
+}
+
+/// Where `server`'s CyberTrace listener listens, from its log.
+pub fn cybertrace_addr(server: &ServiceProcess) -> SocketAddr {
+    let line = server.wait_for_log("the CyberTrace listener", |l| {
+        l["message"] == "cybertrace listening"
+    });
+    line["addr"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("`cybertrace listening` carries addr")
+}
 
 /// `xdr.v1.ThreatIntel/<rpc>` with a JSON request; the JSON reply. Fails the test on an error.
 pub fn call(pki: &TestPki, server: &ServiceProcess, rpc: &str, request: &Value) -> Value {

@@ -40,6 +40,8 @@ struct Config {
     #[arg(long, env = "XDR_EVENT_TARGET", value_name = "HOST:PORT")]
     event_target: Option<String>,
     #[command(flatten)]
+    cybertrace: cybertrace::ListenerSettings,
+    #[command(flatten)]
     formats: cybertrace::OutputFormats,
     /// Folder of supplier feeds (`<Supplier>.json` / `<Supplier>.csv`) [default: <data-dir>/feeds].
     #[arg(long, env = "XDR_FEEDS_DIR", value_name = "DIR")]
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %cybertrace.local_addr()?, "cybertrace listening");
     tokio::spawn(cybertrace::serve(
         cybertrace,
+        config.cybertrace,
         store.clone(),
         events.clone(),
         runtime.shutdown.clone(),

@@ -2,24 +2,25 @@
 //! CyberTrace's own tools do.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
     time::Duration,
 };
 
-use xdr_tests::{ServiceProcess, TestPki, paths};
+use serde_json::json;
+use xdr_tests::{
+    ServiceProcess, TestPki,
+    threatintel::{cybertrace_addr, start_with_demo_feed},
+};
 
 fn start(pki: &TestPki) -> (ServiceProcess, SocketAddr) {
-    let feeds = paths::workspace().join("services/threatintel/feeds");
-    let server = ServiceProcess::start_with(
-        "threatintel",
-        pki,
-        &["--feeds-dir", feeds.to_str().unwrap()],
-    );
-    let line = server.wait_for_log("the CyberTrace listener", |l| {
-        l["message"] == "cybertrace listening"
-    });
-    let addr = line["addr"].as_str().unwrap().parse().unwrap();
+    start_with(pki, &[])
+}
+
+/// The threat-intel service with the demo feed and `extra` flags; its CyberTrace address.
+fn start_with(pki: &TestPki, extra: &[&str]) -> (ServiceProcess, SocketAddr) {
+    let server = start_with_demo_feed(pki, extra);
+    let addr = cybertrace_addr(&server);
     (server, addr)
 }
 
@@ -91,37 +92,90 @@ fn ping_is_answered_pong() {
 }
 
 #[test]
-fn malformed_lines_are_logged_and_the_connection_goes_on() {
+fn every_line_gets_its_finished_event_refused_lines_too() {
     let pki = TestPki::new();
     let (server, addr) = start(&pki);
     let (mut stream, mut reader) = connect(addr);
     stream
         .write_all(b"X-KF-SendFinishedEventX-KF-ReplyBack")
         .unwrap();
+    // Not UTF-8, over 64 KiB, empty, a value that is not a hash: each is a line the client
+    // waits for, and each is answered in turn.
     stream.write_all(b"url=\xff\xfe\xfd \n").unwrap();
-    stream.write_all(&[b'a'; 70 * 1024]).unwrap();
-    stream.write_all(b"\nmd5=zz \nip=192.0.2.1 \n").unwrap();
-    // The bad lines are skipped; `md5=zz` is a line (total 1) whose value is refused.
     assert_eq!(
         next_line(&mut reader),
         "LookupFinished|sent_events=0|total=1"
+    );
+    stream.write_all(&[b'a'; 70 * 1024]).unwrap();
+    stream.write_all(b"\n").unwrap();
+    assert_eq!(
+        next_line(&mut reader),
+        "LookupFinished|sent_events=0|total=2"
+    );
+    stream.write_all(b"\r\n").unwrap();
+    assert_eq!(
+        next_line(&mut reader),
+        "LookupFinished|sent_events=0|total=3"
+    );
+    stream.write_all(b"md5=zz \nip=192.0.2.1 \n").unwrap();
+    assert_eq!(
+        next_line(&mut reader),
+        "LookupFinished|sent_events=0|total=4"
     );
     assert!(
         next_line(&mut reader).starts_with("Category=KL_IP_Reputation|MatchedIndicator=192.0.2.1")
     );
     assert_eq!(
         next_line(&mut reader),
-        "LookupFinished|sent_events=1|total=2"
+        "LookupFinished|sent_events=1|total=5"
     );
-    server.wait_for_log("the UTF-8 warning", |l| {
-        l["message"] == "cybertrace: line is not UTF-8, skipped"
+
+    // The first refusal is logged in detail, the rest summed up when the connection closes.
+    server.wait_for_log("the first refusal", |l| {
+        l["message"] == "cybertrace: line refused" && l["reason"] == "not UTF-8"
     });
-    server.wait_for_log("the long-line warning", |l| {
-        l["message"] == "cybertrace: line too long, discarded"
+    drop((stream, reader));
+    let summary = server.wait_for_log("the summary", |l| {
+        l["message"] == "cybertrace: connection closed after refused input"
     });
-    server.wait_for_log("the refused value", |l| {
-        l["message"] == "cybertrace: value not looked up"
+    assert_eq!(
+        (
+            &summary["not_utf8"],
+            &summary["too_long"],
+            &summary["bad_values"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_client_cannot_flood_the_log_with_malformed_lines() {
+    let pki = TestPki::new();
+    let (server, addr) = start(&pki);
+    let (mut stream, mut reader) = connect(addr);
+    stream
+        .write_all(b"X-KF-SendFinishedEventX-KF-ReplyBack")
+        .unwrap();
+    const LINES: usize = 5000;
+    stream.write_all(&b"\xff\n".repeat(LINES)).unwrap();
+    for n in 1..=LINES {
+        assert_eq!(
+            next_line(&mut reader),
+            format!("LookupFinished|sent_events=0|total={n}")
+        );
+    }
+    drop((stream, reader));
+    let summary = server.wait_for_log("the summary", |l| {
+        l["message"] == "cybertrace: connection closed after refused input"
     });
+    assert_eq!(summary["not_utf8"], LINES, "{summary}");
+    let warnings = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("cybertrace: line refused"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for {LINES} refused lines");
 }
 
 #[test]
@@ -146,4 +200,51 @@ fn many_connections_are_served_at_once() {
                 .starts_with("Category=KL_IP_Reputation|MatchedIndicator=198.51.100.0/24")
         );
     }
+}
+
+#[test]
+fn a_connection_that_says_nothing_is_closed_at_the_idle_timeout() {
+    let pki = TestPki::new();
+    let (_server, addr) = start_with(&pki, &["--cybertrace-idle-timeout", "1s"]);
+    let (mut silent, _) = connect(addr);
+    let mut byte = [0u8; 1];
+    let read = silent.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0)),
+        "the server closes a silent connection (read {read:?})"
+    );
+    let (mut opened, mut reader) = connect(addr);
+    opened
+        .write_all(b"X-KF-SendFinishedEventX-KF-ReplyBackip=192.0.2.200 \n")
+        .unwrap();
+    assert_eq!(
+        next_line(&mut reader),
+        "LookupFinished|sent_events=0|total=1"
+    );
+    // Opened, answered, then quiet: closed too.
+    let read = opened.read(&mut byte);
+    assert!(matches!(read, Ok(0)), "read {read:?}");
+}
+
+#[test]
+fn idle_connections_past_the_cap_do_not_keep_a_real_client_out() {
+    let pki = TestPki::new();
+    let (_server, addr) = start(&pki);
+    // More idle sockets than the listener's 1,024 connections.
+    let idle: Vec<_> = (0..1100).map(|_| connect(addr).0).collect();
+    let (mut client, mut reader) = connect(addr);
+    client
+        .write_all(b"X-KF-SendFinishedEventX-KF-ReplyBackip=192.0.2.1 \n")
+        .unwrap();
+    assert!(
+        next_line(&mut reader).starts_with("Category=KL_IP_Reputation|MatchedIndicator=192.0.2.1")
+    );
+    assert_eq!(
+        next_line(&mut reader),
+        "LookupFinished|sent_events=1|total=1"
+    );
+    // Room was made by closing the sockets idle longest: the first ones opened.
+    let mut first = idle.into_iter().next().unwrap();
+    let read = first.read(&mut [0u8; 1]);
+    assert!(matches!(read, Ok(0)), "read {read:?}");
 }

@@ -3,15 +3,10 @@
 //! answered with their id.
 
 use serde_json::Value;
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
 
 fn threatintel_with_demo_feed(pki: &TestPki) -> ServiceProcess {
-    let feeds = paths::workspace().join("services/threatintel/feeds");
-    ServiceProcess::start_with(
-        "threatintel",
-        pki,
-        &["--feeds-dir", feeds.to_str().unwrap()],
-    )
+    xdr_tests::threatintel::start_with_demo_feed(pki, &[])
 }
 
 fn lookup(pki: &TestPki, server: &ServiceProcess, values: &[&str]) -> Vec<Value> {

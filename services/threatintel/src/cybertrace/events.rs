@@ -9,6 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc, task::JoinHandle};
+use xdr_mesh::log_limit::LogLimiter;
 
 use super::OutputFormats;
 
@@ -23,6 +24,8 @@ const QUEUE: usize = 16 * 1024;
 const RECONNECT_FIRST: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A target that takes no bytes for this long is dropped and dialled again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Event {
     Line(String),
@@ -34,6 +37,8 @@ enum Event {
 pub struct EventSink {
     formats: Arc<OutputFormats>,
     queue: Option<mpsc::Sender<Event>>,
+    /// Drops happen once per event while the target is behind: logged at a bounded rate.
+    drops: Arc<LogLimiter>,
 }
 
 /// The writer of an [`EventSink`] with a target; [`EventWriter::close`] flushes it.
@@ -48,6 +53,7 @@ impl EventSink {
         EventSink {
             formats,
             queue: None,
+            drops: Arc::default(),
         }
     }
 
@@ -62,6 +68,7 @@ impl EventSink {
         let sink = EventSink {
             formats,
             queue: Some(queue),
+            drops: Arc::default(),
         };
         (sink, writer)
     }
@@ -89,8 +96,13 @@ impl EventSink {
 
     fn send(&self, line: String) {
         let Some(queue) = &self.queue else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(Event::Line(line)) {
-            tracing::warn!("cybertrace: the event target is behind; an event was dropped");
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(Event::Line(line))
+            && let Some(suppressed) = self.drops.admit()
+        {
+            tracing::warn!(
+                also_dropped = suppressed,
+                "cybertrace: the event target is behind; an event was dropped"
+            );
         }
     }
 }
@@ -133,7 +145,10 @@ async fn write_events(target: String, mut events: mpsc::Receiver<Event>) {
                     }
                 },
             };
-            match stream.write_all(line.as_bytes()).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(line.as_bytes()))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            match written {
                 Ok(()) => break,
                 Err(error) => {
                     tracing::warn!(event_target = %target, %error, "cybertrace: event target connection lost");

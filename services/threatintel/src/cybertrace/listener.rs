@@ -1,41 +1,57 @@
-//! Connections of the CyberTrace protocol: each on its own task, bounded in number and in line
-//! length. A malformed line is logged and skipped; it never ends the connection or the service.
+//! The CyberTrace TCP listener: every connection on its own task ([`super::session`]), at most
+//! `max_connections` at once. At the bound a new connection still gets in: the one whose last
+//! complete line is oldest is closed for it, so idle sockets — however many a client opens —
+//! never lock out a client that is talking.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
-
-use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
-    sync::Semaphore,
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
-use xdr_mesh::shutdown::CancellationToken;
+
+use tokio::net::TcpListener;
+use xdr_mesh::{log_limit::LogLimiter, shutdown::CancellationToken};
 
 use super::{
     EventSink,
-    codec::{Handshake, Opening, lookups_of, read_opening},
-    events::now_text,
+    session::{self, SessionLimits},
 };
-use crate::store::{IndicatorStore, now_ms};
+use crate::store::IndicatorStore;
 
-const MAX_CONNECTIONS: usize = 1024;
-/// Longer lines are discarded up to their end, and logged.
-const MAX_LINE: usize = 64 * 1024;
-/// How long to wait for the rest of an opening that could still grow (`X-KF-ReplyBack` →
-/// `X-KF-ReplyBackPING`) before taking what matched.
-const OPENING_WAIT: Duration = Duration::from_millis(300);
+/// What the listener and each of its connections may hold.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct ListenerSettings {
+    /// CyberTrace connections open at once; past this, the one idle longest is closed.
+    #[arg(long, env = "XDR_CYBERTRACE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cybertrace_max_connections: u32,
+    /// A CyberTrace connection that sends no complete line for this long is closed.
+    #[arg(long, env = "XDR_CYBERTRACE_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub cybertrace_idle_timeout: Duration,
+}
 
 pub async fn serve(
     listener: TcpListener,
+    settings: ListenerSettings,
     store: Arc<IndicatorStore>,
     events: EventSink,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Arc::new(ConnectionTable::new(
+        settings.cybertrace_max_connections as usize,
+    ));
+    let context = Arc::new(session::Context {
+        store,
+        events,
+        limits: SessionLimits {
+            idle_timeout: settings.cybertrace_idle_timeout,
+            ..SessionLimits::default()
+        },
+        warnings: LogLimiter::default(),
+    });
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -47,159 +63,126 @@ pub async fn serve(
                 }
             },
         };
-        let (store, events, shutdown) = (store.clone(), events.clone(), shutdown.clone());
+        let slot = ConnectionTable::admit(&table);
+        let (context, shutdown) = (context.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection(stream, peer, &store, &events, &shutdown).await {
-                tracing::debug!(%peer, %error, "cybertrace: connection ended");
+            let closed = slot.close.clone();
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = closed.cancelled() => tracing::debug!(%peer, "cybertrace: idle connection closed for a new one"),
+                ended = session::run(stream, peer, &context, &slot) => if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "cybertrace: connection ended");
+                },
             }
-            drop(permit);
         });
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    store: &IndicatorStore,
-    events: &EventSink,
-    shutdown: &CancellationToken,
-) -> io::Result<()> {
-    let formats = events.formats();
-    let (mut read, mut write) = stream.into_split();
-    let (handshake, leftover) = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
-        opening = opening(&mut read) => opening?,
-    };
-    if handshake.ping {
-        return write.write_all(b"PONG\n").await;
+/// The open connections, each with when it last completed a line.
+pub struct ConnectionTable {
+    max: usize,
+    epoch: Instant,
+    open: Mutex<(u64, HashMap<u64, Entry>)>,
+}
+
+struct Entry {
+    last_active_ms: Arc<AtomicU64>,
+    close: CancellationToken,
+}
+
+/// A connection's place in the table; dropping it frees the place.
+pub struct Slot {
+    id: u64,
+    table: Arc<ConnectionTable>,
+    last_active_ms: Arc<AtomicU64>,
+    close: CancellationToken,
+}
+
+impl Slot {
+    /// The connection completed a line just now.
+    pub fn touch(&self) {
+        self.last_active_ms
+            .store(self.table.now_ms(), Ordering::Relaxed);
     }
-    let mut reader = BufReader::new(std::io::Cursor::new(leftover).chain(read));
-    let mut line = Vec::new();
-    let mut total = 0u64;
-    loop {
-        line.clear();
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            read = read_line(&mut reader, &mut line) => read?,
-        };
-        match read {
-            LineRead::End => return Ok(()),
-            LineRead::TooLong => {
-                tracing::warn!(%peer, max = MAX_LINE, "cybertrace: line too long, discarded");
-                continue;
-            }
-            LineRead::Line => {}
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.table.lock().1.remove(&self.id);
+    }
+}
+
+impl ConnectionTable {
+    pub fn new(max: usize) -> Self {
+        ConnectionTable {
+            max,
+            epoch: Instant::now(),
+            open: Mutex::new((0, HashMap::new())),
         }
-        line.retain(|&b| b != b'\r');
-        let Ok(text) = std::str::from_utf8(&line) else {
-            tracing::warn!(%peer, "cybertrace: line is not UTF-8, skipped");
-            continue;
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        total += 1;
-        let lookups = lookups_of(text);
-        let (view, now) = (store.view(), now_ms());
-        let mut found = Vec::new();
-        // Most lines match nothing: the date is formatted for the first detection only.
-        let mut date: Option<String> = None;
-        let mut out = String::new();
-        let mut sent = 0;
-        for lookup in &lookups {
-            found.clear();
-            if let Err(error) = view.lookup(lookup.value, lookup.kind, now, &mut found) {
-                tracing::warn!(%peer, param = lookup.param, %error, "cybertrace: value not looked up");
-                continue;
-            }
-            for hit in &found {
-                let date = date.get_or_insert_with(now_text);
-                let detection = formats.detection(hit, date);
-                sent += 1;
-                if handshake.reply_back {
-                    out.push_str(&detection);
-                    out.push('\n');
-                } else {
-                    events.detection(detection, peer);
-                }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<u64, Entry>)> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a new connection, closing the one idle longest if the table is full.
+    pub fn admit(table: &Arc<ConnectionTable>) -> Slot {
+        let now = table.now_ms();
+        let mut guard = table.lock();
+        let (next, open) = &mut *guard;
+        if open.len() >= table.max {
+            // A linear scan, only when full: cheaper than keeping an order on every line.
+            let idlest = open
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_active_ms.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            if let Some(entry) = idlest.and_then(|id| open.remove(&id)) {
+                entry.close.cancel();
             }
         }
-        store.count(lookups.len() as u64, sent as u64);
-        if handshake.reply_back {
-            if handshake.finished_events {
-                out.push_str(&formats.finished(sent, total));
-                out.push('\n');
-            }
-            write.write_all(out.as_bytes()).await?;
+        let id = *next;
+        *next += 1;
+        let last_active_ms = Arc::new(AtomicU64::new(now));
+        let close = CancellationToken::new();
+        open.insert(
+            id,
+            Entry {
+                last_active_ms: last_active_ms.clone(),
+                close: close.clone(),
+            },
+        );
+        Slot {
+            id,
+            table: table.clone(),
+            last_active_ms,
+            close,
         }
     }
 }
 
-/// The handshake a connection opens with, and the bytes read past it.
-async fn opening(read: &mut OwnedReadHalf) -> io::Result<(Handshake, Vec<u8>)> {
-    let mut pending = Vec::new();
-    let mut chunk = [0u8; 128];
-    loop {
-        match read_opening(&pending, false) {
-            Opening::Handshake(handshake, used) => return Ok((handshake, pending.split_off(used))),
-            Opening::Plain => return Ok((Handshake::default(), pending)),
-            Opening::NeedMore => {}
-        }
-        // Nothing yet: wait for the client as long as it likes. Part of an opening: wait a
-        // moment for the rest, then take what matched.
-        let read_more = read.read(&mut chunk);
-        let n = if pending.is_empty() {
-            read_more.await?
-        } else {
-            tokio::time::timeout(OPENING_WAIT, read_more)
-                .await
-                .unwrap_or(Ok(0))?
-        };
-        if n == 0 {
-            return Ok(match read_opening(&pending, true) {
-                Opening::Handshake(handshake, used) => (handshake, pending.split_off(used)),
-                _ => (Handshake::default(), pending),
-            });
-        }
-        pending.extend_from_slice(&chunk[..n]);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-enum LineRead {
-    Line,
-    TooLong,
-    End,
-}
-
-/// One line (without its LF) into `line`, reading at most `MAX_LINE` bytes of it.
-async fn read_line<R: AsyncBufRead + AsyncRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-) -> io::Result<LineRead> {
-    let n = (&mut *reader)
-        .take(MAX_LINE as u64 + 1)
-        .read_until(b'\n', line)
-        .await?;
-    if n == 0 {
-        return Ok(LineRead::End);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        return Ok(LineRead::Line);
-    }
-    if line.len() <= MAX_LINE {
-        // The last line of the stream, without an LF.
-        return Ok(LineRead::Line);
-    }
-    let mut rest = Vec::new();
-    loop {
-        rest.clear();
-        let n = (&mut *reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut rest)
-            .await?;
-        if n == 0 || rest.last() == Some(&b'\n') {
-            return Ok(LineRead::TooLong);
-        }
+    #[test]
+    fn a_full_table_closes_the_connection_idle_longest() {
+        let table = Arc::new(ConnectionTable::new(2));
+        let first = ConnectionTable::admit(&table);
+        let second = ConnectionTable::admit(&table);
+        first.last_active_ms.store(5, Ordering::Relaxed);
+        second.last_active_ms.store(1, Ordering::Relaxed);
+        let third = ConnectionTable::admit(&table);
+        assert!(second.close.is_cancelled(), "the idlest is closed");
+        assert!(!first.close.is_cancelled() && !third.close.is_cancelled());
+        drop(second);
+        assert_eq!(table.lock().1.len(), 2);
+        drop((first, third));
+        assert!(table.lock().1.is_empty());
     }
 }

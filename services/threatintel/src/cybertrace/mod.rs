@@ -6,7 +6,8 @@ mod codec;
 pub mod events;
 mod format;
 mod listener;
+mod session;
 
 pub use events::{EventSink, EventWriter};
 pub use format::OutputFormats;
-pub use listener::serve;
+pub use listener::{ListenerSettings, serve};
