@@ -3,11 +3,11 @@
 //! - [`pki::TestPki`]: a throw-away mesh PKI plus the certificates a refusal test needs;
 //! - [`process::ServiceProcess`]: one service binary, its JSON log captured, stopped on drop;
 //! - [`grpcurl::Grpcurl`]: the real grpcurl binary with a chosen client certificate;
-//! - [`client`]: a tonic channel, for streams driven message by message.
 //!
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
 pub mod client;
+pub mod enrichment;
 pub mod grpcurl;
 pub mod paths;
 pub mod pki;

@@ -11,12 +11,13 @@ use std::{
 use arc_swap::ArcSwap;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{
     EnrichmentRule, Filter, Resource, ResourceEntry, ResourceKind, enrichment_rule,
 };
 
 use crate::{
-    filter::{self, Compiled, Definitions},
+    filter::{self, Compiled, Compiler, Definitions},
     resources::{self as resource, EntriesChanged, Resources},
     rule::{self, Invalid},
 };
@@ -29,19 +30,32 @@ const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources"
 pub enum CatalogError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error("no {kind} `{id}`")]
+    #[error("no {kind} {}", quoted(.id))]
     NotFound { kind: &'static str, id: String },
-    #[error("tenant {tenant} already has a {kind} named `{name}`")]
+    #[error("tenant {} already has a {kind} named {}", quoted(.tenant), quoted(.name))]
     NameTaken {
         kind: &'static str,
         tenant: String,
         name: String,
     },
-    #[error("`{id}` is used by {user}")]
+    #[error("{} is used by {user}", quoted(.id))]
     InUse { id: String, user: String },
+    #[error("tenant {} would have {count} {what}; at most {max}", quoted(.tenant))]
+    Quota {
+        /// What is counted, in the plural.
+        what: &'static str,
+        tenant: String,
+        count: usize,
+        max: usize,
+    },
     #[error("the rule store: {0}")]
     Store(String),
 }
+
+/// Rules, saved filters and resources one tenant may have: each change recompiles them all.
+const MAX_PER_TENANT: usize = 1000;
+/// Resource entries one tenant may hold across its resources: every batch reads a snapshot.
+const MAX_ENTRIES_PER_TENANT: usize = 2_000_000;
 
 fn store_error(error: impl std::fmt::Display) -> CatalogError {
     CatalogError::Store(error.to_string())
@@ -111,14 +125,16 @@ fn new_id() -> String {
 /// What rules, filters and resources have in common: a kind for messages, a tenant, a name.
 trait Owned: Clone {
     const KIND: &'static str;
+    const PLURAL: &'static str;
     fn tenant(&self) -> &str;
     fn name(&self) -> &str;
 }
 
 macro_rules! owned {
-    ($type:ty, $kind:literal) => {
+    ($type:ty, $kind:literal, $plural:literal) => {
         impl Owned for $type {
             const KIND: &'static str = $kind;
+            const PLURAL: &'static str = $plural;
             fn tenant(&self) -> &str {
                 &self.tenant
             }
@@ -129,9 +145,23 @@ macro_rules! owned {
     };
 }
 
-owned!(EnrichmentRule, "rule");
-owned!(Filter, "filter");
-owned!(Resource, "resource");
+owned!(EnrichmentRule, "rule", "rules");
+owned!(Filter, "filter", "saved filters");
+owned!(Resource, "resource", "resources");
+
+/// Refuses a new record when `tenant` already has [`MAX_PER_TENANT`] of its kind.
+fn check_quota<T: Owned>(records: &HashMap<String, T>, tenant: &str) -> Result<(), CatalogError> {
+    let count = records.values().filter(|r| r.tenant() == tenant).count();
+    if count >= MAX_PER_TENANT {
+        return Err(CatalogError::Quota {
+            what: T::PLURAL,
+            tenant: tenant.to_owned(),
+            count: count + 1,
+            max: MAX_PER_TENANT,
+        });
+    }
+    Ok(())
+}
 
 /// `records[id]`, if it is `tenant`'s (any tenant's when empty).
 fn owned<T: Owned>(
@@ -179,6 +209,26 @@ fn load<T: Message + Default>(
         );
     }
     Ok(records)
+}
+
+/// A filter node naming saved filter `id`.
+fn reference(id: &str) -> xdr_proto::pb::FilterNode {
+    xdr_proto::pb::FilterNode {
+        node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.to_owned())),
+    }
+}
+
+/// `rule`'s filter compiled by `compiler` (none: the rule takes every event).
+fn compile_rule(
+    compiler: &mut Compiler<'_>,
+    rule: &EnrichmentRule,
+) -> Result<Option<Compiled>, Invalid> {
+    let node = match &rule.filter {
+        None => return Ok(None),
+        Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
+        Some(enrichment_rule::Filter::FilterId(id)) => reference(id),
+    };
+    compiler.compile(&node, &rule.tenant).map(Some)
 }
 
 impl SharedCatalog {
@@ -234,8 +284,14 @@ impl Catalog {
         };
         let mut rules: Vec<_> = self.rules.values().collect();
         rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        let defs = Defs {
+            filters: &self.filters,
+            resources: &self.resources,
+        };
+        // One compiler for every rule: a saved filter they share is compiled once.
+        let mut compiler = Compiler::new(&defs);
         for rule in rules {
-            match self.compile_rule(rule) {
+            match compile_rule(&mut compiler, rule) {
                 Ok(filter) => active.rules.push(Arc::new(ActiveRule {
                     rule: rule.clone(),
                     filter,
@@ -249,18 +305,11 @@ impl Catalog {
     }
 
     fn compile_rule(&self, rule: &EnrichmentRule) -> Result<Option<Compiled>, Invalid> {
-        let node = match &rule.filter {
-            None => return Ok(None),
-            Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
-            Some(enrichment_rule::Filter::FilterId(id)) => xdr_proto::pb::FilterNode {
-                node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.clone())),
-            },
-        };
         let defs = Defs {
             filters: &self.filters,
             resources: &self.resources,
         };
-        filter::compile(&node, &rule.tenant, &defs).map(Some)
+        compile_rule(&mut Compiler::new(&defs), rule)
     }
 
     fn write<T: Message>(
@@ -294,6 +343,7 @@ impl Catalog {
     ) -> Result<EnrichmentRule, CatalogError> {
         let mut rule = rule::checked(rule, self.vcpus)?;
         if create {
+            check_quota(&self.rules, &rule.tenant)?;
             rule.id = new_id();
         } else if !self.rules.contains_key(&rule.id) {
             return Err(CatalogError::NotFound {
@@ -344,9 +394,10 @@ impl Catalog {
         let mut filter = filter;
         rule::check_name("name", &filter.name)?;
         filter.name = filter.name.trim().to_owned();
-        filter.tenant = rule::tenant_or_shared(&filter.tenant);
+        filter.tenant = rule::tenant_or_shared(&filter.tenant)?;
         rule::check_description(&filter.description)?;
         if create {
+            check_quota(&self.filters, &filter.tenant)?;
             filter.id = new_id();
         } else if !self.filters.contains_key(&filter.id) {
             return Err(CatalogError::NotFound {
@@ -371,11 +422,7 @@ impl Catalog {
         // Checked as if saved: a reference back to itself shows up as a cycle.
         let mut after = self.filters.clone();
         after.insert(filter.id.clone(), filter.clone());
-        let as_reference = xdr_proto::pb::FilterNode {
-            node: Some(xdr_proto::pb::filter_node::Node::FilterId(
-                filter.id.clone(),
-            )),
-        };
+        let as_reference = reference(&filter.id);
         let defs = Defs {
             filters: &after,
             resources: &self.resources,
@@ -426,22 +473,20 @@ impl Catalog {
         resources: &HashMap<String, Resource>,
     ) -> Option<String> {
         let defs = Defs { filters, resources };
-        let reference = |id: &str| xdr_proto::pb::FilterNode {
-            node: Some(xdr_proto::pb::filter_node::Node::FilterId(id.to_owned())),
-        };
+        // One compiler for the whole check: each saved filter is compiled once, not once per
+        // rule or filter that reaches it.
+        let mut compiler = Compiler::new(&defs);
         for rule in self.rules.values() {
-            let node = match &rule.filter {
-                None => continue,
-                Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
-                Some(enrichment_rule::Filter::FilterId(id)) => reference(id),
-            };
-            if filter::compile(&node, &rule.tenant, &defs).is_err() {
-                return Some(format!("rule `{}`", rule.name));
+            if compile_rule(&mut compiler, rule).is_err() {
+                return Some(format!("rule {}", quoted(&rule.name)));
             }
         }
         for user in filters.values() {
-            if filter::compile(&reference(&user.id), &user.tenant, &defs).is_err() {
-                return Some(format!("filter `{}`", user.name));
+            if compiler
+                .compile(&reference(&user.id), &user.tenant)
+                .is_err()
+            {
+                return Some(format!("filter {}", quoted(&user.name)));
             }
         }
         None
@@ -456,6 +501,7 @@ impl Catalog {
     ) -> Result<Resource, CatalogError> {
         let mut resource = resource::checked(resource)?;
         if create {
+            check_quota(&self.resources, &resource.tenant)?;
             resource.id = new_id();
         } else if !self.resources.contains_key(&resource.id) {
             return Err(CatalogError::NotFound {
@@ -473,6 +519,18 @@ impl Catalog {
                 kind: "resource",
                 tenant: resource.tenant,
                 name: resource.name,
+            });
+        }
+        let held: usize = (self.resources.values())
+            .filter(|r| r.tenant == resource.tenant && r.id != resource.id)
+            .map(|r| r.entries.len())
+            .sum();
+        if held + resource.entries.len() > MAX_ENTRIES_PER_TENANT {
+            return Err(CatalogError::Quota {
+                what: "resource entries",
+                tenant: resource.tenant,
+                count: held + resource.entries.len(),
+                max: MAX_ENTRIES_PER_TENANT,
             });
         }
         let mut after = self.resources.clone();

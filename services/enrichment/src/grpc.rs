@@ -4,7 +4,10 @@
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::{
+    sync::{Semaphore, mpsc},
+    task::JoinHandle,
+};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::{
@@ -18,10 +21,13 @@ use xdr_proto::{
     wire::WireEnrichBatch,
 };
 
+use xdr_mesh::call_limit::StreamSlots;
+
 use crate::{
     catalog::{Catalog, CatalogError, SharedCatalog},
-    enrich::Enricher,
+    enrich::{Enricher, InvalidEvent},
     rule,
+    stats::StatusCounts,
 };
 
 /// Events in one batch at most: more is a client bug, not a workload.
@@ -29,14 +35,32 @@ const MAX_BATCH_EVENTS: usize = 100_000;
 /// Batches of one stream being enriched at once; later ones wait (backpressure).
 const BATCHES_IN_FLIGHT: usize = 8;
 
+/// `Enrich` streams open at once: each may hold its batches in flight.
+const MAX_ENRICH_STREAMS: usize = 64;
+
 pub struct EnrichmentService {
     catalog: Arc<SharedCatalog>,
     enricher: Arc<Enricher>,
+    enrich_streams: StreamSlots,
+}
+
+/// A batch being enriched: its id, and the enriched batch with its statuses or why not.
+type BatchTask = JoinHandle<(u64, Result<(WireEnrichBatch, StatusCounts), InvalidEvent>)>;
+
+/// What the writer of an `Enrich` stream answers next, in the order the batches came.
+enum Next {
+    Batch(BatchTask),
+    /// The stream failed here: the answer after the batches before it.
+    Failed(Status),
 }
 
 impl EnrichmentService {
     pub fn new(catalog: Arc<SharedCatalog>, enricher: Arc<Enricher>) -> Self {
-        EnrichmentService { catalog, enricher }
+        EnrichmentService {
+            catalog,
+            enricher,
+            enrich_streams: StreamSlots::new("Enrich", MAX_ENRICH_STREAMS),
+        }
     }
 
     async fn change<T: Send + 'static>(
@@ -57,6 +81,7 @@ fn status_of(error: CatalogError) -> Status {
         CatalogError::NotFound { .. } => Status::not_found(error.to_string()),
         CatalogError::NameTaken { .. } => Status::already_exists(error.to_string()),
         CatalogError::InUse { .. } => Status::failed_precondition(error.to_string()),
+        CatalogError::Quota { .. } => Status::resource_exhausted(error.to_string()),
         CatalogError::Store(_) => Status::internal(error.to_string()),
     }
 }
@@ -94,31 +119,34 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<Streaming<WireEnrichBatch>>,
     ) -> Result<Response<EnrichStream>, Status> {
+        let stream_slot = self.enrich_streams.open()?;
         let mut batches = request.into_inner();
         let (results, out) = mpsc::channel::<Result<WireEnrichBatch, Status>>(BATCHES_IN_FLIGHT);
         // Batches are enriched concurrently and answered in arrival order: their tasks are
-        // queued in order, and the writer awaits them one by one.
+        // queued in order, and the writer awaits them one by one. A stream that fails (a
+        // malformed frame, a refused batch) queues its failure behind the batches before it,
+        // so those are answered and the stream then ends with the failure, never with OK.
         let (ordered, mut in_order) = mpsc::channel(BATCHES_IN_FLIGHT);
         let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
         let enricher = self.enricher.clone();
-        let failed = results.clone();
         tokio::spawn(async move {
-            while let Some(batch) = batches.next().await {
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(status) => {
-                        tracing::debug!(%status, "enrich stream ended by the client");
+            loop {
+                let batch = match batches.next().await {
+                    None => break,
+                    Some(Ok(batch)) => batch,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "enrich stream failed");
+                        let _ = ordered.send(Next::Failed(status)).await;
                         break;
                     }
                 };
                 if batch.events.len() > MAX_BATCH_EVENTS {
-                    let _ = failed
-                        .send(Err(Status::invalid_argument(format!(
-                            "events: {} in batch {}; at most {MAX_BATCH_EVENTS}",
-                            batch.events.len(),
-                            batch.batch_id
-                        ))))
-                        .await;
+                    let refused = Status::invalid_argument(format!(
+                        "events: {} in batch {}; at most {MAX_BATCH_EVENTS}",
+                        batch.events.len(),
+                        batch.batch_id
+                    ));
+                    let _ = ordered.send(Next::Failed(refused)).await;
                     break;
                 }
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -131,14 +159,22 @@ impl Enrichment for EnrichmentService {
                     drop(permit);
                     (batch_id, enriched)
                 });
-                if ordered.send(task).await.is_err() {
+                if ordered.send(Next::Batch(task)).await.is_err() {
                     break;
                 }
             }
         });
         let enricher = self.enricher.clone();
         tokio::spawn(async move {
-            while let Some(task) = in_order.recv().await {
+            let _stream_slot = stream_slot;
+            while let Some(next) = in_order.recv().await {
+                let task = match next {
+                    Next::Batch(task) => task,
+                    Next::Failed(status) => {
+                        let _ = results.send(Err(status)).await;
+                        return;
+                    }
+                };
                 // Counted before it is sent: whoever reads the answer sees it counted.
                 let failed = match task.await {
                     Ok((_, Ok((batch, counts)))) => {

@@ -5,7 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use xdr_proto::pb::{Resource, ResourceEntry, ResourceKind};
 
+use xdr_mesh::quote::quoted;
+
 use crate::rule::{Invalid, check_description, check_name, invalid, tenant_or_shared};
+
+/// Entries of one resource, at most: each change rewrites the resource whole, and every
+/// batch reads a snapshot of all of them.
+pub const MAX_ENTRIES: usize = 1_000_000;
 
 /// One resource's entries: key → values.
 pub struct Entries {
@@ -52,7 +58,7 @@ impl Resources {
 pub fn checked(mut resource: Resource) -> Result<Resource, Invalid> {
     check_name("name", &resource.name)?;
     resource.name = resource.name.trim().to_owned();
-    resource.tenant = tenant_or_shared(&resource.tenant);
+    resource.tenant = tenant_or_shared(&resource.tenant)?;
     check_description(&resource.description)?;
     if matches!(
         ResourceKind::try_from(resource.kind),
@@ -63,6 +69,15 @@ pub fn checked(mut resource: Resource) -> Result<Resource, Invalid> {
             "active list, dictionary, context table, asset category, AD group or vulnerabilities",
         ));
     }
+    if resource.entries.len() > MAX_ENTRIES {
+        return Err(invalid(
+            "entries",
+            format!(
+                "{} entries; at most {MAX_ENTRIES} in one resource",
+                resource.entries.len()
+            ),
+        ));
+    }
     let mut keys = std::collections::HashSet::new();
     for (i, entry) in resource.entries.iter().enumerate() {
         if entry.key.is_empty() {
@@ -71,7 +86,7 @@ pub fn checked(mut resource: Resource) -> Result<Resource, Invalid> {
         if !keys.insert(entry.key.as_str()) {
             return Err(invalid(
                 format!("entries[{i}].key"),
-                format!("`{}` is given twice", entry.key),
+                format!("{} is given twice", quoted(&entry.key)),
             ));
         }
     }
@@ -101,7 +116,7 @@ pub fn with_entries_changed(
         if incoming.insert(entry.key.clone(), i).is_some() {
             return Err(invalid(
                 format!("put[{i}].key"),
-                format!("`{}` is given twice", entry.key),
+                format!("{} is given twice", quoted(&entry.key)),
             ));
         }
     }
@@ -109,7 +124,7 @@ pub fn with_entries_changed(
     {
         return Err(invalid(
             format!("remove[{i}]"),
-            format!("`{key}` is also put"),
+            format!("{} is also put", quoted(key)),
         ));
     }
     let removing: HashSet<&str> = remove.iter().map(String::as_str).collect();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{self, EnrichmentRule, IndicatorType, SourceKind, enrichment_rule::Filter};
 
 pub const SHARED_TENANT: &str = "Shared";
@@ -13,12 +14,36 @@ const MAX_DESCRIPTION_CHARS: usize = 4000;
 /// A rule waits this long at most, whatever it asks: an event is never held for hours.
 const MAX_TIMEOUT_SECONDS: u32 = 3600;
 
+/// Mapping rows of one rule, at most.
+const MAX_MAPPING_ROWS: usize = 64;
+/// Characters of an event field name or a tenant name, at most.
+const MAX_FIELD_CHARS: usize = 128;
+
 /// A setting that cannot be taken, named by its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
+#[error("{}: {reason}", short_path(.field))]
 pub struct Invalid {
     pub field: String,
     pub reason: String,
+}
+
+/// A field path as shown in an error: a deep one (saved filters within saved filters) keeps
+/// its start and its end, so the reason after it is never cut off the message.
+fn short_path(field: &str) -> std::borrow::Cow<'_, str> {
+    const HEAD: usize = 60;
+    const TAIL: usize = 140;
+    if field.len() <= HEAD + TAIL {
+        return field.into();
+    }
+    let mut head = HEAD;
+    while !field.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = field.len() - TAIL;
+    while !field.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…{}", &field[..head], &field[tail..]).into()
 }
 
 pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
@@ -55,12 +80,28 @@ pub fn check_description(description: &str) -> Result<(), Invalid> {
 }
 
 /// The tenant a resource belongs to: `Shared` when none is given.
-pub fn tenant_or_shared(tenant: &str) -> String {
-    if tenant.trim().is_empty() {
-        SHARED_TENANT.to_owned()
-    } else {
-        tenant.trim().to_owned()
+pub fn tenant_or_shared(tenant: &str) -> Result<String, Invalid> {
+    let tenant = tenant.trim();
+    if tenant.is_empty() {
+        return Ok(SHARED_TENANT.to_owned());
     }
+    check_short_text("tenant", tenant)?;
+    Ok(tenant.to_owned())
+}
+
+/// A tenant or field name: at most 128 characters, none of them control characters.
+fn check_short_text(field: &str, text: &str) -> Result<(), Invalid> {
+    let chars = text.chars().count();
+    if chars > MAX_FIELD_CHARS {
+        return Err(invalid(
+            field,
+            format!("{chars} characters; at most {MAX_FIELD_CHARS}"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid(field, "holds a control character"));
+    }
+    Ok(())
 }
 
 /// `rule` checked, with every default filled in (tenant, source kind, connections, RPS,
@@ -68,7 +109,7 @@ pub fn tenant_or_shared(tenant: &str) -> String {
 pub fn checked(mut rule: EnrichmentRule, vcpus: u32) -> Result<EnrichmentRule, Invalid> {
     check_name("name", &rule.name)?;
     rule.name = rule.name.trim().to_owned();
-    rule.tenant = tenant_or_shared(&rule.tenant);
+    rule.tenant = tenant_or_shared(&rule.tenant)?;
     check_description(&rule.description)?;
     let kind = SourceKind::try_from(rule.source_kind)
         .map_err(|_| invalid("source_kind", format!("unknown kind {}", rule.source_kind)))?;
@@ -104,11 +145,18 @@ pub fn checked(mut rule: EnrichmentRule, vcpus: u32) -> Result<EnrichmentRule, I
             "at least one row (event field → ip, url, domain or hash)",
         ));
     }
+    if rule.mapping.len() > MAX_MAPPING_ROWS {
+        return Err(invalid(
+            "mapping",
+            format!("{} rows; at most {MAX_MAPPING_ROWS}", rule.mapping.len()),
+        ));
+    }
     for (i, row) in rule.mapping.iter_mut().enumerate() {
         row.field = row.field.trim().to_owned();
         if row.field.is_empty() {
             return Err(invalid(format!("mapping[{i}].field"), "empty"));
         }
+        check_short_text(&format!("mapping[{i}].field"), &row.field)?;
         match IndicatorType::try_from(row.indicator_type) {
             Ok(IndicatorType::Unspecified) | Err(_) => {
                 return Err(invalid(
@@ -128,7 +176,7 @@ pub fn checked(mut rule: EnrichmentRule, vcpus: u32) -> Result<EnrichmentRule, I
 }
 
 fn check_host_port(url: &str) -> Result<(), Invalid> {
-    let bad = |reason: &str| invalid("server_url", format!("`{url}`: {reason}"));
+    let bad = |reason: &str| invalid("server_url", format!("{}: {reason}", quoted(url)));
     let (host, port) = url.rsplit_once(':').ok_or_else(|| bad("not host:port"))?;
     if host.is_empty() {
         return Err(bad("no host"));

@@ -10,6 +10,7 @@ mod gateway;
 mod load_shedding;
 mod malformed_requests;
 mod reflection_and_health;
+mod saved_filter_limits;
 mod shutdown;
 mod silent_connections;
 mod threatintel_cybertrace;

@@ -42,6 +42,7 @@ impl Compiled {
             Compiled::And(children) => children.iter().all(|c| c.matches(event, resources)),
             Compiled::Or(children) => children.iter().any(|c| c.matches(event, resources)),
             Compiled::Not(child) => !child.matches(event, resources),
+            Compiled::Saved(filter) => filter.matches(event, resources),
         }
     }
 }

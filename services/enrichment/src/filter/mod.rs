@@ -1,16 +1,29 @@
 //! Filters: KUMA's conditions and groups, compiled once when a rule or filter is saved
-//! (regular expressions built, networks parsed, saved filters inlined) and then evaluated per
+//! (regular expressions built, networks parsed, saved filters resolved) and then evaluated per
 //! event without parsing anything again.
+//!
+//! A saved filter is compiled once per compile however often it is referred to, and shared.
+//! What a filter may cost is bounded where it is saved: its nesting (groups and saved filters
+//! within each other) and its size as evaluated — every condition and constant counted once per
+//! place it is reached from, so sharing cannot hide a filter that doubles at each level.
 
 mod eval;
 
 pub use eval::field_texts;
 
+use std::{collections::HashMap, sync::Arc};
+
 use ipnet::IpNet;
 use regex::Regex;
+use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{self, Operator, ResourceKind, filter_group, filter_node, operand};
 
 use crate::rule::{Invalid, invalid};
+
+/// Groups and saved filters within each other, at most.
+pub const MAX_DEPTH: usize = 32;
+/// Conditions and constant values a filter expands to, at most: what one event may cost.
+pub const MAX_TERMS: usize = 10_000;
 
 /// A filter ready to evaluate.
 #[derive(Debug, Clone)]
@@ -19,6 +32,8 @@ pub enum Compiled {
     And(Vec<Compiled>),
     Or(Vec<Compiled>),
     Not(Box<Compiled>),
+    /// A saved filter, compiled once and shared by every place that names it.
+    Saved(Arc<Compiled>),
 }
 
 #[derive(Debug, Clone)]
@@ -70,66 +85,124 @@ pub trait Definitions {
     fn resource(&self, id: &str) -> Option<(ResourceKind, String)>;
 }
 
-/// Compiles `node` for a resource of `tenant`; saved filters it names are inlined, and one
+/// Compiles `node` for a resource of `tenant`; saved filters it names are resolved, and one
 /// that names itself, directly or not, is refused.
 pub fn compile(
     node: &pb::FilterNode,
     tenant: &str,
     saved: &dyn Definitions,
 ) -> Result<Compiled, Invalid> {
-    Compiler {
-        tenant,
-        saved,
-        path: Vec::new(),
-    }
-    .node(node, "filter")
+    Compiler::new(saved).compile(node, tenant)
 }
 
-struct Compiler<'a> {
-    tenant: &'a str,
+/// How deep a compiled node nests and how many terms it expands to.
+#[derive(Clone, Copy, Debug, Default)]
+struct Size {
+    height: usize,
+    terms: usize,
+}
+
+/// Compiles filters against one set of definitions; a saved filter is compiled once for all
+/// the compiles of one compiler (per tenant that uses it: visibility depends on the tenant).
+pub struct Compiler<'a> {
     saved: &'a dyn Definitions,
-    /// Ids of the saved filters being inlined, outermost first.
+    tenant: String,
+    /// Ids of the saved filters being resolved, outermost first.
     path: Vec<String>,
+    done: HashMap<(String, String), (Arc<Compiled>, Size)>,
 }
 
-impl Compiler<'_> {
-    fn node(&mut self, node: &pb::FilterNode, at: &str) -> Result<Compiled, Invalid> {
-        match &node.node {
-            None => Err(invalid(at, "empty: a condition, a group or a saved filter")),
-            Some(filter_node::Node::Condition(condition)) => Ok(Compiled::Condition(
-                self.condition(condition, &format!("{at}.condition"))?,
-            )),
-            Some(filter_node::Node::Group(group)) => self.group(group, &format!("{at}.group")),
-            Some(filter_node::Node::FilterId(id)) => self.saved(id, &format!("{at}.filter_id")),
+impl<'a> Compiler<'a> {
+    pub fn new(saved: &'a dyn Definitions) -> Self {
+        Compiler {
+            saved,
+            tenant: String::new(),
+            path: Vec::new(),
+            done: HashMap::new(),
         }
     }
 
-    fn group(&mut self, group: &pb::FilterGroup, at: &str) -> Result<Compiled, Invalid> {
+    /// Compiles `node` for a resource of `tenant`.
+    pub fn compile(&mut self, node: &pb::FilterNode, tenant: &str) -> Result<Compiled, Invalid> {
+        self.tenant = tenant.to_owned();
+        self.path.clear();
+        Ok(self.node(node, "filter", 1)?.0)
+    }
+
+    fn node(
+        &mut self,
+        node: &pb::FilterNode,
+        at: &str,
+        depth: usize,
+    ) -> Result<(Compiled, Size), Invalid> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(at));
+        }
+        match &node.node {
+            None => Err(invalid(at, "empty: a condition, a group or a saved filter")),
+            Some(filter_node::Node::Condition(condition)) => {
+                let at = format!("{at}.condition");
+                let condition = self.condition(condition, &at)?;
+                let size = Size {
+                    height: 1,
+                    terms: condition.terms(),
+                };
+                if size.terms > MAX_TERMS {
+                    return Err(too_large(&at));
+                }
+                Ok((Compiled::Condition(condition), size))
+            }
+            Some(filter_node::Node::Group(group)) => {
+                self.group(group, &format!("{at}.group"), depth)
+            }
+            Some(filter_node::Node::FilterId(id)) => {
+                self.saved(id, &format!("{at}.filter_id"), depth)
+            }
+        }
+    }
+
+    fn group(
+        &mut self,
+        group: &pb::FilterGroup,
+        at: &str,
+        depth: usize,
+    ) -> Result<(Compiled, Size), Invalid> {
         let op = filter_group::Op::try_from(group.op).unwrap_or(filter_group::Op::Unspecified);
         if group.children.is_empty() {
             return Err(invalid(format!("{at}.children"), "empty"));
         }
-        let children = group
-            .children
-            .iter()
-            .enumerate()
-            .map(|(i, child)| self.node(child, &format!("{at}.children[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        match op {
-            filter_group::Op::And => Ok(Compiled::And(children)),
-            filter_group::Op::Or => Ok(Compiled::Or(children)),
-            filter_group::Op::Not => match <[Compiled; 1]>::try_from(children) {
-                Ok([child]) => Ok(Compiled::Not(Box::new(child))),
-                Err(_) => Err(invalid(
-                    format!("{at}.children"),
-                    "NOT takes exactly one child (group several with AND or OR)",
-                )),
-            },
-            filter_group::Op::Unspecified => Err(invalid(format!("{at}.op"), "AND, OR or NOT")),
+        let mut children = Vec::with_capacity(group.children.len());
+        let mut size = Size::default();
+        for (i, child) in group.children.iter().enumerate() {
+            let at = format!("{at}.children[{i}]");
+            let (child, child_size) = self.node(child, &at, depth + 1)?;
+            size.height = size.height.max(child_size.height + 1);
+            size.terms += child_size.terms;
+            if size.terms > MAX_TERMS {
+                return Err(too_large(&at));
+            }
+            children.push(child);
         }
+        let compiled = match op {
+            filter_group::Op::And => Compiled::And(children),
+            filter_group::Op::Or => Compiled::Or(children),
+            filter_group::Op::Not => match <[Compiled; 1]>::try_from(children) {
+                Ok([child]) => Compiled::Not(Box::new(child)),
+                Err(_) => {
+                    return Err(invalid(
+                        format!("{at}.children"),
+                        "NOT takes exactly one child (group several with AND or OR)",
+                    ));
+                }
+            },
+            filter_group::Op::Unspecified => {
+                return Err(invalid(format!("{at}.op"), "AND, OR or NOT"));
+            }
+        };
+        Ok((compiled, size))
     }
 
-    fn saved(&mut self, id: &str, at: &str) -> Result<Compiled, Invalid> {
+    fn saved(&mut self, id: &str, at: &str, depth: usize) -> Result<(Compiled, Size), Invalid> {
         if let Some(start) = self.path.iter().position(|p| p == id) {
             let mut cycle = self.path[start..].to_vec();
             cycle.push(id.to_owned());
@@ -141,24 +214,40 @@ impl Compiler<'_> {
                 ),
             ));
         }
+        let key = (self.tenant.clone(), id.to_owned());
+        if let Some((compiled, size)) = self.done.get(&key) {
+            // The node at `depth` is the reference; its deepest node lies height - 1 below.
+            if depth + size.height - 1 > MAX_DEPTH {
+                return Err(too_deep(at));
+            }
+            return Ok((Compiled::Saved(compiled.clone()), *size));
+        }
         let filter = self
             .saved
             .saved(id)
-            .ok_or_else(|| invalid(at, format!("no saved filter `{id}`")))?;
+            .ok_or_else(|| invalid(at, format!("no saved filter {}", quoted(id))))?;
         if !self.visible(&filter.tenant) {
             return Err(invalid(
                 at,
-                format!("saved filter `{id}` belongs to tenant {}", filter.tenant),
+                format!(
+                    "saved filter {} belongs to tenant {}",
+                    quoted(id),
+                    quoted(&filter.tenant)
+                ),
             ));
         }
         let root = filter
             .root
             .as_ref()
-            .ok_or_else(|| invalid(at, format!("saved filter `{id}` is empty")))?;
+            .ok_or_else(|| invalid(at, format!("saved filter {} is empty", quoted(id))))?;
         self.path.push(id.to_owned());
-        let compiled = self.node(root, &format!("{at}({id})"));
+        let compiled = self.node(root, &format!("{at}({id})"), depth + 1);
         self.path.pop();
-        compiled
+        let (compiled, mut size) = compiled?;
+        size.height += 1;
+        let compiled = Arc::new(compiled);
+        self.done.insert(key, (compiled.clone(), size));
+        Ok((Compiled::Saved(compiled), size))
     }
 
     fn visible(&self, tenant: &str) -> bool {
@@ -192,12 +281,13 @@ impl Compiler<'_> {
         let (kind, tenant) = self
             .saved
             .resource(id)
-            .ok_or_else(|| invalid(&place, format!("no resource `{id}`")))?;
+            .ok_or_else(|| invalid(&place, format!("no resource {}", quoted(id))))?;
         if kind != wanted {
             return Err(invalid(
                 &place,
                 format!(
-                    "`{id}` is a {}, {} reads a {}",
+                    "{} is a {}, {} reads a {}",
+                    quoted(id),
                     kind.as_str_name(),
                     operator.as_str_name(),
                     wanted.as_str_name()
@@ -207,7 +297,11 @@ impl Compiler<'_> {
         if !self.visible(&tenant) {
             return Err(invalid(
                 &place,
-                format!("resource `{id}` belongs to tenant {tenant}"),
+                format!(
+                    "resource {} belongs to tenant {}",
+                    quoted(id),
+                    quoted(&tenant)
+                ),
             ));
         }
         Ok(Test::InResource {
@@ -269,7 +363,7 @@ fn condition_of(
                 if let Operand::Values(values) = operand {
                     for value in values {
                         networks.push(parse_network(value).map_err(|reason| {
-                            invalid(right_at(i), format!("`{value}`: {reason}"))
+                            invalid(right_at(i), format!("{}: {reason}", quoted(value)))
                         })?);
                     }
                 }
@@ -319,6 +413,39 @@ fn condition_of(
             ),
         negate: condition.negate,
     })
+}
+
+/// The error of a filter nested past [`MAX_DEPTH`].
+fn too_deep(at: &str) -> Invalid {
+    invalid(
+        at,
+        format!("nested deeper than {MAX_DEPTH} levels of groups and saved filters"),
+    )
+}
+
+/// The error of a filter that expands past [`MAX_TERMS`].
+fn too_large(at: &str) -> Invalid {
+    invalid(
+        at,
+        format!(
+            "the filter expands to more than {MAX_TERMS} conditions and values (a saved filter counts at every place it is used)"
+        ),
+    )
+}
+
+impl Condition {
+    /// What evaluating this condition costs: itself and each constant it compares with.
+    fn terms(&self) -> usize {
+        let values: usize = self
+            .right
+            .iter()
+            .map(|operand| match operand {
+                Operand::Values(values) => values.len(),
+                _ => 1,
+            })
+            .sum();
+        1 + values
+    }
 }
 
 fn operand_of(operand: &pb::Operand, at: &str) -> Result<Operand, Invalid> {

@@ -71,6 +71,23 @@ impl Definitions for Saved {
     }
 }
 
+/// Saved filters that count how often each is read.
+struct Counted(Saved, std::cell::RefCell<HashMap<String, usize>>);
+
+impl Definitions for Counted {
+    fn saved(&self, id: &str) -> Option<pb::Filter> {
+        *self.1.borrow_mut().entry(id.to_owned()).or_default() += 1;
+        self.0.saved(id)
+    }
+
+    fn resource(&self, id: &str) -> Option<(pb::ResourceKind, String)> {
+        resources()
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| (r.kind(), r.tenant.clone()))
+    }
+}
+
 /// One resource of each kind, with the entries the test event has (or lacks).
 fn resources() -> Vec<pb::Resource> {
     use pb::{ResourceEntry, ResourceKind::*};
@@ -326,31 +343,17 @@ fn bad_filters_name_the_place() {
 
 #[test]
 fn saved_filters_are_inlined_and_cycles_refused() {
-    let saved_filter = |id: &str, tenant: &str, root: FilterNode| {
-        (
-            id.to_owned(),
-            pb::Filter {
-                id: id.into(),
-                name: id.into(),
-                tenant: tenant.into(),
-                root: Some(root),
-                ..Default::default()
-            },
-        )
-    };
-    let reference = |id: &str| FilterNode {
-        node: Some(Node::FilterId(id.into())),
-    };
+    let mut theirs = saved_filter("theirs", reference("big"));
+    theirs.1.tenant = "Other".into();
     let saved = Saved(HashMap::from([
         saved_filter(
             "big",
-            "Shared",
             node(condition("BytesIn", Operator::Gt, text("1000"))),
         ),
-        saved_filter("outer", "Shared", group(Op::And, vec![reference("big")])),
-        saved_filter("a", "Shared", reference("b")),
-        saved_filter("b", "Shared", reference("a")),
-        saved_filter("theirs", "Other", reference("big")),
+        saved_filter("outer", group(Op::And, vec![reference("big")])),
+        saved_filter("a", reference("b")),
+        saved_filter("b", reference("a")),
+        theirs,
     ]));
     assert!(
         compile(&reference("outer"), "Shared", &saved)
@@ -361,6 +364,68 @@ fn saved_filters_are_inlined_and_cycles_refused() {
     assert!(cycle.reason.contains("a → b → a"), "{cycle}");
     assert!(compile(&reference("missing"), "Shared", &saved).is_err());
     assert!(compile(&reference("theirs"), "Mine", &saved).is_err());
+}
+
+fn saved_filter(id: &str, root: FilterNode) -> (String, pb::Filter) {
+    (
+        id.to_owned(),
+        pb::Filter {
+            id: id.into(),
+            name: id.into(),
+            tenant: "Shared".into(),
+            root: Some(root),
+            ..Default::default()
+        },
+    )
+}
+
+fn reference(id: &str) -> FilterNode {
+    FilterNode {
+        node: Some(Node::FilterId(id.into())),
+    }
+}
+
+#[test]
+fn a_saved_filter_is_compiled_once_however_often_it_is_named() {
+    let leaf = node(condition("BytesIn", Operator::Gt, text("1000")));
+    let mut filters = HashMap::from([saved_filter("leaf", leaf)]);
+    // Each level names the one below twice: 2^10 uses of `leaf`, 11 filters.
+    for level in 1..=10 {
+        let below = if level == 1 {
+            "leaf".to_owned()
+        } else {
+            format!("l{}", level - 1)
+        };
+        let root = group(Op::Or, vec![reference(&below), reference(&below)]);
+        filters.extend([saved_filter(&format!("l{level}"), root)]);
+    }
+    let counted = Counted(Saved(filters), Default::default());
+    let compiled = compile(&reference("l10"), "Shared", &counted).expect("2048 terms fit");
+    assert!(compiled.matches(&event(), &crate::resources::Resources::of(&resources())));
+    let reads = counted.1.borrow();
+    assert!(reads.values().all(|&n| n == 1), "{reads:?}");
+    assert_eq!(reads.len(), 11);
+}
+
+#[test]
+fn depth_and_expanded_size_are_bounded() {
+    let leaf = node(condition("BytesIn", Operator::Gt, text("1000")));
+    let mut nested = leaf.clone();
+    for _ in 0..MAX_DEPTH {
+        nested = group(Op::And, vec![nested]);
+    }
+    let deep = compile(&nested, "Shared", &Saved(HashMap::new())).unwrap_err();
+    assert!(deep.reason.contains("nested deeper than 32"), "{deep}");
+    assert!(
+        deep.to_string().len() < 400,
+        "the path is shortened: {deep}"
+    );
+
+    let values: Vec<String> = (0..MAX_TERMS).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let wide = node(condition("BytesIn", Operator::Eq, list(&refs)));
+    let large = compile(&wide, "Shared", &Saved(HashMap::new())).unwrap_err();
+    assert!(large.reason.contains("more than 10000"), "{large}");
 }
 
 fn resource(id: &str) -> pb::Operand {
