@@ -3,6 +3,8 @@
 //! - [`pki::TestPki`]: a throw-away mesh PKI plus the certificates a refusal test needs;
 //! - [`process::ServiceProcess`]: one service binary, its JSON log captured, stopped on drop;
 //! - [`grpcurl::Grpcurl`]: the real grpcurl binary with a chosen client certificate;
+//! - [`client`]: a tonic channel, for streams driven message by message;
+//! - [`raw_grpc`]: calls whose request frames the test writes byte by byte.
 //!
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
@@ -12,6 +14,7 @@ pub mod grpcurl;
 pub mod paths;
 pub mod pki;
 pub mod process;
+pub mod raw_grpc;
 pub mod threatintel;
 
 pub use grpcurl::{Cert, Grpcurl};

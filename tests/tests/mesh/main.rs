@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bench;
+mod bounded_errors;
 mod compose;
 mod configuration;
 mod enrichment;
@@ -13,6 +14,7 @@ mod reflection_and_health;
 mod saved_filter_limits;
 mod shutdown;
 mod silent_connections;
+mod stream_framing;
 mod threatintel_cybertrace;
 mod threatintel_events;
 mod threatintel_feeds;

@@ -1,6 +1,7 @@
 //! Between protobuf messages and the index's types, with the checks that name the field.
 
 use tonic::Status;
+use xdr_mesh::quote::quoted;
 use xdr_proto::pb;
 
 use crate::index::{
@@ -75,7 +76,8 @@ pub fn runtime_supplier(field: &str, supplier: &str) -> Result<String, Status> {
         "" => Ok(INTERNAL_TI.to_owned()),
         INTERNAL_TI | FALSE_POSITIVE => Ok(supplier.to_owned()),
         other => Err(Status::invalid_argument(format!(
-            "{field}: `{other}` is fed from files; indicators added at run time go to {INTERNAL_TI} or {FALSE_POSITIVE}"
+            "{field}: {} is fed from files; indicators added at run time go to {INTERNAL_TI} or {FALSE_POSITIVE}",
+            quoted(other)
         ))),
     }
 }

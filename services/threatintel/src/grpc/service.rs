@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use xdr_mesh::call_limit::StreamSlots;
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
     ListSuppliersRequest, LookupBatch, LookupBatchReply, LookupObject, LookupReply, LookupRequest,
@@ -31,15 +32,23 @@ const BATCHES_IN_FLIGHT: usize = 8;
 
 type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
+/// `LookupStream`s open at once: each may hold its batches in flight.
+const MAX_LOOKUP_STREAMS: usize = 64;
+
 pub struct ThreatIntelService {
     store: Arc<IndicatorStore>,
     /// Where a reload's service alerts go.
     events: EventSink,
+    lookup_streams: StreamSlots,
 }
 
 impl ThreatIntelService {
     pub fn new(store: Arc<IndicatorStore>, events: EventSink) -> Self {
-        ThreatIntelService { store, events }
+        ThreatIntelService {
+            store,
+            events,
+            lookup_streams: StreamSlots::new("LookupStream", MAX_LOOKUP_STREAMS),
+        }
     }
 
     fn reload_to_pb(&self, reload: Reload) -> ReloadFeedsReply {
@@ -141,22 +150,33 @@ impl ThreatIntel for ThreatIntelService {
         &self,
         request: Request<Streaming<LookupBatch>>,
     ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
+        let stream_slot = self.lookup_streams.open()?;
         let mut batches = request.into_inner();
         let (replies, reply_stream) = mpsc::channel(BATCHES_IN_FLIGHT);
         let store = self.store.clone();
         tokio::spawn(async move {
+            let _stream_slot = stream_slot;
             let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+            // A stream that fails (a malformed frame, an oversized batch) ends with that
+            // status, after every batch before it has been answered: never with OK.
+            let failed = |status: Status| {
+                let (in_flight, replies) = (in_flight.clone(), replies.clone());
+                async move {
+                    let _all_answered = in_flight.acquire_many(BATCHES_IN_FLIGHT as u32).await;
+                    let _ = replies.send(Err(status)).await;
+                }
+            };
             loop {
                 let batch = match batches.message().await {
                     Ok(Some(batch)) => batch,
                     Ok(None) => break,
                     Err(status) => {
-                        let _ = replies.send(Err(status)).await;
+                        failed(status).await;
                         break;
                     }
                 };
                 if let Err(status) = check_size("objects", batch.objects.len()) {
-                    let _ = replies.send(Err(status)).await;
+                    failed(status).await;
                     break;
                 }
                 let permit = in_flight

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use xdr_mesh::quote::quoted;
 
 use super::{
     domain::normalize_domain,
@@ -23,15 +24,15 @@ pub enum IndicatorError {
     Empty,
     #[error("value of {0} bytes is longer than {MAX_VALUE_LEN}")]
     TooLong(usize),
-    #[error("`{value}` is not an IP address or network: {reason}")]
+    #[error("{} is not an IP address or network: {reason}", quoted(.value))]
     BadIp { value: String, reason: String },
-    #[error("`{value}` is not a URL: {reason}")]
+    #[error("{} is not a URL: {reason}", quoted(.value))]
     BadUrl { value: String, reason: String },
-    #[error("`{value}` is not a domain: {reason}")]
+    #[error("{} is not a domain: {reason}", quoted(.value))]
     BadDomain { value: String, reason: String },
-    #[error("`{value}` is not a file hash: {reason}")]
+    #[error("{} is not a file hash: {reason}", quoted(.value))]
     BadHash { value: String, reason: String },
-    #[error("`{0}` is not an IP, URL, domain or hash")]
+    #[error("{} is not an IP, URL, domain or hash", quoted(.0))]
     Unrecognized(String),
     #[error(transparent)]
     Full(#[from] super::arena::IndexFull),
