@@ -3,34 +3,11 @@
 //! enrichment" rule does.
 
 use serde_json::{Value, json};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, client, grpcurl::Outcome, paths};
-
-fn rpc(pki: &TestPki, server: &ServiceProcess, method: &str, request: &Value) -> Outcome {
-    Grpcurl::new(pki, Cert::Named("operator"))
-        .data(&request.to_string())
-        .call(
-            server.listening_addr(),
-            &[&format!("xdr.v1.Enrichment/{method}")],
-        )
-}
-
-fn ok(pki: &TestPki, server: &ServiceProcess, method: &str, request: &Value) -> Value {
-    let outcome = rpc(pki, server, method, request);
-    assert!(outcome.success, "{method}: {}", outcome.stderr);
-    serde_json::from_str(&outcome.stdout).expect("grpcurl prints JSON")
-}
-
-/// The batches `Enrich` answers to `batches`, in the order they came.
-fn enrich(pki: &TestPki, server: &ServiceProcess, batches: &[Value]) -> Vec<Value> {
-    let input: String = batches.iter().map(|b| format!("{b}\n")).collect();
-    let out = Grpcurl::new(pki, Cert::Named("collector"))
-        .stream(&input)
-        .ok(server.listening_addr(), &["xdr.v1.Enrichment/Enrich"]);
-    serde_json::Deserializer::from_str(&out)
-        .into_iter::<Value>()
-        .map(|v| v.expect("grpcurl prints JSON messages"))
-        .collect()
-}
+use xdr_tests::{
+    ServiceProcess, TestPki, client,
+    enrichment::{enrich, ok, rpc},
+    threatintel::{cybertrace_addr, start_with_demo_feed},
+};
 
 /// `Stats`, its counters as numbers (proto3 JSON writes 64-bit ones as strings, and leaves
 /// zeros out).
@@ -64,12 +41,7 @@ fn event(id: &str, url: Option<&str>) -> Value {
 }
 
 fn start_threatintel(pki: &TestPki) -> ServiceProcess {
-    let feeds = paths::workspace().join("services/threatintel/feeds");
-    ServiceProcess::start_with(
-        "threatintel",
-        pki,
-        &["--feeds-dir", feeds.to_str().unwrap()],
-    )
+    start_with_demo_feed(pki, &[])
 }
 
 /// The enrichment service with its data in the test's scratch folder (the same each time:
@@ -346,10 +318,7 @@ fn saved_filters_select_events_and_refuse_cycles_and_deletion_in_use() {
 fn the_cybertrace_source_speaks_replyback_to_a_cybertrace_listener() {
     let pki = TestPki::new();
     let threatintel = start_threatintel(&pki);
-    let line = threatintel.wait_for_log("the CyberTrace listener", |l| {
-        l["message"] == "cybertrace listening"
-    });
-    let cybertrace = line["addr"].as_str().unwrap().to_owned();
+    let cybertrace = cybertrace_addr(&threatintel).to_string();
     // The enrichment service is not told where ThreatIntel's gRPC is: only CyberTrace answers.
     let server = start_enrichment(&pki, "127.0.0.1:9");
     let mut rule = seed_rule();

@@ -6,6 +6,7 @@ mod bench;
 mod bounded_errors;
 mod compose;
 mod configuration;
+mod cybertrace_source;
 mod enrichment;
 mod gateway;
 mod load_shedding;

@@ -230,6 +230,7 @@ async fn look_up(
     objects: Vec<LookupObject>,
     timeout: Duration,
 ) -> Outcome {
+    let deadline = tokio::time::Instant::now() + timeout;
     // A batch never asks for more tokens than the bucket holds: one second's worth.
     let chunk_size = MAX_BATCH_OBJECTS.min(rps as usize).max(1);
     let count = objects.len().div_ceil(chunk_size);
@@ -248,7 +249,7 @@ async fn look_up(
                     Err(Unavailable("a batch larger than the rule's RPS".to_owned())),
                 );
             }
-            (n, source.lookup(chunk).await)
+            (n, source.lookup(chunk, deadline).await)
         });
     }
     let all = async {
@@ -259,7 +260,7 @@ async fn look_up(
         }
         Ok::<_, Unavailable>(parts.concat())
     };
-    match tokio::time::timeout(timeout, all).await {
+    match tokio::time::timeout_at(deadline, all).await {
         Ok(Ok(results)) => Outcome::Answered(results),
         Ok(Err(Unavailable(why))) => Outcome::Unavailable(why),
         Err(_) => Outcome::TimedOut,

@@ -3,15 +3,23 @@
 //! each value is one line (`url=… `, `ip=… `, `md5=… `), answered in order by its detections
 //! and a `LookupFinished` line. Detections are read back with the seed's formats
 //! (`Category=…|MatchedIndicator=…|name=value…`) into structured matches.
+//!
+//! One event value is exactly one lookup: a value that would be read as more than one (a
+//! space or a line break in it) is escaped where URLs allow it and refused elsewhere, and a
+//! value the listener would refuse (too long, empty) is answered here, never sent. Every
+//! exchange has a deadline and every reply line a bound; a connection that breaks either, or
+//! fails, is dropped and the next exchange dials a new one.
 
-use std::{collections::HashMap, time::Duration};
+use std::{borrow::Cow, collections::HashMap, io, time::Duration};
 
 use prost::Message;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncWriteExt, BufReader},
     net::TcpStream,
     sync::{mpsc, oneshot},
+    time::Instant,
 };
+use xdr_mesh::lines::{Delimited, read_delimited};
 use xdr_proto::{
     pb::{IndicatorType, LookupObject, TiMatch},
     wire::WireLookupResult,
@@ -23,11 +31,20 @@ const HANDSHAKE: &[u8] = b"X-KF-SendFinishedEventX-KF-ReplyBack";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// CyberTrace names no supplier in its detections.
 const SUPPLIER: &str = "CyberTrace";
-/// A detection line longer than this is not CyberTrace talking.
+/// The longest line a CyberTrace listener takes (ours refuses longer ones): a longer request
+/// is answered here. A longer reply line is not CyberTrace talking.
 const MAX_LINE: usize = 64 * 1024;
+/// Detections of one value, at most: past this the peer is not CyberTrace talking either.
+const MAX_DETECTIONS: usize = 1024;
+
+struct Exchange {
+    objects: Vec<LookupObject>,
+    deadline: Instant,
+    answer: oneshot::Sender<Answer>,
+}
 
 pub struct CyberTraceSource {
-    lanes: Vec<mpsc::Sender<(Vec<LookupObject>, oneshot::Sender<Answer>)>>,
+    lanes: Vec<mpsc::Sender<Exchange>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
@@ -35,8 +52,8 @@ impl CyberTraceSource {
     pub fn new(target: &str, connections: u32) -> Self {
         let lanes = (0..connections.max(1))
             .map(|_| {
-                let (sender, batches) = mpsc::channel(16);
-                tokio::spawn(run_lane(target.to_owned(), batches));
+                let (sender, exchanges) = mpsc::channel(16);
+                tokio::spawn(run_lane(target.to_owned(), exchanges));
                 sender
             })
             .collect();
@@ -46,11 +63,15 @@ impl CyberTraceSource {
         }
     }
 
-    pub async fn lookup(&self, objects: Vec<LookupObject>) -> Answer {
+    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
         let lane = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.lanes.len();
         let (answer, answered) = oneshot::channel();
         self.lanes[lane]
-            .send((objects, answer))
+            .send(Exchange {
+                objects,
+                deadline,
+                answer,
+            })
             .await
             .map_err(|_| Unavailable("the source was closed".to_owned()))?;
         answered
@@ -61,59 +82,95 @@ impl CyberTraceSource {
 
 type Connection = BufReader<TcpStream>;
 
-async fn run_lane(
-    target: String,
-    mut batches: mpsc::Receiver<(Vec<LookupObject>, oneshot::Sender<Answer>)>,
-) {
+async fn run_lane(target: String, mut exchanges: mpsc::Receiver<Exchange>) {
     let mut open: Option<Connection> = None;
-    while let Some((objects, answer)) = batches.recv().await {
-        let result = exchange(&target, &mut open, &objects).await;
+    while let Some(exchange) = exchanges.recv().await {
+        let requests: Vec<Result<String, &'static str>> =
+            exchange.objects.iter().map(request_line).collect();
+        let result = match tokio::time::timeout_at(
+            exchange.deadline,
+            exchange_with_retry(&target, &mut open, &requests, &exchange.objects),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer by the deadline",
+            )),
+        };
         if result.is_err() {
-            // Whatever was half-read is lost with the connection; the next batch reconnects.
+            // Whatever was half-written or half-read is lost with the connection.
             open = None;
         }
-        let _ = answer.send(result.map_err(|e| Unavailable(format!("cybertrace {target}: {e}"))));
+        let answer = result.map_err(|e| Unavailable(format!("cybertrace {target}: {e}")));
+        let _ = exchange.answer.send(answer);
+    }
+}
+
+/// One exchange; on a connection kept from an earlier exchange, a failure is retried once on
+/// a new connection (the peer may have closed it while it was idle). Lookups are idempotent.
+async fn exchange_with_retry(
+    target: &str,
+    open: &mut Option<Connection>,
+    requests: &[Result<String, &'static str>],
+    objects: &[LookupObject],
+) -> io::Result<Vec<WireLookupResult>> {
+    let reused = open.is_some();
+    match exchange(target, open, requests, objects).await {
+        Err(error) if reused => {
+            tracing::debug!(%target, %error, "cybertrace: a kept connection failed; dialling again");
+            *open = None;
+            exchange(target, open, requests, objects).await
+        }
+        result => result,
     }
 }
 
 async fn exchange(
     target: &str,
     open: &mut Option<Connection>,
+    requests: &[Result<String, &'static str>],
     objects: &[LookupObject],
-) -> std::io::Result<Vec<WireLookupResult>> {
-    if open.is_none() {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        stream.set_nodelay(true)?;
-        let mut connection = BufReader::new(stream);
-        connection.get_mut().write_all(HANDSHAKE).await?;
-        *open = Some(connection);
-    }
-    let connection = open.as_mut().expect("opened above");
-    let mut request = String::new();
-    for object in objects {
-        request.push_str(&line_of(object));
-    }
+) -> io::Result<Vec<WireLookupResult>> {
+    let connection = match open {
+        Some(connection) => connection,
+        None => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            stream.set_nodelay(true)?;
+            let mut connection = BufReader::new(stream);
+            connection.get_mut().write_all(HANDSHAKE).await?;
+            open.insert(connection)
+        }
+    };
+    let request: String = requests.iter().flatten().map(String::as_str).collect();
     connection.get_mut().write_all(request.as_bytes()).await?;
     let mut results = Vec::with_capacity(objects.len());
-    let mut line = String::new();
-    for object in objects {
+    let mut line = Vec::new();
+    for (object, request) in objects.iter().zip(requests) {
         let mut result = WireLookupResult::default();
+        if let Err(refused) = request {
+            result.error = (*refused).to_owned();
+            results.push(result);
+            continue;
+        }
         loop {
-            line.clear();
-            let read = connection.read_line(&mut line).await?;
-            if read == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            match read_delimited(connection, b'\n', MAX_LINE, &mut line).await? {
+                Delimited::End => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Delimited::TooLong => return Err(io::Error::other("a reply line is too long")),
+                Delimited::Item => {}
             }
-            if line.len() > MAX_LINE {
-                return Err(std::io::Error::other("an answer line is too long"));
-            }
-            let text = line.trim_end_matches(['\r', '\n']);
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches('\r');
             if text.starts_with("LookupFinished") {
                 break;
             }
             if let Some(found) = detection_of(text, object) {
+                if result.matches.len() == MAX_DETECTIONS {
+                    return Err(io::Error::other("too many detections for one value"));
+                }
                 result.matches.push(found.encode_to_vec().into());
             }
         }
@@ -122,24 +179,53 @@ async fn exchange(
     Ok(results)
 }
 
-/// The request line for `object`: its parameter by kind, the value with any line break
-/// removed (a value must not be able to start a second request).
-fn line_of(object: &LookupObject) -> String {
-    let value: String = object
-        .value
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n'))
-        .collect();
-    let param = match IndicatorType::try_from(object.r#type).unwrap_or_default() {
-        IndicatorType::Ip => "ip",
-        IndicatorType::Hash => match value.trim().len() {
-            40 => "sha1",
-            64 => "sha256",
-            _ => "md5",
+/// The request line for `object`, or why it is not sent: one value is one lookup, so the
+/// value may not hold what the listener reads as a separator (whitespace, a line break). In
+/// a URL those are percent-encoded, as a URL may hold them; any other kind of value holding
+/// them is not a value of that kind.
+fn request_line(object: &LookupObject) -> Result<String, &'static str> {
+    let value = object.value.trim();
+    if value.is_empty() {
+        return Err("empty value");
+    }
+    let separates = |c: char| c.is_whitespace() || c.is_control();
+    let kind = IndicatorType::try_from(object.r#type).unwrap_or_default();
+    let (param, value) = match kind {
+        IndicatorType::Ip | IndicatorType::Hash if value.contains(separates) => {
+            return Err("holds whitespace or a control character");
+        }
+        IndicatorType::Ip => ("ip", Cow::Borrowed(value)),
+        IndicatorType::Hash => match value.len() {
+            40 => ("sha1", Cow::Borrowed(value)),
+            64 => ("sha256", Cow::Borrowed(value)),
+            _ => ("md5", Cow::Borrowed(value)),
         },
-        _ => "url",
+        _ => ("url", escape_separators(value)),
     };
-    format!("{param}={value} \n")
+    let line = format!("{param}={value} ");
+    if line.len() > MAX_LINE {
+        return Err("longer than a CyberTrace line may be (64 KiB)");
+    }
+    Ok(line + "\n")
+}
+
+/// `url` with each whitespace or control character percent-encoded (its UTF-8 bytes).
+fn escape_separators(url: &str) -> Cow<'_, str> {
+    if !url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Cow::Borrowed(url);
+    }
+    let mut escaped = String::with_capacity(url.len() + 16);
+    for c in url.chars() {
+        if c.is_whitespace() || c.is_control() {
+            let mut bytes = [0u8; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                escaped.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
 }
 
 /// A detection line of the seed's format as a match of `object`.
@@ -182,14 +268,29 @@ mod tests {
     #[test]
     fn requests_are_one_line_each() {
         assert_eq!(
-            line_of(&url("http://a.example/\r\nip=1.2.3.4")),
-            "url=http://a.example/ip=1.2.3.4 \n"
+            request_line(&url("http://a.example/\r\nip=1.2.3.4")).unwrap(),
+            "url=http://a.example/%0D%0Aip=1.2.3.4 \n"
+        );
+        assert_eq!(
+            request_line(&url(" http://benign/ ip=192.0.2.1 ")).unwrap(),
+            "url=http://benign/%20ip=192.0.2.1 \n"
         );
         let hash = LookupObject {
             r#type: IndicatorType::Hash as i32,
             value: "a".repeat(64),
         };
-        assert!(line_of(&hash).starts_with("sha256="));
+        assert!(request_line(&hash).unwrap().starts_with("sha256="));
+    }
+
+    #[test]
+    fn values_the_listener_would_refuse_are_not_sent() {
+        assert!(request_line(&url("  ")).is_err());
+        assert!(request_line(&url(&format!("http://a/{}", "x".repeat(MAX_LINE)))).is_err());
+        let spaced_ip = LookupObject {
+            r#type: IndicatorType::Ip as i32,
+            value: "192.0.2.1 md5=00".into(),
+        };
+        assert!(request_line(&spaced_ip).is_err());
     }
 
     #[test]

@@ -21,9 +21,14 @@ const LINGER: Duration = Duration::from_millis(2);
 /// Requests queued for the gathering task before callers wait.
 const INBOX: usize = 256;
 
-/// What the gathered batches are sent to.
+/// What the gathered batches are sent to. `deadline` is when the last request waiting on the
+/// batch stops waiting: a source gives up on the exchange then.
 pub trait Backend: Send + Sync + 'static {
-    fn lookup(&self, objects: Vec<LookupObject>) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
+    fn lookup(
+        &self,
+        objects: Vec<LookupObject>,
+        deadline: Instant,
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
 }
 
 pub struct Gatherer {
@@ -32,6 +37,7 @@ pub struct Gatherer {
 
 struct Request {
     objects: Vec<LookupObject>,
+    deadline: Instant,
     answer: oneshot::Sender<Answer>,
 }
 
@@ -42,6 +48,7 @@ type Key = (i32, String);
 struct Open {
     results: Vec<Option<WireLookupResult>>,
     missing: usize,
+    deadline: Instant,
     answer: oneshot::Sender<Answer>,
 }
 
@@ -52,14 +59,19 @@ impl Gatherer {
         Gatherer { inbox }
     }
 
-    /// One result per object, in order, however the objects were gathered and shared.
-    pub async fn lookup(&self, objects: Vec<LookupObject>) -> Answer {
+    /// One result per object, in order, however the objects were gathered and shared; the
+    /// caller stops waiting at `deadline`.
+    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
         if objects.is_empty() {
             return Ok(Vec::new());
         }
         let (answer, answered) = oneshot::channel();
         self.inbox
-            .send(Request { objects, answer })
+            .send(Request {
+                objects,
+                deadline,
+                answer,
+            })
             .await
             .map_err(|_| Unavailable("the source was closed".to_owned()))?;
         answered
@@ -131,6 +143,7 @@ impl State {
             Open {
                 results: vec![None; count],
                 missing: count,
+                deadline: request.deadline,
                 answer: request.answer,
             },
         );
@@ -151,8 +164,14 @@ impl State {
         if batch.is_empty() {
             return;
         }
-        let keys = batch.iter().map(|o| (o.r#type, o.value.clone())).collect();
-        let lookup = backend.lookup(batch);
+        let keys: Vec<Key> = batch.iter().map(|o| (o.r#type, o.value.clone())).collect();
+        // The batch is worth waiting for as long as anyone waits for one of its values.
+        let deadline = (keys.iter())
+            .flat_map(|key| self.waiting.get(key).into_iter().flatten())
+            .filter_map(|(id, _)| self.open.get(id).map(|open| open.deadline))
+            .max()
+            .unwrap_or_else(Instant::now);
+        let lookup = backend.lookup(batch, deadline);
         sent.spawn(async move { (keys, lookup.await) });
     }
 
@@ -225,6 +244,7 @@ mod tests {
         fn lookup(
             &self,
             objects: Vec<LookupObject>,
+            _deadline: Instant,
         ) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
             self.batches
                 .lock()
@@ -244,6 +264,10 @@ mod tests {
                     .collect())
             })
         }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
     }
 
     fn objects(values: &[&str]) -> Vec<LookupObject> {
@@ -269,8 +293,8 @@ mod tests {
         let echo = Arc::new(Echo::default());
         let gatherer = Gatherer::new(echo.clone());
         let (a, b) = tokio::join!(
-            gatherer.lookup(objects(&["x", "y", "x"])),
-            gatherer.lookup(objects(&["y", "z"])),
+            gatherer.lookup(objects(&["x", "y", "x"]), soon()),
+            gatherer.lookup(objects(&["y", "z"]), soon()),
         );
         assert_eq!(categories(a), ["x", "y", "x"]);
         assert_eq!(categories(b), ["y", "z"]);
@@ -286,7 +310,7 @@ mod tests {
             .map(|i| format!("v{i}"))
             .collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        let answer = gatherer.lookup(objects(&refs)).await;
+        let answer = gatherer.lookup(objects(&refs), soon()).await;
         assert_eq!(categories(answer), values);
         let sizes: Vec<usize> = echo.batches.lock().unwrap().iter().map(Vec::len).collect();
         assert_eq!(sizes, [MAX_BATCH_OBJECTS, 10]);
@@ -299,10 +323,16 @@ mod tests {
             ..Default::default()
         }));
         let (a, b) = tokio::join!(
-            gatherer.lookup(objects(&["x"])),
-            gatherer.lookup(objects(&["x", "y"])),
+            gatherer.lookup(objects(&["x"]), soon()),
+            gatherer.lookup(objects(&["x", "y"]), soon()),
         );
         assert!(a.is_err() && b.is_err());
-        assert!(gatherer.lookup(Vec::new()).await.unwrap().is_empty());
+        assert!(
+            gatherer
+                .lookup(Vec::new(), soon())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

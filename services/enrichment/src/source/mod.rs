@@ -8,6 +8,8 @@ mod threatintel;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
+use tokio::time::Instant;
+
 use xdr_proto::{pb::LookupObject, wire::WireLookupResult};
 
 pub use cybertrace::CyberTraceSource;
@@ -31,11 +33,12 @@ pub enum Source {
 }
 
 impl Source {
-    /// Looks `objects` up (at most [`MAX_BATCH_OBJECTS`]); one result per object, in order.
-    pub async fn lookup(&self, objects: Vec<LookupObject>) -> Answer {
+    /// Looks `objects` up (at most [`MAX_BATCH_OBJECTS`]); one result per object, in order,
+    /// or unavailable once `deadline` has passed.
+    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
         match self {
-            Source::ThreatIntel(source) => source.lookup(objects).await,
-            Source::CyberTrace(source) => source.lookup(objects).await,
+            Source::ThreatIntel(source) => source.lookup(objects, deadline).await,
+            Source::CyberTrace(source) => source.lookup(objects, deadline).await,
         }
     }
 
@@ -49,8 +52,12 @@ impl Source {
 struct Shared(Arc<Source>);
 
 impl gather::Backend for Shared {
-    fn lookup(&self, objects: Vec<LookupObject>) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
+    fn lookup(
+        &self,
+        objects: Vec<LookupObject>,
+        deadline: Instant,
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
         let source = self.0.clone();
-        Box::pin(async move { source.lookup(objects).await })
+        Box::pin(async move { source.lookup(objects, deadline).await })
     }
 }

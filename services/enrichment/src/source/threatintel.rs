@@ -10,7 +10,10 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{client::Grpc, codec::Streaming, transport::Channel};
 use xdr_mesh::{channel, tls::TlsMaterial};
@@ -27,7 +30,15 @@ const LANE_QUEUE: usize = 64;
 
 struct Pending {
     objects: Vec<LookupObject>,
+    deadline: Instant,
     answer: oneshot::Sender<Answer>,
+}
+
+/// A batch sent on the stream, waiting for its reply.
+struct Waiting {
+    answer: oneshot::Sender<Answer>,
+    sent: Instant,
+    deadline: Instant,
 }
 
 pub struct ThreatIntelSource {
@@ -57,11 +68,15 @@ impl ThreatIntelSource {
     }
 
     /// Looks `objects` up (at most [`MAX_BATCH_OBJECTS`]); one result per object, in order.
-    pub async fn lookup(&self, objects: Vec<LookupObject>) -> Answer {
+    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
         let (answer, answered) = oneshot::channel();
         self.lanes[lane]
-            .send(Pending { objects, answer })
+            .send(Pending {
+                objects,
+                deadline,
+                answer,
+            })
             .await
             .map_err(|_| Unavailable("the source was closed".to_owned()))?;
         answered
@@ -109,10 +124,15 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending
                 continue;
             }
         };
-        let mut waiting: HashMap<u64, oneshot::Sender<Answer>> = HashMap::new();
-        let mut send = |batch: Pending, waiting: &mut HashMap<u64, oneshot::Sender<Answer>>| {
+        let mut waiting: HashMap<u64, Waiting> = HashMap::new();
+        let mut send = |batch: Pending, waiting: &mut HashMap<u64, Waiting>| {
             next_id += 1;
-            waiting.insert(next_id, batch.answer);
+            let entry = Waiting {
+                answer: batch.answer,
+                sent: Instant::now(),
+                deadline: batch.deadline,
+            };
+            waiting.insert(next_id, entry);
             let request = LookupBatch {
                 batch_id: next_id,
                 objects: batch.objects,
@@ -121,10 +141,12 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending
         };
         send(batch, &mut waiting);
         let mut closed = false;
+        let mut last_reply = Instant::now();
         let broken = loop {
             if closed && waiting.is_empty() {
                 return;
             }
+            let next_deadline = waiting.values().map(|w| w.deadline).min();
             tokio::select! {
                 batch = pending.recv(), if !closed && waiting.len() < LANE_QUEUE => match batch {
                     Some(batch) => { send(batch, &mut waiting); }
@@ -132,18 +154,37 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending
                 },
                 reply = replies.next() => match reply {
                     Some(Ok(reply)) => {
-                        if let Some(answer) = waiting.remove(&reply.batch_id) {
-                            let _ = answer.send(Ok(reply.results));
+                        last_reply = Instant::now();
+                        if let Some(waiting) = waiting.remove(&reply.batch_id) {
+                            let _ = waiting.answer.send(Ok(reply.results));
                         }
                     }
                     Some(Err(status)) => break status.message().to_owned(),
                     None => break "the stream ended".to_owned(),
                 },
+                _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)), if next_deadline.is_some() => {
+                    let now = Instant::now();
+                    let expired: Vec<u64> = (waiting.iter())
+                        .filter(|(_, w)| w.deadline <= now)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    // A stream that answered nothing since an expired batch went out is wedged:
+                    // open a new one. One that answers others is only slow for this batch.
+                    let wedged = expired.iter().any(|id| waiting[id].sent > last_reply);
+                    for id in expired {
+                        if let Some(w) = waiting.remove(&id) {
+                            let _ = w.answer.send(Err(Unavailable("no reply by the deadline".to_owned())));
+                        }
+                    }
+                    if wedged {
+                        break "no reply by the deadline".to_owned();
+                    }
+                }
             }
         };
         tracing::warn!(error = %broken, waiting = waiting.len(), "threat-intel stream broken; reopening on the next batch");
-        for (_, answer) in waiting.drain() {
-            let _ = answer.send(Err(Unavailable(broken.clone())));
+        for (_, waiting) in waiting.drain() {
+            let _ = waiting.answer.send(Err(Unavailable(broken.clone())));
         }
         if closed {
             return;
