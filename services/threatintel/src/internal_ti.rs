@@ -26,7 +26,13 @@ pub enum StoreError {
     Db(String),
     #[error("Internal TI store holds an unreadable entry `{key}`: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("Internal TI would hold {would_hold} entries; at most {max}: remove some first")]
+    Full { would_hold: u64, max: u64 },
 }
+
+/// Internal TI and FalsePositive entries, at most: each change rebuilds the runtime index from
+/// all of them.
+pub const MAX_ENTRIES: u64 = 1_000_000;
 
 #[derive(Serialize, Deserialize)]
 struct StoredIndicator {
@@ -69,6 +75,7 @@ fn value_prefix(supplier: &str, key: &IndicatorKey) -> String {
 
 pub struct InternalTi {
     db: Database,
+    max_entries: u64,
 }
 
 impl InternalTi {
@@ -82,7 +89,10 @@ impl InternalTi {
         txn.open_table(INDICATORS).map_err(db_err)?;
         txn.open_table(SUPPLIERS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(InternalTi { db })
+        Ok(InternalTi {
+            db,
+            max_entries: MAX_ENTRIES,
+        })
     }
 
     pub fn indicators(&self) -> Result<Vec<Indicator>, StoreError> {
@@ -144,6 +154,14 @@ impl InternalTi {
                     Some(_) => updated += 1,
                     None => added += 1,
                 }
+            }
+            let would_hold = table.len().map_err(db_err)?;
+            if would_hold > self.max_entries {
+                // Dropped uncommitted: nothing of this request is kept.
+                return Err(StoreError::Full {
+                    would_hold,
+                    max: self.max_entries,
+                });
             }
         }
         txn.commit().map_err(db_err)?;
@@ -227,6 +245,29 @@ mod tests {
             ..Default::default()
         };
         (parse_indicator(value, None).unwrap(), indicator)
+    }
+
+    #[test]
+    fn a_change_past_the_entry_limit_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = InternalTi::open(&dir.path().join("internal-ti.redb")).unwrap();
+        store.max_entries = 2;
+        store
+            .add(&[entry("192.0.2.1", "KL_InternalTI_IP", "InternalTI")])
+            .unwrap();
+        let refused = store.add(&[
+            entry("192.0.2.2", "KL_InternalTI_IP", "InternalTI"),
+            entry("192.0.2.3", "KL_InternalTI_IP", "InternalTI"),
+        ]);
+        assert!(
+            matches!(refused, Err(StoreError::Full { would_hold: 3, max: 2 })),
+            "{refused:?}"
+        );
+        assert_eq!(store.indicators().unwrap().len(), 1, "nothing of it was kept");
+        // Replacing an entry adds nothing: still within the limit.
+        store
+            .add(&[entry("192.0.2.1", "KL_InternalTI_IP", "InternalTI")])
+            .unwrap();
     }
 
     #[test]

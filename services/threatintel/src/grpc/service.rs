@@ -65,7 +65,10 @@ impl ThreatIntelService {
         tokio::task::spawn_blocking(move || change(&store))
             .await
             .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(|e| Status::internal(e.to_string()))
+            .map_err(|e| match e {
+                StoreError::Full { .. } => Status::resource_exhausted(e.to_string()),
+                e => Status::internal(e.to_string()),
+            })
     }
 }
 
