@@ -1,19 +1,10 @@
 //! `xdr-enrichment`: Owns enrichment rules and filters and enriches event streams with threat intelligence.
 
-mod access;
-mod catalog;
-mod enrich;
-mod filter;
-mod grpc;
-mod resources;
-mod rule;
-mod source;
-mod stats;
-
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use clap::Parser;
+use xdr_enrichment::{access, catalog, enrich, grpc};
 use xdr_mesh::{MeshServer, config::ServiceArgs};
 use xdr_proto::enrichment_wire::enrichment_server::EnrichmentServer;
 

@@ -6,8 +6,6 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -15,7 +13,7 @@ use std::{
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::{identity::Identity, listener::PeerInfo};
+use crate::{BoxFuture, identity::Identity, listener::PeerInfo};
 
 /// Who may call a method or every method of a service.
 #[derive(Clone, Debug)]
@@ -152,8 +150,6 @@ pub struct AccessControl<S> {
     inner: S,
     policy: Arc<AccessPolicy>,
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S> Service<http::Request<Body>> for AccessControl<S>
 where

@@ -6,7 +6,6 @@
 //! for a streaming RPC is at its start: streams would not count at all.
 
 use std::{
-    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -16,6 +15,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
+
+use crate::BoxFuture;
 
 #[derive(Clone)]
 pub struct CallLimitLayer {
@@ -48,8 +49,6 @@ pub struct CallLimit<S> {
     inner: S,
     limit: CallLimitLayer,
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S> Service<http::Request<Body>> for CallLimit<S>
 where

@@ -9,6 +9,8 @@ pub mod channel;
 pub mod config;
 pub mod data_dir;
 pub mod diagnostics;
+#[doc(hidden)]
+pub mod fuzz_corpus;
 pub mod identity;
 pub mod lines;
 pub mod listener;
@@ -23,5 +25,9 @@ pub mod telemetry;
 pub mod tls;
 
 pub use access::AccessPolicy;
+
+/// What the mesh's tower services return from `call`.
+pub(crate) type BoxFuture<T, E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
 pub use identity::Identity;
 pub use server::MeshServer;

@@ -10,7 +10,6 @@
 //! both are looked at.
 
 use std::{
-    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -20,7 +19,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::{Code, Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::quote::truncated;
+use crate::{BoxFuture, quote::truncated};
 
 /// Longest status message sent, in bytes (before percent-encoding).
 pub const MAX_STATUS_MESSAGE: usize = 1024;
@@ -43,8 +42,6 @@ impl<S> Layer<S> for ReplyStatusLayer {
 pub struct ReplyStatus<S> {
     inner: S,
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S> Service<http::Request<Body>> for ReplyStatus<S>
 where

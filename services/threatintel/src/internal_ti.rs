@@ -260,10 +260,20 @@ mod tests {
             entry("192.0.2.3", "KL_InternalTI_IP", "InternalTI"),
         ]);
         assert!(
-            matches!(refused, Err(StoreError::Full { would_hold: 3, max: 2 })),
+            matches!(
+                refused,
+                Err(StoreError::Full {
+                    would_hold: 3,
+                    max: 2
+                })
+            ),
             "{refused:?}"
         );
-        assert_eq!(store.indicators().unwrap().len(), 1, "nothing of it was kept");
+        assert_eq!(
+            store.indicators().unwrap().len(),
+            1,
+            "nothing of it was kept"
+        );
         // Replacing an entry adds nothing: still within the limit.
         store
             .add(&[entry("192.0.2.1", "KL_InternalTI_IP", "InternalTI")])

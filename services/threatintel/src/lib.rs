@@ -4,6 +4,8 @@
 pub mod access;
 pub mod cybertrace;
 pub mod feeds;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod index;
 pub mod internal_ti;

@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const SUPPLIER: &str = "CyberTrace";
 /// The longest line a CyberTrace listener takes (ours refuses longer ones): a longer request
 /// is answered here. A longer reply line is not CyberTrace talking.
-const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Detections of one value, at most: past this the peer is not CyberTrace talking either.
 const MAX_DETECTIONS: usize = 1024;
 
@@ -183,7 +183,7 @@ async fn exchange(
 /// value may not hold what the listener reads as a separator (whitespace, a line break). In
 /// a URL those are percent-encoded, as a URL may hold them; any other kind of value holding
 /// them is not a value of that kind.
-fn request_line(object: &LookupObject) -> Result<String, &'static str> {
+pub(crate) fn request_line(object: &LookupObject) -> Result<String, &'static str> {
     let value = object.value.trim();
     if value.is_empty() {
         return Err("empty value");
@@ -229,7 +229,7 @@ fn escape_separators(url: &str) -> Cow<'_, str> {
 }
 
 /// A detection line of the seed's format as a match of `object`.
-fn detection_of(text: &str, object: &LookupObject) -> Option<TiMatch> {
+pub(crate) fn detection_of(text: &str, object: &LookupObject) -> Option<TiMatch> {
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut context = std::collections::BTreeMap::new();
     for part in text.split('|') {

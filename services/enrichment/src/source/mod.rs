@@ -2,7 +2,7 @@
 //! its TCP protocol. Both answer one result per object, in order, so the enrichment that
 //! follows is the same for either.
 
-mod cybertrace;
+pub(crate) mod cybertrace;
 mod gather;
 mod threatintel;
 

@@ -5,8 +5,8 @@
 mod codec;
 pub mod events;
 mod format;
-mod listener;
-mod session;
+pub(crate) mod listener;
+pub(crate) mod session;
 
 pub use events::{EventSink, EventWriter};
 pub use format::OutputFormats;

@@ -7,10 +7,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpStream, tcp::OwnedReadHalf, tcp::OwnedWriteHalf},
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use xdr_mesh::{
     lines::{Delimited, read_delimited},
     log_limit::LogLimiter,
@@ -89,13 +86,15 @@ impl Refused {
     }
 }
 
-pub async fn run(
-    stream: TcpStream,
+/// Serves one connection (a TCP stream; anything that reads and writes in the fuzz target)
+/// until the client closes it, falls silent, or breaks the protocol beyond repair.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     peer: SocketAddr,
     context: &Context,
     slot: &Slot,
 ) -> io::Result<()> {
-    let (mut read, write) = stream.into_split();
+    let (mut read, write) = tokio::io::split(stream);
     let idle = context.limits.idle_timeout;
     let (handshake, leftover) = tokio::time::timeout(idle, opening(&mut read))
         .await
@@ -113,21 +112,21 @@ pub async fn run(
     ended
 }
 
-struct Session<'a> {
+struct Session<'a, S> {
     peer: SocketAddr,
     context: &'a Context,
     handshake: Handshake,
-    write: OwnedWriteHalf,
+    write: WriteHalf<S>,
     /// Lines read so far: CyberTrace's `total`.
     lines: u64,
     refused: Refused,
 }
 
-impl Session<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     async fn serve(
         &mut self,
         leftover: Vec<u8>,
-        read: OwnedReadHalf,
+        read: impl AsyncRead + Unpin,
         slot: &Slot,
     ) -> io::Result<()> {
         if self.handshake.ping {
@@ -255,7 +254,7 @@ fn timed_out(what: &str) -> io::Error {
 }
 
 /// The handshake a connection opens with, and the bytes read past it.
-async fn opening(read: &mut OwnedReadHalf) -> io::Result<(Handshake, Vec<u8>)> {
+async fn opening(read: &mut (impl AsyncRead + Unpin)) -> io::Result<(Handshake, Vec<u8>)> {
     let mut pending = Vec::new();
     let mut chunk = [0u8; 128];
     loop {

@@ -1,6 +1,6 @@
 //! The `xdr.v1.ThreatIntel` gRPC adapter: requests in, domain calls, replies out.
 
-mod convert;
+pub(crate) mod convert;
 mod service;
 
 pub use service::ThreatIntelService;

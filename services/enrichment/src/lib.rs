@@ -1,0 +1,15 @@
+//! The enrichment service: rules, saved filters and resources (the catalog), the filter
+//! language, the sources rules look values up in, and the `Enrich` stream. `main.rs` wires
+//! them; the fuzz targets reach the request checks through [`fuzzing`].
+
+pub mod access;
+pub mod catalog;
+pub mod enrich;
+pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod grpc;
+pub mod resources;
+pub mod rule;
+pub mod source;
+pub mod stats;
