@@ -598,6 +598,43 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_past_its_quota_is_refused_and_others_are_not() {
+        let rule = |i: usize, tenant: &str| EnrichmentRule {
+            id: format!("{tenant}{i}"),
+            tenant: tenant.to_owned(),
+            ..Default::default()
+        };
+        let mut rules: HashMap<String, EnrichmentRule> = (0..MAX_PER_TENANT - 1)
+            .map(|i| (format!("a{i}"), rule(i, "A")))
+            .collect();
+        rules.insert("b".into(), rule(0, "B"));
+        assert!(check_quota(&rules, "A").is_ok(), "one more fits");
+        rules.insert("last".into(), rule(MAX_PER_TENANT, "A"));
+        let refused = check_quota(&rules, "A").unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                CatalogError::Quota {
+                    count: 1001,
+                    max: 1000,
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "tenant `A` would have 1001 rules; at most 1000"
+        );
+        assert!(
+            check_quota(&rules, "B").is_ok(),
+            "tenants are counted apart"
+        );
+    }
+
     #[test]
     fn ids_are_version_4_uuids() {
         let id = super::new_id();
