@@ -13,7 +13,9 @@ use std::{
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::{BoxFuture, identity::Identity, listener::PeerInfo};
+use crate::{
+    BoxFuture, identity::Identity, listener::PeerInfo, log_limit::LogLimiter, quote::quoted,
+};
 
 /// Who may call a method or every method of a service.
 #[derive(Clone, Debug)]
@@ -124,12 +126,15 @@ fn only(identities: &[&str]) -> Allowed {
 #[derive(Clone)]
 pub struct AccessLayer {
     policy: Arc<AccessPolicy>,
+    /// A caller decides how many of its calls are denied: their warnings are rate-limited.
+    denials: Arc<LogLimiter>,
 }
 
 impl AccessLayer {
     pub fn new(policy: AccessPolicy) -> Self {
         AccessLayer {
             policy: Arc::new(policy),
+            denials: Arc::default(),
         }
     }
 }
@@ -141,6 +146,7 @@ impl<S> Layer<S> for AccessLayer {
         AccessControl {
             inner,
             policy: self.policy.clone(),
+            denials: self.denials.clone(),
         }
     }
 }
@@ -149,6 +155,7 @@ impl<S> Layer<S> for AccessLayer {
 pub struct AccessControl<S> {
     inner: S,
     policy: Arc<AccessPolicy>,
+    denials: Arc<LogLimiter>,
 }
 
 impl<S> Service<http::Request<Body>> for AccessControl<S>
@@ -180,8 +187,10 @@ where
         match verdict {
             Ok(()) => Box::pin(self.inner.call(request)),
             Err(status) => {
-                let remote = peer.map(|p| p.remote_addr.to_string()).unwrap_or_default();
-                tracing::warn!(rpc = path, %remote, reason = status.message(), "permission denied");
+                if let Some(suppressed) = self.denials.admit() {
+                    let remote = peer.map(|p| p.remote_addr.to_string()).unwrap_or_default();
+                    tracing::warn!(rpc = %quoted(path), %remote, reason = status.message(), suppressed, "permission denied");
+                }
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }
