@@ -262,6 +262,9 @@ async fn look_up(
     };
     match tokio::time::timeout_at(deadline, all).await {
         Ok(Ok(results)) => Outcome::Answered(results),
+        // The source gives up on an exchange at the same deadline: past it, a failure is the
+        // source being too slow, whichever of the two noticed first.
+        Ok(Err(_)) if tokio::time::Instant::now() >= deadline => Outcome::TimedOut,
         Ok(Err(Unavailable(why))) => Outcome::Unavailable(why),
         Err(_) => Outcome::TimedOut,
     }
