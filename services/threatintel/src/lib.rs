@@ -23,7 +23,10 @@ pub fn report_reload(reload: &Reload, events: &EventSink) {
             .map_or(feed.file.clone(), |n| n.to_string_lossy().into_owned());
         match &feed.error {
             None => {
-                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, "feed loaded");
+                tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, skipped = feed.skipped.count, "feed loaded");
+                if feed.skipped.count > 0 {
+                    tracing::warn!(file = %feed.file, skipped = feed.skipped.count, first = ?feed.skipped.first, "feed records skipped: not indicators of their kind");
+                }
                 let records = feed.indicators.to_string();
                 events.alert(
                     events::UPDATED_FEED,

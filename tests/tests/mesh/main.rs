@@ -22,4 +22,5 @@ mod threatintel_feeds;
 mod threatintel_internal_ti;
 mod threatintel_lookup;
 mod tls_refusals;
+mod url_indicators;
 mod xdrctl;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::record::{EntrySink, FeedEntry, FeedError};
+use super::record::{EntrySink, FeedEntry, FeedError, Location};
 
 /// The columns a row is read from, found once in the header.
 struct Columns {
@@ -114,6 +114,7 @@ pub fn read(file: &str, path: &Path, each: &mut EntrySink<'_>) -> Result<(), Fee
             .map(str::trim)
             .collect();
         let entry = FeedEntry {
+            location: Location::Line(line),
             indicator: row.get(columns.indicator).unwrap_or_default().trim(),
             category: get(columns.category),
             kind: get(columns.kind),

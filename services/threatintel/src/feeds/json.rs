@@ -12,7 +12,7 @@ use serde::{
     de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 
-use super::record::{EntrySink, FeedEntry, FeedError};
+use super::record::{EntrySink, FeedEntry, FeedError, Location};
 
 /// The supplier's settings an object-form feed gives.
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +123,7 @@ impl Records<'_, '_> {
         let context: Vec<(&str, &str)> = context.iter().map(|(k, v)| (*k, &**v)).collect();
         let tags: Vec<&str> = record.tags.iter().map(String::as_str).collect();
         (self.each)(&FeedEntry {
+            location: Location::Record(self.count),
             indicator: &record.indicator,
             category: record.category.as_deref(),
             kind: record.kind.as_deref(),

@@ -8,13 +8,15 @@ use std::{
     sync::mpsc::{self, SyncSender},
 };
 
-use crate::index::{IndexBuilder, IndicatorIndex, IndicatorKey, Supplier, parse_indicator};
+use crate::index::{
+    IndexBuilder, IndicatorError, IndicatorIndex, IndicatorKey, Supplier, parse_indicator,
+};
 
 use super::{
     batch::{BATCH_RECORDS, ParsedBatch},
     csv,
     json::{self, FeedSettings},
-    record::{FeedEntry, FeedError, parse_kind},
+    record::{FeedEntry, FeedError, Location, parse_kind},
 };
 
 /// How one feed file fared.
@@ -26,6 +28,29 @@ pub struct FeedReport {
     pub indicators: u64,
     /// Why the file was not (re)loaded; its previous records were kept.
     pub error: Option<String>,
+    /// Records left out of a loaded feed, and the first few of them by file and place.
+    pub skipped: Skipped,
+}
+
+/// Records of a feed that are not indicators of the kind they claim (a URL with another
+/// scheme or no host) are left out and counted; the rest of the feed loads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub count: u64,
+    /// `file: line N: why`, for the first [`SKIPPED_SHOWN`].
+    pub first: Vec<String>,
+}
+
+/// Skipped records named in a report; the rest are counted.
+pub const SKIPPED_SHOWN: usize = 10;
+
+impl Skipped {
+    fn add(&mut self, file: &str, location: Location, reason: &str) {
+        self.count += 1;
+        if self.first.len() < SKIPPED_SHOWN {
+            self.first.push(format!("{file}: {location}: {reason}"));
+        }
+    }
 }
 
 /// A feed file and the supplier it speaks for.
@@ -84,6 +109,7 @@ pub fn load_feeds(
                 supplier: String::new(),
                 indicators: 0,
                 error: Some(format!("reading the feed directory: {error}")),
+                skipped: Skipped::default(),
             };
             return (new_builder(), vec![report]);
         }
@@ -112,12 +138,13 @@ pub fn load_feeds(
                 None => {
                     let before = builder.additions();
                     match load_feed(feed, now_ms, &mut builder) {
-                        Ok(count) => {
+                        Ok((count, skipped)) => {
                             reports.push(FeedReport {
                                 file: feed.file.clone(),
                                 supplier: feed.supplier.clone(),
                                 indicators: count,
                                 error: None,
+                                skipped,
                             });
                             continue;
                         }
@@ -143,16 +170,21 @@ pub fn load_feeds(
                 supplier: feed.supplier.clone(),
                 indicators: kept.len() as u64,
                 error: Some(error),
+                skipped: Skipped::default(),
             });
         }
         return (builder, reports);
     }
 }
 
-/// Files every record of `feed`; how many it had. A second thread reads and parses the
-/// feed while this one files what it parsed: the two halves cost about the same, and the
-/// index, being one structure, is filled by one thread.
-fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result<u64, FeedError> {
+/// Files every record of `feed`; how many it had, and which it skipped. A second thread
+/// reads and parses the feed while this one files what it parsed: the two halves cost about
+/// the same, and the index, being one structure, is filled by one thread.
+fn load_feed(
+    feed: &FeedFile,
+    now_ms: i64,
+    builder: &mut IndexBuilder,
+) -> Result<(u64, Skipped), FeedError> {
     let (sender, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let (read, filed) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
@@ -177,7 +209,7 @@ fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result
         location: "index".to_owned(),
         reason: full.to_string(),
     })?;
-    let (count, settings) = read?;
+    let (count, skipped, settings) = read?;
     let defaults = Supplier::new(&feed.supplier);
     builder.upsert_supplier(Supplier {
         confidence: settings.confidence.unwrap_or(defaults.confidence),
@@ -187,24 +219,32 @@ fn load_feed(feed: &FeedFile, now_ms: i64, builder: &mut IndexBuilder) -> Result
         description: settings.description.unwrap_or_default(),
         ..defaults
     });
-    Ok(count)
+    Ok((count, skipped))
 }
 
 /// Batches a reader may get ahead of the filing.
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// Reads and parses `feed`, sending its records in batches; how many it read, and the
-/// supplier settings the feed gives.
+/// Reads and parses `feed`, sending its records in batches; how many it read, which it
+/// skipped, and the supplier settings the feed gives.
 fn read_feed(
     feed: &FeedFile,
     now_ms: i64,
     batches: SyncSender<ParsedBatch>,
-) -> Result<(u64, FeedSettings), FeedError> {
+) -> Result<(u64, Skipped, FeedSettings), FeedError> {
     let file = feed.file.as_str();
     let mut count = 0u64;
+    let mut skipped = Skipped::default();
     let mut batch = ParsedBatch::with_capacity(BATCH_RECORDS);
     let mut parse = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
-        let (key, category) = parse_entry(default_category, entry)?;
+        let (key, category) = match parse_entry(default_category, entry) {
+            Ok(parsed) => parsed,
+            Err(Refused::Skip(reason)) => {
+                skipped.add(file, entry.location, &reason);
+                return Ok(());
+            }
+            Err(Refused::Fail(reason)) => return Err(reason),
+        };
         let last_seen_ms = if entry.last_seen == 0 {
             now_ms
         } else {
@@ -238,19 +278,30 @@ fn read_feed(
     };
     // A closed channel here means the filing stopped, and it reports why.
     let _ = batches.send(batch);
-    Ok((count, settings))
+    Ok((count, skipped, settings))
+}
+
+/// Why a record is not filed: skipped (the feed loads without it) or failing the feed.
+enum Refused {
+    Skip(String),
+    Fail(String),
 }
 
 /// Where a record is filed and under which category; `Err` says why it cannot be.
 fn parse_entry<'a>(
     default_category: Option<&'a str>,
     entry: &FeedEntry<'a>,
-) -> Result<(IndicatorKey, &'a str), String> {
+) -> Result<(IndicatorKey, &'a str), Refused> {
     let category = entry
         .category
         .or(default_category)
-        .ok_or("no category (give one per record or per file)")?;
-    let kind = parse_kind(entry.kind.unwrap_or_default())?;
-    let key = parse_indicator(entry.indicator, kind).map_err(|e| e.to_string())?;
+        .ok_or_else(|| Refused::Fail("no category (give one per record or per file)".into()))?;
+    let kind = parse_kind(entry.kind.unwrap_or_default()).map_err(Refused::Fail)?;
+    let key = parse_indicator(entry.indicator, kind).map_err(|e| match e {
+        // Feeds written for URL parsers of other rules hold such records; they are no
+        // indicator of ours, and no reason to refuse the feed's other records.
+        IndicatorError::NotWebUrl { .. } => Refused::Skip(e.to_string()),
+        e => Refused::Fail(e.to_string()),
+    })?;
     Ok((key, category))
 }

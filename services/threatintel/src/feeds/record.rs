@@ -23,9 +23,31 @@ pub enum FeedError {
     },
 }
 
+/// Where a record is in its feed file, as reports name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Location {
+    #[default]
+    Unknown,
+    /// A CSV row's line.
+    Line(u64),
+    /// A JSON record's place in the array, from 1.
+    Record(usize),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Unknown => f.write_str("a record"),
+            Location::Line(line) => write!(f, "line {line}"),
+            Location::Record(number) => write!(f, "record {number}"),
+        }
+    }
+}
+
 /// One feed record's fields, borrowed from the file being read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FeedEntry<'a> {
+    pub location: Location,
     pub indicator: &'a str,
     pub category: Option<&'a str>,
     pub kind: Option<&'a str>,

@@ -123,6 +123,8 @@ fn reload_to_pb(reload: Reload) -> ReloadFeedsReply {
             supplier: f.supplier,
             indicators: f.indicators,
             error: f.error.unwrap_or_default(),
+            skipped: f.skipped.count,
+            skipped_records: f.skipped.first,
         })
         .collect();
     ReloadFeedsReply {

@@ -6,7 +6,8 @@ use super::{
     arena::{Arena, IndexFull},
     parse::IndicatorError,
     text_table::TextTable,
-    url::{canonical_domain, normalize_url},
+    url::{canonical_domain, cleaned, push_path_and_query},
+    url_parts,
 };
 
 /// A normalized mask and where it is anchored.
@@ -24,24 +25,26 @@ enum Anchor {
     Unanchored,
 }
 
-/// A host no mask names, to normalize a mask's path as part of a URL.
-const PATH_ONLY_HOST: &str = "mask-path.invalid";
-
 pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
     let bad = |reason: &str| IndicatorError::BadUrl {
         value: input.to_owned(),
         reason: reason.to_owned(),
     };
-    let trimmed = input.trim();
-    let without_scheme = &trimmed[super::url::scheme_len(trimmed).unwrap_or(0)..];
-    let split = without_scheme
-        .find(['/', '?'])
-        .unwrap_or(without_scheme.len());
-    let (authority, rest) = without_scheme.split_at(split);
-    let authority = authority
+    let cleaned = cleaned(input);
+    // The same rule as URLs: a web scheme or none, and a host.
+    let parts = url_parts::split(&cleaned).map_err(|reason| IndicatorError::NotWebUrl {
+        value: input.to_owned(),
+        reason,
+    })?;
+    let authority = parts
+        .authority
         .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+        .map_or(parts.authority, |(_, host)| host);
     let host = strip_port(authority).to_ascii_lowercase();
+    if host.contains(':') && !host.starts_with('[') {
+        // Ports are dropped from URLs: one holding a `*` would match nothing.
+        return Err(bad("a port is a number"));
+    }
     let (wildcard, bare) = match host.strip_prefix("*.") {
         Some(bare) => ("*.", bare),
         None => ("", host.as_str()),
@@ -58,16 +61,13 @@ pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
             ::url::Host::Ipv6(ip) => format!("[{ip}]"),
         })
     };
-    let host = match &anchor_host {
+    let mut pattern = match &anchor_host {
         Some(canonical) => format!("{wildcard}{canonical}"),
         None => host.clone(),
     };
     // The path and query are normalized exactly as a URL's are (dot-segments, escapes, a
     // lone `/`), so the fixed parts of a mask read as those of the URLs it should match.
-    let normalized = normalize_url(&format!("http://{PATH_ONLY_HOST}{rest}"))
-        .map_err(|_| bad("the part after the host is not a URL path"))?;
-    let rest = &normalized.text[PATH_ONLY_HOST.len()..];
-    let pattern = format!("{host}{rest}");
+    push_path_and_query(&parts, &mut pattern);
     if !pattern.contains('*') {
         return Err(bad("a mask needs a `*`"));
     }

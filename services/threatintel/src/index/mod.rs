@@ -10,9 +10,13 @@ mod ip;
 mod mask;
 mod model;
 mod parse;
+mod percent;
 mod table;
 mod text_table;
 mod url;
+mod url_parts;
+#[cfg(test)]
+mod url_vectors;
 mod view;
 
 pub use arena::IndexFull;

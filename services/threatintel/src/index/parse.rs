@@ -28,6 +28,10 @@ pub enum IndicatorError {
     BadIp { value: String, reason: String },
     #[error("{} is not a URL: {reason}", quoted(.value))]
     BadUrl { value: String, reason: String },
+    /// Not a web URL (another scheme, or no host): refused as an indicator or a lookup, and
+    /// skipped (counted, reported) in a feed.
+    #[error("{} is not a web URL: {reason}", quoted(.value))]
+    NotWebUrl { value: String, reason: String },
     #[error("{} is not a domain: {reason}", quoted(.value))]
     BadDomain { value: String, reason: String },
     #[error("{} is not a file hash: {reason}", quoted(.value))]

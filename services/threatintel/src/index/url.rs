@@ -1,16 +1,25 @@
 //! URL normalization, as CyberTrace does it before storing and before looking up: lower-cased
 //! host with `www.` and a leading `.` stripped, Punycode for Unicode hosts, IPv4 in hex, octal
 //! or short form made canonical, scheme, port, user info and fragment dropped, dot-segments
-//! removed, path and query percent-decoded.
+//! removed, path and query percent-decoded once, losslessly (see [`super::percent`] for the
+//! escapes that stay).
 //!
 //! `https://www.example.com:443/?q=hello%20world#fragment` → `example.com/?q=hello world`.
+//!
+//! Only web URLs are URL indicators ([`super::url_parts`]): a web scheme or none, and a host.
+//! The host is read by the `url` crate (WHATWG rules: IDNA, IPv4 forms); the path and query
+//! are read here, so that a percent-encoded dot or slash stays data and two different URLs
+//! never share a key.
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use ::url::{Host, Url};
-use percent_encoding::percent_decode_str;
 
-use super::parse::IndicatorError;
+use super::{
+    parse::IndicatorError,
+    percent::{push_query, push_segment},
+    url_parts::{self, UrlParts},
+};
 
 /// A normalized URL and its host, which a lookup also checks as a domain or an IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,62 +45,97 @@ impl UrlHost {
 }
 
 pub fn normalize_url(input: &str) -> Result<NormalizedUrl, IndicatorError> {
-    let bad = |reason: &str| IndicatorError::BadUrl {
+    let cleaned = cleaned(input);
+    let parts = url_parts::split(&cleaned).map_err(|reason| IndicatorError::NotWebUrl {
         value: input.to_owned(),
-        reason: reason.to_owned(),
-    };
-    // What the URL parser trims: C0 controls and space (not all of Unicode's whitespace).
-    let trimmed = input.trim_matches(|c: char| c <= ' ');
-    // Indicators and log fields often carry no scheme: read them as http URLs.
-    let parsed = if scheme_len(trimmed).is_some() {
-        Url::parse(trimmed)
-    } else {
-        Url::parse(&format!("http://{trimmed}"))
-    }
-    .map_err(|e| bad(&e.to_string()))?;
-    let host = match parsed.host() {
-        Some(Host::Domain(domain)) => {
-            canonical_host(domain).ok_or_else(|| bad("empty or invalid host"))?
-        }
-        Some(Host::Ipv4(ip)) => UrlHost::Ip(IpAddr::V4(ip)),
-        Some(Host::Ipv6(ip)) => UrlHost::Ip(IpAddr::V6(ip)),
-        None => return Err(bad("no host")),
-    };
-    // Decoding can end the path or query in a space or control character (`%20`, `%0E`),
-    // which any later parse of the text trims; trimming it here keeps normalization
-    // idempotent. An empty query is none.
-    let trailing = |c: char| c <= ' ';
-    let path = decode(parsed.path());
-    let query = parsed
-        .query()
-        .map(|q| decode(q).trim_end_matches(trailing).to_owned())
-        .filter(|q| !q.is_empty());
+        reason,
+    })?;
+    let host = parse_host(parts.authority).map_err(|reason| IndicatorError::BadUrl {
+        value: input.to_owned(),
+        reason,
+    })?;
     let mut text = host.text();
-    match query {
-        Some(query) => {
-            text.push_str(&path);
-            text.push('?');
-            text.push_str(&query);
-        }
-        // `example.com/` and `example.com` are one URL.
-        None => {
-            let path = path.trim_end_matches(trailing);
-            if path != "/" {
-                text.push_str(path);
-            }
-        }
-    }
+    push_path_and_query(&parts, &mut text);
     Ok(NormalizedUrl { text, host })
 }
 
-/// The length of `text`'s scheme and its `://`, if it starts with one (RFC 3986: a letter,
-/// then letters, digits, `+`, `-` or `.`). `a/://x` has none: that `://` is in a path.
-pub(super) fn scheme_len(text: &str) -> Option<usize> {
-    let (scheme, _) = text.split_once("://")?;
-    let mut chars = scheme.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    valid.then_some(scheme.len() + 3)
+/// `input` as a URL parser reads it: C0 controls and spaces trimmed from both ends, tabs and
+/// line breaks removed wherever they are.
+pub(super) fn cleaned(input: &str) -> Cow<'_, str> {
+    let trimmed = input.trim_matches(|c: char| c <= ' ');
+    if trimmed.contains(['\t', '\n', '\r']) {
+        Cow::Owned(trimmed.replace(['\t', '\n', '\r'], ""))
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
+/// Appends the normalized path and query of `parts` to a key holding its host: dot-segments
+/// removed, escapes made canonical, an empty query dropped, a lone `/` dropped (`example.com/`
+/// and `example.com` are one URL), and spaces at the very end escaped (a parser would trim
+/// them when the key is read again).
+pub(super) fn push_path_and_query(parts: &UrlParts<'_>, key: &mut String) {
+    let segments = without_dot_segments(parts.path);
+    let query = parts.query.filter(|query| !query.is_empty());
+    let root = matches!(segments.as_slice(), [] | [""]);
+    if !root || query.is_some() {
+        if segments.is_empty() {
+            key.push('/');
+        }
+        for segment in segments {
+            key.push('/');
+            push_segment(segment, key);
+        }
+    }
+    if let Some(query) = query {
+        key.push('?');
+        push_query(query, key);
+    }
+    let spaces = key.len() - key.trim_end_matches(' ').len();
+    if spaces > 0 {
+        key.truncate(key.len() - spaces);
+        key.push_str(&"%20".repeat(spaces));
+    }
+}
+
+/// The segments of `path` (separated by `/` or `\`) with `.` and `..` resolved as RFC 3986
+/// says. Only a literal dot is a dot-segment: `%2E` is data.
+fn without_dot_segments(path: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    // The path begins with a separator: the first piece is empty.
+    let pieces: Vec<&str> = path.split(['/', '\\']).skip(1).collect();
+    let count = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let last = i + 1 == count;
+        match piece {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            piece => {
+                segments.push(piece);
+                continue;
+            }
+        }
+        // `/a/b/..` is `/a/`: a dot-segment at the end leaves the path ending in `/`.
+        if last {
+            segments.push("");
+        }
+    }
+    segments
+}
+
+/// The host of `authority` (user info and port dropped), read by the `url` crate's rules.
+fn parse_host(authority: &str) -> Result<UrlHost, String> {
+    let parsed = Url::parse(&format!("http://{authority}/")).map_err(|e| e.to_string())?;
+    match parsed.host() {
+        Some(Host::Domain(domain)) => {
+            canonical_host(domain).ok_or_else(|| "empty or invalid host".to_owned())
+        }
+        Some(Host::Ipv4(ip)) => Ok(UrlHost::Ip(IpAddr::V4(ip))),
+        Some(Host::Ipv6(ip)) => Ok(UrlHost::Ip(IpAddr::V6(ip))),
+        None => Err("no host".to_owned()),
+    }
 }
 
 /// A domain as the parser left it (lower case, Punycode), without leading and trailing dots
@@ -120,43 +164,6 @@ fn canonical_host(domain: &str) -> Option<UrlHost> {
         Host::Ipv4(ip) => UrlHost::Ip(IpAddr::V4(ip)),
         Host::Ipv6(ip) => UrlHost::Ip(IpAddr::V6(ip)),
     })
-}
-
-/// Percent-decodes a path or query, except what would change the URL's structure if the text
-/// were read again: `%23` (`#`), `%3F` (`?`), `%25` (`%`) and `%5C` (`\`, read as `/`) stay
-/// escaped, and decoded tabs and
-/// line breaks are dropped, as a parser drops them. Normalizing a normalized URL changes nothing.
-fn decode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut segment_start = 0;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
-            i += 1;
-            continue;
-        }
-        let escape = text
-            .get(i + 1..i + 3)
-            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        let kept = match escape.map(str::to_ascii_uppercase).as_deref() {
-            Some(code @ ("23" | "3F" | "25" | "5C")) => format!("%{code}"),
-            Some(_) => {
-                i += 3;
-                continue;
-            }
-            // A `%` starting no escape is a literal percent sign: written escaped, it cannot
-            // join what follows into an escape when the text is decoded again.
-            None => "%25".to_owned(),
-        };
-        out.push_str(&percent_decode_str(&text[segment_start..i]).decode_utf8_lossy());
-        out.push_str(&kept);
-        i += if escape.is_some() { 3 } else { 1 };
-        segment_start = i;
-    }
-    out.push_str(&percent_decode_str(&text[segment_start..]).decode_utf8_lossy());
-    out.retain(|c| !matches!(c, '\t' | '\n' | '\r'));
-    out
 }
 
 #[cfg(test)]
@@ -220,14 +227,19 @@ mod tests {
     }
 
     #[test]
-    fn trailing_whitespace_and_empty_queries_do_not_count() {
+    fn empty_queries_do_not_count_and_trailing_spaces_stay_escaped() {
         // Found by the property test: `a? #` gave `a/? `, which normalized again to `a/?`.
-        assert_eq!(norm("a? #"), "a");
+        // Its query is one space: escaped, it reads back as itself.
+        assert_eq!(norm("a? #"), "a/?%20");
+        assert_eq!(norm("a/?%20"), "a/?%20");
         assert_eq!(norm("http://a.example/x?"), "a.example/x");
-        assert_eq!(norm("http://a.example/x%20"), "a.example/x");
-        assert_eq!(norm("http://a.example/?q=1%20"), "a.example/?q=1");
+        // A space at the very end would be trimmed when the key is read again: it stays
+        // escaped, so `x ` and `x` remain two URLs.
+        assert_eq!(norm("http://a.example/x%20"), "a.example/x%20");
+        assert_eq!(norm("http://a.example/?q=1%20"), "a.example/?q=1%20");
+        assert_eq!(norm("http://a.example/x%20y"), "a.example/x y");
         // Also found by it: a decoded CR vanished when the text was read again.
-        assert_eq!(norm("0/%0D/."), "0.0.0.0//");
+        assert_eq!(norm("0/%0D/."), "0.0.0.0/%0D/");
     }
 
     #[test]
@@ -238,9 +250,16 @@ mod tests {
         );
         assert_eq!(norm("a.example/x%23y%3Fz%2541"), "a.example/x%23y%3Fz%2541");
         assert_eq!(norm("a/%5c"), "a/%5C");
-        assert_eq!(norm("a/%0e"), "a");
+        assert_eq!(norm("a/b%2Fc/%2E%2E"), "a/b%2Fc/%2E%2E");
+        assert_eq!(norm("a/%0e"), "a/%0E");
         assert_eq!(norm("a?%%300"), "a/?%2500");
         assert_eq!(norm("a/100%"), "a/100%25");
+        // In a query `?` is data; `&`, `=` and `+` escaped are not the separators.
+        assert_eq!(
+            norm("http://www.google.com/q?r?s%3F"),
+            norm("google.com/q?r?s?")
+        );
+        assert_eq!(norm("a/?x=1%26y%3D2"), "a/?x=1%26y%3D2");
         // And a `://` inside a path is not a scheme.
         let once = norm("A/:\\/%Aa");
         assert_eq!(norm(&once), once);
@@ -249,6 +268,32 @@ mod tests {
         assert_eq!(norm(&once), once);
         assert_eq!(norm("0.."), "0.0.0.0");
         assert_eq!(norm("www.www.example.com"), "example.com");
+    }
+
+    #[test]
+    fn decoding_is_lossless() {
+        assert_eq!(norm("http://a.com/%FF"), "a.com/%FF");
+        assert_eq!(norm("http://a.com/%ff"), "a.com/%FF");
+        assert_ne!(norm("http://a.com/%FF"), norm("http://a.com/%FE"));
+        assert_eq!(norm("http://a.com/%D0%BF%D1%83"), "a.com/пу");
+    }
+
+    #[test]
+    fn only_web_urls_with_a_host_are_urls() {
+        for input in [
+            "mailto:user@example.com",
+            "javascript:alert(1)",
+            "/blah",
+            "http:///blah;param?query#ref",
+        ] {
+            let error = normalize_url(input).unwrap_err();
+            assert!(
+                matches!(error, IndicatorError::NotWebUrl { .. }),
+                "{input}: {error}"
+            );
+        }
+        assert_eq!(norm("FTP://files.example/a"), "files.example/a");
+        assert_eq!(norm("example.com:8080/x"), "example.com/x");
     }
 
     #[test]
