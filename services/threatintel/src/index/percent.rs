@@ -22,69 +22,89 @@ pub const QUERY_KEPT: &[u8] = b"#&=+";
 
 /// Appends path segment `segment` (as written) to `out` in its canonical form.
 pub fn push_segment(segment: &str, out: &mut String) {
-    let (bytes, escaped) = decode(segment);
-    match bytes.as_slice() {
-        b"." => out.push_str("%2E"),
-        b".." => out.push_str("%2E%2E"),
-        _ => encode(&bytes, &escaped, PATH_KEPT, out),
+    match segment {
+        "%2E" | "%2e" => out.push_str("%2E"),
+        _ if is_dots(segment) => {
+            // `.%2E`, `%2e%2E`...: decoded, two dots.
+            out.push_str("%2E%2E");
+        }
+        _ => push_canonical(segment, PATH_KEPT, out),
     }
 }
 
 /// Appends query `query` (as written) to `out` in its canonical form.
 pub fn push_query(query: &str, out: &mut String) {
-    let (bytes, escaped) = decode(query);
-    encode(&bytes, &escaped, QUERY_KEPT, out);
+    push_canonical(query, QUERY_KEPT, out);
 }
 
-/// The bytes `text` stands for, and for each whether it was written as an escape.
-fn decode(text: &str) -> (Vec<u8>, Vec<bool>) {
-    let src = text.as_bytes();
-    let mut bytes = Vec::with_capacity(src.len());
-    let mut escaped = Vec::with_capacity(src.len());
-    let mut i = 0;
-    while i < src.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        let byte = match (
-            src[i],
-            src.get(i + 1).copied().and_then(hex),
-            src.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                i += 3;
-                escaped.push(true);
-                (high * 16 + low) as u8
-            }
-            (byte, _, _) => {
-                i += 1;
-                escaped.push(false);
-                byte
-            }
-        };
-        bytes.push(byte);
+/// Whether `segment` decodes to `..` (the literal `..` never gets here: it is a dot-segment).
+fn is_dots(segment: &str) -> bool {
+    matches!(segment.len(), 4 | 6)
+        && [".%2e", "%2e.", "%2e%2e"]
+            .iter()
+            .any(|dots| segment.eq_ignore_ascii_case(dots))
+}
+
+/// What no text may hold literally in a key: `%` starts escapes, and control characters and
+/// DEL are dropped or trimmed by parsers.
+fn always_escaped(byte: u8) -> bool {
+    byte == b'%' || byte < 0x20 || byte == 0x7F
+}
+
+/// `text` decoded once, each decoded byte written as itself or `%XX` by the rules above.
+fn push_canonical(text: &str, kept: &[u8], out: &mut String) {
+    let bytes = text.as_bytes();
+    // The common case: nothing escaped, nothing to escape.
+    if !bytes.iter().any(|&b| always_escaped(b)) {
+        out.push_str(text);
+        return;
     }
-    (bytes, escaped)
+    // Non-ASCII bytes decoded from a run of escapes, waiting to be read as UTF-8.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|&b| (b as char).to_digit(16));
+        if let (b'%', Some(high), Some(low)) = (bytes[i], hex(i + 1), hex(i + 2)) {
+            let byte = (high * 16 + low) as u8;
+            i += 3;
+            if !byte.is_ascii() {
+                pending.push(byte);
+                continue;
+            }
+            flush(&mut pending, out);
+            if always_escaped(byte) || kept.contains(&byte) {
+                push_escape(byte, out);
+            } else {
+                out.push(byte as char);
+            }
+            continue;
+        }
+        flush(&mut pending, out);
+        // A literal character, whole: the text is UTF-8.
+        let c = text[i..]
+            .chars()
+            .next()
+            .expect("i is on a character boundary");
+        i += c.len_utf8();
+        if c.is_ascii() && always_escaped(c as u8) {
+            push_escape(c as u8, out);
+        } else {
+            out.push(c);
+        }
+    }
+    flush(&mut pending, out);
 }
 
-/// Writes `bytes` to `out`: each as itself, or `%XX` where the rules above say so.
-fn encode(bytes: &[u8], escaped: &[bool], kept: &[u8], out: &mut String) {
-    let mut at = 0;
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            let len = c.len_utf8();
-            let stays_escaped = c.is_ascii()
-                && (c == '%' || c.is_ascii_control() || (escaped[at] && kept.contains(&(c as u8))));
-            if stays_escaped {
-                push_escape(c as u8, out);
-            } else {
-                out.push(c);
-            }
-            at += len;
-        }
+/// Writes decoded non-ASCII bytes: the UTF-8 characters they form as themselves, any other
+/// byte as `%XX`.
+fn flush(pending: &mut Vec<u8>, out: &mut String) {
+    for chunk in pending.utf8_chunks() {
+        out.push_str(chunk.valid());
         for &byte in chunk.invalid() {
             push_escape(byte, out);
-            at += 1;
         }
     }
+    pending.clear();
 }
 
 fn push_escape(byte: u8, out: &mut String) {

@@ -75,17 +75,13 @@ pub(super) fn cleaned(input: &str) -> Cow<'_, str> {
 /// and `example.com` are one URL), and spaces at the very end escaped (a parser would trim
 /// them when the key is read again).
 pub(super) fn push_path_and_query(parts: &UrlParts<'_>, key: &mut String) {
-    let segments = without_dot_segments(parts.path);
+    // The path begins with a separator: the first piece is empty.
+    let pieces = parts.path.split(['/', '\\']).skip(1);
     let query = parts.query.filter(|query| !query.is_empty());
-    let root = matches!(segments.as_slice(), [] | [""]);
-    if !root || query.is_some() {
-        if segments.is_empty() {
-            key.push('/');
-        }
-        for segment in segments {
-            key.push('/');
-            push_segment(segment, key);
-        }
+    if pieces.clone().any(|piece| piece == "." || piece == "..") {
+        push_segments(without_dot_segments(pieces).into_iter(), query, key);
+    } else {
+        push_segments(pieces, query, key);
     }
     if let Some(query) = query {
         key.push('?');
@@ -98,14 +94,33 @@ pub(super) fn push_path_and_query(parts: &UrlParts<'_>, key: &mut String) {
     }
 }
 
-/// The segments of `path` (separated by `/` or `\`) with `.` and `..` resolved as RFC 3986
-/// says. Only a literal dot is a dot-segment: `%2E` is data.
-fn without_dot_segments(path: &str) -> Vec<&str> {
+/// Appends the path of `segments`, unless it is the root and no query follows.
+fn push_segments<'a>(
+    segments: impl Iterator<Item = &'a str> + Clone,
+    query: Option<&str>,
+    key: &mut String,
+) {
+    let mut first_two = segments.clone();
+    let (first, second) = (first_two.next(), first_two.next());
+    let root = matches!((first, second), (None, _) | (Some(""), None));
+    if root && query.is_none() {
+        return;
+    }
+    if first.is_none() {
+        key.push('/');
+    }
+    for segment in segments {
+        key.push('/');
+        push_segment(segment, key);
+    }
+}
+
+/// `pieces` with `.` and `..` resolved as RFC 3986 says. Only a literal dot is a
+/// dot-segment: `%2E` is data.
+fn without_dot_segments<'a>(pieces: impl Iterator<Item = &'a str> + Clone) -> Vec<&'a str> {
     let mut segments = Vec::new();
-    // The path begins with a separator: the first piece is empty.
-    let pieces: Vec<&str> = path.split(['/', '\\']).skip(1).collect();
-    let count = pieces.len();
-    for (i, piece) in pieces.into_iter().enumerate() {
+    let count = pieces.clone().count();
+    for (i, piece) in pieces.enumerate() {
         let last = i + 1 == count;
         match piece {
             "." => {}
@@ -127,6 +142,9 @@ fn without_dot_segments(path: &str) -> Vec<&str> {
 
 /// The host of `authority` (user info and port dropped), read by the `url` crate's rules.
 fn parse_host(authority: &str) -> Result<UrlHost, String> {
+    if let Some(host) = plain_domain(authority) {
+        return Ok(host);
+    }
     let parsed = Url::parse(&format!("http://{authority}/")).map_err(|e| e.to_string())?;
     match parsed.host() {
         Some(Host::Domain(domain)) => {
@@ -136,6 +154,24 @@ fn parse_host(authority: &str) -> Result<UrlHost, String> {
         Some(Host::Ipv6(ip)) => Ok(UrlHost::Ip(IpAddr::V6(ip))),
         None => Err("no host".to_owned()),
     }
+}
+
+/// `authority` read without the `url` crate when it is a plain lower-case ASCII domain, which
+/// that parser would leave as it is: no user info, port, escape, upper case or Unicode, no
+/// Punycode label to check, and a last label that is not a number (which makes an IPv4
+/// address of it). Most lookups are such; the parser is the slow part of normalizing them.
+fn plain_domain(authority: &str) -> Option<UrlHost> {
+    let plain = authority
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let last = authority.trim_end_matches('.').rsplit('.').next()?;
+    let numeric =
+        last.is_empty() || last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    let punycode = authority.split('.').any(|label| label.starts_with("xn--"));
+    if !plain || numeric || punycode {
+        return None;
+    }
+    canonical_host(authority)
 }
 
 /// A domain as the parser left it (lower case, Punycode), without leading and trailing dots
