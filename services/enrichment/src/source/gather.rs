@@ -80,6 +80,13 @@ impl Gatherer {
     }
 }
 
+/// Batches on their way to the backend, and the values of each, by task.
+#[derive(Default)]
+struct Sent {
+    tasks: JoinSet<Answer>,
+    keys: FxHashMap<tokio::task::Id, Vec<Key>>,
+}
+
 #[derive(Default)]
 struct State {
     open: FxHashMap<u64, Open>,
@@ -94,7 +101,7 @@ struct State {
 
 async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>) {
     let mut state = State::default();
-    let mut sent: JoinSet<(Vec<Key>, Answer)> = JoinSet::new();
+    let mut sent = Sent::default();
     let mut closed = false;
     loop {
         if closed && state.open.is_empty() {
@@ -115,8 +122,13 @@ async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>
                 let all = state.unsent.len();
                 state.send(&backend, &mut sent, all);
             }
-            Some(done) = sent.join_next(), if !sent.is_empty() => {
-                let (keys, answer) = done.expect("a lookup task does not panic");
+            Some(done) = sent.tasks.join_next_with_id(), if !sent.tasks.is_empty() => {
+                // A lookup that panicked fails its own waiters, and the gathering goes on.
+                let (id, answer) = match done {
+                    Ok((id, answer)) => (id, answer),
+                    Err(failed) => (failed.id(), Err(Unavailable("the lookup failed".to_owned()))),
+                };
+                let keys = sent.keys.remove(&id).unwrap_or_default();
                 state.deliver(keys, answer);
             }
         }
@@ -153,12 +165,7 @@ impl State {
     }
 
     /// Sends the oldest `count` unsent values as one batch.
-    fn send(
-        &mut self,
-        backend: &Arc<dyn Backend>,
-        sent: &mut JoinSet<(Vec<Key>, Answer)>,
-        count: usize,
-    ) {
+    fn send(&mut self, backend: &Arc<dyn Backend>, sent: &mut Sent, count: usize) {
         let batch: Vec<LookupObject> = self.unsent.drain(..count.min(self.unsent.len())).collect();
         self.send_by = (!self.unsent.is_empty()).then(|| Instant::now() + LINGER);
         if batch.is_empty() {
@@ -172,7 +179,8 @@ impl State {
             .max()
             .unwrap_or_else(Instant::now);
         let lookup = backend.lookup(batch, deadline);
-        sent.spawn(async move { (keys, lookup.await) });
+        let task = sent.tasks.spawn(lookup);
+        sent.keys.insert(task.id(), keys);
     }
 
     fn deliver(&mut self, keys: Vec<Key>, answer: Answer) {
@@ -238,6 +246,8 @@ mod tests {
     struct Echo {
         batches: Mutex<Vec<Vec<String>>>,
         fail: bool,
+        /// Panics on a batch holding this value.
+        panic_on: Option<&'static str>,
     }
 
     impl Backend for Echo {
@@ -251,7 +261,11 @@ mod tests {
                 .unwrap()
                 .push(objects.iter().map(|o| o.value.clone()).collect());
             let fail = self.fail;
+            let panics = self
+                .panic_on
+                .is_some_and(|value| objects.iter().any(|o| o.value == value));
             Box::pin(async move {
+                assert!(!panics, "a backend bug");
                 if fail {
                     return Err(Unavailable("down".to_owned()));
                 }
@@ -334,5 +348,18 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_that_panics_fails_only_its_waiters() {
+        let gatherer = Gatherer::new(Arc::new(Echo {
+            panic_on: Some("boom"),
+            ..Default::default()
+        }));
+        let failed = gatherer.lookup(objects(&["boom", "x"]), soon()).await;
+        assert!(failed.is_err(), "{failed:?}");
+        // The gathering goes on: the next request is answered.
+        let answer = gatherer.lookup(objects(&["y"]), soon()).await;
+        assert_eq!(categories(answer), ["y"]);
     }
 }
