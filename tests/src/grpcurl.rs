@@ -75,6 +75,12 @@ impl Grpcurl {
         self
     }
 
+    /// Accepts reply messages of up to `bytes` (grpcurl's default is 4 MiB).
+    pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
+        self.command.args(["-max-msg-sz", &bytes.to_string()]);
+        self
+    }
+
     /// Sends `data` as the JSON request body.
     pub fn data(mut self, json: &str) -> Self {
         self.command.args(["-d", json]);

@@ -1,6 +1,6 @@
 //! The `xdr.v1.Enrichment` gRPC adapter: catalog changes run off the async runtime (they
-//! write the store), and `Enrich` answers batches in the order they came, several at work at
-//! once.
+//! write the store), reads answer from the catalog's last snapshot without waiting for a
+//! change, and `Enrich` answers batches in the order they came, several at work at once.
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
@@ -63,15 +63,21 @@ impl EnrichmentService {
         }
     }
 
+    /// Runs `change` (named `rpc` in the log) on the catalog's one writer, off the runtime.
     async fn change<T: Send + 'static>(
         &self,
+        rpc: &'static str,
         change: impl FnOnce(&mut Catalog) -> Result<T, CatalogError> + Send + 'static,
     ) -> Result<T, Status> {
         let catalog = self.catalog.clone();
-        tokio::task::spawn_blocking(move || change(&mut catalog.lock()))
-            .await
-            .map_err(|e| Status::internal(format!("catalog task failed: {e}")))?
-            .map_err(status_of)
+        tokio::task::spawn_blocking(move || {
+            let mut writer = catalog.lock();
+            tracing::debug!(rpc, "catalog change begins");
+            change(&mut writer)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("catalog task failed: {e}")))?
+        .map_err(status_of)
     }
 }
 
@@ -204,7 +210,8 @@ impl Enrichment for EnrichmentService {
     ) -> Result<Response<EnrichmentRule>, Status> {
         let rule = request.into_inner();
         Ok(Response::new(
-            self.change(move |c| c.save_rule(rule, true)).await?,
+            self.change("CreateRule", move |c| c.save_rule(rule, true))
+                .await?,
         ))
     }
 
@@ -217,7 +224,8 @@ impl Enrichment for EnrichmentService {
             return Err(Status::invalid_argument("id: empty"));
         }
         Ok(Response::new(
-            self.change(move |c| c.save_rule(rule, false)).await?,
+            self.change("UpdateRule", move |c| c.save_rule(rule, false))
+                .await?,
         ))
     }
 
@@ -226,7 +234,9 @@ impl Enrichment for EnrichmentService {
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteReply>, Status> {
         let DeleteRequest { id, tenant } = request.into_inner();
-        let deleted = self.change(move |c| c.delete_rule(&id, &tenant)).await?;
+        let deleted = self
+            .change("DeleteRule", move |c| c.delete_rule(&id, &tenant))
+            .await?;
         Ok(Response::new(DeleteReply { deleted }))
     }
 
@@ -236,7 +246,10 @@ impl Enrichment for EnrichmentService {
     ) -> Result<Response<EnrichmentRule>, Status> {
         let GetRequest { id, tenant } = request.into_inner();
         Ok(Response::new(
-            self.catalog.lock().rule(&id, &tenant).map_err(status_of)?,
+            self.catalog
+                .records()
+                .rule(&id, &tenant)
+                .map_err(status_of)?,
         ))
     }
 
@@ -245,7 +258,7 @@ impl Enrichment for EnrichmentService {
         request: Request<ListRequest>,
     ) -> Result<Response<ListRulesReply>, Status> {
         let request = request.into_inner();
-        let rules = self.catalog.lock().rules(&request.tenant);
+        let rules = self.catalog.records().rules(&request.tenant);
         let (rules, page) = page(rules, &request)?;
         Ok(Response::new(ListRulesReply {
             rules,
@@ -292,7 +305,8 @@ impl Enrichment for EnrichmentService {
     async fn create_filter(&self, request: Request<Filter>) -> Result<Response<Filter>, Status> {
         let filter = request.into_inner();
         Ok(Response::new(
-            self.change(move |c| c.save_filter(filter, true)).await?,
+            self.change("CreateFilter", move |c| c.save_filter(filter, true))
+                .await?,
         ))
     }
 
@@ -302,7 +316,8 @@ impl Enrichment for EnrichmentService {
             return Err(Status::invalid_argument("id: empty"));
         }
         Ok(Response::new(
-            self.change(move |c| c.save_filter(filter, false)).await?,
+            self.change("UpdateFilter", move |c| c.save_filter(filter, false))
+                .await?,
         ))
     }
 
@@ -311,7 +326,9 @@ impl Enrichment for EnrichmentService {
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteReply>, Status> {
         let DeleteRequest { id, tenant } = request.into_inner();
-        let deleted = self.change(move |c| c.delete_filter(&id, &tenant)).await?;
+        let deleted = self
+            .change("DeleteFilter", move |c| c.delete_filter(&id, &tenant))
+            .await?;
         Ok(Response::new(DeleteReply { deleted }))
     }
 
@@ -319,7 +336,7 @@ impl Enrichment for EnrichmentService {
         let GetRequest { id, tenant } = request.into_inner();
         Ok(Response::new(
             self.catalog
-                .lock()
+                .records()
                 .filter(&id, &tenant)
                 .map_err(status_of)?,
         ))
@@ -331,7 +348,7 @@ impl Enrichment for EnrichmentService {
     ) -> Result<Response<Resource>, Status> {
         let resource = request.into_inner();
         Ok(Response::new(
-            self.change(move |c| c.save_resource(resource, true))
+            self.change("CreateResource", move |c| c.save_resource(resource, true))
                 .await?,
         ))
     }
@@ -345,7 +362,7 @@ impl Enrichment for EnrichmentService {
             return Err(Status::invalid_argument("id: empty"));
         }
         Ok(Response::new(
-            self.change(move |c| c.save_resource(resource, false))
+            self.change("UpdateResource", move |c| c.save_resource(resource, false))
                 .await?,
         ))
     }
@@ -356,7 +373,7 @@ impl Enrichment for EnrichmentService {
     ) -> Result<Response<DeleteReply>, Status> {
         let DeleteRequest { id, tenant } = request.into_inner();
         let deleted = self
-            .change(move |c| c.delete_resource(&id, &tenant))
+            .change("DeleteResource", move |c| c.delete_resource(&id, &tenant))
             .await?;
         Ok(Response::new(DeleteReply { deleted }))
     }
@@ -368,7 +385,7 @@ impl Enrichment for EnrichmentService {
         let GetRequest { id, tenant } = request.into_inner();
         Ok(Response::new(
             self.catalog
-                .lock()
+                .records()
                 .resource(&id, &tenant)
                 .map_err(status_of)?,
         ))
@@ -379,7 +396,7 @@ impl Enrichment for EnrichmentService {
         request: Request<ListRequest>,
     ) -> Result<Response<ListResourcesReply>, Status> {
         let request = request.into_inner();
-        let resources = self.catalog.lock().resources(&request.tenant);
+        let resources = self.catalog.records().resources(&request.tenant);
         let (resources, page) = page(resources, &request)?;
         Ok(Response::new(ListResourcesReply {
             resources,
@@ -392,7 +409,7 @@ impl Enrichment for EnrichmentService {
         request: Request<ListRequest>,
     ) -> Result<Response<ListFiltersReply>, Status> {
         let request = request.into_inner();
-        let filters = self.catalog.lock().filters(&request.tenant);
+        let filters = self.catalog.records().filters(&request.tenant);
         let (filters, page) = page(filters, &request)?;
         Ok(Response::new(ListFiltersReply {
             filters,
@@ -409,7 +426,7 @@ impl Enrichment for EnrichmentService {
             return Err(Status::invalid_argument("id: empty"));
         }
         let (resource, changed) = self
-            .change(move |c| {
+            .change("ChangeResourceEntries", move |c| {
                 c.change_entries(&request.id, &request.tenant, request.put, &request.remove)
             })
             .await?;

@@ -4,6 +4,7 @@
 mod authorization;
 mod bench;
 mod bounded_errors;
+mod catalog_reads;
 mod compose;
 mod configuration;
 mod cybertrace_source;

@@ -1,0 +1,78 @@
+//! The rules streams apply: every stored rule compiled, with the resources' entries of the
+//! same moment, built whole on each change and swapped in (a stream takes it at its next
+//! batch).
+
+use std::sync::Arc;
+
+use xdr_proto::pb::{EnrichmentRule, FilterNode, enrichment_rule, filter_node};
+
+use super::records::{Defs, Records};
+use crate::{
+    filter::{Compiled, Compiler},
+    resources::Resources,
+    rule::Invalid,
+};
+
+/// A rule as streams use it: its settings and its compiled filter (none: every event).
+pub struct ActiveRule {
+    pub rule: EnrichmentRule,
+    pub filter: Option<Compiled>,
+}
+
+#[derive(Default)]
+pub struct ActiveRules {
+    pub rules: Vec<Arc<ActiveRule>>,
+    /// The resources' entries of the same moment, for the resource operators.
+    pub resources: Resources,
+}
+
+impl ActiveRules {
+    /// Every rule of `records`, compiled. Rules were checked when saved; one whose filter no
+    /// longer compiles (its saved filter changed under it) is logged and left out.
+    pub fn of(records: &Records) -> Self {
+        let mut active = ActiveRules {
+            rules: Vec::new(),
+            resources: Resources::of(records.resources.values().map(|r| &**r)),
+        };
+        let mut rules: Vec<_> = records.rules.values().collect();
+        rules.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        let defs = Defs {
+            filters: &records.filters,
+            resources: &records.resources,
+        };
+        // One compiler for every rule: a saved filter they share is compiled once.
+        let mut compiler = Compiler::new(&defs);
+        for rule in rules {
+            match compile_rule(&mut compiler, rule) {
+                Ok(filter) => active.rules.push(Arc::new(ActiveRule {
+                    rule: EnrichmentRule::clone(rule),
+                    filter,
+                })),
+                Err(error) => {
+                    tracing::warn!(rule = %rule.name, %error, "rule left inactive: its filter does not compile")
+                }
+            }
+        }
+        active
+    }
+}
+
+/// A filter node naming saved filter `id`.
+pub fn reference(id: &str) -> FilterNode {
+    FilterNode {
+        node: Some(filter_node::Node::FilterId(id.to_owned())),
+    }
+}
+
+/// `rule`'s filter compiled by `compiler` (none: the rule takes every event).
+pub fn compile_rule(
+    compiler: &mut Compiler<'_>,
+    rule: &EnrichmentRule,
+) -> Result<Option<Compiled>, Invalid> {
+    let node = match &rule.filter {
+        None => return Ok(None),
+        Some(enrichment_rule::Filter::InlineFilter(node)) => node.clone(),
+        Some(enrichment_rule::Filter::FilterId(id)) => reference(id),
+    };
+    compiler.compile(&node, &rule.tenant).map(Some)
+}
