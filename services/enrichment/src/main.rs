@@ -50,11 +50,11 @@ async fn main() -> anyhow::Result<()> {
         rules = catalog.active().rules.len(),
         "enrichment rules active"
     );
-    let enricher = Arc::new(enrich::Enricher::new(
+    let enricher = enrich::Enricher::start(
         catalog.clone(),
         runtime.tls.clone(),
         config.threatintel_addr,
-    ));
+    );
     MeshServer::new(
         NAME,
         config.listen,

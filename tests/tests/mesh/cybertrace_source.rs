@@ -5,12 +5,14 @@
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
+    sync::mpsc,
+    time::Duration,
 };
 
 use serde_json::{Value, json};
 use xdr_tests::{
     TestPki,
-    enrichment::{enrich, ok, start},
+    enrichment::{enrich, ok, rpc, start},
     threatintel::{self, cybertrace_addr, start_with_demo_feed},
 };
 
@@ -177,4 +179,70 @@ fn a_cybertrace_that_stops_answering_is_replaced_at_the_deadline() {
         &cybertrace_rule(&target, 1),
     );
     assert_eq!(test["ok"], true, "{test}");
+}
+
+/// A CyberTrace double answering every line; `closed` hears each time a connection it
+/// accepted is closed by the enrichment service.
+fn answering_cybertrace() -> (String, mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (closed_tx, closed) = mpsc::channel();
+    std::thread::spawn(move || {
+        for accepted in listener.incoming().take(8) {
+            let Ok(stream) = accepted else { return };
+            let closed_tx = closed_tx.clone();
+            std::thread::spawn(move || {
+                answer_lines(stream);
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    (addr, closed)
+}
+
+/// Generous for a debug build on a busy machine; a connection left open fails the test.
+const CLOSED_WITHIN: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_source_no_rule_uses_any_more_is_closed() {
+    let pki = TestPki::new();
+    let (target, closed) = answering_cybertrace();
+    let server = start(&pki, "127.0.0.1:9");
+    let rule = ok(&pki, &server, "CreateRule", &cybertrace_rule(&target, 5));
+    let answers = enrich(&pki, &server, &[batch(1, &["http://a.example/"])]);
+    assert_eq!(
+        outcomes(&answers),
+        [(COMPLETE.to_owned(), vec!["KL_Test_URL".to_owned()])]
+    );
+    // The rule now looks elsewhere: nothing uses the first source, and its connection goes.
+    let mut moved = rule.clone();
+    moved["serverUrl"] = json!("127.0.0.1:9");
+    ok(&pki, &server, "UpdateRule", &moved);
+    closed
+        .recv_timeout(CLOSED_WITHIN)
+        .expect("the connection of the source no rule uses is closed");
+}
+
+#[test]
+fn a_connection_test_of_a_draft_rule_leaves_no_source_behind() {
+    let pki = TestPki::new();
+    let (target, closed) = answering_cybertrace();
+    let server = start(&pki, "127.0.0.1:9");
+    let test = ok(
+        &pki,
+        &server,
+        "TestConnection",
+        &cybertrace_rule(&target, 5),
+    );
+    assert_eq!(test["ok"], true, "{test}");
+    closed
+        .recv_timeout(CLOSED_WITHIN)
+        .expect("the tested source's connection is closed once the test is answered");
+    // The draft was never saved: no rule, nothing kept.
+    let listed = rpc(&pki, &server, "ListRules", &json!({}));
+    assert!(
+        listed.success && !listed.stdout.contains("CyberTrace URLs"),
+        "{}",
+        listed.stdout
+    );
 }

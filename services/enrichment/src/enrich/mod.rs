@@ -11,7 +11,7 @@
 mod batch;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
@@ -51,56 +51,92 @@ pub struct InvalidEvent {
     source: prost::DecodeError,
 }
 
+/// What a source is: its kind, where it is, and how many connections it keeps.
+type SourceKey = (i32, String, u32);
+
 pub struct Enricher {
     catalog: Arc<SharedCatalog>,
     tls: TlsMaterial,
     /// The ThreatIntel service a rule without a server URL uses.
     default_threatintel: String,
-    /// Sources by (kind, target, connections), shared by every stream.
-    sources: Mutex<HashMap<(i32, String, u32), Arc<Gatherer>>>,
+    /// Sources by what they are, shared by every stream and every rule naming the same one;
+    /// those no active rule uses are dropped when the rules change.
+    sources: Mutex<HashMap<SourceKey, Arc<Gatherer>>>,
     /// Each rule's RPS ceiling, shared by every stream, by (rule id, RPS).
     limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
     stats: Stats,
 }
 
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A rule's RPS as the bucket takes it (0, never stored, would be no lookups at all).
+fn rps_of(rule: &EnrichmentRule) -> NonZeroU32 {
+    NonZeroU32::new(rule.rps).unwrap_or(NonZeroU32::MIN)
+}
+
 impl Enricher {
-    pub fn new(catalog: Arc<SharedCatalog>, tls: TlsMaterial, default_threatintel: String) -> Self {
-        Enricher {
+    /// The enricher, and a task dropping its sources and RPS buckets when no active rule uses
+    /// them any more (a changed target, connections or RPS, a deleted rule).
+    pub fn start(
+        catalog: Arc<SharedCatalog>,
+        tls: TlsMaterial,
+        default_threatintel: String,
+    ) -> Arc<Self> {
+        let mut changes = catalog.changes();
+        let enricher = Arc::new(Enricher {
             catalog,
             tls,
             default_threatintel,
             sources: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             stats: Stats::default(),
-        }
+        });
+        let weak = Arc::downgrade(&enricher);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(enricher) = weak.upgrade() else {
+                    return;
+                };
+                enricher.prune();
+            }
+        });
+        enricher
     }
 
-    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Gatherer>, Unavailable> {
+    fn source_key(&self, rule: &EnrichmentRule) -> SourceKey {
         let target = if rule.server_url.is_empty() {
             self.default_threatintel.clone()
         } else {
             rule.server_url.clone()
         };
-        let mut sources = self
-            .sources
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (rule.source_kind, target, rule.connections);
+        (rule.source_kind, target, rule.connections)
+    }
+
+    /// A new source: its lanes and connections live as long as it does.
+    fn new_source(&self, (kind, target, connections): &SourceKey) -> Result<Gatherer, Unavailable> {
+        Ok(match SourceKind::try_from(*kind) {
+            Ok(SourceKind::Cybertrace) => {
+                Source::CyberTrace(CyberTraceSource::new(target, *connections))
+            }
+            _ => Source::ThreatIntel(
+                ThreatIntelSource::connect(target, *connections, &self.tls)
+                    .map_err(|e| Unavailable(e.to_string()))?,
+            ),
+        }
+        .gathered())
+    }
+
+    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Gatherer>, Unavailable> {
+        let key = self.source_key(rule);
+        let mut sources = locked(&self.sources);
         if let Some(source) = sources.get(&key) {
             return Ok(source.clone());
         }
-        let source = Arc::new(
-            match SourceKind::try_from(rule.source_kind) {
-                Ok(SourceKind::Cybertrace) => {
-                    Source::CyberTrace(CyberTraceSource::new(&key.1, key.2))
-                }
-                _ => Source::ThreatIntel(
-                    ThreatIntelSource::connect(&key.1, key.2, &self.tls)
-                        .map_err(|e| Unavailable(e.to_string()))?,
-                ),
-            }
-            .gathered(),
-        );
+        let source = Arc::new(self.new_source(&key)?);
         sources.insert(key, source.clone());
         Ok(source)
     }
@@ -108,30 +144,42 @@ impl Enricher {
     /// The token bucket holding `rule` to its RPS: a hard ceiling on lookups per second,
     /// with at most one second's worth at once.
     fn limiter(&self, rule: &EnrichmentRule) -> Arc<DefaultDirectRateLimiter> {
-        let rps = NonZeroU32::new(rule.rps).unwrap_or(NonZeroU32::MIN);
-        self.limiters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let rps = rps_of(rule);
+        locked(&self.limiters)
             .entry((rule.id.clone(), rps.get()))
             .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(rps))))
             .clone()
     }
 
-    /// Whether `rule`'s source answers `probe` within the rule's timeout.
+    /// Drops the sources and RPS buckets no active rule uses. Batches still using one keep
+    /// it until they are answered; then its tasks end and its connections close.
+    fn prune(&self) {
+        let active = self.catalog.active();
+        let sources: HashSet<SourceKey> = (active.rules.iter())
+            .map(|r| self.source_key(&r.rule))
+            .collect();
+        let limiters: HashSet<(String, u32)> = (active.rules.iter())
+            .map(|r| (r.rule.id.clone(), rps_of(&r.rule).get()))
+            .collect();
+        locked(&self.sources).retain(|key, _| sources.contains(key));
+        locked(&self.limiters).retain(|key, _| limiters.contains(key));
+    }
+
+    /// Whether `rule`'s source answers `probe` within the rule's timeout. A rule being
+    /// drafted gets a source of its own, which ends with the test.
     pub async fn test(
         &self,
         rule: &EnrichmentRule,
         probe: Vec<LookupObject>,
     ) -> Result<(), String> {
-        let source = self.source(rule).map_err(|e| e.to_string())?;
-        match look_up(
-            source,
-            (self.limiter(rule), rule.rps),
-            probe,
-            timeout_of(rule),
-        )
-        .await
-        {
+        let key = self.source_key(rule);
+        let kept = locked(&self.sources).get(&key).cloned();
+        let source = match kept {
+            Some(source) => source,
+            None => Arc::new(self.new_source(&key).map_err(|e| e.to_string())?),
+        };
+        let bucket = Arc::new(RateLimiter::direct(Quota::per_second(rps_of(rule))));
+        match look_up(source, (bucket, rule.rps), probe, timeout_of(rule)).await {
             Outcome::Answered(_) => Ok(()),
             Outcome::TimedOut => Err(format!("no answer within {:?}", timeout_of(rule))),
             Outcome::Unavailable(why) => Err(why),
@@ -155,6 +203,8 @@ impl Enricher {
         let active = self.catalog.active();
         let mut state = BatchState::new(events.len());
         let mut lookups = JoinSet::new();
+        // What each lookup task is for, kept here: a task that panics still names its events.
+        let mut for_rule = HashMap::new();
         for (rule_index, rule) in active.rules.iter().enumerate() {
             let (objects, wanted) = wanted_by(rule, &active.resources, &events);
             for w in &wanted {
@@ -171,17 +221,25 @@ impl Enricher {
             let limit = (self.limiter(&rule.rule), rule.rule.rps);
             let timeout = timeout_of(&rule.rule);
             let count = objects.len() as u64;
-            lookups.spawn(async move {
-                let outcome = match source {
+            let task = lookups.spawn(async move {
+                match source {
                     Ok(source) => look_up(source, limit, objects, timeout).await,
                     Err(Unavailable(why)) => Outcome::Unavailable(why),
-                };
-                (rule_index, wanted, count, outcome)
+                }
             });
+            for_rule.insert(task.id(), (rule_index, wanted, count));
         }
-        while let Some(done) = lookups.join_next().await {
-            let (rule_index, wanted, lookups, outcome) =
-                done.expect("a lookup task does not panic");
+        while let Some(done) = lookups.join_next_with_id().await {
+            let (id, outcome) = match done {
+                Ok((id, outcome)) => (id, outcome),
+                Err(failed) => (
+                    failed.id(),
+                    Outcome::Unavailable("the lookup failed".to_owned()),
+                ),
+            };
+            let Some((rule_index, wanted, lookups)) = for_rule.remove(&id) else {
+                continue;
+            };
             let rule = &active.rules[rule_index].rule;
             let mut tally = RuleTally {
                 events: distinct_events(&wanted),
@@ -255,7 +313,7 @@ async fn look_up(
     let all = async {
         let mut parts = vec![Vec::new(); count];
         while let Some(done) = chunks.join_next().await {
-            let (n, answer) = done.expect("a lookup task does not panic");
+            let (n, answer) = done.map_err(|_| Unavailable("the lookup failed".to_owned()))?;
             parts[n] = answer?;
         }
         Ok::<_, Unavailable>(parts.concat())
