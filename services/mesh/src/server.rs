@@ -114,8 +114,20 @@ impl MeshServer {
         let mut routes = self.routes;
         routes
             .add_service(health_service)
-            .add_service(reflection(&self.services).build_v1()?)
-            .add_service(reflection(&self.services).build_v1alpha()?);
+            .add_service(
+                reflection(
+                    &self.services,
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                )
+                .build_v1()?,
+            )
+            .add_service(
+                reflection(
+                    &self.services,
+                    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                )
+                .build_v1alpha()?,
+            );
 
         let tcp = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -188,11 +200,17 @@ impl MeshServer {
 
 /// Reflection advertising exactly what this server serves: `grpcurl list` on the threat-intel
 /// server must not show the collector's RPCs. Both protocol versions are served because the
-/// grpcurl on PyPI speaks only v1alpha.
-fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+/// grpcurl on PyPI speaks only v1alpha; each lists both, so each also holds the descriptors of
+/// the other version (`other_reflection`), or `describe` could not resolve every name `list`
+/// gives (each builder adds its own version's descriptors itself).
+fn reflection(
+    services: &[&'static str],
+    other_reflection: &'static [u8],
+) -> tonic_reflection::server::Builder<'static> {
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(xdr_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(other_reflection);
     for service in services
         .iter()
         .copied()

@@ -1,5 +1,6 @@
 //! Every gRPC service, asked by grpcurl with the operator certificate: `list` shows exactly
-//! its services, `describe` shows its RPCs, and health answers SERVING.
+//! its services, `describe` resolves every one of them and shows the service's RPCs, and
+//! health answers SERVING.
 
 use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
 
@@ -25,6 +26,15 @@ fn lists_describes_and_reports_serving(service: &str, grpc_service: &str, rpc: &
         foreign.is_empty(),
         "{service} advertises services it does not serve: {foreign:?}"
     );
+
+    // Every name `list` gives resolves: `describe` with no symbol describes them all.
+    let everything = operator().ok(addr, &["describe"]);
+    for name in &listed {
+        assert!(
+            everything.contains(&format!("{name} is a service")),
+            "{service}: `describe` lacks {name}:\n{everything}"
+        );
+    }
 
     let described = operator().ok(addr, &["describe", grpc_service]);
     assert!(
