@@ -151,6 +151,22 @@ fn cargo_build(cargo: &std::ffi::OsStr, release: bool) -> anyhow::Result<()> {
         .join("..")
         .join("Cargo.toml");
     let mut build = std::process::Command::new(cargo);
+    // What `cargo run` set for xdrctl is not the build's: ring's build script reruns when
+    // CARGO_MANIFEST_DIR changes, and everything above ring with it, once here and once more
+    // at the next plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let run_only = name.to_str().is_some_and(|name| {
+            name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    name,
+                    "CARGO_PRIMARY_PACKAGE" | "CARGO_CRATE_NAME" | "CARGO_BIN_NAME"
+                )
+        });
+        if run_only {
+            build.env_remove(name);
+        }
+    }
     // The same selection as the test command's build, so the two share one set of artifacts
     // (a narrower `-p` list unifies features differently and rebuilds the dependencies).
     build

@@ -96,11 +96,16 @@ impl ServiceProcess {
         Self::watch(name, command)
     }
 
-    /// Starts `command`, collecting the lines of its stdout and stderr; does not wait.
+    /// Starts `command`, collecting the lines of its stdout and stderr; does not wait. The
+    /// test's own `XDR_CONFIG` and `CARGO` (which makes `xdrctl up` build) are not passed on.
     pub fn watch(name: &str, mut command: Command) -> Self {
+        command.env_remove("XDR_CONFIG").env_remove("CARGO");
+        Self::watch_as_set(name, command)
+    }
+
+    /// As [`watch`](Self::watch), with the environment exactly as `command` sets it.
+    pub fn watch_as_set(name: &str, mut command: Command) -> Self {
         command
-            .env_remove("XDR_CONFIG")
-            .env_remove("CARGO")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -130,3 +130,41 @@ fn up_starts_the_whole_mesh_and_ctrl_c_stops_it_cleanly() {
     );
     assert!(output.contains("mesh stopped"), "{output}");
 }
+
+/// `xdrctl up` under `cargo run` brings the services up to date with `cargo build`; after the
+/// test command's own build that is a no-op. It used to pass on the variables `cargo run`
+/// set for xdrctl, which made ring's build script, and everything above it, build again.
+#[test]
+fn up_under_cargo_run_builds_nothing_after_the_test_build() {
+    const HOST: &str = "127.0.0.78";
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(paths::binary("xdrctl"));
+    command
+        .arg("up")
+        .arg("--home")
+        .arg(home.path())
+        .args(["--bind", HOST])
+        // What `cargo run -p xdrctl` sets for the program it runs.
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_MANIFEST_DIR", paths::workspace().join("client"))
+        .env(
+            "CARGO_MANIFEST_PATH",
+            paths::workspace().join("client/Cargo.toml"),
+        )
+        .env("CARGO_PKG_NAME", "xdrctl")
+        .env("CARGO_PKG_VERSION", env!("CARGO_PKG_VERSION"));
+    command.env_remove("XDR_CONFIG");
+    let mut up = ServiceProcess::watch_as_set("xdrctl up", command);
+    up.wait_for_line("the mesh being up", Duration::from_secs(600), |l| {
+        l.starts_with("xdr mesh is up")
+    });
+    up.signal(libc::SIGINT);
+    let exit = up.wait_exit(Duration::from_secs(60));
+    let output = up.log_lines().join("\n");
+    assert!(exit.success(), "xdrctl up exited with {exit}:\n{output}");
+    let compiled: Vec<&str> = output.lines().filter(|l| l.contains("Compiling")).collect();
+    assert!(
+        compiled.is_empty(),
+        "up's build compiled again: {compiled:?}"
+    );
+}
