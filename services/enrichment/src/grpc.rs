@@ -21,7 +21,7 @@ use xdr_proto::{
     wire::WireEnrichBatch,
 };
 
-use xdr_mesh::call_limit::StreamSlots;
+use xdr_mesh::call_limit::Slots;
 
 use crate::{
     catalog::{Catalog, CatalogError, SharedCatalog},
@@ -41,7 +41,7 @@ const MAX_ENRICH_STREAMS: usize = 64;
 pub struct EnrichmentService {
     catalog: Arc<SharedCatalog>,
     enricher: Arc<Enricher>,
-    enrich_streams: StreamSlots,
+    enrich_streams: Slots,
 }
 
 /// A batch being enriched: its id, and the enriched batch with its statuses or why not.
@@ -59,7 +59,7 @@ impl EnrichmentService {
         EnrichmentService {
             catalog,
             enricher,
-            enrich_streams: StreamSlots::new("Enrich", MAX_ENRICH_STREAMS),
+            enrich_streams: Slots::new("Enrich streams", MAX_ENRICH_STREAMS),
         }
     }
 
@@ -125,7 +125,7 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<Streaming<WireEnrichBatch>>,
     ) -> Result<Response<EnrichStream>, Status> {
-        let stream_slot = self.enrich_streams.open()?;
+        let stream_slot = self.enrich_streams.take()?;
         let mut batches = request.into_inner();
         let (results, out) = mpsc::channel::<Result<WireEnrichBatch, Status>>(BATCHES_IN_FLIGHT);
         // Batches are enriched concurrently and answered in arrival order: their tasks are

@@ -6,29 +6,57 @@
 //! for a streaming RPC is at its start: streams would not count at all.
 
 use std::{
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use crate::BoxFuture;
 
+/// A number of slots for what a peer can make a server hold (calls, streams of one RPC);
+/// when they are all taken, a new one is refused by name.
 #[derive(Clone)]
-pub struct CallLimitLayer {
+pub struct Slots {
+    /// What the slots are for, as the refusal names it: `calls in progress`, `Enrich streams`.
+    what: &'static str,
     slots: Arc<Semaphore>,
     max: usize,
+}
+
+impl Slots {
+    pub fn new(what: &'static str, max: usize) -> Self {
+        Slots {
+            what,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A slot, held until the permit is dropped.
+    pub fn take(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{}: {} at once, the limit; try again later",
+                self.what, self.max
+            ))
+        })
+    }
+}
+
+/// Bounds the calls of a server: apply outside every other layer but the reply check.
+#[derive(Clone)]
+pub struct CallLimitLayer {
+    slots: Slots,
 }
 
 impl CallLimitLayer {
     pub fn new(max: usize) -> Self {
         CallLimitLayer {
-            slots: Arc::new(Semaphore::new(max)),
-            max,
+            slots: Slots::new("calls in progress", max),
         }
     }
 }
@@ -39,7 +67,7 @@ impl<S> Layer<S> for CallLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CallLimit {
             inner,
-            limit: self.clone(),
+            slots: self.slots.clone(),
         }
     }
 }
@@ -47,7 +75,7 @@ impl<S> Layer<S> for CallLimitLayer {
 #[derive(Clone)]
 pub struct CallLimit<S> {
     inner: S,
-    limit: CallLimitLayer,
+    slots: Slots,
 }
 
 impl<S> Service<http::Request<Body>> for CallLimit<S>
@@ -65,80 +93,21 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Ok(slot) = self.limit.slots.clone().try_acquire_owned() else {
-            let status = Status::resource_exhausted(format!(
-                "the server has {} calls in progress, its limit; try again later",
-                self.limit.max
-            ));
-            return Box::pin(std::future::ready(Ok(status.into_http())));
+        let slot = match self.slots.take() {
+            Ok(slot) => slot,
+            Err(refused) => return Box::pin(std::future::ready(Ok(refused.into_http()))),
         };
         let reply = self.inner.call(request);
         Box::pin(async move {
             let response = reply.await?;
+            // The body holds the slot: hyper drops the body once it is sent whole, or when
+            // the client goes away.
             Ok(response.map(|body| {
-                Body::new(HoldsSlot {
-                    inner: body,
-                    slot: Some(slot),
-                })
+                Body::new(body.map_frame(move |frame| {
+                    let _held = &slot;
+                    frame
+                }))
             }))
-        })
-    }
-}
-
-/// A reply body holding its call's slot until it ends (or is dropped, if the client goes).
-struct HoldsSlot {
-    inner: Body,
-    slot: Option<OwnedSemaphorePermit>,
-}
-
-impl HttpBody for HoldsSlot {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            self.slot = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Slots for the streams of one RPC that holds much per stream (batches in flight): beyond
-/// them a new stream is refused, naming the RPC and its limit.
-pub struct StreamSlots {
-    rpc: &'static str,
-    slots: Arc<Semaphore>,
-    max: usize,
-}
-
-impl StreamSlots {
-    pub fn new(rpc: &'static str, max: usize) -> Self {
-        StreamSlots {
-            rpc,
-            slots: Arc::new(Semaphore::new(max)),
-            max,
-        }
-    }
-
-    /// A slot for one more stream, held until the permit is dropped (with the stream's task).
-    pub fn open(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.slots.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "{}: {} streams open, the limit; try again later",
-                self.rpc, self.max
-            ))
         })
     }
 }

@@ -9,17 +9,12 @@
 //! A unary error travels in the response headers, a stream's final status in its trailers:
 //! both are looked at.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
-
 use http::HeaderMap;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Frame;
+use http_body_util::BodyExt;
 use tonic::{Code, Status, body::Body};
-use tower::{Layer, Service};
 
-use crate::{BoxFuture, quote::truncated};
+use crate::quote::truncated;
 
 /// Longest status message sent, in bytes (before percent-encoding).
 pub const MAX_STATUS_MESSAGE: usize = 1024;
@@ -27,44 +22,19 @@ pub const MAX_STATUS_MESSAGE: usize = 1024;
 /// How tonic's decoder begins the message of a message over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReplyStatusLayer;
-
-impl<S> Layer<S> for ReplyStatusLayer {
-    type Service = ReplyStatus<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ReplyStatus { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct ReplyStatus<S> {
-    inner: S,
-}
-
-impl<S> Service<http::Request<Body>> for ReplyStatus<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let reply = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = reply.await?;
-            fix_status(response.headers_mut());
-            Ok(response.map(|body| Body::new(CheckedTrailers { inner: body })))
-        })
-    }
+/// `response` with its status checked, in the headers now and in the trailers as they pass
+/// (apply with `ServiceBuilder::map_response`).
+pub fn checked_reply(response: http::Response<Body>) -> http::Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    fix_status(&mut parts.headers);
+    let body = body.map_frame(|frame: Frame<bytes::Bytes>| match frame.into_trailers() {
+        Ok(mut trailers) => {
+            fix_status(&mut trailers);
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    });
+    http::Response::from_parts(parts, Body::new(body))
 }
 
 /// Rewrites the status in `headers` (response headers or trailers) if it breaks a rule above.
@@ -96,42 +66,6 @@ pub fn fix_status(headers: &mut HeaderMap) {
     let fixed = Status::new(code, message);
     if fixed.add_header(headers).is_err() {
         headers.insert(Status::GRPC_STATUS, http::HeaderValue::from(code as i32));
-    }
-}
-
-/// A response body whose trailers go through [`fix_status`].
-struct CheckedTrailers {
-    inner: Body,
-}
-
-impl HttpBody for CheckedTrailers {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = polled {
-            let frame = match frame.into_trailers() {
-                Ok(mut trailers) => {
-                    fix_status(&mut trailers);
-                    Frame::trailers(trailers)
-                }
-                Err(frame) => frame,
-            };
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

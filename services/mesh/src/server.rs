@@ -17,7 +17,7 @@ use crate::{
     config::ServerArgs,
     diagnostics::DiagnosticsService,
     listener::{self, ListenerLimits},
-    reply::ReplyStatusLayer,
+    reply::checked_reply,
     shutdown::{self, CancellationToken},
     tls::{TlsError, TlsMaterial},
 };
@@ -148,7 +148,7 @@ impl MeshServer {
 
         // Outermost first: every reply's status is checked, whichever layer made it.
         let layers = ServiceBuilder::new()
-            .layer(ReplyStatusLayer)
+            .map_response(checked_reply)
             .layer(CallLimitLayer::new(
                 self.settings.concurrency_limit as usize,
             ))

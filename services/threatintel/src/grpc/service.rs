@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use xdr_mesh::call_limit::StreamSlots;
+use xdr_mesh::call_limit::Slots;
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
     ListSuppliersRequest, LookupBatch, LookupBatchReply, LookupObject, LookupReply, LookupRequest,
@@ -39,7 +39,7 @@ pub struct ThreatIntelService {
     store: Arc<IndicatorStore>,
     /// Where a reload's service alerts go.
     events: EventSink,
-    lookup_streams: StreamSlots,
+    lookup_streams: Slots,
 }
 
 impl ThreatIntelService {
@@ -47,7 +47,7 @@ impl ThreatIntelService {
         ThreatIntelService {
             store,
             events,
-            lookup_streams: StreamSlots::new("LookupStream", MAX_LOOKUP_STREAMS),
+            lookup_streams: Slots::new("LookupStream streams", MAX_LOOKUP_STREAMS),
         }
     }
 
@@ -155,7 +155,7 @@ impl ThreatIntel for ThreatIntelService {
         &self,
         request: Request<Streaming<LookupBatch>>,
     ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
-        let stream_slot = self.lookup_streams.open()?;
+        let stream_slot = self.lookup_streams.take()?;
         let mut batches = request.into_inner();
         let (replies, reply_stream) = mpsc::channel(BATCHES_IN_FLIGHT);
         let store = self.store.clone();
