@@ -48,7 +48,6 @@ type Key = (i32, String);
 struct Open {
     results: Vec<Option<WireLookupResult>>,
     missing: usize,
-    deadline: Instant,
     answer: oneshot::Sender<Answer>,
 }
 
@@ -97,6 +96,9 @@ struct State {
     unsent: Vec<LookupObject>,
     /// When the oldest unsent value stops waiting for company.
     send_by: Option<Instant>,
+    /// The latest deadline of the requests that added unsent values: a batch of them is
+    /// worth waiting for that long (a bound from above, kept without a lookup per value).
+    unsent_deadline: Option<Instant>,
 }
 
 async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>) {
@@ -147,6 +149,7 @@ impl State {
                 .or_default();
             if waiters.is_empty() {
                 self.unsent.push(object);
+                self.unsent_deadline = self.unsent_deadline.max(Some(request.deadline));
             }
             waiters.push((id, slot));
         }
@@ -155,7 +158,6 @@ impl State {
             Open {
                 results: vec![None; count],
                 missing: count,
-                deadline: request.deadline,
                 answer: request.answer,
             },
         );
@@ -168,16 +170,16 @@ impl State {
     fn send(&mut self, backend: &Arc<dyn Backend>, sent: &mut Sent, count: usize) {
         let batch: Vec<LookupObject> = self.unsent.drain(..count.min(self.unsent.len())).collect();
         self.send_by = (!self.unsent.is_empty()).then(|| Instant::now() + LINGER);
+        let deadline = if self.unsent.is_empty() {
+            self.unsent_deadline.take()
+        } else {
+            self.unsent_deadline
+        };
         if batch.is_empty() {
             return;
         }
+        let deadline = deadline.unwrap_or_else(Instant::now);
         let keys: Vec<Key> = batch.iter().map(|o| (o.r#type, o.value.clone())).collect();
-        // The batch is worth waiting for as long as anyone waits for one of its values.
-        let deadline = (keys.iter())
-            .flat_map(|key| self.waiting.get(key).into_iter().flatten())
-            .filter_map(|(id, _)| self.open.get(id).map(|open| open.deadline))
-            .max()
-            .unwrap_or_else(Instant::now);
         let lookup = backend.lookup(batch, deadline);
         let task = sent.tasks.spawn(lookup);
         sent.keys.insert(task.id(), keys);
