@@ -133,6 +133,10 @@ async fn exchange(
     requests: &[Result<String, &'static str>],
     objects: &[LookupObject],
 ) -> io::Result<Vec<WireLookupResult>> {
+    if requests.iter().all(Result::is_err) {
+        // Every value was refused here: nothing to send, no connection needed.
+        return Ok(refused_results(requests));
+    }
     let connection = match open {
         Some(connection) => connection,
         None => {
@@ -177,6 +181,22 @@ async fn exchange(
         results.push(result);
     }
     Ok(results)
+}
+
+/// The answers of a batch none of whose values is sent: each the reason it was refused.
+fn refused_results(requests: &[Result<String, &'static str>]) -> Vec<WireLookupResult> {
+    requests
+        .iter()
+        .map(|request| WireLookupResult {
+            matches: Vec::new(),
+            error: request
+                .as_ref()
+                .err()
+                .copied()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect()
 }
 
 /// The request line for `object`, or why it is not sent: one value is one lookup, so the
