@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 use xdr_tests::{
-    TestPki,
+    ServiceProcess, TestPki,
     enrichment::{enrich, ok, rpc, start},
     threatintel::{self, cybertrace_addr, start_with_demo_feed},
 };
@@ -60,13 +60,20 @@ fn outcomes(answers: &[Value]) -> Vec<(String, Vec<String>)> {
 
 const COMPLETE: &str = "ENRICHMENT_STATUS_COMPLETE";
 
+/// ThreatIntel with the demo feed, and an enrichment service whose one rule looks URLs up in
+/// its CyberTrace listener (also returned, for the rule's connection test).
+fn with_cybertrace_rule(pki: &TestPki) -> (ServiceProcess, ServiceProcess, String) {
+    let threatintel = start_with_demo_feed(pki, &[]);
+    let target = cybertrace_addr(&threatintel).to_string();
+    let server = start(pki, "127.0.0.1:9");
+    ok(pki, &server, "CreateRule", &cybertrace_rule(&target, 5));
+    (threatintel, server, target)
+}
+
 #[test]
 fn a_value_over_64_kib_is_answered_without_wedging_the_source() {
     let pki = TestPki::new();
-    let threatintel = start_with_demo_feed(&pki, &[]);
-    let target = cybertrace_addr(&threatintel).to_string();
-    let server = start(&pki, "127.0.0.1:9");
-    ok(&pki, &server, "CreateRule", &cybertrace_rule(&target, 5));
+    let (_threatintel, server, target) = with_cybertrace_rule(&pki);
     let huge = format!("http://example.org/{}", "a".repeat(70 * 1024));
     let answers = enrich(
         &pki,
@@ -97,10 +104,7 @@ fn a_value_over_64_kib_is_answered_without_wedging_the_source() {
 #[test]
 fn a_value_with_a_space_is_one_lookup() {
     let pki = TestPki::new();
-    let threatintel = start_with_demo_feed(&pki, &[]);
-    let target = cybertrace_addr(&threatintel).to_string();
-    let server = start(&pki, "127.0.0.1:9");
-    ok(&pki, &server, "CreateRule", &cybertrace_rule(&target, 5));
+    let (threatintel, server, _target) = with_cybertrace_rule(&pki);
     let lookups = || {
         let stats = threatintel::call(&pki, &threatintel, "Stats", &json!({}));
         stats["lookups"]
