@@ -14,6 +14,8 @@ const MAX_DESCRIPTION_CHARS: usize = 4000;
 /// A rule waits this long at most, whatever it asks: an event is never held for hours.
 const MAX_TIMEOUT_SECONDS: u32 = 3600;
 
+/// Connections one rule's source keeps, at most: each is a task and a socket.
+const MAX_CONNECTIONS: u32 = 64;
 /// Mapping rows of one rule, at most.
 const MAX_MAPPING_ROWS: usize = 64;
 /// Characters of an event field name or a tenant name, at most.
@@ -125,7 +127,13 @@ pub fn checked(mut rule: EnrichmentRule, vcpus: u32) -> Result<EnrichmentRule, I
         check_host_port(rule.server_url.trim_start_matches("https://"))?;
     }
     if rule.connections == 0 {
-        rule.connections = vcpus.max(1);
+        rule.connections = vcpus.clamp(1, MAX_CONNECTIONS);
+    }
+    if rule.connections > MAX_CONNECTIONS {
+        return Err(invalid(
+            "connections",
+            format!("{}; at most {MAX_CONNECTIONS}", rule.connections),
+        ));
     }
     if rule.rps == 0 {
         rule.rps = DEFAULT_RPS;
@@ -222,6 +230,20 @@ mod tests {
         assert_eq!(
             (rule.connections, rule.rps, rule.timeout_seconds),
             (2, 1000, 30)
+        );
+    }
+
+    #[test]
+    fn a_source_keeps_a_bounded_number_of_connections() {
+        let many = EnrichmentRule {
+            connections: u32::MAX,
+            ..seed_rule()
+        };
+        let refused = checked(many, 2).unwrap_err();
+        assert_eq!(refused.field, "connections");
+        assert_eq!(
+            checked(seed_rule(), 1000).unwrap().connections,
+            MAX_CONNECTIONS
         );
     }
 
