@@ -92,8 +92,9 @@ fn status_of(error: CatalogError) -> Status {
     }
 }
 
-/// One page of `items`: the page token is the offset of the page's first item.
-fn page<T>(items: Vec<T>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), Status> {
+/// One page of `items`, copied out of the snapshot: the page token is the offset of the
+/// page's first item.
+fn page<T: Clone>(items: Vec<Arc<T>>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), Status> {
     let page = request.page.clone().unwrap_or_default();
     let offset: usize = if page.page_token.is_empty() {
         0
@@ -107,7 +108,9 @@ fn page<T>(items: Vec<T>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), S
         n => n.min(1000) as usize,
     };
     let total = items.len();
-    let items: Vec<T> = items.into_iter().skip(offset).take(size).collect();
+    let items: Vec<T> = (items.iter().skip(offset).take(size))
+        .map(|item| T::clone(item))
+        .collect();
     let next = offset + items.len();
     let next_page_token = if next < total {
         next.to_string()

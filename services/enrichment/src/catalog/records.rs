@@ -28,7 +28,7 @@ impl Records {
         owned(&self.rules, id, tenant)
     }
 
-    pub fn rules(&self, tenant: &str) -> Vec<EnrichmentRule> {
+    pub fn rules(&self, tenant: &str) -> Vec<Arc<EnrichmentRule>> {
         listed(&self.rules, tenant)
     }
 
@@ -36,7 +36,7 @@ impl Records {
         owned(&self.filters, id, tenant)
     }
 
-    pub fn filters(&self, tenant: &str) -> Vec<Filter> {
+    pub fn filters(&self, tenant: &str) -> Vec<Arc<Filter>> {
         listed(&self.filters, tenant)
     }
 
@@ -44,7 +44,7 @@ impl Records {
         owned(&self.resources, id, tenant)
     }
 
-    pub fn resources(&self, tenant: &str) -> Vec<Resource> {
+    pub fn resources(&self, tenant: &str) -> Vec<Arc<Resource>> {
         listed(&self.resources, tenant)
     }
 }
@@ -92,12 +92,13 @@ pub fn owned<T: Owned>(
         })
 }
 
-/// `tenant`'s records (everyone's when empty) by tenant and name.
-fn listed<T: Owned>(records: &HashMap<String, Arc<T>>, tenant: &str) -> Vec<T> {
-    let mut listed: Vec<T> = records
+/// `tenant`'s records (everyone's when empty) by tenant and name, shared: a reader copies only
+/// the page it answers.
+fn listed<T: Owned>(records: &HashMap<String, Arc<T>>, tenant: &str) -> Vec<Arc<T>> {
+    let mut listed: Vec<Arc<T>> = records
         .values()
         .filter(|r| tenant.is_empty() || r.tenant() == tenant)
-        .map(|r| T::clone(r))
+        .cloned()
         .collect();
     listed.sort_by(|a, b| (a.tenant(), a.name()).cmp(&(b.tenant(), b.name())));
     listed
