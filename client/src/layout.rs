@@ -1,21 +1,11 @@
-//! Where the services of a one-machine mesh live: ports (the design's defaults) and the
-//! folders under the mesh home.
+//! Where the services of a one-machine mesh live: the folders under the mesh home, and the
+//! addresses to dial (ports are the directory's, `xdr_mesh::directory`).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
 };
 
-/// The gRPC services, in start order: a service starts after the ones it calls.
-pub const GRPC_SERVICES: [(&str, u16); 4] = [
-    ("threatintel", 7203),
-    ("enrichment", 7202),
-    ("playbook", 7204),
-    ("collector", 7201),
-];
-
-pub const GATEWAY: &str = "gateway";
-pub const GATEWAY_HTTP_PORT: u16 = 8080;
 /// The threat-intel service's CyberTrace-compatible TCP port.
 pub const CYBERTRACE_PORT: u16 = 9999;
 

@@ -2,8 +2,10 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
+use xdr_mesh::directory::{self, GATEWAY};
+
 use crate::{
-    layout::{self, GATEWAY, GATEWAY_HTTP_PORT, GRPC_SERVICES, Home},
+    layout::{self, Home},
     probe,
 };
 
@@ -20,8 +22,10 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let tls = probe::operator_tls(&Home::new(&args.home).certs())?;
     let mut all_serving = true;
-    for (service, port) in GRPC_SERVICES {
+    for service in directory::grpc_services() {
+        let port = service.grpc_port.expect("a gRPC service has a gRPC port");
         let addr = layout::dial_addr(args.host, port);
+        let service = service.name;
         let state = match probe::grpc_health(addr, service, &tls).await {
             Ok(status) => status.as_str_name().to_owned(),
             Err(why) => format!("UNREACHABLE ({why})"),
@@ -29,14 +33,14 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         all_serving &= state == "SERVING";
         println!("{service:<12} {addr:<21} {state}");
     }
-    let addr = layout::dial_addr(args.host, GATEWAY_HTTP_PORT);
+    let addr = layout::dial_addr(args.host, GATEWAY.http_port);
     let state = match probe::gateway_health(addr).await {
         Ok(200) => "SERVING".to_owned(),
         Ok(code) => format!("NOT_SERVING (HTTP {code})"),
         Err(why) => format!("UNREACHABLE ({why})"),
     };
     all_serving &= state == "SERVING";
-    println!("{GATEWAY:<12} {addr:<21} {state}");
+    println!("{:<12} {addr:<21} {state}", GATEWAY.name);
     anyhow::ensure!(all_serving, "not every service is SERVING");
     Ok(())
 }

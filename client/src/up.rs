@@ -14,8 +14,10 @@ use anyhow::{Context, bail, ensure};
 use tokio::process::{Child, Command};
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use xdr_mesh::directory::{self, GATEWAY, ServiceEntry, THREATINTEL};
+
 use crate::{
-    layout::{self, CYBERTRACE_PORT, GATEWAY, GATEWAY_HTTP_PORT, GRPC_SERVICES, Home},
+    layout::{self, CYBERTRACE_PORT, Home},
     probe,
 };
 
@@ -115,7 +117,7 @@ fn ensure_demo_feed(home: &Home) -> anyhow::Result<()> {
 }
 
 fn service_names() -> impl Iterator<Item = &'static str> {
-    GRPC_SERVICES.iter().map(|(name, _)| *name).chain([GATEWAY])
+    directory::SERVICES.iter().map(|s| s.name)
 }
 
 /// The folder of the service binaries. Under `cargo run`, cargo first rebuilds whatever is
@@ -192,31 +194,37 @@ async fn start_all(
     processes: &mut Vec<Process>,
 ) -> anyhow::Result<()> {
     let certs = home.certs();
-    for (service, port) in GRPC_SERVICES {
-        let mut command = service_command(bin_dir, service, &certs);
+    for service in directory::grpc_services() {
+        let mut command = service_command(bin_dir, service.name, &certs);
         command
             .arg("--listen")
-            .arg(format!("{}:{port}", args.bind))
+            .arg(format!("{}:{}", args.bind, grpc_port(service)))
+            .arg("--metrics-listen")
+            .arg(format!("{}:{}", args.bind, service.http_port))
             .arg("--data-dir")
-            .arg(home.data(service));
-        if service == "threatintel" {
+            .arg(home.data(service.name));
+        if service == THREATINTEL {
             command
                 .arg("--cybertrace-listen")
                 .arg(format!("{}:{CYBERTRACE_PORT}", args.bind));
         }
-        processes.push(spawn(command, service, home)?);
+        processes.push(spawn(command, service.name, home)?);
     }
-    let mut gateway = service_command(bin_dir, GATEWAY, &certs);
+    let mut gateway = service_command(bin_dir, GATEWAY.name, &certs);
     gateway
         .arg("--http-listen")
-        .arg(format!("{}:{GATEWAY_HTTP_PORT}", args.bind));
-    for (service, port) in GRPC_SERVICES {
+        .arg(format!("{}:{}", args.bind, GATEWAY.http_port));
+    for service in directory::grpc_services() {
         gateway
-            .arg(format!("--{service}-addr"))
-            .arg(layout::dial_addr(args.bind, port).to_string());
+            .arg(format!("--{}-addr", service.name))
+            .arg(layout::dial_addr(args.bind, grpc_port(service)).to_string());
     }
-    processes.push(spawn(gateway, GATEWAY, home)?);
+    processes.push(spawn(gateway, GATEWAY.name, home)?);
     Ok(())
+}
+
+fn grpc_port(service: ServiceEntry) -> u16 {
+    service.grpc_port.expect("a gRPC service has a gRPC port")
 }
 
 fn service_command(bin_dir: &Path, service: &str, certs: &Path) -> Command {
@@ -265,11 +273,9 @@ async fn wait_ready(args: &Args, home: &Home, processes: &mut [Process]) -> anyh
     let tls = probe::operator_tls(&home.certs())?;
     let deadline = Instant::now() + args.ready_timeout;
     for process in processes.iter_mut() {
-        let port = GRPC_SERVICES
-            .iter()
-            .find(|(name, _)| *name == process.service)
-            .map(|(_, port)| *port);
-        let addr = layout::dial_addr(args.bind, port.unwrap_or(GATEWAY_HTTP_PORT));
+        let service = directory::service(process.service).expect("xdrctl starts mesh services");
+        let port = service.grpc_port;
+        let addr = layout::dial_addr(args.bind, port.unwrap_or(service.http_port));
         let mut last;
         loop {
             if let Some(status) = process.child.try_wait()? {
@@ -307,11 +313,14 @@ async fn wait_ready(args: &Args, home: &Home, processes: &mut [Process]) -> anyh
 fn print_summary(args: &Args, home: &Home) {
     let certs = home.certs();
     println!("xdr mesh is up (home {}):", home.root.display());
-    for (service, port) in GRPC_SERVICES {
+    for service in directory::grpc_services() {
         println!(
-            "  {service:<12} {:<22} gRPC over mTLS   log {}",
-            format!("{}:{port}", args.bind),
-            home.log(service).display()
+            "  {:<12} {:<22} gRPC over mTLS   log {}  metrics http://{}:{}/metrics",
+            service.name,
+            format!("{}:{}", args.bind, grpc_port(service)),
+            home.log(service.name).display(),
+            args.bind,
+            service.http_port
         );
     }
     println!(
@@ -320,11 +329,12 @@ fn print_summary(args: &Args, home: &Home) {
         format!("{}:{CYBERTRACE_PORT}", args.bind)
     );
     println!(
-        "  {GATEWAY:<12} {:<22} HTTP JSON        log {}",
-        format!("http://{}:{GATEWAY_HTTP_PORT}", args.bind),
-        home.log(GATEWAY).display()
+        "  {:<12} {:<22} HTTP JSON        log {}",
+        GATEWAY.name,
+        format!("http://{}:{}", args.bind, GATEWAY.http_port),
+        home.log(GATEWAY.name).display()
     );
-    let threatintel = layout::dial_addr(args.bind, 7203);
+    let threatintel = layout::dial_addr(args.bind, grpc_port(THREATINTEL));
     println!("try:");
     println!(
         "  grpcurl -cacert {c}/ca.crt -cert {c}/operator.crt -key {c}/operator.key {threatintel} list",
@@ -336,7 +346,7 @@ fn print_summary(args: &Args, home: &Home) {
     );
     println!(
         "  curl http://{}/healthz",
-        layout::dial_addr(args.bind, GATEWAY_HTTP_PORT)
+        layout::dial_addr(args.bind, GATEWAY.http_port)
     );
     println!("Ctrl-C stops the mesh.");
 }

@@ -4,13 +4,15 @@
 //! - [`process::ServiceProcess`]: one service binary, its JSON log captured, stopped on drop;
 //! - [`grpcurl::Grpcurl`]: the real grpcurl binary with a chosen client certificate;
 //! - [`client`]: a tonic channel, for streams driven message by message;
-//! - [`raw_grpc`]: calls whose request frames the test writes byte by byte.
+//! - [`raw_grpc`]: calls whose request frames the test writes byte by byte;
+//! - [`metrics`]: a service's `/metrics`, scraped with curl.
 //!
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
 pub mod client;
 pub mod enrichment;
 pub mod grpcurl;
+pub mod metrics;
 pub mod paths;
 pub mod pki;
 pub mod process;

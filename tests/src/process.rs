@@ -85,14 +85,19 @@ impl ServiceProcess {
         process
     }
 
-    /// Starts binary `name` with the test PKI, JSON logs and `args`; does not wait.
+    /// Starts binary `name` with the test PKI, JSON logs and `args`; does not wait. A gRPC
+    /// service's `/metrics` is on a free port unless `args` name one: tests run side by side.
     pub fn spawn<S: AsRef<OsStr>>(name: &str, pki: &TestPki, args: &[S]) -> Self {
         let mut command = Command::new(paths::binary(name));
         command
             .arg("--tls-dir")
             .arg(pki.certs())
-            .args(["--log-format", "json"])
-            .args(args);
+            .args(["--log-format", "json"]);
+        let names_metrics = args.iter().any(|a| a.as_ref() == "--metrics-listen");
+        if name != "xdr-gateway" && !names_metrics {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        command.args(args);
         Self::watch(name, command)
     }
 
@@ -128,6 +133,17 @@ impl ServiceProcess {
     pub fn listening_addr(&self) -> SocketAddr {
         let line = self.wait_for_log("the `listening` line", |l| l["message"] == "listening");
         let addr = line["addr"].as_str().expect("`listening` carries addr");
+        addr.parse().expect("addr is a socket address")
+    }
+
+    /// The address of its `/metrics` endpoint, from its `metrics listening` log line.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self.wait_for_log("the `metrics listening` line", |l| {
+            l["message"] == "metrics listening"
+        });
+        let addr = line["addr"]
+            .as_str()
+            .expect("`metrics listening` carries addr");
         addr.parse().expect("addr is a socket address")
     }
 

@@ -37,7 +37,7 @@ pub fn bin_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 impl BenchServer {
-    /// Starts `bin_dir/name` with `--listen 127.0.0.1:0 --log-format json`, the dev PKI in
+    /// Starts `bin_dir/name` on free ports (`--listen`, `--metrics-listen`) with JSON logs, the dev PKI in
     /// `certs`, a fresh data folder `data` and `args`; `on_log` sees each log line until the
     /// server listens.
     pub async fn start<S: AsRef<OsStr>>(
@@ -50,7 +50,8 @@ impl BenchServer {
     ) -> anyhow::Result<Self> {
         let _ = std::fs::remove_dir_all(data);
         let mut child = Command::new(bin_dir.join(name))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
             .arg("--tls-dir")
             .arg(certs)
             .arg("--data-dir")

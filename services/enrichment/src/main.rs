@@ -1,14 +1,17 @@
 //! `xdr-enrichment`: Owns enrichment rules and filters and enriches event streams with threat intelligence.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use xdr_enrichment::{access, catalog, enrich, grpc};
-use xdr_mesh::{MeshServer, config::ServiceArgs};
+use xdr_mesh::{
+    MeshServer,
+    config::ServiceArgs,
+    directory::{ENRICHMENT, THREATINTEL},
+};
 use xdr_proto::enrichment_wire::enrichment_server::EnrichmentServer;
 
-const NAME: &str = "enrichment";
 /// The largest `Enrich` batch taken, encoded.
 const MAX_BATCH_BYTES: usize = 64 << 20;
 
@@ -24,11 +27,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Owns enrichment rules and filters and enriches event streams with threat intelligence."
 )]
 struct Config {
-    /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
-    #[arg(long, env = "XDR_LISTEN", default_value = "127.0.0.1:7202")]
-    listen: SocketAddr,
     /// The ThreatIntel service rules with no server URL of their own look values up in.
-    #[arg(long, env = "XDR_THREATINTEL_ADDR", default_value = "127.0.0.1:7203")]
+    #[arg(long, env = "XDR_THREATINTEL_ADDR", default_value_t = THREATINTEL.dial_addr())]
     threatintel_addr: String,
     #[command(flatten)]
     service: ServiceArgs,
@@ -36,9 +36,9 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = xdr_mesh::config::parse();
+    let config: Config = xdr_mesh::config::parse_service(&ENRICHMENT);
     let runtime =
-        xdr_mesh::service::start(NAME, &config.service).context("starting xdr-enrichment")?;
+        xdr_mesh::service::start(ENRICHMENT, &config.service).context("starting xdr-enrichment")?;
     let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let store = runtime.data_dir.path().join("enrichment.redb");
     let catalog = Arc::new(
@@ -55,19 +55,13 @@ async fn main() -> anyhow::Result<()> {
         runtime.tls.clone(),
         config.threatintel_addr,
     );
-    MeshServer::new(
-        NAME,
-        config.listen,
-        &config.service.server,
-        runtime.tls,
-        access::policy(),
-    )
-    .add_service(
-        EnrichmentServer::new(grpc::EnrichmentService::new(catalog, enricher))
-            // A collector's batch of tens of thousands of events is more than tonic's 4 MiB.
-            .max_decoding_message_size(MAX_BATCH_BYTES),
-    )
-    .serve(runtime.shutdown)
-    .await
-    .context("serving")
+    MeshServer::new(&runtime, access::policy())
+        .add_service(
+            EnrichmentServer::new(grpc::EnrichmentService::new(catalog, enricher))
+                // A collector's batch of tens of thousands of events is more than tonic's 4 MiB.
+                .max_decoding_message_size(MAX_BATCH_BYTES),
+        )
+        .serve()
+        .await
+        .context("serving")
 }

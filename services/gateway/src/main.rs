@@ -9,9 +9,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
-use xdr_mesh::config::{ConfigFileArg, LogArgs, TlsArgs};
-
-const NAME: &str = "gateway";
+use xdr_mesh::{
+    config::{ConfigFileArg, LogArgs, TlsArgs},
+    directory::GATEWAY,
+    http::HttpLimits,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,14 +24,18 @@ const NAME: &str = "gateway";
 struct Config {
     #[command(flatten)]
     config_file: ConfigFileArg,
-    /// Address of the HTTP server (plain HTTP, for curl and scripts). Port 0 picks a free port.
-    #[arg(long, env = "XDR_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address of the HTTP server (plain HTTP, for curl and scripts; `/metrics` too). Port 0
+    /// picks a free port, logged as `listening`.
+    #[arg(long, env = "XDR_HTTP_LISTEN", default_value_t = GATEWAY.default_http_listen())]
     http_listen: SocketAddr,
     #[command(flatten)]
     upstreams: upstreams::UpstreamArgs,
     /// Longest the gateway waits for a service to answer a health check.
     #[arg(long, env = "XDR_HEALTH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     health_timeout: Duration,
+    /// Longest one HTTP request may take; past it the reply is 408.
+    #[arg(long, env = "XDR_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
     /// After SIGTERM/SIGINT, how long requests in flight may run before the gateway stops anyway.
     #[arg(long, env = "XDR_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
@@ -39,12 +45,17 @@ struct Config {
     log: LogArgs,
 }
 
+/// Open HTTP connections at once; one more is closed as soon as it is accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// Longest a client may take to send a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse();
     xdr_mesh::tls::install_crypto_provider();
     xdr_mesh::telemetry::init(&config.log).context("log filter")?;
-    let tls = config.tls.load(NAME).context("loading TLS files")?;
+    let tls = config.tls.load(GATEWAY.name).context("loading TLS files")?;
     let upstreams =
         upstreams::Upstreams::dial(&config.upstreams, &tls).context("upstream addresses")?;
     let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
@@ -53,19 +64,15 @@ async fn main() -> anyhow::Result<()> {
         upstreams,
         health_timeout: config.health_timeout,
     };
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("binding {}", config.http_listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(service = NAME, %addr, "listening");
-
-    let stopping = shutdown.clone();
-    let serve = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move { stopping.cancelled().await });
-    tokio::select! {
-        served = serve => served.context("serving HTTP")?,
-        _ = xdr_mesh::shutdown::drain_deadline(shutdown, config.shutdown_grace) => tracing::warn!(grace = ?config.shutdown_grace, "requests still in flight after the shutdown grace; stopping anyway"),
-    }
-    tracing::info!(service = NAME, "stopped");
+    let listener = xdr_mesh::http::bind(config.http_listen)?;
+    let limits = HttpLimits {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        request_timeout: config.request_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let routes = http::router(state).merge(xdr_mesh::metrics::router());
+    xdr_mesh::http::serve("listening", listener, routes, limits, shutdown).await;
+    tracing::info!(service = GATEWAY.name, "stopped");
     Ok(())
 }

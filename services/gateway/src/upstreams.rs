@@ -1,7 +1,11 @@
 //! The mesh services behind the gateway, one lazily connected mTLS channel each.
 
 use tonic::transport::Channel;
-use xdr_mesh::{channel, tls::TlsMaterial};
+use xdr_mesh::{
+    channel,
+    directory::{COLLECTOR, ENRICHMENT, PLAYBOOK, THREATINTEL},
+    tls::TlsMaterial,
+};
 
 /// Where the gateway reaches each service (`host:port`; the host may be a compose name).
 #[derive(clap::Args, Clone, Debug)]
@@ -10,7 +14,7 @@ pub struct UpstreamArgs {
     #[arg(
         long,
         env = "XDR_COLLECTOR_ADDR",
-        default_value = "127.0.0.1:7201",
+        default_value_t = COLLECTOR.dial_addr(),
         value_name = "HOST:PORT"
     )]
     collector_addr: String,
@@ -18,7 +22,7 @@ pub struct UpstreamArgs {
     #[arg(
         long,
         env = "XDR_ENRICHMENT_ADDR",
-        default_value = "127.0.0.1:7202",
+        default_value_t = ENRICHMENT.dial_addr(),
         value_name = "HOST:PORT"
     )]
     enrichment_addr: String,
@@ -26,7 +30,7 @@ pub struct UpstreamArgs {
     #[arg(
         long,
         env = "XDR_THREATINTEL_ADDR",
-        default_value = "127.0.0.1:7203",
+        default_value_t = THREATINTEL.dial_addr(),
         value_name = "HOST:PORT"
     )]
     threatintel_addr: String,
@@ -34,7 +38,7 @@ pub struct UpstreamArgs {
     #[arg(
         long,
         env = "XDR_PLAYBOOK_ADDR",
-        default_value = "127.0.0.1:7204",
+        default_value_t = PLAYBOOK.dial_addr(),
         value_name = "HOST:PORT"
     )]
     playbook_addr: String,
@@ -49,14 +53,14 @@ pub struct Upstreams {
 impl Upstreams {
     pub fn dial(args: &UpstreamArgs, tls: &TlsMaterial) -> Result<Self, channel::ChannelError> {
         let targets = [
-            ("collector", &args.collector_addr),
-            ("enrichment", &args.enrichment_addr),
-            ("threatintel", &args.threatintel_addr),
-            ("playbook", &args.playbook_addr),
+            (COLLECTOR, &args.collector_addr),
+            (ENRICHMENT, &args.enrichment_addr),
+            (THREATINTEL, &args.threatintel_addr),
+            (PLAYBOOK, &args.playbook_addr),
         ];
         let services = targets
             .into_iter()
-            .map(|(name, addr)| Ok((name, channel::lazy(addr, name, tls)?)))
+            .map(|(service, addr)| Ok((service.name, channel::lazy(addr, service.name, tls)?)))
             .collect::<Result<_, channel::ChannelError>>()?;
         Ok(Upstreams { services })
     }

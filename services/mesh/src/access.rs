@@ -14,7 +14,8 @@ use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use crate::{
-    BoxFuture, identity::Identity, listener::PeerInfo, log_limit::LogLimiter, quote::quoted,
+    BoxFuture, directory, identity::Identity, listener::PeerInfo, log_limit::LogLimiter,
+    quote::quoted,
 };
 
 /// Who may call a method or every method of a service.
@@ -39,6 +40,8 @@ impl Allowed {
 pub enum PolicyError {
     #[error("access policy names `{0}`, which this server does not serve")]
     UnknownRpc(String),
+    #[error("access policy allows `{0}`, which is not a mesh identity (a service or `operator`)")]
+    UnknownIdentity(String),
 }
 
 /// The allow lists of one server, keyed by gRPC service (`xdr.v1.ThreatIntel`) and by
@@ -76,7 +79,8 @@ impl AccessPolicy {
     }
 
     /// Fails when a rule names a service or method missing from `served` (paths of the form
-    /// `pkg.Service/Method`): a typo in a policy would otherwise deny or allow silently.
+    /// `pkg.Service/Method`), or an identity the mesh does not issue: a typo in a policy
+    /// would otherwise deny or allow silently.
     pub fn validate<'a>(
         &self,
         served: impl IntoIterator<Item = &'a str>,
@@ -96,6 +100,14 @@ impl AccessPolicy {
             .find(|s| !services.contains(s.as_str()))
         {
             return Err(PolicyError::UnknownRpc(unknown.clone()));
+        }
+        let named = self.services.values().chain(self.methods.values());
+        for allowed in named {
+            if let Allowed::Only(names) = allowed
+                && let Some(unknown) = names.iter().find(|n| !directory::is_identity(n))
+            {
+                return Err(PolicyError::UnknownIdentity(unknown.clone()));
+            }
         }
         Ok(())
     }
@@ -281,6 +293,11 @@ mod tests {
         assert_eq!(
             unknown.validate(served),
             Err(PolicyError::UnknownRpc("xdr.v1.Nope".into()))
+        );
+        let misspelt = policy().allow_method("xdr.v1.ThreatIntel", "Lookup", &["enrichmnet"]);
+        assert_eq!(
+            misspelt.validate(served),
+            Err(PolicyError::UnknownIdentity("enrichmnet".into()))
         );
     }
 }

@@ -7,6 +7,7 @@
 
 use std::{
     ffi::OsString,
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -14,6 +15,7 @@ use std::{
 use clap::Parser;
 
 use crate::{
+    directory::ServiceEntry,
     pki,
     tls::{TlsFiles, TlsMaterial},
 };
@@ -140,7 +142,29 @@ pub enum ConfigError {
 
 /// Parses the process's arguments into `C`; prints the error (or `--help`) and exits on failure.
 pub fn parse<C: Parser>() -> C {
-    match try_parse_from::<C>(std::env::args_os()) {
+    exit_on_error(try_parse_from::<C>(std::env::args_os()))
+}
+
+/// As [`parse`], for a mesh service whose `C` flattens [`ServiceArgs`]: its addresses default
+/// to `service`'s in the directory.
+pub fn parse_service<C: Parser>(service: &ServiceEntry) -> C {
+    exit_on_error(try_parse_service_from::<C>(service, std::env::args_os()))
+}
+
+/// As [`try_parse_from`], with `service`'s default addresses.
+pub fn try_parse_service_from<C: Parser>(
+    service: &ServiceEntry,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<C, ConfigError> {
+    let mut defaults = vec![("metrics_listen", service.default_http_listen().to_string())];
+    if let Some(listen) = service.default_grpc_listen() {
+        defaults.push(("listen", listen.to_string()));
+    }
+    try_parse_with_defaults(args, &defaults)
+}
+
+fn exit_on_error<C>(parsed: Result<C, ConfigError>) -> C {
+    match parsed {
         Ok(config) => config,
         Err(ConfigError::Cli(error)) => error.exit(),
         Err(error) => {
@@ -154,8 +178,19 @@ pub fn parse<C: Parser>() -> C {
 pub fn try_parse_from<C: Parser>(
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> Result<C, ConfigError> {
+    try_parse_with_defaults(args, &[])
+}
+
+/// `defaults` (argument id, value) stand under the TOML file: they are what `--help` shows.
+fn try_parse_with_defaults<C: Parser>(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    defaults: &[(&'static str, String)],
+) -> Result<C, ConfigError> {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut command = C::command();
+    for (id, value) in defaults {
+        command = command.mut_arg(*id, |arg| arg.default_value(value.clone()));
+    }
     // First pass: only to find the config file; everything else is checked by the second.
     let first = command
         .clone()
@@ -287,6 +322,13 @@ mod tests {
 pub struct ServiceArgs {
     #[command(flatten)]
     pub config_file: ConfigFileArg,
+    /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
+    #[arg(long, env = "XDR_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP Prometheus `/metrics` endpoint (`0.0.0.0:<port>` in a
+    /// container). Port 0 picks a free port, logged as `metrics listening`.
+    #[arg(long, env = "XDR_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: SocketAddr,
     /// Folder of this service's state [default: .xdr/data/<service>].
     #[arg(long, env = "XDR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

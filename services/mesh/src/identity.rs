@@ -7,15 +7,6 @@ use x509_parser::{certificate::X509Certificate, extensions::GeneralName, prelude
 /// The trust domain of every mesh identity.
 pub const TRUST_DOMAIN: &str = "xdr.local";
 
-/// The mesh services, each one binary with one identity of the same name.
-pub const SERVICES: [&str; 5] = [
-    "collector",
-    "enrichment",
-    "threatintel",
-    "playbook",
-    "gateway",
-];
-
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
     #[error("the peer certificate cannot be parsed: {0}")]
@@ -34,7 +25,7 @@ pub struct Identity {
 
 impl Identity {
     /// The identity of human operators and scripts (`xdrctl`, grpcurl).
-    pub const OPERATOR: &'static str = "operator";
+    pub const OPERATOR: &'static str = crate::directory::OPERATOR;
 
     /// An identity by name; `name` is lower-case letters, digits and `-`.
     pub fn new(name: &str) -> Result<Self, IdentityError> {
@@ -52,7 +43,7 @@ impl Identity {
         }
     }
 
-    /// The identity of a mesh service named in [`SERVICES`].
+    /// The identity of a mesh service named in [`crate::directory`].
     pub fn service(name: &str) -> Self {
         Identity::new(name).expect("service names are valid identity names")
     }

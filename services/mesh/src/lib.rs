@@ -9,12 +9,15 @@ pub mod channel;
 pub mod config;
 pub mod data_dir;
 pub mod diagnostics;
+pub mod directory;
 #[doc(hidden)]
 pub mod fuzz_corpus;
+pub mod http;
 pub mod identity;
 pub mod lines;
 pub mod listener;
 pub mod log_limit;
+pub mod metrics;
 pub mod pki;
 pub mod quote;
 pub mod reply;

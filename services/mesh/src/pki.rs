@@ -13,7 +13,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::identity::{Identity, SERVICES};
+use crate::{directory::SERVICES, identity::Identity};
 
 /// File names inside a certificate directory, shared by the writer and the readers.
 pub const CA_CERT_FILE: &str = "ca.crt";
@@ -207,9 +207,9 @@ pub fn write_pki_of(dir: &Path, ca: &CertificateAuthority) -> Result<Vec<PathBuf
     ];
     let validity = Validity::days_from_now(365);
     for service in SERVICES {
-        let identity = Identity::service(service);
+        let identity = Identity::service(service.name);
         let issued = ca.issue_service(&identity, validity)?;
-        written.extend(write_issued(dir, service, &issued)?);
+        written.extend(write_issued(dir, service.name, &issued)?);
     }
     let operator = ca.issue(
         Some(&Identity::operator()),

@@ -17,7 +17,9 @@ use crate::{
     config::ServerArgs,
     diagnostics::DiagnosticsService,
     listener::{self, ListenerLimits},
+    metrics::CallMetricsLayer,
     reply::checked_reply,
+    service::ServiceRuntime,
     shutdown::{self, CancellationToken},
     tls::{TlsError, TlsMaterial},
 };
@@ -25,6 +27,13 @@ use crate::{
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+/// The RPCs of health and reflection, as the metrics label them.
+const MESH_RPCS: [&str; 4] = [
+    "grpc.health.v1.Health/Check",
+    "grpc.health.v1.Health/Watch",
+    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 /// HTTP/2 streams one connection may have open at once.
 const STREAMS_PER_CONNECTION: u32 = 256;
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -53,6 +62,7 @@ pub struct MeshServer {
     listen: SocketAddr,
     settings: ServerArgs,
     tls: TlsMaterial,
+    shutdown: CancellationToken,
     policy: AccessPolicy,
     routes: RoutesBuilder,
     /// gRPC service names added by the binary (`xdr.v1.ThreatIntel`).
@@ -60,19 +70,14 @@ pub struct MeshServer {
 }
 
 impl MeshServer {
-    /// `name` is the service's mesh identity (`threatintel`); `policy` its allow lists.
-    pub fn new(
-        name: &'static str,
-        listen: SocketAddr,
-        settings: &ServerArgs,
-        tls: TlsMaterial,
-        policy: AccessPolicy,
-    ) -> Self {
+    /// The server of the service `runtime` was started for; `policy` is its allow lists.
+    pub fn new(runtime: &ServiceRuntime, policy: AccessPolicy) -> Self {
         MeshServer {
-            name,
-            listen,
-            settings: settings.clone(),
-            tls,
+            name: runtime.service.name,
+            listen: runtime.listen,
+            settings: runtime.server.clone(),
+            tls: runtime.tls.clone(),
+            shutdown: runtime.shutdown.clone(),
             policy,
             routes: RoutesBuilder::default(),
             services: Vec::new(),
@@ -94,16 +99,18 @@ impl MeshServer {
         self
     }
 
-    /// Binds, reports `listening` with the bound address, and serves until `shutdown` is
-    /// cancelled and the calls in flight have finished (or the shutdown grace has passed).
-    pub async fn serve(mut self, shutdown: CancellationToken) -> Result<(), ServeError> {
+    /// Binds, reports `listening` with the bound address, and serves until the service's
+    /// shutdown and the calls in flight have finished (or the shutdown grace has passed).
+    pub async fn serve(mut self) -> Result<(), ServeError> {
+        let shutdown = self.shutdown.clone();
         let diagnostics = DiagnosticsService::new(self.name);
         self = self.add_service(DiagnosticsServer::new(diagnostics));
         let policy = self
             .policy
             .clone()
             .allow_service_to_mesh(DiagnosticsServer::<DiagnosticsService>::NAME);
-        policy.validate(self.served_rpcs().iter().map(String::as_str))?;
+        let served = self.served_rpcs();
+        policy.validate(served.iter().map(String::as_str))?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for service in &self.services {
@@ -148,6 +155,9 @@ impl MeshServer {
 
         // Outermost first: every reply's status is checked, whichever layer made it.
         let layers = ServiceBuilder::new()
+            .layer(CallMetricsLayer::new(
+                served.into_iter().chain(MESH_RPCS.map(String::from)),
+            ))
             .map_response(checked_reply)
             .layer(CallLimitLayer::new(
                 self.settings.concurrency_limit as usize,

@@ -1,9 +1,15 @@
 //! What every service binary does before serving: crypto provider, logs, TLS material, its
-//! data directory and the shutdown signal, in that order, each failure naming what failed.
+//! data directory, the shutdown signal and its `/metrics` endpoint, in that order, each
+//! failure naming what failed.
+
+use std::net::SocketAddr;
 
 use crate::{
-    config::ServiceArgs,
+    config::{ServerArgs, ServiceArgs},
     data_dir::{DataDir, DataDirError},
+    directory::ServiceEntry,
+    http::{self, HttpError, HttpLimits},
+    metrics,
     shutdown::{self, CancellationToken},
     telemetry,
     tls::{self, TlsError, TlsMaterial},
@@ -19,24 +25,43 @@ pub enum StartError {
     DataDir(#[from] DataDirError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] HttpError),
 }
 
 /// The pieces a service needs to run, made ready by [`start`].
 pub struct ServiceRuntime {
+    pub service: ServiceEntry,
+    /// Where its gRPC server listens.
+    pub listen: SocketAddr,
+    pub server: ServerArgs,
     pub tls: TlsMaterial,
     pub data_dir: DataDir,
     pub shutdown: CancellationToken,
 }
 
-/// Prepares the process to run the mesh service `name`. Call inside the tokio runtime.
-pub fn start(name: &str, args: &ServiceArgs) -> Result<ServiceRuntime, StartError> {
+/// Prepares the process to run the mesh service `service`, and serves its `/metrics` until
+/// shutdown. Call inside the tokio runtime.
+pub fn start(service: ServiceEntry, args: &ServiceArgs) -> Result<ServiceRuntime, StartError> {
     tls::install_crypto_provider();
     telemetry::init(&args.log)?;
-    let tls = args.tls.load(name)?;
-    let data_dir = DataDir::open(&args.data_dir(name))?;
+    let tls = args.tls.load(service.name)?;
+    let data_dir = DataDir::open(&args.data_dir(service.name))?;
     let shutdown = shutdown::on_signal().map_err(StartError::Signals)?;
-    tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.path().display(), "starting");
+    tracing::info!(service = service.name, version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.path().display(), "starting");
+    metrics::recorder();
+    let scrape = http::bind(args.metrics_listen)?;
+    tokio::spawn(http::serve(
+        "metrics listening",
+        scrape,
+        metrics::router(),
+        HttpLimits::metrics(),
+        shutdown.clone(),
+    ));
     Ok(ServiceRuntime {
+        service,
+        listen: args.listen,
+        server: args.server.clone(),
         tls,
         data_dir,
         shutdown,

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
-use xdr_mesh::{MeshServer, config::ServiceArgs};
+use xdr_mesh::{MeshServer, config::ServiceArgs, directory::THREATINTEL};
 use xdr_proto::pb::threat_intel_server::ThreatIntelServer;
 
 use xdr_threatintel::{
@@ -13,8 +13,6 @@ use xdr_threatintel::{
     grpc, report_reload,
     store::IndicatorStore,
 };
-
-const NAME: &str = "threatintel";
 
 /// The index is millions of small allocations: mimalloc packs them tighter and faster than
 /// glibc's malloc (measured in the issue note with `xdrctl bench threatintel`).
@@ -28,9 +26,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "The threat-intelligence indicator engine: lookups over gRPC and the CyberTrace protocol."
 )]
 struct Config {
-    /// Address of the gRPC server (mTLS only). Port 0 picks a free port, logged as `listening`.
-    #[arg(long, env = "XDR_LISTEN", default_value = "127.0.0.1:7203")]
-    listen: SocketAddr,
     /// Address of the CyberTrace-compatible TCP service (plain TCP, as CyberTrace's).
     #[arg(long, env = "XDR_CYBERTRACE_LISTEN", default_value = "127.0.0.1:9999")]
     cybertrace_listen: SocketAddr,
@@ -52,9 +47,9 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = xdr_mesh::config::parse();
-    let runtime =
-        xdr_mesh::service::start(NAME, &config.service).context("starting xdr-threatintel")?;
+    let config: Config = xdr_mesh::config::parse_service(&THREATINTEL);
+    let runtime = xdr_mesh::service::start(THREATINTEL, &config.service)
+        .context("starting xdr-threatintel")?;
     let feeds_dir = config
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
@@ -91,19 +86,11 @@ async fn main() -> anyhow::Result<()> {
         runtime.shutdown.clone(),
     ));
 
-    let server = MeshServer::new(
-        NAME,
-        config.listen,
-        &config.service.server,
-        runtime.tls,
-        access::policy(),
-    )
-    .add_service(ThreatIntelServer::new(grpc::ThreatIntelService::new(
-        store,
-        events.clone(),
-    )));
+    let server = MeshServer::new(&runtime, access::policy()).add_service(ThreatIntelServer::new(
+        grpc::ThreatIntelService::new(store, events.clone()),
+    ));
     events.alert(events::SERVICE_STARTED, &[]);
-    let served = server.serve(runtime.shutdown).await;
+    let served = server.serve().await;
     events.alert(events::SERVICE_STOPPED, &[]);
     if let Some(writer) = event_writer {
         writer.close(EVENT_FLUSH_GRACE).await;

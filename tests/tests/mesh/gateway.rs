@@ -46,6 +46,8 @@ fn healthz_is_200_while_all_serve_and_503_naming_the_one_down() {
     let (code, body) = curl_json(&url);
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "SERVING");
+    // Its Prometheus endpoint is on the same port.
+    xdr_tests::metrics::scrape(gateway.listening_addr());
     for name in SERVICES {
         assert_eq!(body["services"][name], "SERVING", "{body}");
     }

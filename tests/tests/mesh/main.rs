@@ -12,6 +12,7 @@ mod enrichment;
 mod gateway;
 mod load_shedding;
 mod malformed_requests;
+mod metrics;
 mod reflection_and_health;
 mod saved_filter_limits;
 mod shutdown;

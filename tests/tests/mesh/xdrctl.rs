@@ -31,7 +31,7 @@ fn certs_writes_a_pki_and_refuses_to_replace_it() {
         String::from_utf8_lossy(&first.stderr)
     );
 
-    let mut names: Vec<&str> = xdr_mesh::identity::SERVICES.to_vec();
+    let mut names: Vec<&str> = xdr_mesh::directory::SERVICES.map(|s| s.name).to_vec();
     names.push(Identity::OPERATOR);
     for name in names {
         assert_eq!(identity_of(&out.join(pki::cert_file(name))).name(), name);

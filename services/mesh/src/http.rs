@@ -1,0 +1,148 @@
+//! The mesh's plain-HTTP servers — the gateway's JSON API and every service's `/metrics` —
+//! started, bounded and drained one way: connections are capped (one past the cap is closed
+//! at once), request heads must arrive within a deadline, every request has a deadline, and
+//! on shutdown each connection finishes the request it is serving and closes.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tower::ServiceBuilder;
+
+use crate::{log_limit::LogLimiter, shutdown::CancellationToken};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How much one HTTP server lets its clients make it hold.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Open connections; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request head (and longest an idle connection waits
+    /// for the next one).
+    pub header_timeout: Duration,
+    /// Longest one request may take, body and handler included; past it the reply is 408.
+    pub request_timeout: Duration,
+    /// After shutdown begins, how long requests in flight may still run.
+    pub shutdown_grace: Duration,
+}
+
+impl HttpLimits {
+    /// Limits for a scrape endpoint: a few Prometheus servers and an operator's curl.
+    pub fn metrics() -> Self {
+        HttpLimits {
+            max_connections: 64,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Binds `addr` for an HTTP server; usable outside async code, so a service can bind its
+/// `/metrics` before anything else and report a taken port as a start-up error.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    let bound = std::net::TcpListener::bind(addr)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .and_then(TcpListener::from_std);
+    bound.map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled and the requests in flight
+/// have finished or `limits.shutdown_grace` has passed. `announce` is the message of the
+/// log line that carries the bound address (`listening`, `metrics listening`); the server's
+/// other log lines carry it as `server`.
+pub async fn serve(
+    announce: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{announce}");
+    }
+    let router = router.layer(
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
+            .timeout(limits.request_timeout),
+    );
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = LogLimiter::default();
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        // Reap finished connections so the set holds only live ones.
+        while connections.try_join_next().is_some() {}
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if let Some(suppressed) = refusals.admit() {
+                tracing::warn!(server = announce, %peer, max = limits.max_connections, suppressed, "HTTP connection refused: at the connection limit");
+            }
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let stopping = shutdown.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            // hyper's head deadline starts at the first byte: a client that sends nothing
+            // would hold its slot for ever.
+            let mut first = [0u8; 1];
+            let first_byte = stream.peek(&mut first);
+            if !matches!(
+                tokio::time::timeout(limits.header_timeout, first_byte).await,
+                Ok(Ok(1))
+            ) {
+                return;
+            }
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(32)
+                .keep_alive_interval(Some(limits.header_timeout));
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = stopping.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = tokio::time::timeout(limits.shutdown_grace, connection).await;
+        });
+    }
+    // Connections drain on their own (each got the shutdown); wait for them, bounded.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(server = announce, grace = ?limits.shutdown_grace, "HTTP requests still in flight after the shutdown grace");
+    }
+}
+
+async fn timed_out(_: tower::BoxError) -> (http::StatusCode, &'static str) {
+    (
+        http::StatusCode::REQUEST_TIMEOUT,
+        "the request took longer than the server allows\n",
+    )
+}
