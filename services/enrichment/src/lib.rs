@@ -9,6 +9,7 @@ pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;
+pub mod metrics;
 pub mod resources;
 pub mod rule;
 pub mod source;

@@ -1,6 +1,7 @@
 //! What the service did since it started, for `Stats`: events by how they ended, and per rule
 //! its lookups, matches and the events that went on without its answers. Batches add their
 //! tallies once each, so counting costs a few atomic adds and one short lock per rule a batch.
+//! Each count is mirrored to Prometheus (`crate::metrics`) where it is made.
 
 use std::{
     collections::BTreeMap,
@@ -11,6 +12,8 @@ use std::{
 };
 
 use xdr_proto::pb::{EnrichmentStatsReply, EnrichmentStatus, RuleStats};
+
+use crate::metrics;
 
 #[derive(Default)]
 pub struct Stats {
@@ -61,6 +64,17 @@ impl Stats {
     /// A batch answered to its stream.
     pub fn answered(&self, counts: StatusCounts) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+        for (status, count) in [
+            (EnrichmentStatus::NotEnriched, counts.not_enriched),
+            (EnrichmentStatus::Complete, counts.complete),
+            (EnrichmentStatus::TimedOut, counts.timed_out),
+            (
+                EnrichmentStatus::SourceUnavailable,
+                counts.source_unavailable,
+            ),
+        ] {
+            metrics::events(status.as_str_name(), count);
+        }
         for (counter, count) in [
             (&self.not_enriched, counts.not_enriched),
             (&self.complete, counts.complete),
@@ -72,10 +86,17 @@ impl Stats {
     }
 
     pub fn refused_batch(&self) {
+        metrics::batch_refused();
         self.refused_batches.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn rule(&self, id: &str, name: &str, tally: RuleTally) {
+        metrics::rule_lookups(
+            tally.lookups,
+            tally.matches,
+            tally.timed_out,
+            tally.source_unavailable,
+        );
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let stats = rules.entry(id.to_owned()).or_insert_with(|| RuleStats {
             rule_id: id.to_owned(),

@@ -9,6 +9,7 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod index;
 pub mod internal_ti;
+pub mod metrics;
 pub mod store;
 
 use cybertrace::{EventSink, events};
@@ -42,6 +43,7 @@ pub fn report_reload(reload: &Reload, events: &EventSink) {
             }
         }
     }
+    metrics::feed_indicators(reload.indicators);
     tracing::info!(
         took_ms = reload.took.as_millis() as u64,
         feeds = reload.feeds.len(),

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse_service(&THREATINTEL);
     let runtime = xdr_mesh::service::start(THREATINTEL, &config.service)
         .context("starting xdr-threatintel")?;
+    xdr_threatintel::metrics::describe();
     let feeds_dir = config
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));

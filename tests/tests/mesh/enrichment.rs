@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use xdr_tests::{
     ServiceProcess, TestPki, client,
     enrichment::{enrich, ok, rpc},
+    metrics::{sample, scrape},
     threatintel::{cybertrace_addr, start_with_demo_feed},
 };
 
@@ -172,6 +173,35 @@ fn the_seed_rule_enriches_events_through_threatintel_in_order() {
         (&json!(3), &json!(3), &json!(2)),
         "{stats}"
     );
+    // The same counts on both services' Prometheus endpoints.
+    let scraped = scrape(server.metrics_addr());
+    let of = |metric: &str, labels: &[&str]| sample(&scraped, metric, labels);
+    let events = "xdr_enrichment_events_total";
+    assert_eq!(
+        (
+            of(events, &[r#"status="ENRICHMENT_STATUS_COMPLETE""#]),
+            of(events, &[r#"status="ENRICHMENT_STATUS_NOT_ENRICHED""#]),
+            of("xdr_enrichment_lookups_total", &[]),
+            of("xdr_enrichment_matches_total", &[]),
+            of("xdr_enrichment_batch_duration_seconds_count", &[]),
+        ),
+        (Some(3.0), Some(1.0), Some(3.0), Some(2.0), Some(2.0)),
+        "{scraped}"
+    );
+    let scraped = scrape(threatintel.metrics_addr());
+    let grpc = [r#"interface="grpc""#];
+    assert_eq!(
+        (
+            sample(&scraped, "xdr_threatintel_lookups_total", &grpc),
+            sample(&scraped, "xdr_threatintel_matches_total", &grpc),
+        ),
+        (Some(3.0), Some(2.0)),
+        "{scraped}"
+    );
+    assert!(
+        sample(&scraped, "xdr_threatintel_feed_indicators", &[]) > Some(0.0),
+        "{scraped}"
+    );
 }
 
 #[test]
@@ -205,6 +235,12 @@ fn a_source_that_is_down_lets_events_through_marked() {
     let stats = stats(&pki, &server);
     assert_eq!(stats["sourceUnavailable"], 1, "{stats}");
     assert_eq!(stats["rules"][0]["sourceUnavailable"], 1, "{stats}");
+    let scraped = scrape(server.metrics_addr());
+    assert_eq!(
+        sample(&scraped, "xdr_enrichment_source_unavailable_total", &[]),
+        Some(1.0),
+        "{scraped}"
+    );
 }
 
 #[test]
@@ -423,6 +459,13 @@ fn a_rules_rps_is_a_ceiling_seen_at_the_threatintel_side() {
         );
     });
     assert_eq!(lookups(), VALUES);
+    // One second's burst went at once; the two batches of values after it waited.
+    let scraped = scrape(server.metrics_addr());
+    assert_eq!(
+        sample(&scraped, "xdr_enrichment_throttled_lookups_total", &[]),
+        Some((VALUES - RPS) as f64),
+        "{scraped}"
+    );
 }
 
 /// One event whose URL is in the demo feed, as the tonic client sends it.

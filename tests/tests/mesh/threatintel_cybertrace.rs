@@ -10,6 +10,7 @@ use std::{
 use serde_json::json;
 use xdr_tests::{
     ServiceProcess, TestPki,
+    metrics::{sample, scrape},
     threatintel::{cybertrace_addr, start_with_demo_feed},
 };
 
@@ -130,6 +131,13 @@ fn every_line_gets_its_finished_event_refused_lines_too() {
         "LookupFinished|sent_events=1|total=5"
     );
 
+    let open = scrape(server.metrics_addr());
+    assert_eq!(
+        sample(&open, "xdr_threatintel_cybertrace_connections", &[]),
+        Some(1.0),
+        "{open}"
+    );
+
     // The first refusal is logged in detail, the rest summed up when the connection closes.
     server.wait_for_log("the first refusal", |l| {
         l["message"] == "cybertrace: line refused" && l["reason"] == "not UTF-8"
@@ -146,6 +154,19 @@ fn every_line_gets_its_finished_event_refused_lines_too() {
         ),
         (&json!(1), &json!(1), &json!(1)),
         "{summary}"
+    );
+    // Counted on /metrics too, by reason, with the lookups and matches of this interface.
+    let scraped = scrape(server.metrics_addr());
+    let refused = "xdr_threatintel_cybertrace_refused_lines_total";
+    for reason in ["not_utf8", "too_long", "bad_value"] {
+        let label = format!(r#"reason="{reason}""#);
+        assert_eq!(sample(&scraped, refused, &[&label]), Some(1.0), "{scraped}");
+    }
+    let cybertrace = [r#"interface="cybertrace""#];
+    assert_eq!(
+        sample(&scraped, "xdr_threatintel_matches_total", &cybertrace),
+        Some(1.0),
+        "{scraped}"
     );
 }
 

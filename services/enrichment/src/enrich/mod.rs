@@ -29,6 +29,7 @@ use xdr_proto::{
 use self::batch::{BatchState, distinct_events, wanted_by};
 use crate::{
     catalog::SharedCatalog,
+    metrics,
     rule::timeout_of,
     source::{
         CyberTraceSource, Gatherer, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable,
@@ -86,6 +87,7 @@ impl Enricher {
         tls: TlsMaterial,
         default_threatintel: String,
     ) -> Arc<Self> {
+        metrics::describe();
         let mut changes = catalog.changes();
         let enricher = Arc::new(Enricher {
             catalog,
@@ -192,6 +194,7 @@ impl Enricher {
         &self,
         batch: WireEnrichBatch,
     ) -> Result<(WireEnrichBatch, StatusCounts), InvalidEvent> {
+        let started = std::time::Instant::now();
         let events = batch
             .events
             .iter()
@@ -272,6 +275,7 @@ impl Enricher {
             batch_id: batch.batch_id,
             events: enriched,
         };
+        metrics::batch_enriched(started.elapsed());
         Ok((answer, counts))
     }
 
@@ -301,7 +305,17 @@ async fn look_up(
         let (source, limiter) = (source.clone(), limiter.clone());
         chunks.spawn(async move {
             let tokens = NonZeroU32::new(chunk.len() as u32).expect("chunks are not empty");
-            if limiter.until_n_ready(tokens).await.is_err() {
+            let waited = match limiter.check_n(tokens) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => {
+                    let since = std::time::Instant::now();
+                    let ready = limiter.until_n_ready(tokens).await;
+                    metrics::throttled(tokens.get(), since.elapsed());
+                    ready
+                }
+                Err(too_many) => Err(too_many),
+            };
+            if waited.is_err() {
                 return (
                     n,
                     Err(Unavailable("a batch larger than the rule's RPS".to_owned())),

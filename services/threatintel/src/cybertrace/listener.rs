@@ -19,7 +19,7 @@ use super::{
     EventSink,
     session::{self, SessionLimits},
 };
-use crate::store::IndicatorStore;
+use crate::{metrics, store::IndicatorStore};
 
 /// What the listener and each of its connections may hold.
 #[derive(Clone, Copy, Debug, clap::Args)]
@@ -108,6 +108,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        metrics::cybertrace_connection_closed();
         self.table.lock().1.remove(&self.id);
     }
 }
@@ -157,6 +158,7 @@ impl ConnectionTable {
                 close: close.clone(),
             },
         );
+        metrics::cybertrace_connection_opened();
         Slot {
             id,
             table: table.clone(),

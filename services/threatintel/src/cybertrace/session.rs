@@ -20,7 +20,10 @@ use super::{
     events::now_text,
     listener::Slot,
 };
-use crate::store::{IndicatorStore, now_ms};
+use crate::{
+    metrics::{self, Interface},
+    store::{IndicatorStore, now_ms},
+};
 
 /// Longer lines are skipped to their end and answered as refused.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -77,11 +80,13 @@ impl Refused {
     /// Counts `refusal`; true for the connection's first, which is logged in detail.
     fn count(&mut self, refusal: Refusal) -> bool {
         let first = self.total() == 0;
-        match refusal {
-            Refusal::TooLong => self.too_long += 1,
-            Refusal::NotUtf8 => self.not_utf8 += 1,
-            Refusal::BadValue => self.bad_values += 1,
-        }
+        let (count, reason) = match refusal {
+            Refusal::TooLong => (&mut self.too_long, "too_long"),
+            Refusal::NotUtf8 => (&mut self.not_utf8, "not_utf8"),
+            Refusal::BadValue => (&mut self.bad_values, "bad_value"),
+        };
+        *count += 1;
+        metrics::cybertrace_refused(reason);
         first
     }
 }
@@ -210,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         store.count(lookups.len() as u64, sent as u64);
+        metrics::looked_up(Interface::CyberTrace, lookups.len() as u64, sent as u64);
         sent
     }
 

@@ -22,6 +22,7 @@ use crate::{
     cybertrace::EventSink,
     index::{IndexView, IndicatorError, parse_indicator},
     internal_ti::StoreError,
+    metrics::{self, Interface},
     store::{IndicatorStore, Reload, now_ms},
 };
 
@@ -102,6 +103,7 @@ fn lookup_all(
         })
         .collect();
     store.count(objects.len() as u64, matched);
+    metrics::looked_up(Interface::Grpc, objects.len() as u64, matched);
     results
 }
 
