@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Requests that do not decode are INVALID_ARGUMENT, not INTERNAL: see src/codec.rs.
         .codec_path("crate::codec::XdrCodec")
         // Event fields and match context are a handful of entries each: a B-tree inserts
-        // them faster than a SipHash map (measured with `xdrctl bench enrichment`) and keeps
+        // them faster than a SipHash map (measured with `xdr-bench enrichment`) and keeps
         // them in order, so JSON output reads the same every time.
         .btree_map(".")
         .compile_fds(fds.clone())?;

@@ -1,6 +1,5 @@
 //! `xdrctl`: the operator's command line for the xdr mesh.
 
-mod bench;
 mod certs;
 mod child;
 mod layout;
@@ -9,10 +8,6 @@ mod status;
 mod up;
 
 use clap::{Parser, Subcommand};
-
-/// The same allocator as xdr-threatintel, so the bench's in-process figures compare.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -33,9 +28,6 @@ enum Command {
     Up(up::Args),
     /// Show whether each service of a running mesh is SERVING.
     Status(status::Args),
-    /// Run a benchmark scenario and print its figures.
-    #[command(subcommand)]
-    Bench(bench::Scenario),
 }
 
 #[tokio::main]
@@ -45,6 +37,5 @@ async fn main() -> anyhow::Result<()> {
         Command::Certs(args) => certs::run(&args),
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(&args).await,
-        Command::Bench(scenario) => bench::run(scenario).await,
     }
 }

@@ -14,13 +14,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The operator's TLS material from a certificate folder.
 pub fn operator_tls(certs: &Path) -> anyhow::Result<TlsMaterial> {
-    let args = TlsArgs {
-        tls_dir: certs.to_owned(),
-        tls_ca: None,
-        tls_cert: None,
-        tls_key: None,
-    };
-    args.load(Identity::OPERATOR)
+    TlsArgs::in_dir(certs)
+        .load(Identity::OPERATOR)
         .with_context(|| format!("loading the operator certificate from {}", certs.display()))
 }
 

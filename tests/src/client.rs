@@ -10,14 +10,9 @@ use crate::{ServiceProcess, TestPki};
 /// identity `cert` (`operator`, `collector`, ...) of the test PKI.
 pub async fn channel(pki: &TestPki, cert: &str, server: &ServiceProcess, service: &str) -> Channel {
     xdr_mesh::tls::install_crypto_provider();
-    let tls = TlsArgs {
-        tls_dir: pki.certs(),
-        tls_ca: None,
-        tls_cert: None,
-        tls_key: None,
-    }
-    .load(cert)
-    .expect("the test PKI has the certificate");
+    let tls = TlsArgs::in_dir(&pki.certs())
+        .load(cert)
+        .expect("the test PKI has the certificate");
     xdr_mesh::channel::endpoint(&server.listening_addr().to_string(), service, &tls)
         .expect("a valid endpoint")
         .connect()

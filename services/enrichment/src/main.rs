@@ -16,7 +16,7 @@ use xdr_proto::enrichment_wire::enrichment_server::EnrichmentServer;
 const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Every event is dozens of small strings decoded and looked at, then dropped: mimalloc
-/// halved the time glibc's malloc took here (`xdrctl bench enrichment`).
+/// halved the time glibc's malloc took here (`xdr-bench enrichment`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -46,6 +46,16 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// The files of `dir` as `xdrctl certs` wrote them, nothing overridden.
+    pub fn in_dir(dir: &Path) -> Self {
+        TlsArgs {
+            tls_dir: dir.to_owned(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+
     pub fn files(&self, identity: &str) -> TlsFiles {
         let in_dir = |name: String| self.tls_dir.join(name);
         TlsFiles {

@@ -15,7 +15,7 @@ use xdr_threatintel::{
 };
 
 /// The index is millions of small allocations: mimalloc packs them tighter and faster than
-/// glibc's malloc (measured in the issue note with `xdrctl bench threatintel`).
+/// glibc's malloc (measured in the issue note with `xdr-bench threatintel`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,15 +1,14 @@
-//! `xdrctl bench threatintel` and `xdrctl bench enrichment` run end to end on a small feed. Its figures are reported in
+//! `xdr-bench threatintel` and `xdr-bench enrichment` run end to end on a small feed. Its figures are reported in
 //! issue notes from release builds; nothing here asserts a speed.
 
 use std::process::Command;
 
 use xdr_tests::paths;
 
-/// Runs `xdrctl bench <args>` in a scratch folder with the workspace's binaries; its stdout.
+/// Runs `xdr-bench <args>` in a scratch folder with the workspace's binaries; its stdout.
 fn bench(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(paths::binary("xdrctl"))
-        .arg("bench")
+    let output = Command::new(paths::binary("xdr-bench"))
         .args(args)
         .arg("--dir")
         .arg(dir.path())

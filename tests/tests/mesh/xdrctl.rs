@@ -1,7 +1,12 @@
 //! xdrctl: the development PKI, and the whole mesh started by one command and stopped by
 //! Ctrl-C.
 
-use std::{os::unix::fs::PermissionsExt, process::Command, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    os::unix::fs::PermissionsExt,
+    process::Command,
+    time::Duration,
+};
 
 use xdr_mesh::{identity::Identity, pki};
 use xdr_tests::{Cert, Grpcurl, ServiceProcess, paths};
@@ -168,4 +173,50 @@ fn up_under_cargo_run_builds_nothing_after_the_test_build() {
         compiled.is_empty(),
         "up's build compiled again: {compiled:?}"
     );
+}
+
+/// The packages `cargo <selection> tree` resolves for normal and build dependencies, each with
+/// its feature sets (a package built for build scripts and for the binaries has two).
+fn resolved_features(selection: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(paths::workspace())
+        .arg("tree")
+        .args(selection)
+        .args(["--offline", "--edges", "normal,build", "--prefix", "none"])
+        .args(["--format", "{p}|{f}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut resolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in String::from_utf8(output.stdout).expect("UTF-8").lines() {
+        if let Some((package, features)) = line.trim_end_matches(" (*)").split_once('|') {
+            resolved
+                .entry(package.to_owned())
+                .or_default()
+                .insert(features.to_owned());
+        }
+    }
+    resolved
+}
+
+/// A cold `cargo run -p xdrctl -- up` builds xdrctl's dependencies for xdrctl alone, then
+/// `up` builds the services for the workspace. Every package both builds must resolve the
+/// same features, or it and every package above it are compiled twice (it was 16 crates
+/// and minutes on this machine).
+#[test]
+fn xdrctl_alone_resolves_the_features_the_workspace_build_does() {
+    let alone = resolved_features(&["-p", "xdrctl"]);
+    let workspace = resolved_features(&["--workspace"]);
+    let differing: Vec<String> = alone
+        .iter()
+        .filter_map(|(package, features)| {
+            let theirs = workspace.get(package)?;
+            (theirs != features).then(|| format!("{package}: {features:?} vs {theirs:?}"))
+        })
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
 }

@@ -13,6 +13,7 @@ use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
+use xdr_mesh::{config::TlsArgs, tls::TlsMaterial};
 
 /// Loading 10 M indicators in a debug build takes minutes; a release build, seconds.
 const START_TIMEOUT: Duration = Duration::from_secs(600);
@@ -25,14 +26,30 @@ pub struct BenchServer {
     pub addr: String,
 }
 
-/// Where the service binaries are: `--bin-dir`, else xdrctl's own folder.
+/// Where the service binaries are: `--bin-dir`, else xdr-bench's own folder.
 pub fn bin_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     match given {
         Some(dir) => Ok(dir.to_owned()),
         None => Ok(std::env::current_exe()?
             .parent()
-            .context("xdrctl's folder")?
+            .context("xdr-bench's folder")?
             .to_owned()),
+    }
+}
+
+/// The operator's TLS material from the dev PKI in `certs`: how the bench calls the servers.
+pub fn operator_tls(certs: &Path) -> anyhow::Result<TlsMaterial> {
+    TlsArgs::in_dir(certs)
+        .load(xdr_mesh::directory::OPERATOR)
+        .with_context(|| format!("loading the operator certificate from {}", certs.display()))
+}
+
+/// Asks `child` to stop and drain (SIGTERM); a child already reaped is left alone.
+fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on a pid this process spawned and has not reaped (`id` is None once
+        // it has), so it cannot name another process.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     }
 }
 
@@ -89,7 +106,7 @@ impl BenchServer {
     }
 
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        crate::child::terminate(&self.child);
+        terminate(&self.child);
         let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
             .await
             .with_context(|| format!("{} did not stop", self.name))??;

@@ -20,7 +20,7 @@ use xdr_threatintel::store::now_ms;
 
 use super::{
     dataset,
-    server::{BenchServer, bin_dir as bin_dir_of},
+    server::{BenchServer, bin_dir as bin_dir_of, operator_tls},
 };
 
 /// Batches a client keeps in flight on one stream (the server works on 8 at a time).
@@ -34,7 +34,7 @@ pub struct Args {
     /// Work folder: the feed, certificates and the server's data.
     #[arg(long, default_value = "target/bench/threatintel")]
     dir: PathBuf,
-    /// Folder with `xdr-threatintel` [default: xdrctl's own]; use release builds for figures.
+    /// Folder with `xdr-threatintel` [default: xdr-bench's own]; use release builds for figures.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// LookupStream batch sizes.
@@ -68,7 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
     })
     .await?;
-    let tls = crate::probe::operator_tls(&args.dir.join("certs"))?;
+    let tls = operator_tls(&args.dir.join("certs"))?;
     let channel = xdr_mesh::channel::endpoint(&server.addr, "threatintel", &tls)?
         .connect()
         .await?;

@@ -1,13 +1,25 @@
-//! `xdrctl bench`: measured scenarios whose figures go into issue notes. Benchmarks are
-//! commands, never timed assertions in tests.
+//! `xdr-bench`: measured scenarios whose figures go into issue notes. Benchmarks are
+//! commands, never timed assertions in tests. A crate of its own, so the operator CLI does
+//! not link the threat-intel engine the in-process figures need.
 
 mod dataset;
 mod enrichment;
 mod server;
 mod threatintel;
 
-#[derive(clap::Subcommand)]
-pub enum Scenario {
+use clap::Parser;
+
+/// The same allocator as xdr-threatintel, so the in-process figures compare.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "xdr-bench",
+    version,
+    about = "Benchmark scenarios of the xdr mesh; run a release build."
+)]
+enum Scenario {
     /// Indicator index and LookupStream: load time, memory, lookups per second, batch latency.
     Threatintel(threatintel::Args),
     /// Enrich over mTLS against in-process enrichment: events per second, batch latency.
@@ -28,8 +40,10 @@ fn percentiles(
     (at(0.50), at(0.99))
 }
 
-pub async fn run(scenario: Scenario) -> anyhow::Result<()> {
-    match scenario {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    xdr_mesh::tls::install_crypto_provider();
+    match Scenario::parse() {
         Scenario::Threatintel(args) => threatintel::run(args).await,
         Scenario::Enrichment(args) => enrichment::run(args).await,
     }

@@ -33,7 +33,7 @@ use xdr_threatintel::{index::IndicatorKind, store::now_ms};
 
 use super::{
     dataset,
-    server::{BenchServer, bin_dir},
+    server::{BenchServer, bin_dir, operator_tls},
     threatintel::start_threatintel,
 };
 
@@ -50,7 +50,7 @@ pub struct Args {
     /// Work folder: the feed, certificates and the servers' data.
     #[arg(long, default_value = "target/bench/enrichment")]
     dir: PathBuf,
-    /// Folder with the service binaries [default: xdrctl's own]; use release builds for figures.
+    /// Folder with the service binaries [default: xdr-bench's own]; use release builds for figures.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Events per `Enrich` batch.
@@ -97,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         |_| {},
     )
     .await?;
-    let tls = crate::probe::operator_tls(&certs)?;
+    let tls = operator_tls(&certs)?;
     let channel = xdr_mesh::channel::endpoint(&enrichment.addr, "enrichment", &tls)?
         .connect()
         .await?;
