@@ -81,6 +81,13 @@ impl Grpcurl {
         self
     }
 
+    /// Sends the metadata `name: value` with the call (not with grpcurl's reflection calls).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.command
+            .args(["-rpc-header", &format!("{name}: {value}")]);
+        self
+    }
+
     /// Sends `data` as the JSON request body.
     pub fn data(mut self, json: &str) -> Self {
         self.command.args(["-d", json]);

@@ -21,7 +21,10 @@ use xdr_proto::{
     wire::WireEnrichBatch,
 };
 
-use xdr_mesh::call_limit::Slots;
+use xdr_mesh::{
+    call_limit::Slots,
+    caller::{Action, Caller},
+};
 
 use crate::{
     catalog::{Catalog, CatalogError, SharedCatalog},
@@ -211,7 +214,11 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<EnrichmentRule>,
     ) -> Result<Response<EnrichmentRule>, Status> {
-        let rule = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let rule = EnrichmentRule {
+            tenant,
+            ..request.into_inner()
+        };
         Ok(Response::new(
             self.change("CreateRule", move |c| c.save_rule(rule, true))
                 .await?,
@@ -222,7 +229,11 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<EnrichmentRule>,
     ) -> Result<Response<EnrichmentRule>, Status> {
-        let rule = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let rule = EnrichmentRule {
+            tenant,
+            ..request.into_inner()
+        };
         if rule.id.is_empty() {
             return Err(Status::invalid_argument("id: empty"));
         }
@@ -236,7 +247,8 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteReply>, Status> {
-        let DeleteRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         let deleted = self
             .change("DeleteRule", move |c| c.delete_rule(&id, &tenant))
             .await?;
@@ -247,7 +259,8 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<GetRequest>,
     ) -> Result<Response<EnrichmentRule>, Status> {
-        let GetRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         Ok(Response::new(
             self.catalog
                 .records()
@@ -260,8 +273,9 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<ListRulesReply>, Status> {
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
         let request = request.into_inner();
-        let rules = self.catalog.records().rules(&request.tenant);
+        let rules = self.catalog.records().rules(&tenant);
         let (rules, page) = page(rules, &request)?;
         Ok(Response::new(ListRulesReply {
             rules,
@@ -273,7 +287,11 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<EnrichmentRule>,
     ) -> Result<Response<TestConnectionReply>, Status> {
-        let mut rule = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let mut rule = EnrichmentRule {
+            tenant,
+            ..request.into_inner()
+        };
         // Only the source settings matter here; a rule being drafted may lack the rest.
         if rule.name.is_empty() {
             rule.name = "connection test".to_owned();
@@ -306,7 +324,11 @@ impl Enrichment for EnrichmentService {
     }
 
     async fn create_filter(&self, request: Request<Filter>) -> Result<Response<Filter>, Status> {
-        let filter = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let filter = Filter {
+            tenant,
+            ..request.into_inner()
+        };
         Ok(Response::new(
             self.change("CreateFilter", move |c| c.save_filter(filter, true))
                 .await?,
@@ -314,7 +336,11 @@ impl Enrichment for EnrichmentService {
     }
 
     async fn update_filter(&self, request: Request<Filter>) -> Result<Response<Filter>, Status> {
-        let filter = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let filter = Filter {
+            tenant,
+            ..request.into_inner()
+        };
         if filter.id.is_empty() {
             return Err(Status::invalid_argument("id: empty"));
         }
@@ -328,7 +354,8 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteReply>, Status> {
-        let DeleteRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         let deleted = self
             .change("DeleteFilter", move |c| c.delete_filter(&id, &tenant))
             .await?;
@@ -336,7 +363,8 @@ impl Enrichment for EnrichmentService {
     }
 
     async fn get_filter(&self, request: Request<GetRequest>) -> Result<Response<Filter>, Status> {
-        let GetRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         Ok(Response::new(
             self.catalog
                 .records()
@@ -349,7 +377,11 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<Resource>,
     ) -> Result<Response<Resource>, Status> {
-        let resource = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let resource = Resource {
+            tenant,
+            ..request.into_inner()
+        };
         Ok(Response::new(
             self.change("CreateResource", move |c| c.save_resource(resource, true))
                 .await?,
@@ -360,7 +392,11 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<Resource>,
     ) -> Result<Response<Resource>, Status> {
-        let resource = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let resource = Resource {
+            tenant,
+            ..request.into_inner()
+        };
         if resource.id.is_empty() {
             return Err(Status::invalid_argument("id: empty"));
         }
@@ -374,7 +410,8 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteReply>, Status> {
-        let DeleteRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         let deleted = self
             .change("DeleteResource", move |c| c.delete_resource(&id, &tenant))
             .await?;
@@ -385,7 +422,8 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<GetRequest>,
     ) -> Result<Response<Resource>, Status> {
-        let GetRequest { id, tenant } = request.into_inner();
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
+        let id = request.into_inner().id;
         Ok(Response::new(
             self.catalog
                 .records()
@@ -398,8 +436,9 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<ListResourcesReply>, Status> {
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
         let request = request.into_inner();
-        let resources = self.catalog.records().resources(&request.tenant);
+        let resources = self.catalog.records().resources(&tenant);
         let (resources, page) = page(resources, &request)?;
         Ok(Response::new(ListResourcesReply {
             resources,
@@ -411,8 +450,9 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<ListFiltersReply>, Status> {
+        let tenant = authorized(&request, Action::Read, &request.get_ref().tenant)?;
         let request = request.into_inner();
-        let filters = self.catalog.records().filters(&request.tenant);
+        let filters = self.catalog.records().filters(&tenant);
         let (filters, page) = page(filters, &request)?;
         Ok(Response::new(ListFiltersReply {
             filters,
@@ -424,13 +464,14 @@ impl Enrichment for EnrichmentService {
         &self,
         request: Request<ChangeResourceEntriesRequest>,
     ) -> Result<Response<ChangeResourceEntriesReply>, Status> {
+        let tenant = authorized(&request, Action::Configure, &request.get_ref().tenant)?;
         let request = request.into_inner();
         if request.id.is_empty() {
             return Err(Status::invalid_argument("id: empty"));
         }
         let (resource, changed) = self
             .change("ChangeResourceEntries", move |c| {
-                c.change_entries(&request.id, &request.tenant, request.put, &request.remove)
+                c.change_entries(&request.id, &tenant, request.put, &request.remove)
             })
             .await?;
         Ok(Response::new(ChangeResourceEntriesReply {
@@ -442,8 +483,25 @@ impl Enrichment for EnrichmentService {
 
     async fn stats(
         &self,
-        _request: Request<EnrichmentStatsRequest>,
+        request: Request<EnrichmentStatsRequest>,
     ) -> Result<Response<EnrichmentStatsReply>, Status> {
+        // The figures cover every tenant's rules: a person must be a Main administrator.
+        let caller = Caller::of(&request)?;
+        if caller.person.is_some() && !caller.is_main_administrator() {
+            return Err(Status::permission_denied(
+                "Stats covers every tenant: for Main administrators",
+            ));
+        }
         Ok(Response::new(self.enricher.stats().snapshot()))
     }
+}
+
+/// The tenant a request's caller acts in when its body names `tenant`, after checking the
+/// caller may do `action` there (`xdr_mesh::caller`: a person's body may not name another
+/// tenant unless they are a Main administrator).
+fn authorized<T>(request: &Request<T>, action: Action, tenant: &str) -> Result<String, Status> {
+    let caller = Caller::of(request)?;
+    let tenant = caller.tenant_of(tenant)?;
+    caller.may(action, &tenant)?;
+    Ok(tenant)
 }

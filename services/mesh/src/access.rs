@@ -1,5 +1,5 @@
 //! Per-method allow lists of caller identities, enforced by a tower layer in front of every
-//! service of a server.
+//! service of a server, which also resolves the [`Caller`] handlers see.
 //!
 //! Each service declares its policy next to its code; the mesh adds health and reflection,
 //! which any mesh identity may call. A method with no rule is denied: the policy fails closed.
@@ -14,8 +14,8 @@ use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use crate::{
-    BoxFuture, directory, identity::Identity, listener::PeerInfo, log_limit::LogLimiter,
-    quote::quoted,
+    BoxFuture, caller::Caller, directory, identity::Identity, listener::PeerInfo,
+    log_limit::LogLimiter, quote::quoted,
 };
 
 /// Who may call a method or every method of a service.
@@ -184,11 +184,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path();
         let peer = request.extensions().get::<PeerInfo>();
         let verdict = match peer.map(|peer| &peer.identity) {
-            Some(Ok(identity)) => self.policy.check(path, identity),
+            Some(Ok(identity)) => self
+                .policy
+                .check(path, identity)
+                .and_then(|()| Caller::resolve(identity, request.headers())),
             Some(Err(why)) => Err(Status::permission_denied(format!("{path}: {why}"))),
             // Every connection comes through the mesh listener; a request without its
             // PeerInfo means the server was wired without it, which must not open the door.
@@ -197,7 +200,10 @@ where
             ))),
         };
         match verdict {
-            Ok(()) => Box::pin(self.inner.call(request)),
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
             Err(status) => {
                 if let Some(suppressed) = self.denials.admit() {
                     let remote = peer.map(|p| p.remote_addr.to_string()).unwrap_or_default();

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod call_limit;
+pub mod caller;
 pub mod channel;
 pub mod config;
 pub mod data_dir;

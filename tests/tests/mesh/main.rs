@@ -13,6 +13,7 @@ mod gateway;
 mod load_shedding;
 mod malformed_requests;
 mod metrics;
+mod people;
 mod reflection_and_health;
 mod saved_filter_limits;
 mod shutdown;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use xdr_mesh::call_limit::Slots;
+use xdr_mesh::{
+    call_limit::Slots,
+    caller::{Action, Caller, SHARED_TENANT},
+};
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
     ListSuppliersRequest, LookupBatch, LookupBatchReply, LookupObject, LookupReply, LookupRequest,
@@ -220,6 +223,7 @@ impl ThreatIntel for ThreatIntelService {
         &self,
         request: Request<AddIndicatorsRequest>,
     ) -> Result<Response<AddIndicatorsReply>, Status> {
+        Caller::of(&request)?.may_globally(Action::ChangeInternalTi)?;
         let indicators = request.into_inner().indicators;
         check_size("indicators", indicators.len())?;
         let now = now_ms();
@@ -237,6 +241,7 @@ impl ThreatIntel for ThreatIntelService {
         &self,
         request: Request<RemoveIndicatorsRequest>,
     ) -> Result<Response<RemoveIndicatorsReply>, Status> {
+        Caller::of(&request)?.may_globally(Action::ChangeInternalTi)?;
         let request = request.into_inner();
         check_size("objects", request.objects.len())?;
         let supplier = runtime_supplier("supplier", &request.supplier)?;
@@ -293,6 +298,8 @@ impl ThreatIntel for ThreatIntelService {
         &self,
         request: Request<UpsertSupplierRequest>,
     ) -> Result<Response<pb::Supplier>, Status> {
+        // Suppliers and feeds serve every tenant: changing them is a Main administrator's.
+        Caller::of(&request)?.may(Action::Configure, SHARED_TENANT)?;
         let supplier = supplier_from_pb(request.into_inner().supplier)?;
         let reply = supplier_to_pb(&supplier);
         let reload = self
@@ -304,8 +311,9 @@ impl ThreatIntel for ThreatIntelService {
 
     async fn reload_feeds(
         &self,
-        _: Request<ReloadFeedsRequest>,
+        request: Request<ReloadFeedsRequest>,
     ) -> Result<Response<ReloadFeedsReply>, Status> {
+        Caller::of(&request)?.may(Action::Configure, SHARED_TENANT)?;
         let reload = self.blocking(IndicatorStore::reload).await?;
         Ok(Response::new(self.reload_to_pb(reload)))
     }
