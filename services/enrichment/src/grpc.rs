@@ -24,6 +24,7 @@ use xdr_proto::{
 use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller},
+    error::ServiceError,
 };
 
 use crate::{
@@ -85,14 +86,7 @@ impl EnrichmentService {
 }
 
 fn status_of(error: CatalogError) -> Status {
-    match &error {
-        CatalogError::Invalid(_) => Status::invalid_argument(error.to_string()),
-        CatalogError::NotFound { .. } => Status::not_found(error.to_string()),
-        CatalogError::NameTaken { .. } => Status::already_exists(error.to_string()),
-        CatalogError::InUse { .. } => Status::failed_precondition(error.to_string()),
-        CatalogError::Quota { .. } => Status::resource_exhausted(error.to_string()),
-        CatalogError::Store(_) => Status::internal(error.to_string()),
-    }
+    error.to_status()
 }
 
 /// One page of `items`, copied out of the snapshot: the page token is the offset of the

@@ -11,6 +11,7 @@ pub mod config;
 pub mod data_dir;
 pub mod diagnostics;
 pub mod directory;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzz_corpus;
 pub mod http;
@@ -25,6 +26,7 @@ pub mod reply;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 

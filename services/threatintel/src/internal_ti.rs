@@ -8,6 +8,10 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
+use xdr_mesh::{
+    error::{ErrorCode, ServiceError},
+    store::StoreFailure,
+};
 
 use crate::index::{Indicator, IndicatorKey, IndicatorKind, Supplier};
 
@@ -23,7 +27,7 @@ pub enum StoreError {
         source: redb::DatabaseError,
     },
     #[error("Internal TI store: {0}")]
-    Db(String),
+    Db(#[from] StoreFailure),
     #[error("Internal TI store holds an unreadable entry `{key}`: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("Internal TI would hold {would_hold} entries; at most {max}: remove some first")]
@@ -228,8 +232,19 @@ impl InternalTi {
     }
 }
 
-fn db_err<E: std::fmt::Display>(error: E) -> StoreError {
-    StoreError::Db(error.to_string())
+fn db_err(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(StoreFailure::new(error))
+}
+
+impl ServiceError for StoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Open { .. } => ErrorCode::Unavailable,
+            StoreError::Db(failure) => failure.code(),
+            StoreError::Corrupt { .. } => ErrorCode::DataLoss,
+            StoreError::Full { .. } => ErrorCode::ResourceExhausted,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod reflection_and_health;
 mod saved_filter_limits;
 mod shutdown;
 mod silent_connections;
+mod store_failures;
 mod stream_framing;
 mod threatintel_cybertrace;
 mod threatintel_events;

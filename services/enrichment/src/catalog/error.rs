@@ -1,6 +1,10 @@
-//! What a catalog change or read can fail with; `grpc.rs` maps each to a status.
+//! What a catalog change or read can fail with, and the mesh error code of each.
 
-use xdr_mesh::quote::quoted;
+use xdr_mesh::{
+    error::{ErrorCode, ServiceError},
+    quote::quoted,
+    store::StoreFailure,
+};
 
 use crate::rule::Invalid;
 
@@ -27,9 +31,22 @@ pub enum CatalogError {
         max: usize,
     },
     #[error("the rule store: {0}")]
-    Store(String),
+    Store(#[from] StoreFailure),
 }
 
-pub fn store_error(error: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Store(error.to_string())
+pub fn store_error(error: impl Into<redb::Error>) -> CatalogError {
+    CatalogError::Store(StoreFailure::new(error))
+}
+
+impl ServiceError for CatalogError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            CatalogError::Invalid(_) => ErrorCode::InvalidArgument,
+            CatalogError::NotFound { .. } => ErrorCode::NotFound,
+            CatalogError::NameTaken { .. } => ErrorCode::AlreadyExists,
+            CatalogError::InUse { .. } => ErrorCode::FailedPrecondition,
+            CatalogError::Quota { .. } => ErrorCode::ResourceExhausted,
+            CatalogError::Store(failure) => failure.code(),
+        }
+    }
 }

@@ -6,6 +6,8 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use xdr_mesh::store::StoreFailure;
+
 use super::error::{CatalogError, store_error};
 
 pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -44,7 +46,8 @@ impl RecordStore {
             .map_err(store_error)?
         {
             let (id, bytes) = entry.map_err(store_error)?;
-            let record = T::decode(bytes.value()).map_err(store_error)?;
+            let record = T::decode(bytes.value())
+                .map_err(|e| CatalogError::Store(StoreFailure::unreadable(e)))?;
             records.insert(id.value().to_owned(), Arc::new(record));
         }
         Ok(records)

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, SHARED_TENANT},
+    error::ServiceError,
 };
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
@@ -69,10 +70,7 @@ impl ThreatIntelService {
         tokio::task::spawn_blocking(move || change(&store))
             .await
             .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(|e| match e {
-                StoreError::Full { .. } => Status::resource_exhausted(e.to_string()),
-                e => Status::internal(e.to_string()),
-            })
+            .map_err(|e| e.to_status())
     }
 }
 

@@ -1,0 +1,75 @@
+//! A store that cannot write — here the file-size limit of the process, as a full disk looks
+//! to it — answers UNAVAILABLE naming the store, not INTERNAL; the service stays up, keeps
+//! what it had accepted, and answers reads.
+
+use std::{os::unix::process::CommandExt, process::Command};
+
+use serde_json::json;
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, enrichment::ok, paths};
+
+/// Largest file the service may grow, in bytes: room for a fresh store and a few rules.
+const FILE_LIMIT: libc::rlim_t = 4 << 20;
+
+#[test]
+fn a_store_that_cannot_write_is_unavailable_and_what_it_held_stays() {
+    let pki = TestPki::new();
+    let data = pki.scratch().join("enrichment-data");
+    let mut command = Command::new(paths::binary("xdr-enrichment"));
+    command
+        .arg("--tls-dir")
+        .arg(pki.certs())
+        .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--threatintel-addr",
+            "127.0.0.1:9",
+        ])
+        .arg("--data-dir")
+        .arg(&data);
+    // SAFETY: setrlimit(2) and signal(2) are async-signal-safe, as pre_exec requires. An
+    // ignored SIGXFSZ stays ignored across exec: a write past the limit fails with EFBIG
+    // instead of killing the process.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FILE_LIMIT,
+                rlim_max: FILE_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let server = ServiceProcess::watch("xdr-enrichment", command);
+    server.listening_addr();
+    let kept = ok(
+        &pki,
+        &server,
+        "CreateRule",
+        &json!({"name": "Kept", "mapping": [{"field": "RequestUrl", "indicatorType": "INDICATOR_TYPE_URL"}]}),
+    );
+    // A list far past the file limit.
+    let entries: Vec<_> = (0..200_000)
+        .map(|i| json!({"key": format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)}))
+        .collect();
+    let big = json!({"name": "Too big to store", "kind": "RESOURCE_KIND_ACTIVE_LIST", "entries": entries});
+    let refused = Grpcurl::new(&pki, Cert::Named("operator"))
+        .stream(&big.to_string())
+        .call(
+            server.listening_addr(),
+            &["xdr.v1.Enrichment/CreateResource"],
+        );
+    assert!(!refused.success, "{}", refused.stdout.len());
+    assert!(
+        refused.stderr.contains("Code: Unavailable") && refused.stderr.contains("the rule store"),
+        "{}",
+        refused.stderr
+    );
+    let read = ok(&pki, &server, "GetRule", &json!({"id": kept["id"]}));
+    assert_eq!(read["name"], "Kept");
+    let listed = ok(&pki, &server, "ListResources", &json!({}));
+    assert!(listed.get("resources").is_none(), "{listed}");
+}
