@@ -153,3 +153,25 @@ fn lookup_stream_answers_each_batch_with_its_id() {
         "KL_Malicious_Hash_SHA256"
     );
 }
+
+/// The mesh's JSON codec (`xdr_proto::json`) and grpcurl's map a real reply alike: reading
+/// grpcurl's JSON and writing it again gives the same document. Matches carry nested
+/// messages, maps, enums and repeated fields.
+#[test]
+fn the_mesh_json_codec_agrees_with_grpcurl() {
+    use xdr_proto::{json, pb::LookupReply};
+    let pki = TestPki::new();
+    let server = threatintel_with_demo_feed(&pki);
+    let reply = Grpcurl::new(&pki, Cert::Named("operator"))
+        .data(r#"{"objects": [{"value": "http://fakess123.nu"}, {"value": "192.0.2.1"}]}"#)
+        .ok(server.listening_addr(), &["xdr.v1.ThreatIntel/Lookup"]);
+    let grpcurls: Value = serde_json::from_str(&reply).unwrap();
+    assert!(
+        grpcurls["results"][0]["matches"][0]["context"].is_object(),
+        "{grpcurls}"
+    );
+    let decoded: LookupReply = json::from_json("xdr.v1.LookupReply", &reply).unwrap();
+    let ours: Value =
+        serde_json::from_str(&json::to_json("xdr.v1.LookupReply", &decoded).unwrap()).unwrap();
+    assert_eq!(ours, grpcurls);
+}
