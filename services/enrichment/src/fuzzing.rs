@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use prost::Message;
+use xdr_filter::{self as filter, Definitions, resources::Resources};
 use xdr_mesh::fuzz_corpus::assert_short_error;
 use xdr_proto::{
     pb::{self, ResourceKind},
@@ -15,9 +16,7 @@ use xdr_proto::{
 };
 
 use crate::{
-    filter::{self, Definitions},
-    resources::{self, Resources},
-    rule,
+    resources, rule,
     source::cybertrace::{MAX_LINE, detection_of, request_line},
 };
 

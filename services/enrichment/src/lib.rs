@@ -1,11 +1,10 @@
-//! The enrichment service: rules, saved filters and resources (the catalog), the filter
-//! language, the sources rules look values up in, and the `Enrich` stream. `main.rs` wires
+//! The enrichment service: rules, saved filters and resources (the catalog), the sources
+//! rules look values up in, and the `Enrich` stream. The filter language is `xdr_filter`. `main.rs` wires
 //! them; the fuzz targets reach the request checks through [`fuzzing`].
 
 pub mod access;
 pub mod catalog;
 pub mod enrich;
-pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;

@@ -6,7 +6,10 @@ use std::time::Duration;
 use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{self, EnrichmentRule, IndicatorType, SourceKind, enrichment_rule::Filter};
 
-pub const SHARED_TENANT: &str = "Shared";
+pub use xdr_mesh::{
+    caller::SHARED_TENANT,
+    error::{Invalid, invalid},
+};
 pub const DEFAULT_RPS: u32 = 1000;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 const MAX_NAME_CHARS: usize = 128;
@@ -20,40 +23,6 @@ const MAX_CONNECTIONS: u32 = 64;
 const MAX_MAPPING_ROWS: usize = 64;
 /// Characters of an event field name or a tenant name, at most.
 const MAX_FIELD_CHARS: usize = 128;
-
-/// A setting that cannot be taken, named by its field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {reason}", short_path(.field))]
-pub struct Invalid {
-    pub field: String,
-    pub reason: String,
-}
-
-/// A field path as shown in an error: a deep one (saved filters within saved filters) keeps
-/// its start and its end, so the reason after it is never cut off the message.
-fn short_path(field: &str) -> std::borrow::Cow<'_, str> {
-    const HEAD: usize = 60;
-    const TAIL: usize = 140;
-    if field.len() <= HEAD + TAIL {
-        return field.into();
-    }
-    let mut head = HEAD;
-    while !field.is_char_boundary(head) {
-        head -= 1;
-    }
-    let mut tail = field.len() - TAIL;
-    while !field.is_char_boundary(tail) {
-        tail += 1;
-    }
-    format!("{}…{}", &field[..head], &field[tail..]).into()
-}
-
-pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
 
 /// A name of 1..=128 Unicode characters, not blank.
 pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {

@@ -97,6 +97,46 @@ pub trait ServiceError: std::fmt::Display {
     }
 }
 
+/// A setting that cannot be taken, named by its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", short_path(.field))]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+/// A field path as shown in an error: a deep one (saved filters within saved filters) keeps
+/// its start and its end, so the reason after it is never cut off the message.
+fn short_path(field: &str) -> std::borrow::Cow<'_, str> {
+    const HEAD: usize = 60;
+    const TAIL: usize = 140;
+    if field.len() <= HEAD + TAIL {
+        return field.into();
+    }
+    let mut head = HEAD;
+    while !field.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = field.len() - TAIL;
+    while !field.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…{}", &field[..head], &field[tail..]).into()
+}
+
+pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl ServiceError for Invalid {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidArgument
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

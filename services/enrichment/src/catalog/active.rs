@@ -4,14 +4,11 @@
 
 use std::sync::Arc;
 
+use xdr_filter::{Compiled, Compiler, resources::Resources};
 use xdr_proto::pb::{EnrichmentRule, FilterNode, enrichment_rule, filter_node};
 
 use super::records::{Defs, Records};
-use crate::{
-    filter::{Compiled, Compiler},
-    resources::Resources,
-    rule::Invalid,
-};
+use crate::rule::Invalid;
 
 /// A rule as streams use it: its settings and its compiled filter (none: every event).
 pub struct ActiveRule {

@@ -10,6 +10,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
+use xdr_filter::Compiler;
 use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{EnrichmentRule, Filter, Resource, ResourceEntry};
 
@@ -20,7 +21,6 @@ use super::{
     store::{FILTERS, RESOURCES, RULES, RecordStore},
 };
 use crate::{
-    filter::{self, Compiler},
     resources::{self as resource, EntriesChanged},
     rule::{self, Invalid},
 };
@@ -206,11 +206,13 @@ impl Catalog {
             filters: &after,
             resources: &self.records.resources,
         };
-        filter::compile(&reference(&filter.id), &filter.tenant, &defs).map_err(|e| Invalid {
-            field: e
-                .field
-                .replacen(&format!("filter.filter_id({})", filter.id), "root", 1),
-            ..e
+        xdr_filter::compile(&reference(&filter.id), &filter.tenant, &defs).map_err(|e| {
+            Invalid {
+                field: e
+                    .field
+                    .replacen(&format!("filter.filter_id({})", filter.id), "root", 1),
+                ..e
+            }
         })?;
         if let Some(user) = self.first_broken(&after, &self.records.resources) {
             return Err(rule::invalid(

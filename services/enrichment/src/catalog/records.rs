@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc};
 use xdr_proto::pb::{EnrichmentRule, Filter, Resource, ResourceKind};
 
 use super::error::CatalogError;
-use crate::filter::Definitions;
+use xdr_filter::Definitions;
 
 /// Rules, saved filters and resources one tenant may have: each change recompiles them all.
 pub const MAX_PER_TENANT: usize = 1000;

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use prost::Message;
 use rustc_hash::FxHashMap;
+use xdr_filter::{field_texts, resources::Resources};
 use xdr_proto::{
     pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, TiMatch},
     wire::{WireLookupResult, ti_match_for_field},
@@ -14,8 +15,6 @@ use xdr_proto::{
 
 use crate::{
     catalog::ActiveRule,
-    filter::field_texts,
-    resources::Resources,
     rule::{SHARED_TENANT, mapping_kind},
 };
 

@@ -8,6 +8,7 @@
 //! place it is reached from, so sharing cannot hide a filter that doubles at each level.
 
 mod eval;
+pub mod resources;
 
 pub use eval::field_texts;
 
@@ -18,7 +19,10 @@ use regex::Regex;
 use xdr_mesh::quote::quoted;
 use xdr_proto::pb::{self, Operator, ResourceKind, filter_group, filter_node, operand};
 
-use crate::rule::{Invalid, invalid};
+use xdr_mesh::{
+    caller::SHARED_TENANT,
+    error::{Invalid, invalid},
+};
 
 /// Groups and saved filters within each other, at most.
 pub const MAX_DEPTH: usize = 32;
@@ -251,7 +255,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn visible(&self, tenant: &str) -> bool {
-        tenant == crate::rule::SHARED_TENANT || tenant == self.tenant
+        tenant == SHARED_TENANT || tenant == self.tenant
     }
 
     /// The resource a resource operator names among `right`, checked for kind and tenant.

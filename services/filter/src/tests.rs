@@ -150,7 +150,7 @@ fn outcomes(condition: pb::Condition) -> (bool, bool, bool) {
     let run = |condition: pb::Condition| {
         compile(&node(condition), "Shared", &none())
             .unwrap()
-            .matches(&event(), &crate::resources::Resources::of(&resources()))
+            .matches(&event(), &resources::Resources::of(&resources()))
     };
     (
         run(condition.clone()),
@@ -307,7 +307,7 @@ fn groups_combine_conditions() {
     let run = |filter: FilterNode| {
         compile(&filter, "Shared", &none())
             .unwrap()
-            .matches(&event(), &crate::resources::Resources::of(&resources()))
+            .matches(&event(), &resources::Resources::of(&resources()))
     };
     assert!(run(group(Op::And, vec![yes.clone(), yes.clone()])));
     assert!(!run(group(Op::And, vec![yes.clone(), no.clone()])));
@@ -358,7 +358,7 @@ fn saved_filters_are_inlined_and_cycles_refused() {
     assert!(
         compile(&reference("outer"), "Shared", &saved)
             .unwrap()
-            .matches(&event(), &crate::resources::Resources::of(&resources()))
+            .matches(&event(), &resources::Resources::of(&resources()))
     );
     let cycle = compile(&reference("a"), "Shared", &saved).unwrap_err();
     assert!(cycle.reason.contains("a → b → a"), "{cycle}");
@@ -401,7 +401,7 @@ fn a_saved_filter_is_compiled_once_however_often_it_is_named() {
     }
     let counted = Counted(Saved(filters), Default::default());
     let compiled = compile(&reference("l10"), "Shared", &counted).expect("2048 terms fit");
-    assert!(compiled.matches(&event(), &crate::resources::Resources::of(&resources())));
+    assert!(compiled.matches(&event(), &resources::Resources::of(&resources())));
     let reads = counted.1.borrow();
     assert!(reads.values().all(|&n| n == 1), "{reads:?}");
     assert_eq!(reads.len(), 11);
