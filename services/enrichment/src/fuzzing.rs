@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use prost::Message;
+use xdr_cybertrace::MAX_LINE;
 use xdr_filter::{self as filter, Definitions, resources::Resources};
 use xdr_mesh::fuzz_corpus::assert_short_error;
 use xdr_proto::{
@@ -17,7 +18,7 @@ use xdr_proto::{
 
 use crate::{
     resources, rule,
-    source::cybertrace::{MAX_LINE, detection_of, request_line},
+    source::cybertrace::{detection_of, request_line},
 };
 
 /// Saved filters and resources a fuzzed filter may name: one of each shape.

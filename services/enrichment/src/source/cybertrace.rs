@@ -10,7 +10,7 @@
 //! exchange has a deadline and every reply line a bound; a connection that breaks either, or
 //! fails, is dropped and the next exchange dials a new one.
 
-use std::{borrow::Cow, collections::HashMap, io, time::Duration};
+use std::{io, time::Duration};
 
 use prost::Message;
 use tokio::{
@@ -18,6 +18,12 @@ use tokio::{
     net::TcpStream,
     sync::{mpsc, oneshot},
     time::Instant,
+};
+use xdr_cybertrace::{
+    MAX_LINE, ValueKind,
+    format::{Detection, is_finished},
+    opening::CLIENT_OPENING,
+    request,
 };
 use xdr_mesh::lines::{Delimited, read_delimited};
 use xdr_proto::{
@@ -27,13 +33,9 @@ use xdr_proto::{
 
 use super::{Answer, Unavailable};
 
-const HANDSHAKE: &[u8] = b"X-KF-SendFinishedEventX-KF-ReplyBack";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// CyberTrace names no supplier in its detections.
 const SUPPLIER: &str = "CyberTrace";
-/// The longest line a CyberTrace listener takes (ours refuses longer ones): a longer request
-/// is answered here. A longer reply line is not CyberTrace talking.
-pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Detections of one value, at most: past this the peer is not CyberTrace talking either.
 const MAX_DETECTIONS: usize = 1024;
 
@@ -145,7 +147,10 @@ async fn exchange(
                 .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
             stream.set_nodelay(true)?;
             let mut connection = BufReader::new(stream);
-            connection.get_mut().write_all(HANDSHAKE).await?;
+            connection
+                .get_mut()
+                .write_all(CLIENT_OPENING.as_bytes())
+                .await?;
             open.insert(connection)
         }
     };
@@ -168,7 +173,7 @@ async fn exchange(
             }
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end_matches('\r');
-            if text.starts_with("LookupFinished") {
+            if is_finished(text) {
                 break;
             }
             if let Some(found) = detection_of(text, object) {
@@ -199,78 +204,27 @@ fn refused_results(requests: &[Result<String, &'static str>]) -> Vec<WireLookupR
         .collect()
 }
 
-/// The request line for `object`, or why it is not sent: one value is one lookup, so the
-/// value may not hold what the listener reads as a separator (whitespace, a line break). In
-/// a URL those are percent-encoded, as a URL may hold them; any other kind of value holding
-/// them is not a value of that kind.
+/// The request line for `object` (`xdr_cybertrace::request`), or why it is not sent.
 pub(crate) fn request_line(object: &LookupObject) -> Result<String, &'static str> {
-    let value = object.value.trim();
-    if value.is_empty() {
-        return Err("empty value");
-    }
-    let separates = |c: char| c.is_whitespace() || c.is_control();
-    let kind = IndicatorType::try_from(object.r#type).unwrap_or_default();
-    let (param, value) = match kind {
-        IndicatorType::Ip | IndicatorType::Hash if value.contains(separates) => {
-            return Err("holds whitespace or a control character");
-        }
-        IndicatorType::Ip => ("ip", Cow::Borrowed(value)),
-        IndicatorType::Hash => match value.len() {
-            40 => ("sha1", Cow::Borrowed(value)),
-            64 => ("sha256", Cow::Borrowed(value)),
-            _ => ("md5", Cow::Borrowed(value)),
-        },
-        _ => ("url", escape_separators(value)),
+    let kind = match IndicatorType::try_from(object.r#type).unwrap_or_default() {
+        IndicatorType::Ip => ValueKind::Ip,
+        IndicatorType::Hash => ValueKind::Hash,
+        _ => ValueKind::Url,
     };
-    let line = format!("{param}={value} ");
-    if line.len() > MAX_LINE {
-        return Err("longer than a CyberTrace line may be (64 KiB)");
-    }
-    Ok(line + "\n")
+    request::request_line(kind, &object.value)
 }
 
-/// `url` with each whitespace or control character percent-encoded (its UTF-8 bytes).
-fn escape_separators(url: &str) -> Cow<'_, str> {
-    if !url.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Cow::Borrowed(url);
-    }
-    let mut escaped = String::with_capacity(url.len() + 16);
-    for c in url.chars() {
-        if c.is_whitespace() || c.is_control() {
-            let mut bytes = [0u8; 4];
-            for byte in c.encode_utf8(&mut bytes).bytes() {
-                escaped.push_str(&format!("%{byte:02X}"));
-            }
-        } else {
-            escaped.push(c);
-        }
-    }
-    Cow::Owned(escaped)
-}
-
-/// A detection line of the seed's format as a match of `object`.
+/// A detection line as a match of `object`.
 pub(crate) fn detection_of(text: &str, object: &LookupObject) -> Option<TiMatch> {
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut context = std::collections::BTreeMap::new();
-    for part in text.split('|') {
-        let (name, value) = part.split_once('=')?;
-        match name {
-            "Category" | "MatchedIndicator" => {
-                fields.insert(name.to_owned(), value.to_owned());
-            }
-            _ => {
-                context.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
+    let found = Detection::parse(text)?;
     Some(TiMatch {
         field: String::new(),
         value: object.value.clone(),
         indicator_type: object.r#type,
-        category: fields.remove("Category")?,
-        matched_indicator: fields.remove("MatchedIndicator").unwrap_or_default(),
+        category: found.category,
+        matched_indicator: found.matched,
         supplier: SUPPLIER.to_owned(),
-        context,
+        context: found.context,
     })
 }
 
@@ -283,34 +237,6 @@ mod tests {
             r#type: IndicatorType::Url as i32,
             value: value.into(),
         }
-    }
-
-    #[test]
-    fn requests_are_one_line_each() {
-        assert_eq!(
-            request_line(&url("http://a.example/\r\nip=1.2.3.4")).unwrap(),
-            "url=http://a.example/%0D%0Aip=1.2.3.4 \n"
-        );
-        assert_eq!(
-            request_line(&url(" http://benign/ ip=192.0.2.1 ")).unwrap(),
-            "url=http://benign/%20ip=192.0.2.1 \n"
-        );
-        let hash = LookupObject {
-            r#type: IndicatorType::Hash as i32,
-            value: "a".repeat(64),
-        };
-        assert!(request_line(&hash).unwrap().starts_with("sha256="));
-    }
-
-    #[test]
-    fn values_the_listener_would_refuse_are_not_sent() {
-        assert!(request_line(&url("  ")).is_err());
-        assert!(request_line(&url(&format!("http://a/{}", "x".repeat(MAX_LINE)))).is_err());
-        let spaced_ip = LookupObject {
-            r#type: IndicatorType::Ip as i32,
-            value: "192.0.2.1 md5=00".into(),
-        };
-        assert!(request_line(&spaced_ip).is_err());
     }
 
     #[test]

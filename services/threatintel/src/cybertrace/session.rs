@@ -14,13 +14,15 @@ use xdr_mesh::{
     quote::quoted,
 };
 
-use super::{
-    EventSink,
-    codec::{Handshake, Opening, lookups_of, read_opening},
-    events::now_text,
-    listener::Slot,
+use super::{EventSink, events::now_text, listener::Slot};
+use xdr_cybertrace::{
+    ValueKind,
+    opening::{Handshake, Opening, read_opening},
+    request::lookups_of,
 };
+
 use crate::{
+    index::IndicatorKind,
     metrics::{self, Interface},
     store::{IndicatorStore, now_ms},
 };
@@ -194,7 +196,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut sent = 0;
         for lookup in &lookups {
             found.clear();
-            if let Err(error) = view.lookup(lookup.value, lookup.kind, now, &mut found) {
+            if let Err(error) = view.lookup(lookup.value, lookup.kind.map(kind_of), now, &mut found)
+            {
                 if self.refused.count(Refusal::BadValue)
                     && let Some(suppressed) = self.context.warnings.admit()
                 {
@@ -204,7 +207,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             for hit in &found {
                 let date = date.get_or_insert_with(now_text);
-                let detection = formats.detection(hit, date);
+                let detection =
+                    formats.detection(hit.category, hit.matched, hit.context.iter(), date);
                 sent += 1;
                 if self.handshake.reply_back {
                     answer.push_str(&detection);
@@ -286,5 +290,15 @@ async fn opening(read: &mut (impl AsyncRead + Unpin)) -> io::Result<(Handshake, 
             });
         }
         pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The index's kind of a value the protocol names.
+fn kind_of(kind: ValueKind) -> IndicatorKind {
+    match kind {
+        ValueKind::Url => IndicatorKind::Url,
+        ValueKind::Ip => IndicatorKind::Ip,
+        ValueKind::Domain => IndicatorKind::Domain,
+        ValueKind::Hash => IndicatorKind::Hash,
     }
 }
