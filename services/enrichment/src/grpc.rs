@@ -4,11 +4,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
-use tokio::{
-    sync::{Semaphore, mpsc},
-    task::JoinHandle,
-};
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::{
     enrichment_wire::enrichment_server::Enrichment,
@@ -25,11 +21,12 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller},
     error::ServiceError,
+    stream::until_failed,
 };
 
 use crate::{
     catalog::{Catalog, CatalogError, SharedCatalog},
-    enrich::{Enricher, InvalidEvent},
+    enrich::Enricher,
     rule,
     stats::StatusCounts,
 };
@@ -46,16 +43,6 @@ pub struct EnrichmentService {
     catalog: Arc<SharedCatalog>,
     enricher: Arc<Enricher>,
     enrich_streams: Slots,
-}
-
-/// A batch being enriched: its id, and the enriched batch with its statuses or why not.
-type BatchTask = JoinHandle<(u64, Result<(WireEnrichBatch, StatusCounts), InvalidEvent>)>;
-
-/// What the writer of an `Enrich` stream answers next, in the order the batches came.
-enum Next {
-    Batch(BatchTask),
-    /// The stream failed here: the answer after the batches before it.
-    Failed(Status),
 }
 
 impl EnrichmentService {
@@ -126,82 +113,32 @@ impl Enrichment for EnrichmentService {
         request: Request<Streaming<WireEnrichBatch>>,
     ) -> Result<Response<EnrichStream>, Status> {
         let stream_slot = self.enrich_streams.take()?;
-        let mut batches = request.into_inner();
-        let (results, out) = mpsc::channel::<Result<WireEnrichBatch, Status>>(BATCHES_IN_FLIGHT);
-        // Batches are enriched concurrently and answered in arrival order: their tasks are
-        // queued in order, and the writer awaits them one by one. A stream that fails (a
-        // malformed frame, a refused batch) queues its failure behind the batches before it,
-        // so those are answered and the stream then ends with the failure, never with OK.
-        let (ordered, mut in_order) = mpsc::channel(BATCHES_IN_FLIGHT);
-        let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
         let enricher = self.enricher.clone();
-        tokio::spawn(async move {
-            loop {
-                let batch = match batches.next().await {
-                    None => break,
-                    Some(Ok(batch)) => batch,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "enrich stream failed");
-                        let _ = ordered.send(Next::Failed(status)).await;
-                        break;
-                    }
-                };
-                if batch.events.len() > MAX_BATCH_EVENTS {
-                    let refused = Status::invalid_argument(format!(
-                        "events: {} in batch {}; at most {MAX_BATCH_EVENTS}",
-                        batch.events.len(),
-                        batch.batch_id
-                    ));
-                    let _ = ordered.send(Next::Failed(refused)).await;
-                    break;
-                }
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
+        // Batches are enriched concurrently, each on a task of its own, and answered in the
+        // order they came (`buffered`). A stream that fails (a malformed frame, a refused
+        // batch) answers the batches before the failure, then ends with it, never with OK.
+        let counting = enricher.clone();
+        let answers = request
+            .into_inner()
+            .map(move |batch| {
                 let enricher = enricher.clone();
-                let task = tokio::spawn(async move {
-                    let batch_id = batch.batch_id;
-                    let enriched = enricher.enrich(batch).await;
-                    drop(permit);
-                    (batch_id, enriched)
-                });
-                if ordered.send(Next::Batch(task)).await.is_err() {
-                    break;
+                async move { enrich_batch(enricher, batch?).await }
+            })
+            .buffered(BATCHES_IN_FLIGHT)
+            // Counted in order as each is answered (this runs only for batches the stream
+            // answers): whoever reads an answer sees it counted.
+            .map(move |outcome| match outcome {
+                Ok(Ok((batch, counts))) => {
+                    counting.stats().answered(counts);
+                    Ok(batch)
                 }
-            }
-        });
-        let enricher = self.enricher.clone();
-        tokio::spawn(async move {
-            let _stream_slot = stream_slot;
-            while let Some(next) = in_order.recv().await {
-                let task = match next {
-                    Next::Batch(task) => task,
-                    Next::Failed(status) => {
-                        let _ = results.send(Err(status)).await;
-                        return;
-                    }
-                };
-                // Counted before it is sent: whoever reads the answer sees it counted.
-                let failed = match task.await {
-                    Ok((_, Ok((batch, counts)))) => {
-                        enricher.stats().answered(counts);
-                        if results.send(Ok(batch)).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Ok((batch_id, Err(invalid))) => {
-                        enricher.stats().refused_batch();
-                        Status::invalid_argument(format!("batch {batch_id}: {invalid}"))
-                    }
-                    Err(e) => Status::internal(format!("enriching a batch failed: {e}")),
-                };
-                // A refused batch ends the stream: the batches after it are not answered.
-                let _ = results.send(Err(failed)).await;
-                return;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+                Ok(Err(refused)) => {
+                    counting.stats().refused_batch();
+                    Err(refused)
+                }
+                Err(failed) => Err(failed),
+            });
+        Ok(Response::new(Box::pin(until_failed(answers, stream_slot))))
     }
 
     async fn create_rule(
@@ -302,7 +239,7 @@ impl Enrichment for EnrichmentService {
             r#type: xdr_proto::pb::IndicatorType::Ip as i32,
             value: "192.0.2.0".to_owned(),
         }];
-        let reply = match self.enricher.test(&rule, probe).await {
+        let reply = match self.enricher.test(&rule::Rule::of(&rule), probe).await {
             Ok(()) => TestConnectionReply {
                 ok: true,
                 message: "the source answered a lookup".to_owned(),
@@ -498,4 +435,26 @@ fn authorized<T>(request: &Request<T>, action: Action, tenant: &str) -> Result<S
     let tenant = caller.tenant_of(tenant)?;
     caller.may(action, &tenant)?;
     Ok(tenant)
+}
+
+/// One batch of an `Enrich` stream, enriched on a task of its own: the batch and its
+/// events' statuses, or (inside) the refusal of a batch whose events do not decode.
+async fn enrich_batch(
+    enricher: Arc<Enricher>,
+    batch: WireEnrichBatch,
+) -> Result<Result<(WireEnrichBatch, StatusCounts), Status>, Status> {
+    let batch_id = batch.batch_id;
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(Status::invalid_argument(format!(
+            "events: {} in batch {batch_id}; at most {MAX_BATCH_EVENTS}",
+            batch.events.len()
+        )));
+    }
+    let enriched = tokio::spawn(async move { enricher.enrich(batch).await })
+        .await
+        .map_err(|e| Status::internal(format!("enriching a batch failed: {e}")))?;
+    Ok(
+        enriched
+            .map_err(|invalid| Status::invalid_argument(format!("batch {batch_id}: {invalid}"))),
+    )
 }

@@ -1,10 +1,10 @@
 //! Enrichment rules as the seed's KUMA form has them, checked and completed with defaults
 //! before they are stored: what a rule says is what the stream does.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use xdr_mesh::quote::quoted;
-use xdr_proto::pb::{self, EnrichmentRule, IndicatorType, SourceKind, enrichment_rule::Filter};
+use xdr_proto::pb::{EnrichmentRule, IndicatorType, SourceKind, enrichment_rule::Filter};
 
 pub use xdr_mesh::{
     caller::SHARED_TENANT,
@@ -165,14 +165,69 @@ fn check_host_port(url: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// How long an event waits for this rule's answers.
-pub fn timeout_of(rule: &EnrichmentRule) -> Duration {
-    Duration::from_secs(u64::from(rule.timeout_seconds.max(1)))
+/// A rule as streams apply it: its checked settings typed once, when it becomes active, so
+/// the hot path never reads the protobuf rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    /// `Shared`: every tenant's events.
+    pub tenant: String,
+    pub debug: bool,
+    pub source: SourceSpec,
+    /// Values sent to the source per second, at most (one second's worth at once).
+    pub rps: NonZeroU32,
+    /// How long an event waits for this rule's answers.
+    pub timeout: Duration,
+    pub mapping: Vec<MappingRow>,
 }
 
-/// The indicator kind a mapping row looks its field up as.
-pub fn mapping_kind(row: &pb::FieldMapping) -> IndicatorType {
-    IndicatorType::try_from(row.indicator_type).unwrap_or(IndicatorType::Unspecified)
+/// Where a rule looks values up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceSpec {
+    pub kind: SourceKind,
+    /// `host:port`; none: the ThreatIntel service the enrichment service was started with.
+    pub target: Option<String>,
+    pub connections: NonZeroU32,
+}
+
+/// One mapping row: an event field and the kind its values are looked up as.
+#[derive(Clone, Debug)]
+pub struct MappingRow {
+    pub field: String,
+    pub kind: IndicatorType,
+}
+
+impl Rule {
+    /// `rule`, checked when it was saved ([`checked`]), typed.
+    pub fn of(rule: &EnrichmentRule) -> Self {
+        let kind = match SourceKind::try_from(rule.source_kind) {
+            Ok(SourceKind::Cybertrace) => SourceKind::Cybertrace,
+            _ => SourceKind::Threatintel,
+        };
+        Rule {
+            id: rule.id.clone(),
+            name: rule.name.clone(),
+            tenant: rule.tenant.clone(),
+            debug: rule.debug,
+            source: SourceSpec {
+                kind,
+                target: (!rule.server_url.is_empty()).then(|| rule.server_url.clone()),
+                connections: NonZeroU32::new(rule.connections).unwrap_or(NonZeroU32::MIN),
+            },
+            rps: NonZeroU32::new(rule.rps).unwrap_or(NonZeroU32::MIN),
+            timeout: Duration::from_secs(u64::from(rule.timeout_seconds.max(1))),
+            mapping: rule
+                .mapping
+                .iter()
+                .map(|row| MappingRow {
+                    field: row.field.clone(),
+                    kind: IndicatorType::try_from(row.indicator_type)
+                        .unwrap_or(IndicatorType::Unspecified),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +237,7 @@ mod tests {
     fn seed_rule() -> EnrichmentRule {
         EnrichmentRule {
             name: "Test CT enrichment".into(),
-            mapping: vec![pb::FieldMapping {
+            mapping: vec![xdr_proto::pb::FieldMapping {
                 field: "RequestUrl".into(),
                 indicator_type: IndicatorType::Url as i32,
             }],
@@ -252,7 +307,7 @@ mod tests {
         );
         assert_eq!(
             field_of(EnrichmentRule {
-                mapping: vec![pb::FieldMapping {
+                mapping: vec![xdr_proto::pb::FieldMapping {
                     field: "RequestUrl".into(),
                     indicator_type: 0
                 }],

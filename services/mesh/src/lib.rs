@@ -27,6 +27,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 pub mod tls;
 

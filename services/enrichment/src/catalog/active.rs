@@ -8,11 +8,11 @@ use xdr_filter::{Compiled, Compiler, resources::Resources};
 use xdr_proto::pb::{EnrichmentRule, FilterNode, enrichment_rule, filter_node};
 
 use super::records::{Defs, Records};
-use crate::rule::Invalid;
+use crate::rule::{Invalid, Rule};
 
-/// A rule as streams use it: its settings and its compiled filter (none: every event).
+/// A rule as streams use it: its typed settings and its compiled filter (none: every event).
 pub struct ActiveRule {
-    pub rule: EnrichmentRule,
+    pub rule: Rule,
     pub filter: Option<Compiled>,
 }
 
@@ -42,7 +42,7 @@ impl ActiveRules {
         for rule in rules {
             match compile_rule(&mut compiler, rule) {
                 Ok(filter) => active.rules.push(Arc::new(ActiveRule {
-                    rule: EnrichmentRule::clone(rule),
+                    rule: Rule::of(rule),
                     filter,
                 })),
                 Err(error) => {

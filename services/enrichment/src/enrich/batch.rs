@@ -9,13 +9,13 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 use xdr_filter::{field_texts, resources::Resources};
 use xdr_proto::{
-    pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, TiMatch},
+    pb::{EnrichmentStatus, Event, LookupObject, TiMatch},
     wire::{WireLookupResult, ti_match_for_field},
 };
 
 use crate::{
     catalog::ActiveRule,
-    rule::{SHARED_TENANT, mapping_kind},
+    rule::{Rule, SHARED_TENANT},
 };
 
 /// One value of one event to look up for one rule.
@@ -48,7 +48,7 @@ impl BatchState {
     /// Adds `rule`'s answers to the events that wanted them; how many matches were added.
     pub fn answered(
         &mut self,
-        rule: &EnrichmentRule,
+        rule: &Rule,
         events: &[Event],
         wanted: Vec<Wanted>,
         results: &[WireLookupResult],
@@ -132,7 +132,7 @@ pub fn wanted_by(
             continue;
         }
         for (row_index, row) in rule.rule.mapping.iter().enumerate() {
-            let kind = mapping_kind(row);
+            let kind = row.kind;
             for value in field_texts(event, &row.field) {
                 if value.trim().is_empty() {
                     continue;
@@ -157,19 +157,19 @@ pub fn wanted_by(
 
 #[cfg(test)]
 mod tests {
-    use xdr_proto::pb::FieldMapping;
+    use xdr_proto::pb::{EnrichmentRule, FieldMapping};
 
     use super::*;
 
-    fn rule() -> EnrichmentRule {
-        EnrichmentRule {
+    fn rule() -> Rule {
+        Rule::of(&EnrichmentRule {
             name: "r".to_owned(),
             mapping: vec![FieldMapping {
                 field: "RequestUrl".to_owned(),
                 indicator_type: 2,
             }],
             ..Default::default()
-        }
+        })
     }
 
     fn found(category: &str) -> TiMatch {

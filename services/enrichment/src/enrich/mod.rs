@@ -17,12 +17,11 @@ use std::{
     time::Duration,
 };
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prost::Message;
 use tokio::task::JoinSet;
 use xdr_mesh::tls::TlsMaterial;
 use xdr_proto::{
-    pb::{EnrichmentRule, EnrichmentStatus, Event, LookupObject, SourceKind},
+    pb::{EnrichmentStatus, Event, LookupObject, SourceKind},
     wire::{WireEnrichBatch, WireLookupResult, enriched_event},
 };
 
@@ -30,10 +29,8 @@ use self::batch::{BatchState, distinct_events, wanted_by};
 use crate::{
     catalog::SharedCatalog,
     metrics,
-    rule::timeout_of,
-    source::{
-        CyberTraceSource, Gatherer, MAX_BATCH_OBJECTS, Source, ThreatIntelSource, Unavailable,
-    },
+    rule::{Rule, SourceSpec},
+    source::{Gatherer, Lanes, Unavailable, cybertrace, threatintel},
     stats::{RuleTally, Stats, StatusCounts},
 };
 
@@ -53,18 +50,26 @@ pub struct InvalidEvent {
 }
 
 /// What a source is: its kind, where it is, and how many connections it keeps.
-type SourceKey = (i32, String, u32);
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SourceKey {
+    kind: SourceKind,
+    target: String,
+    connections: NonZeroU32,
+}
+
+/// A rule's gathering: the rule, its RPS and its source. A changed RPS or source is a new one.
+type GathererKey = (String, NonZeroU32, SourceKey);
 
 pub struct Enricher {
     catalog: Arc<SharedCatalog>,
     tls: TlsMaterial,
     /// The ThreatIntel service a rule without a server URL uses.
     default_threatintel: String,
-    /// Sources by what they are, shared by every stream and every rule naming the same one;
-    /// those no active rule uses are dropped when the rules change.
-    sources: Mutex<HashMap<SourceKey, Arc<Gatherer>>>,
-    /// Each rule's RPS ceiling, shared by every stream, by (rule id, RPS).
-    limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
+    /// Sources' connections by what the source is, shared by every rule naming the same one.
+    sources: Mutex<HashMap<SourceKey, Arc<Lanes>>>,
+    /// Each rule's gathering, shared by every stream. Those no active rule uses (and the
+    /// sources no gathering uses) are dropped when the rules change.
+    gatherers: Mutex<HashMap<GathererKey, Arc<Gatherer>>>,
     stats: Stats,
 }
 
@@ -74,13 +79,8 @@ fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A rule's RPS as the bucket takes it (0, never stored, would be no lookups at all).
-fn rps_of(rule: &EnrichmentRule) -> NonZeroU32 {
-    NonZeroU32::new(rule.rps).unwrap_or(NonZeroU32::MIN)
-}
-
 impl Enricher {
-    /// The enricher, and a task dropping its sources and RPS buckets when no active rule uses
+    /// The enricher, and a task dropping its gatherings and sources when no active rule uses
     /// them any more (a changed target, connections or RPS, a deleted rule).
     pub fn start(
         catalog: Arc<SharedCatalog>,
@@ -94,7 +94,7 @@ impl Enricher {
             tls,
             default_threatintel,
             sources: Mutex::new(HashMap::new()),
-            limiters: Mutex::new(HashMap::new()),
+            gatherers: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         });
         let weak = Arc::downgrade(&enricher);
@@ -109,81 +109,77 @@ impl Enricher {
         enricher
     }
 
-    fn source_key(&self, rule: &EnrichmentRule) -> SourceKey {
-        let target = if rule.server_url.is_empty() {
-            self.default_threatintel.clone()
-        } else {
-            rule.server_url.clone()
-        };
-        (rule.source_kind, target, rule.connections)
-    }
-
-    /// A new source: its lanes and connections live as long as it does.
-    fn new_source(&self, (kind, target, connections): &SourceKey) -> Result<Gatherer, Unavailable> {
-        Ok(match SourceKind::try_from(*kind) {
-            Ok(SourceKind::Cybertrace) => {
-                Source::CyberTrace(CyberTraceSource::new(target, *connections))
-            }
-            _ => Source::ThreatIntel(
-                ThreatIntelSource::connect(target, *connections, &self.tls)
-                    .map_err(|e| Unavailable(e.to_string()))?,
-            ),
+    fn source_key(&self, source: &SourceSpec) -> SourceKey {
+        SourceKey {
+            kind: source.kind,
+            target: (source.target.as_ref())
+                .unwrap_or(&self.default_threatintel)
+                .clone(),
+            connections: source.connections,
         }
-        .gathered())
     }
 
-    fn source(&self, rule: &EnrichmentRule) -> Result<Arc<Gatherer>, Unavailable> {
-        let key = self.source_key(rule);
+    fn gatherer_key(&self, rule: &Rule) -> GathererKey {
+        (rule.id.clone(), rule.rps, self.source_key(&rule.source))
+    }
+
+    /// A new source's lanes: its connections live as long as it does.
+    fn new_source(&self, key: &SourceKey) -> Result<Lanes, Unavailable> {
+        Ok(match key.kind {
+            SourceKind::Cybertrace => cybertrace::lanes(&key.target, key.connections),
+            _ => threatintel::lanes(&key.target, key.connections, &self.tls)
+                .map_err(|e| Unavailable(e.to_string()))?,
+        })
+    }
+
+    fn source(&self, key: &SourceKey) -> Result<Arc<Lanes>, Unavailable> {
         let mut sources = locked(&self.sources);
-        if let Some(source) = sources.get(&key) {
+        if let Some(source) = sources.get(key) {
             return Ok(source.clone());
         }
-        let source = Arc::new(self.new_source(&key)?);
-        sources.insert(key, source.clone());
+        let source = Arc::new(self.new_source(key)?);
+        sources.insert(key.clone(), source.clone());
         Ok(source)
     }
 
-    /// The token bucket holding `rule` to its RPS: a hard ceiling on lookups per second,
-    /// with at most one second's worth at once.
-    fn limiter(&self, rule: &EnrichmentRule) -> Arc<DefaultDirectRateLimiter> {
-        let rps = rps_of(rule);
-        locked(&self.limiters)
-            .entry((rule.id.clone(), rps.get()))
-            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(rps))))
-            .clone()
+    /// `rule`'s gathering, made on its first batch.
+    fn gatherer(&self, rule: &Rule) -> Result<Arc<Gatherer>, Unavailable> {
+        let key = self.gatherer_key(rule);
+        if let Some(gatherer) = locked(&self.gatherers).get(&key) {
+            return Ok(gatherer.clone());
+        }
+        let lanes = self.source(&key.2)?;
+        Ok(locked(&self.gatherers)
+            .entry(key)
+            .or_insert_with(|| Arc::new(Gatherer::new(lanes, rule.rps)))
+            .clone())
     }
 
-    /// Drops the sources and RPS buckets no active rule uses. Batches still using one keep
+    /// Drops the gatherings and sources no active rule uses. Batches still using one keep
     /// it until they are answered; then its tasks end and its connections close.
     fn prune(&self) {
         let active = self.catalog.active();
-        let sources: HashSet<SourceKey> = (active.rules.iter())
-            .map(|r| self.source_key(&r.rule))
+        let gatherers: HashSet<GathererKey> = (active.rules.iter())
+            .map(|r| self.gatherer_key(&r.rule))
             .collect();
-        let limiters: HashSet<(String, u32)> = (active.rules.iter())
-            .map(|r| (r.rule.id.clone(), rps_of(&r.rule).get()))
-            .collect();
+        let sources: HashSet<&SourceKey> = gatherers.iter().map(|key| &key.2).collect();
+        locked(&self.gatherers).retain(|key, _| gatherers.contains(key));
         locked(&self.sources).retain(|key, _| sources.contains(key));
-        locked(&self.limiters).retain(|key, _| limiters.contains(key));
     }
 
     /// Whether `rule`'s source answers `probe` within the rule's timeout. A rule being
-    /// drafted gets a source of its own, which ends with the test.
-    pub async fn test(
-        &self,
-        rule: &EnrichmentRule,
-        probe: Vec<LookupObject>,
-    ) -> Result<(), String> {
-        let key = self.source_key(rule);
+    /// drafted gets a gathering of its own, which ends with the test.
+    pub async fn test(&self, rule: &Rule, probe: Vec<LookupObject>) -> Result<(), String> {
+        let key = self.source_key(&rule.source);
         let kept = locked(&self.sources).get(&key).cloned();
-        let source = match kept {
-            Some(source) => source,
+        let lanes = match kept {
+            Some(lanes) => lanes,
             None => Arc::new(self.new_source(&key).map_err(|e| e.to_string())?),
         };
-        let bucket = Arc::new(RateLimiter::direct(Quota::per_second(rps_of(rule))));
-        match look_up(source, (bucket, rule.rps), probe, timeout_of(rule)).await {
+        let gatherer = Arc::new(Gatherer::new(lanes, rule.rps));
+        match look_up(&gatherer, probe, rule.timeout).await {
             Outcome::Answered(_) => Ok(()),
-            Outcome::TimedOut => Err(format!("no answer within {:?}", timeout_of(rule))),
+            Outcome::TimedOut => Err(format!("no answer within {:?}", rule.timeout)),
             Outcome::Unavailable(why) => Err(why),
         }
     }
@@ -220,13 +216,12 @@ impl Enricher {
                 let ids: Vec<&str> = wanted.iter().map(|w| events[w.event].id.as_str()).collect();
                 tracing::debug!(rule = %rule.rule.name, events = ?ids, values = ?objects.iter().map(|o| &o.value).collect::<Vec<_>>(), "enrichment request");
             }
-            let source = self.source(&rule.rule);
-            let limit = (self.limiter(&rule.rule), rule.rule.rps);
-            let timeout = timeout_of(&rule.rule);
+            let gatherer = self.gatherer(&rule.rule);
+            let timeout = rule.rule.timeout;
             let count = objects.len() as u64;
             let task = lookups.spawn(async move {
-                match source {
-                    Ok(source) => look_up(source, limit, objects, timeout).await,
+                match gatherer {
+                    Ok(gatherer) => look_up(&gatherer, objects, timeout).await,
                     Err(Unavailable(why)) => Outcome::Unavailable(why),
                 }
             });
@@ -284,55 +279,10 @@ impl Enricher {
     }
 }
 
-/// Looks `objects` up in batches spread over the source's lanes, each batch sent once the
-/// rule's bucket holds a token per object, all within `timeout`.
-async fn look_up(
-    source: Arc<Gatherer>,
-    (limiter, rps): (Arc<DefaultDirectRateLimiter>, u32),
-    objects: Vec<LookupObject>,
-    timeout: Duration,
-) -> Outcome {
+/// Looks `objects` up through the rule's gathering, all within `timeout`.
+async fn look_up(gatherer: &Gatherer, objects: Vec<LookupObject>, timeout: Duration) -> Outcome {
     let deadline = tokio::time::Instant::now() + timeout;
-    // A batch never asks for more tokens than the bucket holds: one second's worth.
-    let chunk_size = MAX_BATCH_OBJECTS.min(rps as usize).max(1);
-    let count = objects.len().div_ceil(chunk_size);
-    let mut chunks = JoinSet::new();
-    let mut rest = objects;
-    for n in 0..count {
-        // The objects move into their chunks; the values are not copied again.
-        let tail = rest.split_off(chunk_size.min(rest.len()));
-        let chunk = std::mem::replace(&mut rest, tail);
-        let (source, limiter) = (source.clone(), limiter.clone());
-        chunks.spawn(async move {
-            let tokens = NonZeroU32::new(chunk.len() as u32).expect("chunks are not empty");
-            let waited = match limiter.check_n(tokens) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => {
-                    let since = std::time::Instant::now();
-                    let ready = limiter.until_n_ready(tokens).await;
-                    metrics::throttled(tokens.get(), since.elapsed());
-                    ready
-                }
-                Err(too_many) => Err(too_many),
-            };
-            if waited.is_err() {
-                return (
-                    n,
-                    Err(Unavailable("a batch larger than the rule's RPS".to_owned())),
-                );
-            }
-            (n, source.lookup(chunk, deadline).await)
-        });
-    }
-    let all = async {
-        let mut parts = vec![Vec::new(); count];
-        while let Some(done) = chunks.join_next().await {
-            let (n, answer) = done.map_err(|_| Unavailable("the lookup failed".to_owned()))?;
-            parts[n] = answer?;
-        }
-        Ok::<_, Unavailable>(parts.concat())
-    };
-    match tokio::time::timeout_at(deadline, all).await {
+    match tokio::time::timeout_at(deadline, gatherer.lookup(objects, deadline)).await {
         Ok(Ok(results)) => Outcome::Answered(results),
         // The source gives up on an exchange at the same deadline: past it, a failure is the
         // source being too slow, whichever of the two noticed first.

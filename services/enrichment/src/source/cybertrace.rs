@@ -10,14 +10,13 @@
 //! exchange has a deadline and every reply line a bound; a connection that breaks either, or
 //! fails, is dropped and the next exchange dials a new one.
 
-use std::{io, time::Duration};
+use std::{io, num::NonZeroU32, time::Duration};
 
 use prost::Message;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
     net::TcpStream,
-    sync::{mpsc, oneshot},
-    time::Instant,
+    sync::mpsc,
 };
 use xdr_cybertrace::{
     MAX_LINE, ValueKind,
@@ -31,7 +30,10 @@ use xdr_proto::{
     wire::WireLookupResult,
 };
 
-use super::{Answer, Unavailable};
+use super::{
+    Unavailable,
+    lanes::{Exchange, Lanes},
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// CyberTrace names no supplier in its detections.
@@ -39,47 +41,13 @@ const SUPPLIER: &str = "CyberTrace";
 /// Detections of one value, at most: past this the peer is not CyberTrace talking either.
 const MAX_DETECTIONS: usize = 1024;
 
-struct Exchange {
-    objects: Vec<LookupObject>,
-    deadline: Instant,
-    answer: oneshot::Sender<Answer>,
-}
-
-pub struct CyberTraceSource {
-    lanes: Vec<mpsc::Sender<Exchange>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl CyberTraceSource {
-    pub fn new(target: &str, connections: u32) -> Self {
-        let lanes = (0..connections.max(1))
-            .map(|_| {
-                let (sender, exchanges) = mpsc::channel(16);
-                tokio::spawn(run_lane(target.to_owned(), exchanges));
-                sender
-            })
-            .collect();
-        CyberTraceSource {
-            lanes,
-            next: Default::default(),
-        }
-    }
-
-    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
-        let lane = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.lanes.len();
-        let (answer, answered) = oneshot::channel();
-        self.lanes[lane]
-            .send(Exchange {
-                objects,
-                deadline,
-                answer,
-            })
-            .await
-            .map_err(|_| Unavailable("the source was closed".to_owned()))?;
-        answered
-            .await
-            .unwrap_or_else(|_| Err(Unavailable("the lane stopped".to_owned())))
-    }
+/// `connections` lanes to the CyberTrace at `target` (`host:port`), each one TCP connection
+/// at a time.
+pub fn lanes(target: &str, connections: NonZeroU32) -> Lanes {
+    let target = target.to_owned();
+    Lanes::spawn(connections, move |exchanges| {
+        run_lane(target.clone(), exchanges)
+    })
 }
 
 type Connection = BufReader<TcpStream>;

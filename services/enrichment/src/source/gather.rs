@@ -1,10 +1,12 @@
-//! Gathering lookups from many batches and streams into few: a value waits a short linger for
-//! company and goes out with up to [`MAX_BATCH_OBJECTS`] others; a value already on its way
-//! is not sent again, its one answer goes to every batch that asked. One task owns the state,
-//! so nothing here locks.
+//! Gathering one rule's lookups from many batches and streams into few: a value waits a
+//! short linger for company and goes out with up to [`MAX_BATCH_OBJECTS`] others (never more
+//! than the rule's RPS); a value already on its way is not sent again, its one answer goes to
+//! every batch that asked. The rule's RPS is charged for what is sent, after that sharing.
+//! One task owns the state, so nothing here locks.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rustc_hash::FxHashMap;
 
 use tokio::{
@@ -14,22 +16,13 @@ use tokio::{
 };
 use xdr_proto::{pb::LookupObject, wire::WireLookupResult};
 
-use super::{Answer, MAX_BATCH_OBJECTS, Unavailable};
+use super::{Answer, MAX_BATCH_OBJECTS, Unavailable, lanes::Lanes};
+use crate::metrics;
 
 /// How long a value waits for others before it is sent anyway.
 const LINGER: Duration = Duration::from_millis(2);
 /// Requests queued for the gathering task before callers wait.
 const INBOX: usize = 256;
-
-/// What the gathered batches are sent to. `deadline` is when the last request waiting on the
-/// batch stops waiting: a source gives up on the exchange then.
-pub trait Backend: Send + Sync + 'static {
-    fn lookup(
-        &self,
-        objects: Vec<LookupObject>,
-        deadline: Instant,
-    ) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
-}
 
 pub struct Gatherer {
     inbox: mpsc::Sender<Request>,
@@ -51,10 +44,45 @@ struct Open {
     answer: oneshot::Sender<Answer>,
 }
 
+/// Where the gathered batches go: the source's lanes, at the rule's pace.
+struct Outlet {
+    lanes: Arc<Lanes>,
+    /// The rule's RPS as a token bucket: one second's worth at most at once.
+    bucket: DefaultDirectRateLimiter,
+    /// Values in one batch, at most: what the bucket holds, and no more than a lane takes.
+    max_batch: usize,
+}
+
+impl Outlet {
+    /// Sends `batch` once the bucket holds a token per value. `deadline` is when the last
+    /// request waiting on the batch stops waiting: the source gives up on the exchange then,
+    /// and a batch still waiting for tokens gives up too.
+    async fn send(&self, batch: Vec<LookupObject>, deadline: Instant) -> Answer {
+        let tokens = NonZeroU32::new(batch.len() as u32).expect("batches are not empty");
+        if self.bucket.check_n(tokens) != Ok(Ok(())) {
+            let since = Instant::now();
+            let ready = tokio::time::timeout_at(deadline, self.bucket.until_n_ready(tokens)).await;
+            metrics::throttled(tokens.get(), since.elapsed());
+            if !matches!(ready, Ok(Ok(()))) {
+                return Err(Unavailable(
+                    "held back by the rule's RPS past the deadline".to_owned(),
+                ));
+            }
+        }
+        self.lanes.lookup(batch, deadline).await
+    }
+}
+
 impl Gatherer {
-    pub fn new(backend: Arc<dyn Backend>) -> Self {
+    /// A rule's gathering into `lanes`, at most `rps` values a second.
+    pub fn new(lanes: Arc<Lanes>, rps: NonZeroU32) -> Self {
+        let outlet = Arc::new(Outlet {
+            lanes,
+            bucket: RateLimiter::direct(Quota::per_second(rps)),
+            max_batch: MAX_BATCH_OBJECTS.min(rps.get() as usize),
+        });
         let (inbox, requests) = mpsc::channel(INBOX);
-        tokio::spawn(gather(backend, requests));
+        tokio::spawn(gather(outlet, requests));
         Gatherer { inbox }
     }
 
@@ -101,7 +129,7 @@ struct State {
     unsent_deadline: Option<Instant>,
 }
 
-async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>) {
+async fn gather(outlet: Arc<Outlet>, mut requests: mpsc::Receiver<Request>) {
     let mut state = State::default();
     let mut sent = Sent::default();
     let mut closed = false;
@@ -114,15 +142,17 @@ async fn gather(backend: Arc<dyn Backend>, mut requests: mpsc::Receiver<Request>
             request = requests.recv(), if !closed => match request {
                 Some(request) => {
                     state.take(request);
-                    while state.unsent.len() >= MAX_BATCH_OBJECTS {
-                        state.send(&backend, &mut sent, MAX_BATCH_OBJECTS);
+                    while state.unsent.len() >= outlet.max_batch {
+                        state.send(&outlet, &mut sent, outlet.max_batch);
                     }
                 }
                 None => closed = true,
             },
             _ = tokio::time::sleep_until(linger.unwrap_or_else(Instant::now)), if linger.is_some() => {
-                let all = state.unsent.len();
-                state.send(&backend, &mut sent, all);
+                // What lingered goes out, in batches the bucket can hold.
+                while !state.unsent.is_empty() {
+                    state.send(&outlet, &mut sent, outlet.max_batch);
+                }
             }
             Some(done) = sent.tasks.join_next_with_id(), if !sent.tasks.is_empty() => {
                 // A lookup that panicked fails its own waiters, and the gathering goes on.
@@ -167,7 +197,7 @@ impl State {
     }
 
     /// Sends the oldest `count` unsent values as one batch.
-    fn send(&mut self, backend: &Arc<dyn Backend>, sent: &mut Sent, count: usize) {
+    fn send(&mut self, outlet: &Arc<Outlet>, sent: &mut Sent, count: usize) {
         let batch: Vec<LookupObject> = self.unsent.drain(..count.min(self.unsent.len())).collect();
         self.send_by = (!self.unsent.is_empty()).then(|| Instant::now() + LINGER);
         let deadline = if self.unsent.is_empty() {
@@ -180,8 +210,10 @@ impl State {
         }
         let deadline = deadline.unwrap_or_else(Instant::now);
         let keys: Vec<Key> = batch.iter().map(|o| (o.r#type, o.value.clone())).collect();
-        let lookup = backend.lookup(batch, deadline);
-        let task = sent.tasks.spawn(lookup);
+        let outlet = outlet.clone();
+        let task = sent
+            .tasks
+            .spawn(async move { outlet.send(batch, deadline).await });
         sent.keys.insert(task.id(), keys);
     }
 
@@ -243,42 +275,49 @@ mod tests {
 
     use super::*;
 
-    /// Answers each value with one "match" that is the value's bytes; remembers each batch.
-    #[derive(Default)]
+    /// Lanes that answer each value with one "match" that is the value's bytes, fail every
+    /// batch (`fail`), or panic on a batch holding `panic_on`; each batch is remembered.
+    #[derive(Clone, Default)]
     struct Echo {
-        batches: Mutex<Vec<Vec<String>>>,
+        batches: Arc<Mutex<Vec<Vec<String>>>>,
         fail: bool,
-        /// Panics on a batch holding this value.
         panic_on: Option<&'static str>,
     }
 
-    impl Backend for Echo {
-        fn lookup(
-            &self,
-            objects: Vec<LookupObject>,
-            _deadline: Instant,
-        ) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
-            self.batches
-                .lock()
-                .unwrap()
-                .push(objects.iter().map(|o| o.value.clone()).collect());
-            let fail = self.fail;
-            let panics = self
-                .panic_on
-                .is_some_and(|value| objects.iter().any(|o| o.value == value));
-            Box::pin(async move {
-                assert!(!panics, "a backend bug");
-                if fail {
-                    return Err(Unavailable("down".to_owned()));
+    impl Echo {
+        fn gatherer(&self) -> Gatherer {
+            self.gatherer_at(NonZeroU32::new(1_000_000).unwrap())
+        }
+
+        fn gatherer_at(&self, rps: NonZeroU32) -> Gatherer {
+            let echo = self.clone();
+            let lanes = Lanes::spawn(NonZeroU32::MIN, move |mut exchanges| {
+                let echo = echo.clone();
+                async move {
+                    while let Some(exchange) = exchanges.recv().await {
+                        let values: Vec<String> =
+                            exchange.objects.iter().map(|o| o.value.clone()).collect();
+                        echo.batches.lock().unwrap().push(values.clone());
+                        if echo.panic_on.is_some_and(|p| values.iter().any(|v| v == p)) {
+                            // The lane dies with its exchange: only that batch's waiters fail.
+                            panic!("a lane bug");
+                        }
+                        let answer = if echo.fail {
+                            Err(Unavailable("down".to_owned()))
+                        } else {
+                            Ok(values
+                                .into_iter()
+                                .map(|v| WireLookupResult {
+                                    matches: vec![v.into()],
+                                    error: String::new(),
+                                })
+                                .collect())
+                        };
+                        let _ = exchange.answer.send(answer);
+                    }
                 }
-                Ok(objects
-                    .into_iter()
-                    .map(|o| WireLookupResult {
-                        matches: vec![o.value.into()],
-                        error: String::new(),
-                    })
-                    .collect())
-            })
+            });
+            Gatherer::new(Arc::new(lanes), rps)
         }
     }
 
@@ -306,8 +345,8 @@ mod tests {
 
     #[tokio::test]
     async fn requests_within_the_linger_share_one_batch_and_each_value_once() {
-        let echo = Arc::new(Echo::default());
-        let gatherer = Gatherer::new(echo.clone());
+        let echo = Echo::default();
+        let gatherer = echo.gatherer();
         let (a, b) = tokio::join!(
             gatherer.lookup(objects(&["x", "y", "x"]), soon()),
             gatherer.lookup(objects(&["y", "z"]), soon()),
@@ -320,8 +359,8 @@ mod tests {
 
     #[tokio::test]
     async fn large_requests_go_out_in_full_batches() {
-        let echo = Arc::new(Echo::default());
-        let gatherer = Gatherer::new(echo.clone());
+        let echo = Echo::default();
+        let gatherer = echo.gatherer();
         let values: Vec<String> = (0..MAX_BATCH_OBJECTS + 10)
             .map(|i| format!("v{i}"))
             .collect();
@@ -334,10 +373,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_fails_every_request_waiting_on_it() {
-        let gatherer = Gatherer::new(Arc::new(Echo {
+        let gatherer = Echo {
             fail: true,
             ..Default::default()
-        }));
+        }
+        .gatherer();
         let (a, b) = tokio::join!(
             gatherer.lookup(objects(&["x"]), soon()),
             gatherer.lookup(objects(&["x", "y"]), soon()),
@@ -354,14 +394,41 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_that_panics_fails_only_its_waiters() {
-        let gatherer = Gatherer::new(Arc::new(Echo {
+        let gatherer = Echo {
             panic_on: Some("boom"),
             ..Default::default()
-        }));
+        }
+        .gatherer();
         let failed = gatherer.lookup(objects(&["boom", "x"]), soon()).await;
         assert!(failed.is_err(), "{failed:?}");
-        // The gathering goes on: the next request is answered.
+        // The gathering goes on, and the lane is started again: the next request is answered.
         let answer = gatherer.lookup(objects(&["y"]), soon()).await;
         assert_eq!(categories(answer), ["y"]);
+    }
+
+    #[tokio::test]
+    async fn the_rps_is_charged_for_values_sent_after_sharing() {
+        let echo = Echo::default();
+        let gatherer = echo.gatherer_at(NonZeroU32::new(10).unwrap());
+        let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        // Two batches asking for the same ten values: one batch of ten goes out, taking ten
+        // tokens, and it fits the one second's worth the bucket holds.
+        let (a, b) = tokio::join!(
+            gatherer.lookup(objects(&refs), soon()),
+            gatherer.lookup(objects(&refs), soon()),
+        );
+        assert_eq!(categories(a), values);
+        assert_eq!(categories(b), values);
+        assert_eq!(*echo.batches.lock().unwrap(), [values]);
+        // Twenty distinct values go out in batches no larger than the bucket.
+        let more: Vec<String> = (10..30).map(|i| format!("v{i}")).collect();
+        let refs: Vec<&str> = more.iter().map(String::as_str).collect();
+        assert_eq!(
+            categories(gatherer.lookup(objects(&refs), soon()).await),
+            more
+        );
+        let sizes: Vec<usize> = echo.batches.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 10]);
     }
 }

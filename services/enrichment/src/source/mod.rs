@@ -1,20 +1,17 @@
 //! Where a rule looks values up: our ThreatIntel service over the mesh, or a CyberTrace over
-//! its TCP protocol. Both answer one result per object, in order, so the enrichment that
-//! follows is the same for either.
+//! its TCP protocol. Either is [`Lanes`], one per connection, answering one result per
+//! object in order, so the enrichment that follows is the same for both; a rule's
+//! [`Gatherer`] shares its values across batches and holds them to its RPS.
 
 pub(crate) mod cybertrace;
 mod gather;
-mod threatintel;
+mod lanes;
+pub(crate) mod threatintel;
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use xdr_proto::wire::WireLookupResult;
 
-use tokio::time::Instant;
-
-use xdr_proto::{pb::LookupObject, wire::WireLookupResult};
-
-pub use cybertrace::CyberTraceSource;
 pub use gather::Gatherer;
-pub use threatintel::ThreatIntelSource;
+pub use lanes::Lanes;
 
 /// Objects in one lookup batch at most (the service takes far more; smaller batches spread
 /// over the connections and come back sooner).
@@ -26,38 +23,3 @@ pub struct Unavailable(pub String);
 
 /// One result per object, its matches as the encoded `TiMatch`es the source answered.
 pub type Answer = Result<Vec<WireLookupResult>, Unavailable>;
-
-pub enum Source {
-    ThreatIntel(ThreatIntelSource),
-    CyberTrace(CyberTraceSource),
-}
-
-impl Source {
-    /// Looks `objects` up (at most [`MAX_BATCH_OBJECTS`]); one result per object, in order,
-    /// or unavailable once `deadline` has passed.
-    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
-        match self {
-            Source::ThreatIntel(source) => source.lookup(objects, deadline).await,
-            Source::CyberTrace(source) => source.lookup(objects, deadline).await,
-        }
-    }
-
-    /// The source behind a [`Gatherer`], which every rule using it shares.
-    pub fn gathered(self) -> Gatherer {
-        Gatherer::new(Arc::new(Shared(Arc::new(self))))
-    }
-}
-
-/// A source the gathering task can send batches to from its own tasks.
-struct Shared(Arc<Source>);
-
-impl gather::Backend for Shared {
-    fn lookup(
-        &self,
-        objects: Vec<LookupObject>,
-        deadline: Instant,
-    ) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
-        let source = self.0.clone();
-        Box::pin(async move { source.lookup(objects, deadline).await })
-    }
-}

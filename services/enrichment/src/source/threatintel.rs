@@ -5,10 +5,7 @@
 //! [`WireLookupReply`]s: each match stays the bytes ThreatIntel encoded, and is appended to its
 //! event as such.
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::{collections::HashMap, num::NonZeroU32};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -17,22 +14,15 @@ use tokio::{
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{client::Grpc, codec::Streaming, transport::Channel};
 use xdr_mesh::{channel, tls::TlsMaterial};
-use xdr_proto::{
-    codec::XdrCodec,
-    pb::{LookupBatch, LookupObject},
-    wire::WireLookupReply,
+use xdr_proto::{codec::XdrCodec, pb::LookupBatch, wire::WireLookupReply};
+
+use super::{
+    Answer, Unavailable,
+    lanes::{Exchange, Lanes},
 };
 
-use super::{Answer, Unavailable};
-
-/// Batches queued for one lane before senders wait.
-const LANE_QUEUE: usize = 64;
-
-struct Pending {
-    objects: Vec<LookupObject>,
-    deadline: Instant,
-    answer: oneshot::Sender<Answer>,
-}
+/// Batches one stream has in flight, at most.
+const IN_FLIGHT: usize = 64;
 
 /// A batch sent on the stream, waiting for its reply.
 struct Waiting {
@@ -41,48 +31,25 @@ struct Waiting {
     deadline: Instant,
 }
 
-pub struct ThreatIntelSource {
-    lanes: Vec<mpsc::Sender<Pending>>,
-    next: AtomicUsize,
-}
-
-impl ThreatIntelSource {
-    /// `connections` lanes to the ThreatIntel service at `target` (`host:port`).
-    pub fn connect(
-        target: &str,
-        connections: u32,
-        tls: &TlsMaterial,
-    ) -> Result<Self, channel::ChannelError> {
-        let mut lanes = Vec::new();
-        for _ in 0..connections.max(1) {
-            // One channel per lane: a lane is a TCP connection of its own.
-            let client = Grpc::new(channel::lazy(target, "threatintel", tls)?);
-            let (sender, pending) = mpsc::channel(LANE_QUEUE);
-            tokio::spawn(run_lane(client, pending));
-            lanes.push(sender);
+/// `connections` lanes to the ThreatIntel service at `target` (`host:port`), each its own
+/// HTTP/2 connection.
+pub fn lanes(
+    target: &str,
+    connections: NonZeroU32,
+    tls: &TlsMaterial,
+) -> Result<Lanes, channel::ChannelError> {
+    // A bad address is refused here, once; every lane's channel is made the same way.
+    channel::lazy(target, "threatintel", tls)?;
+    let (target, tls) = (target.to_owned(), tls.clone());
+    Ok(Lanes::spawn(connections, move |exchanges| {
+        let channel = channel::lazy(&target, "threatintel", &tls);
+        async move {
+            match channel {
+                Ok(channel) => run_lane(Grpc::new(channel), exchanges).await,
+                Err(error) => super::lanes::refuse(exchanges, error.to_string()).await,
+            }
         }
-        Ok(ThreatIntelSource {
-            lanes,
-            next: AtomicUsize::new(0),
-        })
-    }
-
-    /// Looks `objects` up (at most [`MAX_BATCH_OBJECTS`]); one result per object, in order.
-    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let (answer, answered) = oneshot::channel();
-        self.lanes[lane]
-            .send(Pending {
-                objects,
-                deadline,
-                answer,
-            })
-            .await
-            .map_err(|_| Unavailable("the source was closed".to_owned()))?;
-        answered
-            .await
-            .unwrap_or_else(|_| Err(Unavailable("the lane stopped".to_owned())))
-    }
+    }))
 }
 
 /// Opens a `LookupStream` whose replies keep their matches encoded.
@@ -107,14 +74,14 @@ async fn open_stream(
     Ok(replies.into_inner())
 }
 
-async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending>) {
+async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchange>) {
     let mut next_id = 0u64;
     loop {
         // No stream is open until there is something to send.
         let Some(batch) = pending.recv().await else {
             return;
         };
-        let (requests, request_stream) = mpsc::channel::<LookupBatch>(LANE_QUEUE);
+        let (requests, request_stream) = mpsc::channel::<LookupBatch>(IN_FLIGHT);
         let mut replies = match open_stream(&mut client, request_stream).await {
             Ok(replies) => replies,
             Err(status) => {
@@ -125,7 +92,7 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending
             }
         };
         let mut waiting: HashMap<u64, Waiting> = HashMap::new();
-        let mut send = |batch: Pending, waiting: &mut HashMap<u64, Waiting>| {
+        let mut send = |batch: Exchange, waiting: &mut HashMap<u64, Waiting>| {
             next_id += 1;
             let entry = Waiting {
                 answer: batch.answer,
@@ -148,7 +115,7 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Pending
             }
             let next_deadline = waiting.values().map(|w| w.deadline).min();
             tokio::select! {
-                batch = pending.recv(), if !closed && waiting.len() < LANE_QUEUE => match batch {
+                batch = pending.recv(), if !closed && waiting.len() < IN_FLIGHT => match batch {
                     Some(batch) => { send(batch, &mut waiting); }
                     None => closed = true,
                 },

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, SHARED_TENANT},
     error::ServiceError,
+    stream::until_failed,
 };
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
@@ -159,62 +159,19 @@ impl ThreatIntel for ThreatIntelService {
         request: Request<Streaming<LookupBatch>>,
     ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
         let stream_slot = self.lookup_streams.take()?;
-        let mut batches = request.into_inner();
-        let (replies, reply_stream) = mpsc::channel(BATCHES_IN_FLIGHT);
         let store = self.store.clone();
-        tokio::spawn(async move {
-            let _stream_slot = stream_slot;
-            let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
-            // A stream that fails (a malformed frame, an oversized batch) ends with that
-            // status, after every batch before it has been answered: never with OK.
-            let failed = |status: Status| {
-                let (in_flight, replies) = (in_flight.clone(), replies.clone());
-                async move {
-                    let _all_answered = in_flight.acquire_many(BATCHES_IN_FLIGHT as u32).await;
-                    let _ = replies.send(Err(status)).await;
-                }
-            };
-            loop {
-                let batch = match batches.message().await {
-                    Ok(Some(batch)) => batch,
-                    Ok(None) => break,
-                    Err(status) => {
-                        failed(status).await;
-                        break;
-                    }
-                };
-                if let Err(status) = check_size("objects", batch.objects.len()) {
-                    failed(status).await;
-                    break;
-                }
-                let permit = in_flight
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                let (store, replies) = (store.clone(), replies.clone());
-                // Each batch on its own task: a large batch does not hold back the small ones.
-                tokio::spawn(async move {
-                    let results = lookup_all(&store, &store.view(), &batch.objects)
-                        .into_iter()
-                        .map(|result| {
-                            result.unwrap_or_else(|e| LookupResult {
-                                matches: Vec::new(),
-                                error: e.to_string(),
-                            })
-                        })
-                        .collect();
-                    let _ = replies
-                        .send(Ok(LookupBatchReply {
-                            batch_id: batch.batch_id,
-                            results,
-                        }))
-                        .await;
-                    drop(permit);
-                });
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(reply_stream))))
+        // Batches are looked up concurrently, each on a task of its own (a large batch does
+        // not hold back the small ones), and answered in the order they came. A stream that
+        // fails (a malformed frame, an oversized batch) ends with that status, after every
+        // batch before it has been answered: never with OK.
+        let answers = request
+            .into_inner()
+            .map(move |batch| {
+                let store = store.clone();
+                async move { look_up_batch(store, batch?).await }
+            })
+            .buffered(BATCHES_IN_FLIGHT);
+        Ok(Response::new(Box::pin(until_failed(answers, stream_slot))))
     }
 
     async fn add_indicators(
@@ -361,4 +318,31 @@ fn resident_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * u64::try_from(page_size).unwrap_or(4096)
+}
+
+/// One batch of a `LookupStream`, looked up on a task of its own; a value that cannot be
+/// read is answered with its error, the others with their matches.
+async fn look_up_batch(
+    store: Arc<IndicatorStore>,
+    batch: LookupBatch,
+) -> Result<LookupBatchReply, Status> {
+    check_size("objects", batch.objects.len())?;
+    let looking = tokio::spawn(async move {
+        lookup_all(&store, &store.view(), &batch.objects)
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|e| LookupResult {
+                    matches: Vec::new(),
+                    error: e.to_string(),
+                })
+            })
+            .collect()
+    });
+    let results = looking
+        .await
+        .map_err(|e| Status::internal(format!("looking a batch up failed: {e}")))?;
+    Ok(LookupBatchReply {
+        batch_id: batch.batch_id,
+        results,
+    })
 }

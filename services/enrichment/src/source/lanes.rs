@@ -1,0 +1,106 @@
+//! A source's connections: one lane per connection, each a task that owns its connection and
+//! answers the exchanges sent to it in turn. Both source kinds are lanes; only what a lane
+//! does with an exchange differs (a `LookupStream` batch, a CyberTrace exchange). A lane that
+//! dies (a bug that panics) fails the exchanges it held and is started again by the next
+//! exchange sent its way: the source is never left closed.
+
+use std::{
+    future::Future,
+    num::NonZeroU32,
+    pin::Pin,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use xdr_proto::pb::LookupObject;
+
+use super::{Answer, Unavailable};
+
+/// Exchanges queued for one lane before senders wait.
+const LANE_QUEUE: usize = 64;
+
+/// One batch for a lane: one result per object, in order, or unavailable by `deadline`.
+pub struct Exchange {
+    pub objects: Vec<LookupObject>,
+    pub deadline: Instant,
+    pub answer: oneshot::Sender<Answer>,
+}
+
+type LaneTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+type MakeLane = Box<dyn FnMut(mpsc::Receiver<Exchange>) -> LaneTask + Send>;
+
+pub struct Lanes {
+    lanes: Vec<Mutex<mpsc::Sender<Exchange>>>,
+    /// Makes a lane's task of its queue: at the start, and again for a lane that died.
+    make: Mutex<MakeLane>,
+    next: AtomicUsize,
+}
+
+impl Lanes {
+    /// `count` lanes, each the task `lane` makes of its queue of exchanges.
+    pub fn spawn<F>(
+        count: NonZeroU32,
+        mut lane: impl FnMut(mpsc::Receiver<Exchange>) -> F + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut make: MakeLane = Box::new(move |exchanges| Box::pin(lane(exchanges)));
+        let lanes = (0..count.get())
+            .map(|_| Mutex::new(start(&mut make)))
+            .collect();
+        Lanes {
+            lanes,
+            make: Mutex::new(make),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Looks `objects` up on the next lane in turn.
+    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let (answer, answered) = oneshot::channel();
+        let exchange = Exchange {
+            objects,
+            deadline,
+            answer,
+        };
+        let sender = locked(&self.lanes[lane]).clone();
+        if let Err(mpsc::error::SendError(exchange)) = sender.send(exchange).await {
+            // The lane's task is gone: start it again, and send there.
+            let restarted = start(&mut locked(&self.make));
+            *locked(&self.lanes[lane]) = restarted.clone();
+            restarted
+                .send(exchange)
+                .await
+                .map_err(|_| Unavailable("the source was closed".to_owned()))?;
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Unavailable("the lane stopped".to_owned())))
+    }
+}
+
+/// A lane that cannot reach its source: every exchange is answered `why`.
+pub async fn refuse(mut exchanges: mpsc::Receiver<Exchange>, why: String) {
+    while let Some(exchange) = exchanges.recv().await {
+        let _ = exchange.answer.send(Err(Unavailable(why.clone())));
+    }
+}
+
+/// A new lane: its queue, and the task `make` makes of it.
+fn start(make: &mut MakeLane) -> mpsc::Sender<Exchange> {
+    let (sender, exchanges) = mpsc::channel(LANE_QUEUE);
+    tokio::spawn(make(exchanges));
+    sender
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
