@@ -3,37 +3,10 @@
 
 use std::{borrow::Cow, net::IpAddr};
 
-use xdr_proto::pb::{Event, FieldValue, ResourceKind, field_value};
+use xdr_proto::pb::{Event, ResourceKind};
 
 use super::{Compiled, Condition, Operand, Test, parse_network};
-use crate::resources::Resources;
-
-/// A field value as the texts it compares as (a list gives each of its values); text is
-/// borrowed, not copied: this runs for every event.
-pub fn texts_of(value: &FieldValue) -> Vec<Cow<'_, str>> {
-    match &value.kind {
-        None => Vec::new(),
-        Some(field_value::Kind::Text(text)) => vec![Cow::Borrowed(text)],
-        Some(field_value::Kind::Integer(n)) => vec![Cow::Owned(n.to_string())],
-        Some(field_value::Kind::Number(n)) => vec![Cow::Owned(n.to_string())],
-        Some(field_value::Kind::Flag(flag)) => vec![Cow::Owned(flag.to_string())],
-        Some(field_value::Kind::TimestampMs(ms)) => vec![Cow::Owned(ms.to_string())],
-        Some(field_value::Kind::List(list)) => list
-            .values
-            .iter()
-            .map(|v| Cow::Borrowed(v.as_str()))
-            .collect(),
-    }
-}
-
-/// The values of event field `name`; `Timestamp` is the event's own time.
-pub fn field_texts<'e>(event: &'e Event, name: &str) -> Vec<Cow<'e, str>> {
-    match event.fields.get(name) {
-        Some(value) => texts_of(value),
-        None if name == "Timestamp" => vec![Cow::Owned(event.timestamp_ms.to_string())],
-        None => Vec::new(),
-    }
-}
+use crate::{fields::field_texts, resources::Resources};
 
 impl Compiled {
     pub fn matches(&self, event: &Event, resources: &Resources) -> bool {

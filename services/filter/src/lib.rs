@@ -8,9 +8,10 @@
 //! place it is reached from, so sharing cannot hide a filter that doubles at each level.
 
 mod eval;
+pub mod fields;
 pub mod resources;
 
-pub use eval::field_texts;
+pub use fields::field_texts;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -460,7 +461,7 @@ fn operand_of(operand: &pb::Operand, at: &str) -> Result<Operand, Invalid> {
         }
         Some(operand::Kind::Field(field)) => Ok(Operand::Field(field.trim().to_owned())),
         Some(operand::Kind::Constant(value)) => Ok(Operand::Values(
-            eval::texts_of(value)
+            fields::texts_of(value)
                 .into_iter()
                 .map(std::borrow::Cow::into_owned)
                 .collect(),

@@ -6,7 +6,10 @@
 mod active;
 mod changes;
 mod error;
+mod filters;
 mod records;
+mod resources;
+mod rules;
 mod store;
 
 pub use active::{ActiveRule, ActiveRules};

@@ -1,7 +1,7 @@
 //! Domain indicators: a domain matches itself and its subdomains, unless marked exact.
 
 use super::{
-    parse::IndicatorError,
+    error::IndicatorError,
     text_table::{Absent, TextTable},
     url::canonical_domain,
 };

@@ -4,7 +4,7 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
-use super::parse::IndicatorError;
+use super::error::IndicatorError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HashKey {

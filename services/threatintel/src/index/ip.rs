@@ -7,7 +7,7 @@ use std::{collections::hash_map::Entry, net::IpAddr};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use super::parse::IndicatorError;
+use super::error::IndicatorError;
 
 /// An address (as a full-length network) or a network; `/0` is refused as absurd.
 pub fn parse_ip_indicator(input: &str) -> Result<IpNet, IndicatorError> {

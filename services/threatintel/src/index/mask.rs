@@ -4,7 +4,7 @@
 
 use super::{
     arena::{Arena, IndexFull},
-    parse::IndicatorError,
+    error::IndicatorError,
     text_table::TextTable,
     url::{canonical_domain, cleaned, push_path_and_query},
     url_parts,

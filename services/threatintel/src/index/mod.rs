@@ -3,6 +3,7 @@
 mod arena;
 mod context;
 mod domain;
+mod error;
 #[cfg(test)]
 mod fuzz;
 mod hash;
@@ -21,7 +22,8 @@ mod view;
 
 pub use arena::IndexFull;
 pub use context::Context;
+pub use error::IndicatorError;
 pub use model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier};
-pub use parse::{IndicatorError, IndicatorKey, parse_indicator};
+pub use parse::{IndicatorKey, parse_indicator};
 pub use table::{IndexBuilder, IndicatorIndex, NewRecord};
 pub use view::IndexView;

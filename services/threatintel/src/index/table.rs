@@ -13,11 +13,12 @@ use super::{
     arena::{Arena, IndexFull},
     context::ContextKeys,
     domain::DomainTable,
+    error::IndicatorError,
     hash::HashTable,
     ip::IpTable,
     mask::MaskTable,
     model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier},
-    parse::{IndicatorError, IndicatorKey, LookupKey, parse_indicator},
+    parse::{IndicatorKey, LookupKey, parse_indicator},
     text_table::TextTable,
     url::UrlHost,
 };

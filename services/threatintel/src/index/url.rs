@@ -16,7 +16,7 @@ use std::{borrow::Cow, net::IpAddr};
 use ::url::{Host, Url};
 
 use super::{
-    parse::IndicatorError,
+    error::IndicatorError,
     percent::{push_query, push_segment},
     url_parts::{self, UrlParts},
 };

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use super::{
+    error::IndicatorError,
     model::{FALSE_POSITIVE, Indicator, IndicatorKind, Match},
-    parse::{IndicatorError, parse_lookup},
+    parse::parse_lookup,
     table::IndicatorIndex,
 };
 
