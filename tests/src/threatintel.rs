@@ -2,16 +2,37 @@
 
 use serde_json::Value;
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use crate::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
 
-/// `xdr-threatintel` with the demo feed (the seeds' test indicators) and `extra` flags.
+/// The folder of the demo feed: the seeds' test indicators.
+pub fn demo_feeds() -> PathBuf {
+    paths::workspace().join("services/threatintel/feeds")
+}
+
+/// `xdr-threatintel` with the demo feed and `extra` flags.
 pub fn start_with_demo_feed(pki: &TestPki, extra: &[&str]) -> ServiceProcess {
-    let feeds = paths::workspace().join("services/threatintel/feeds");
+    start_with_demo_feed_in(pki, None, extra)
+}
+
+/// As [`start_with_demo_feed`], with its data in `data` when given (a restart given the same
+/// folder finds what the last process saved).
+pub fn start_with_demo_feed_in(
+    pki: &TestPki,
+    data: Option<&Path>,
+    extra: &[&str],
+) -> ServiceProcess {
+    let feeds = demo_feeds();
     let mut args = vec!["--feeds-dir", feeds.to_str().expect("a UTF-8 path")];
     args.extend(extra);
-    ServiceProcess::start_with("threatintel", pki, &args)
+    match data {
+        Some(data) => ServiceProcess::start_in("threatintel", pki, data, &args),
+        None => ServiceProcess::start_with("threatintel", pki, &args),
+    }
 }
 
 /// Where `server`'s CyberTrace listener listens, from its log.

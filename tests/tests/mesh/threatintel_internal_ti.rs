@@ -5,18 +5,12 @@ use std::{path::Path, time::Duration};
 
 use serde_json::json;
 use xdr_tests::{
-    Cert, Grpcurl, ServiceProcess, TestPki, paths,
-    threatintel::{call, matches},
+    Cert, Grpcurl, ServiceProcess, TestPki,
+    threatintel::{call, matches, start_with_demo_feed_in},
 };
 
 fn start(pki: &TestPki, data: &Path) -> ServiceProcess {
-    let feeds = paths::workspace().join("services/threatintel/feeds");
-    ServiceProcess::start_in(
-        "threatintel",
-        pki,
-        data,
-        &["--feeds-dir", feeds.to_str().unwrap()],
-    )
+    start_with_demo_feed_in(pki, Some(data), &[])
 }
 
 #[test]

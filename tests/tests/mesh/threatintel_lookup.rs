@@ -3,11 +3,7 @@
 //! answered with their id.
 
 use serde_json::Value;
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki};
-
-fn threatintel_with_demo_feed(pki: &TestPki) -> ServiceProcess {
-    xdr_tests::threatintel::start_with_demo_feed(pki, &[])
-}
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, threatintel::start_with_demo_feed};
 
 fn lookup(pki: &TestPki, server: &ServiceProcess, values: &[&str]) -> Vec<Value> {
     let objects: Vec<Value> = values
@@ -25,7 +21,7 @@ fn lookup(pki: &TestPki, server: &ServiceProcess, values: &[&str]) -> Vec<Value>
 #[test]
 fn the_demo_feed_answers_the_seed_indicators_in_any_spelling() {
     let pki = TestPki::new();
-    let server = threatintel_with_demo_feed(&pki);
+    let server = start_with_demo_feed(&pki, &[]);
     let results = lookup(
         &pki,
         &server,
@@ -60,7 +56,7 @@ fn the_demo_feed_answers_the_seed_indicators_in_any_spelling() {
 #[test]
 fn malformed_values_are_refused_naming_the_item_and_the_service_stays_up() {
     let pki = TestPki::new();
-    let server = threatintel_with_demo_feed(&pki);
+    let server = start_with_demo_feed(&pki, &[]);
     let addr = server.listening_addr();
     let cases = [
         (
@@ -113,7 +109,7 @@ fn malformed_values_are_refused_naming_the_item_and_the_service_stays_up() {
 #[test]
 fn lookup_stream_answers_each_batch_with_its_id() {
     let pki = TestPki::new();
-    let server = threatintel_with_demo_feed(&pki);
+    let server = start_with_demo_feed(&pki, &[]);
     let batches = r#"
         {"batchId": "1", "objects": [{"value": "http://fakess123bn.nu"}]}
         {"batchId": "2", "objects": [{"value": "8.8.8.8"}, {"value": "not a value"}]}
@@ -161,7 +157,7 @@ fn lookup_stream_answers_each_batch_with_its_id() {
 fn the_mesh_json_codec_agrees_with_grpcurl() {
     use xdr_proto::{json, pb::LookupReply};
     let pki = TestPki::new();
-    let server = threatintel_with_demo_feed(&pki);
+    let server = start_with_demo_feed(&pki, &[]);
     let reply = Grpcurl::new(&pki, Cert::Named("operator"))
         .data(r#"{"objects": [{"value": "http://fakess123.nu"}, {"value": "192.0.2.1"}]}"#)
         .ok(server.listening_addr(), &["xdr.v1.ThreatIntel/Lookup"]);
