@@ -1,8 +1,51 @@
 //! Reply streams of streaming RPCs.
 
-use futures_util::{Stream, StreamExt};
+use std::{
+    future::{Future, ready},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::Status;
+
+/// Each request of `requests` answered by `answer`, `in_flight` at once, each answer sent as
+/// soon as it is ready (for protocols whose answers carry their request's id). The first
+/// request that fails (a malformed frame, an oversized batch) ends the stream with its status
+/// after every request before it has been answered: never with OK, never with answers after.
+pub fn answer_unordered<R, T, Fut>(
+    requests: impl Stream<Item = Result<R, Status>> + Send + 'static,
+    in_flight: usize,
+    answer: impl FnMut(R) -> Fut + Send + 'static,
+    slot: OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static
+where
+    R: Send + 'static,
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+{
+    let failure = Arc::new(Mutex::new(None));
+    let noted = failure.clone();
+    let accepted = requests.scan((), move |(), request| {
+        ready(match request {
+            Ok(request) => Some(request),
+            Err(status) => {
+                *noted.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+                None
+            }
+        })
+    });
+    let answers = accepted.map(answer).buffer_unordered(in_flight);
+    let last = stream::once(async move {
+        failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(Err)
+    })
+    .filter_map(ready);
+    until_failed(answers.chain(last), slot)
+}
 
 /// `answers` up to and including the first failure: a stream that fails ends with that
 /// status, after every answer before it, never with OK and never with answers after it.
@@ -41,5 +84,29 @@ mod tests {
             .collect();
         assert_eq!(codes, [Ok(&1), Ok(&2), Err(tonic::Code::InvalidArgument)]);
         assert_eq!(slots.available_permits(), 1, "the slot is given back");
+    }
+
+    #[tokio::test]
+    async fn unordered_answers_come_as_ready_and_the_failure_after_them_all() {
+        let slots = Arc::new(Semaphore::new(1));
+        let slot = slots.clone().try_acquire_owned().unwrap();
+        let requests = stream::iter([Ok(30u64), Ok(1), Err(Status::data_loss("cut")), Ok(2)]);
+        let answered: Vec<_> = answer_unordered(
+            requests,
+            8,
+            |ms| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(ms)
+            },
+            slot,
+        )
+        .collect()
+        .await;
+        let codes: Vec<_> = answered
+            .iter()
+            .map(|a| a.as_ref().map_err(Status::code))
+            .collect();
+        assert_eq!(codes, [Ok(&1), Ok(&30), Err(tonic::Code::DataLoss)]);
+        assert_eq!(slots.available_permits(), 1);
     }
 }

@@ -8,7 +8,7 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, SHARED_TENANT},
     error::ServiceError,
-    stream::until_failed,
+    stream::answer_unordered,
 };
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
@@ -160,18 +160,22 @@ impl ThreatIntel for ThreatIntelService {
     ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
         let stream_slot = self.lookup_streams.take()?;
         let store = self.store.clone();
-        // Batches are looked up concurrently, each on a task of its own (a large batch does
-        // not hold back the small ones), and answered in the order they came. A stream that
-        // fails (a malformed frame, an oversized batch) ends with that status, after every
-        // batch before it has been answered: never with OK.
-        let answers = request
-            .into_inner()
-            .map(move |batch| {
-                let store = store.clone();
-                async move { look_up_batch(store, batch?).await }
-            })
-            .buffered(BATCHES_IN_FLIGHT);
-        Ok(Response::new(Box::pin(until_failed(answers, stream_slot))))
+        // Batches are looked up concurrently, each on a task of its own, and each answered as
+        // soon as it is done (replies carry their batch's id): a large batch does not hold
+        // back the small ones. A stream that fails (a malformed frame, an oversized batch)
+        // ends with that status after every batch before it has been answered: never with OK.
+        let batches = request.into_inner().map(|batch| {
+            let batch = batch?;
+            check_size("objects", batch.objects.len())?;
+            Ok(batch)
+        });
+        let answers = answer_unordered(
+            batches,
+            BATCHES_IN_FLIGHT,
+            move |batch| look_up_batch(store.clone(), batch),
+            stream_slot,
+        );
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn add_indicators(
@@ -326,7 +330,6 @@ async fn look_up_batch(
     store: Arc<IndicatorStore>,
     batch: LookupBatch,
 ) -> Result<LookupBatchReply, Status> {
-    check_size("objects", batch.objects.len())?;
     let looking = tokio::spawn(async move {
         lookup_all(&store, &store.view(), &batch.objects)
             .into_iter()
