@@ -1,5 +1,6 @@
 //! `xdrctl`: the operator's command line for the xdr mesh.
 
+mod call;
 mod certs;
 mod child;
 mod layout;
@@ -28,6 +29,8 @@ enum Command {
     Up(up::Args),
     /// Show whether each service of a running mesh is SERVING.
     Status(status::Args),
+    /// Call a unary RPC with a JSON request and print its JSON reply.
+    Call(call::Args),
 }
 
 #[tokio::main]
@@ -37,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Certs(args) => certs::run(&args),
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::Call(args) => call::run(&args).await,
     }
 }

@@ -15,6 +15,8 @@ pub struct ServiceEntry {
     /// Default port of its plain-HTTP server: `/metrics` for the gRPC services, the JSON API
     /// (with `/metrics` on it) for the gateway.
     pub http_port: u16,
+    /// The `xdr.v1` gRPC service it serves (`xdr.v1.ThreatIntel`); the gateway serves none.
+    pub grpc_service: Option<&'static str>,
 }
 
 impl ServiceEntry {
@@ -47,26 +49,31 @@ fn loopback(port: u16) -> SocketAddr {
 
 pub const COLLECTOR: ServiceEntry = ServiceEntry {
     name: "collector",
+    grpc_service: Some("xdr.v1.Collector"),
     grpc_port: Some(7201),
     http_port: 9201,
 };
 pub const ENRICHMENT: ServiceEntry = ServiceEntry {
     name: "enrichment",
+    grpc_service: Some("xdr.v1.Enrichment"),
     grpc_port: Some(7202),
     http_port: 9202,
 };
 pub const THREATINTEL: ServiceEntry = ServiceEntry {
     name: "threatintel",
+    grpc_service: Some("xdr.v1.ThreatIntel"),
     grpc_port: Some(7203),
     http_port: 9203,
 };
 pub const PLAYBOOK: ServiceEntry = ServiceEntry {
     name: "playbook",
+    grpc_service: Some("xdr.v1.Playbook"),
     grpc_port: Some(7204),
     http_port: 9204,
 };
 pub const GATEWAY: ServiceEntry = ServiceEntry {
     name: "gateway",
+    grpc_service: None,
     grpc_port: None,
     http_port: 8080,
 };
@@ -80,6 +87,13 @@ pub const OPERATOR: &str = "operator";
 /// The service named `name`, if the mesh has one.
 pub fn service(name: &str) -> Option<ServiceEntry> {
     SERVICES.into_iter().find(|s| s.name == name)
+}
+
+/// The service serving the `xdr.v1` gRPC service `grpc_service` (`xdr.v1.ThreatIntel`).
+pub fn serving(grpc_service: &str) -> Option<ServiceEntry> {
+    SERVICES
+        .into_iter()
+        .find(|s| s.grpc_service == Some(grpc_service))
 }
 
 /// The gRPC services, in start order.

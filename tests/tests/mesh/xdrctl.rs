@@ -9,7 +9,7 @@ use std::{
 };
 
 use xdr_mesh::{identity::Identity, pki};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, paths};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
 
 fn xdrctl(args: &[&str]) -> std::process::Output {
     Command::new(paths::binary("xdrctl"))
@@ -219,4 +219,74 @@ fn xdrctl_alone_resolves_the_features_the_workspace_build_does() {
         })
         .collect();
     assert!(differing.is_empty(), "{differing:#?}");
+}
+
+/// `xdrctl call`: a unary RPC with a JSON request, through the mesh's JSON codec.
+fn call(pki: &TestPki, addr: std::net::SocketAddr, args: &[&str]) -> std::process::Output {
+    let home = pki.scratch();
+    Command::new(paths::binary("xdrctl"))
+        .arg("call")
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .args(["--addr", &addr.to_string()])
+        .output()
+        .expect("xdrctl runs")
+}
+
+#[test]
+fn xdrctl_call_sends_json_and_prints_the_json_reply() {
+    let pki = TestPki::new();
+    let server = xdr_tests::threatintel::start_with_demo_feed(&pki, &[]);
+    let addr = server.listening_addr();
+    let looked_up = call(
+        &pki,
+        addr,
+        &[
+            "xdr.v1.ThreatIntel/Lookup",
+            r#"{"objects": [{"value": "http://fakess123.nu"}]}"#,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&looked_up.stdout);
+    assert!(
+        looked_up.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&looked_up.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        reply["results"][0]["matches"][0]["category"], "KL_Malicious_URL",
+        "{reply}"
+    );
+
+    // A request that is not the RPC's message is refused here, naming the field.
+    let misspelt = call(
+        &pki,
+        addr,
+        &["xdr.v1.ThreatIntel/Lookup", r#"{"objcts": []}"#],
+    );
+    assert!(!misspelt.status.success());
+    let stderr = String::from_utf8_lossy(&misspelt.stderr);
+    assert!(stderr.contains("objcts"), "{stderr}");
+    // The server's refusal comes back with its code.
+    let refused = call(
+        &pki,
+        addr,
+        &[
+            "xdr.v1.ThreatIntel/Lookup",
+            r#"{"objects": [{"value": ""}]}"#,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("objects[0]"),
+        "{stderr}"
+    );
+    // Streams are grpcurl's.
+    let stream = call(&pki, addr, &["xdr.v1.ThreatIntel/LookupStream"]);
+    let stderr = String::from_utf8_lossy(&stream.stderr);
+    assert!(
+        !stream.status.success() && stderr.contains("streams"),
+        "{stderr}"
+    );
 }
