@@ -1,7 +1,10 @@
 //! Who may call the collector.
 
-use xdr_mesh::{AccessPolicy, identity::Identity};
+use xdr_mesh::{
+    AccessPolicy,
+    directory::{GATEWAY, OPERATOR},
+};
 
 pub fn policy() -> AccessPolicy {
-    AccessPolicy::new().allow_service("xdr.v1.Collector", &["gateway", Identity::OPERATOR])
+    AccessPolicy::new().allow_service("xdr.v1.Collector", &[GATEWAY.name, OPERATOR])
 }

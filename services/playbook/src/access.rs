@@ -1,14 +1,17 @@
 //! Who may call the playbook service: the collector raises alerts from threat-intel matches;
 //! people reach alerts, playbooks and secrets through the gateway or as operators.
 
-use xdr_mesh::{AccessPolicy, identity::Identity};
+use xdr_mesh::{
+    AccessPolicy,
+    directory::{COLLECTOR, GATEWAY, OPERATOR},
+};
 
 pub fn policy() -> AccessPolicy {
     AccessPolicy::new()
-        .allow_service("xdr.v1.Playbook", &["gateway", Identity::OPERATOR])
+        .allow_service("xdr.v1.Playbook", &[GATEWAY.name, OPERATOR])
         .allow_method(
             "xdr.v1.Playbook",
             "CreateAlert",
-            &["collector", "gateway", Identity::OPERATOR],
+            &[COLLECTOR.name, GATEWAY.name, OPERATOR],
         )
 }
