@@ -1,13 +1,13 @@
 //! The mesh's plain-HTTP servers — the gateway's JSON API and every service's `/metrics` —
-//! started, bounded and drained one way: connections are capped (one past the cap is closed
-//! at once), request heads must arrive within a deadline, every request has a deadline, and
-//! on shutdown each connection finishes the request it is serving and closes.
+//! started, bounded and drained one way: HTTP/1.1, connections capped (one past the cap is
+//! closed at once), the first byte and every request head within a deadline (an idle
+//! kept-alive connection is closed at it), every request within a deadline, and on shutdown
+//! each connection finishes the request it is serving and closes.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
+    rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
@@ -111,17 +111,13 @@ pub async fn serve(
             ) {
                 return;
             }
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            // HTTP/1.1 only: curl and Prometheus speak it, and its head deadline also closes
+            // a kept-alive connection that sends nothing more (an idle HTTP/2 connection
+            // answering pings would hold its slot for ever).
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(32)
-                .keep_alive_interval(Some(limits.header_timeout));
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,

@@ -66,14 +66,18 @@ fn paths_the_server_does_not_serve_share_one_label() {
 }
 
 #[test]
-fn clients_that_send_nothing_or_half_a_request_are_disconnected() {
+fn clients_that_send_nothing_half_a_request_or_nothing_more_are_disconnected() {
     let pki = TestPki::new();
     let server = ServiceProcess::start("playbook", &pki);
     let silent = TcpStream::connect(server.metrics_addr()).unwrap();
     let mut half = TcpStream::connect(server.metrics_addr()).unwrap();
     half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
-    for mut stalled in [silent, half] {
+    // A whole request on a kept-alive connection, then nothing more.
+    let mut idle = TcpStream::connect(server.metrics_addr()).unwrap();
+    idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    for mut stalled in [silent, half, idle] {
         // The head deadline is 5 s; the read is bounded well past it.
         stalled
             .set_read_timeout(Some(Duration::from_secs(30)))
