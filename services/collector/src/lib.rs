@@ -2,3 +2,4 @@
 //! SQL. `main.rs` wires the gRPC service; the search checker is here for it and its tests.
 
 pub mod search;
+pub mod store;

@@ -15,6 +15,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzz_corpus;
 pub mod http;
+pub mod id;
 pub mod identity;
 pub mod lines;
 pub mod listener;

@@ -1,4 +1,5 @@
-//! Failures of the embedded store (redb) the stateful services keep their data in, sorted by
+//! Failures of the embedded stores (redb, and SQLite for events) the stateful services keep
+//! their data in, sorted by
 //! what a caller can do about them: a full or failing disk is `UNAVAILABLE` (retry later), an
 //! unreadable file is `DATA_LOSS`, a value over the store's size limit `RESOURCE_EXHAUSTED`,
 //! anything else `INTERNAL` — not all of them `INTERNAL`.
@@ -34,6 +35,14 @@ impl StoreFailure {
 }
 
 impl StoreFailure {
+    /// A failure of another engine, its code chosen by the caller on the same rules.
+    pub fn with_code(code: ErrorCode, message: impl std::fmt::Display) -> Self {
+        StoreFailure {
+            code,
+            message: message.to_string(),
+        }
+    }
+
     /// A stored record that does not decode: the store holds what this version cannot read.
     pub fn unreadable(what: impl std::fmt::Display) -> Self {
         StoreFailure {

@@ -4,3 +4,4 @@
 pub mod check;
 pub mod query;
 pub mod schema;
+pub mod sqlite;

@@ -1,0 +1,378 @@
+//! A checked [`Search`] as SQLite SQL: names come from the schema (never from the query text),
+//! every literal is a bound parameter, and a predicate on `TI.*` holds when any of the event's
+//! matches satisfies it. The event store's tables are `events` and `ti` (one row per match).
+
+use rusqlite::types::Value;
+
+use super::{
+    query::{Aggregate, Comparison, Expr, Function, Projection, Search},
+    schema::COLUMNS,
+};
+
+/// SQL text and the values of its `?` parameters, in order.
+#[derive(Debug, Default, PartialEq)]
+pub struct Rendered {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// `search` as one statement. `SELECT *` answers `events.rowid` first, then every schema
+/// column; the event store reads the matches of those rows itself.
+pub fn render(search: &Search) -> Rendered {
+    let mut out = Rendered::default();
+    let aliases: Vec<(String, Expr)> = match &search.select {
+        Projection::Events => Vec::new(),
+        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
+    };
+    let mut writer = Writer {
+        out: &mut out,
+        aliases: &aliases,
+    };
+    writer.push("SELECT ");
+    match &search.select {
+        Projection::Events => {
+            writer.push("events.rowid");
+            for column in COLUMNS {
+                writer.push(&format!(", events.\"{}\"", column.name));
+            }
+        }
+        Projection::Items(items) => {
+            for (i, (expr, _)) in items.iter().enumerate() {
+                if i > 0 {
+                    writer.push(", ");
+                }
+                writer.expr(expr);
+            }
+        }
+    }
+    writer.push(" FROM events");
+    if let Some(filter) = &search.filter {
+        writer.push(" WHERE ");
+        writer.expr(filter);
+    }
+    if !search.group_by.is_empty() {
+        writer.push(" GROUP BY ");
+        writer.list(&search.group_by);
+    }
+    if let Some(having) = &search.having {
+        writer.push(" HAVING ");
+        writer.expr(having);
+    }
+    if !search.order_by.is_empty() {
+        writer.push(" ORDER BY ");
+        for (i, order) in search.order_by.iter().enumerate() {
+            if i > 0 {
+                writer.push(", ");
+            }
+            writer.expr(&order.expr);
+            writer.push(if order.descending { " DESC" } else { " ASC" });
+        }
+    }
+    writer.push(" LIMIT ");
+    writer.param(Value::Integer(search.limit as i64));
+    writer.push(" OFFSET ");
+    writer.param(Value::Integer(search.offset.min(i64::MAX as u64) as i64));
+    out
+}
+
+struct Writer<'a> {
+    out: &'a mut Rendered,
+    aliases: &'a [(String, Expr)],
+}
+
+impl Writer<'_> {
+    fn push(&mut self, sql: &str) {
+        self.out.sql.push_str(sql);
+    }
+
+    fn param(&mut self, value: Value) {
+        self.out.params.push(value);
+        self.out.sql.push('?');
+    }
+
+    fn list(&mut self, exprs: &[Expr]) {
+        for (i, expr) in exprs.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.expr(expr);
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) {
+        // A predicate on a TI column holds when one of the event's matches satisfies it.
+        if is_predicate(expr) && mentions_ti(expr) {
+            self.push("EXISTS (SELECT 1 FROM ti WHERE ti.event = events.rowid AND ");
+            self.term(expr);
+            self.push(")");
+        } else {
+            self.term(expr);
+        }
+    }
+
+    fn term(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Column(column) => self.push(&format!("events.\"{}\"", column.name)),
+            Expr::Ti(name) => self.push(&format!("ti.\"{name}\"")),
+            Expr::Extra(key) => {
+                self.push("json_extract(events.\"Extra\", ");
+                // The key is letters, digits and `_` (checked): a JSON path of one member.
+                self.param(Value::Text(format!("$.\"{key}\"")));
+                self.push(")");
+            }
+            Expr::Alias(name) => {
+                let aliased = self
+                    .aliases
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, e)| e.clone());
+                match aliased {
+                    Some(aliased) => self.expr(&aliased),
+                    None => self.push("NULL"),
+                }
+            }
+            Expr::Text(text) => self.param(Value::Text(text.clone())),
+            Expr::Integer(n) => self.param(Value::Integer(*n)),
+            Expr::Float(n) => self.param(Value::Real(*n)),
+            Expr::Null => self.push("NULL"),
+            Expr::Compare(left, op, right) => {
+                self.push("(");
+                self.expr(left);
+                self.push(match op {
+                    Comparison::Eq => " = ",
+                    Comparison::NotEq => " <> ",
+                    Comparison::Lt => " < ",
+                    Comparison::LtEq => " <= ",
+                    Comparison::Gt => " > ",
+                    Comparison::GtEq => " >= ",
+                });
+                self.expr(right);
+                self.push(")");
+            }
+            Expr::And(left, right) => self.binary(left, " AND ", right),
+            Expr::Or(left, right) => self.binary(left, " OR ", right),
+            Expr::Not(inner) => {
+                self.push("(NOT ");
+                self.expr(inner);
+                self.push(")");
+            }
+            Expr::In {
+                expr,
+                list,
+                negated,
+            } => {
+                self.push("(");
+                self.expr(expr);
+                self.push(if *negated { " NOT IN (" } else { " IN (" });
+                self.list(list);
+                self.push("))");
+            }
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
+                self.push("(");
+                self.expr(expr);
+                self.push(if *negated {
+                    " NOT BETWEEN "
+                } else {
+                    " BETWEEN "
+                });
+                self.expr(low);
+                self.push(" AND ");
+                self.expr(high);
+                self.push(")");
+            }
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
+                // The store's connections run with case_sensitive_like: LIKE is KUMA's
+                // case-sensitive LIKE, and ILIKE compares both sides lower-cased.
+                self.push("(");
+                if *case_insensitive {
+                    self.push("lower(");
+                    self.expr(expr);
+                    self.push(")");
+                } else {
+                    self.expr(expr);
+                }
+                self.push(if *negated { " NOT LIKE " } else { " LIKE " });
+                if *case_insensitive {
+                    self.push("lower(");
+                    self.expr(pattern);
+                    self.push(")");
+                } else {
+                    self.expr(pattern);
+                }
+                self.push(")");
+            }
+            Expr::IsNull { expr, negated } => {
+                self.push("(");
+                self.expr(expr);
+                self.push(if *negated {
+                    " IS NOT NULL)"
+                } else {
+                    " IS NULL)"
+                });
+            }
+            Expr::Call(function, args) => self.call(*function, args),
+            Expr::Aggregate {
+                function,
+                arg,
+                distinct,
+            } => {
+                self.push(match function {
+                    Aggregate::Count => "count(",
+                    Aggregate::Min => "min(",
+                    Aggregate::Max => "max(",
+                    Aggregate::Sum => "sum(",
+                    Aggregate::Avg => "avg(",
+                });
+                if *distinct {
+                    self.push("DISTINCT ");
+                }
+                match arg {
+                    Some(arg) => self.expr(arg),
+                    None => self.push("*"),
+                }
+                self.push(")");
+            }
+        }
+    }
+
+    fn binary(&mut self, left: &Expr, op: &str, right: &Expr) {
+        self.push("(");
+        self.expr(left);
+        self.push(op);
+        self.expr(right);
+        self.push(")");
+    }
+
+    fn call(&mut self, function: Function, args: &[Expr]) {
+        match function {
+            Function::InSubnet => self.named("xdr_in_subnet", args),
+            Function::Match => self.named("xdr_match", args),
+            Function::Lower => self.named("lower", args),
+            Function::ToStartOfHour | Function::ToStartOfDay => {
+                let unit = if function == Function::ToStartOfHour {
+                    HOUR_MS
+                } else {
+                    DAY_MS
+                };
+                self.push("((");
+                self.list(args);
+                self.push(&format!(" / {unit}) * {unit})"));
+            }
+        }
+    }
+
+    fn named(&mut self, name: &str, args: &[Expr]) {
+        self.push(name);
+        self.push("(");
+        self.list(args);
+        self.push(")");
+    }
+}
+
+/// Whether `expr` is true or false of a row (a comparison or a test), not a value.
+fn is_predicate(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Compare(..)
+            | Expr::In { .. }
+            | Expr::Between { .. }
+            | Expr::Like { .. }
+            | Expr::IsNull { .. }
+            | Expr::Call(Function::InSubnet | Function::Match, _)
+    )
+}
+
+fn mentions_ti(expr: &Expr) -> bool {
+    match expr {
+        Expr::Ti(_) => true,
+        Expr::Compare(a, _, b) => mentions_ti(a) || mentions_ti(b),
+        Expr::In { expr, .. } | Expr::IsNull { expr, .. } => mentions_ti(expr),
+        Expr::Between { expr, .. } => mentions_ti(expr),
+        Expr::Like { expr, pattern, .. } => mentions_ti(expr) || mentions_ti(pattern),
+        Expr::Call(_, args) => args.iter().any(mentions_ti),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::check::check;
+
+    fn rendered(sql: &str) -> Rendered {
+        render(&check(sql).unwrap().within_tenant("Main"))
+    }
+
+    #[test]
+    fn the_seed_select_binds_every_value() {
+        let out = rendered(
+            "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250",
+        );
+        assert!(
+            out.sql.starts_with("SELECT events.rowid, events.\"Id\", "),
+            "{}",
+            out.sql
+        );
+        assert!(
+            out.sql.ends_with(
+                " FROM events WHERE ((events.\"Tenant\" = ?) AND (events.\"RequestUrl\" = ?)) ORDER BY events.\"Timestamp\" DESC LIMIT ? OFFSET ?"
+            ),
+            "{}",
+            out.sql
+        );
+        assert_eq!(
+            out.params,
+            [
+                Value::Text("Main".into()),
+                Value::Text("http://fakess123bn.nu".into()),
+                Value::Integer(250),
+                Value::Integer(0)
+            ]
+        );
+    }
+
+    #[test]
+    fn ti_predicates_ask_any_match_and_no_text_reaches_the_sql() {
+        let out = rendered(
+            "SELECT Name AS n, count() AS c FROM events WHERE TI.category = 'x'' OR 1=1 --' AND Extra['f'] = 'y' GROUP BY Name HAVING c > 1 ORDER BY c DESC",
+        );
+        assert!(
+            out.sql.contains(
+                "EXISTS (SELECT 1 FROM ti WHERE ti.event = events.rowid AND (ti.\"category\" = ?))"
+            ),
+            "{}",
+            out.sql
+        );
+        assert!(
+            out.sql.contains("json_extract(events.\"Extra\", ?)"),
+            "{}",
+            out.sql
+        );
+        assert!(
+            out.sql
+                .contains("HAVING (count(*) > ?) ORDER BY count(*) DESC"),
+            "{}",
+            out.sql
+        );
+        assert!(
+            !out.sql.contains("OR 1=1") && !out.sql.contains('\''),
+            "{}",
+            out.sql
+        );
+        assert!(out.params.contains(&Value::Text("x' OR 1=1 --".into())));
+        assert!(out.params.contains(&Value::Text("$.\"f\"".into())));
+    }
+}

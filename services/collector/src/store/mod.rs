@@ -1,0 +1,48 @@
+//! Where accepted events are kept and searched: one trait, so the scale-out engine
+//! (ClickHouse) can follow the embedded default (SQLite). An event batch is durable when
+//! `insert` returns.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use xdr_mesh::store::StoreFailure;
+use xdr_proto::pb::Event;
+
+use crate::search::query::Search;
+
+/// What a search answers.
+#[derive(Debug, PartialEq)]
+pub enum Found {
+    /// `SELECT *`: whole events, with their TI matches.
+    Events(Vec<Event>),
+    /// Any other projection: its column names, then rows of values.
+    Rows {
+        columns: Vec<String>,
+        rows: Vec<Vec<Cell>>,
+    },
+}
+
+/// One value of a result row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    #[error("the search ran past its time limit of {0:?}")]
+    TooSlow(std::time::Duration),
+}
+
+pub trait EventStore: Send + Sync {
+    /// Keeps `events` (and their TI matches) durably; all or none.
+    fn insert(&self, events: &[Event]) -> Result<(), EventStoreError>;
+    /// Runs a checked search.
+    fn search(&self, search: &Search) -> Result<Found, EventStoreError>;
+}

@@ -1,0 +1,195 @@
+//! The store through its trait: events in, the seed's search and every kind of projection
+//! out, TI predicates over the matches, and the tenant restriction.
+
+use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value};
+
+use super::*;
+use crate::search::check::check;
+
+fn text(value: &str) -> FieldValue {
+    FieldValue {
+        kind: Some(field_value::Kind::Text(value.into())),
+    }
+}
+
+fn event(id: &str, tenant: &str, url: &str, ti: Option<&str>) -> Event {
+    let mut event = Event {
+        id: id.into(),
+        timestamp_ms: 1_700_000_000_000 + id.len() as i64,
+        tenant: tenant.into(),
+        collector: "http-input".into(),
+        raw: format!("{{\"RequestUrl\":\"{url}\"}}"),
+        ..Default::default()
+    };
+    event.fields.insert("RequestUrl".into(), text(url));
+    event.fields.insert("customField".into(), text("custom"));
+    event.fields.insert(
+        "SourcePort".into(),
+        FieldValue {
+            kind: Some(field_value::Kind::Integer(4242)),
+        },
+    );
+    if let Some(category) = ti {
+        event.ti.push(TiMatch {
+            field: "RequestUrl".into(),
+            value: url.into(),
+            category: category.into(),
+            matched_indicator: "fakess123bn.nu".into(),
+            supplier: "Demo".into(),
+            context: [("threat".to_owned(), "Demo".to_owned())].into(),
+            ..Default::default()
+        });
+    }
+    event
+}
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    store
+        .insert(&[
+            event(
+                "e1",
+                "Main",
+                "http://fakess123bn.nu",
+                Some("KL_Malicious_URL"),
+            ),
+            event("e2", "Main", "http://example.org/", None),
+            event(
+                "e3",
+                "Acme",
+                "http://fakess123bn.nu",
+                Some("KL_Malicious_URL"),
+            ),
+        ])
+        .unwrap();
+    (dir, store)
+}
+
+fn search(store: &SqliteStore, sql: &str, tenant: &str) -> Found {
+    store
+        .search(&check(sql).unwrap().within_tenant(tenant))
+        .unwrap()
+}
+
+#[test]
+fn the_seed_select_finds_the_event_with_its_match() {
+    let (_dir, store) = store();
+    let Found::Events(events) = search(
+        &store,
+        "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250",
+        "Main",
+    ) else {
+        panic!("SELECT * answers events")
+    };
+    let [found] = &events[..] else {
+        panic!("one event of Main: {events:?}")
+    };
+    assert_eq!(found.id, "e1");
+    assert_eq!(found.ti[0].category, "KL_Malicious_URL");
+    assert_eq!(found.ti[0].matched_indicator, "fakess123bn.nu");
+    assert_eq!(found.ti[0].context["threat"], "Demo");
+    assert_eq!(
+        found.fields["SourcePort"].kind,
+        Some(field_value::Kind::Integer(4242))
+    );
+}
+
+#[test]
+fn ti_extra_and_aggregates_answer_over_the_stored_events() {
+    let (_dir, store) = store();
+    let ids = |found: Found| match found {
+        Found::Events(events) => events.into_iter().map(|e| e.id).collect::<Vec<_>>(),
+        rows => panic!("{rows:?}"),
+    };
+    assert_eq!(
+        ids(search(
+            &store,
+            "SELECT * FROM events WHERE TI.category = 'KL_Malicious_URL'",
+            "Main"
+        )),
+        ["e1"]
+    );
+    assert_eq!(
+        ids(search(
+            &store,
+            "SELECT * FROM events WHERE Extra['customField'] = 'custom' AND RequestUrl LIKE 'http://example%' ORDER BY Id",
+            "Main"
+        )),
+        ["e2"]
+    );
+    assert_eq!(
+        search(
+            &store,
+            "SELECT RequestUrl AS url, count() AS n FROM events GROUP BY RequestUrl ORDER BY n DESC, url",
+            "Main"
+        ),
+        Found::Rows {
+            columns: vec!["url".into(), "n".into()],
+            rows: vec![
+                vec![Cell::Text("http://example.org/".into()), Cell::Integer(1)],
+                vec![Cell::Text("http://fakess123bn.nu".into()), Cell::Integer(1)],
+            ],
+        }
+    );
+    // LIKE is case-sensitive, ILIKE is not; match() is a regular expression.
+    assert!(
+        ids(search(
+            &store,
+            "SELECT * FROM events WHERE RequestUrl LIKE 'HTTP%'",
+            "Main"
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        ids(search(
+            &store,
+            "SELECT * FROM events WHERE RequestUrl ILIKE 'HTTP://EXAMPLE%'",
+            "Main"
+        )),
+        ["e2"]
+    );
+    assert_eq!(
+        ids(search(
+            &store,
+            "SELECT * FROM events WHERE match(RequestUrl, 'fakess[0-9]+bn')",
+            "Main"
+        )),
+        ["e1"]
+    );
+}
+
+#[test]
+fn a_tenant_never_sees_another_tenants_events() {
+    let (_dir, store) = store();
+    let Found::Rows { rows, .. } = search(&store, "SELECT count() FROM events", "Acme") else {
+        panic!()
+    };
+    assert_eq!(rows, [vec![Cell::Integer(1)]]);
+    let Found::Events(events) = search(
+        &store,
+        "SELECT * FROM events WHERE Tenant = 'Main' OR 1 = 1",
+        "Acme",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e3"]
+    );
+}
+
+#[test]
+fn an_event_id_is_stored_once() {
+    let (_dir, store) = store();
+    let again = store.insert(&[event("e1", "Main", "http://x/", None)]);
+    assert!(again.is_err(), "a second e1 is refused");
+    let Found::Rows { rows, .. } = search(&store, "SELECT count() FROM events", "Main") else {
+        panic!()
+    };
+    assert_eq!(
+        rows,
+        [vec![Cell::Integer(2)]],
+        "and the failed batch left nothing"
+    );
+}
