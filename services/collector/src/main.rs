@@ -3,8 +3,11 @@
 mod access;
 mod grpc;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
+use xdr_collector::store::SqliteStore;
 use xdr_mesh::{MeshServer, config::ServiceArgs, directory::COLLECTOR};
 use xdr_proto::pb::collector_server::CollectorServer;
 
@@ -24,8 +27,14 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse_service(&COLLECTOR);
     let runtime =
         xdr_mesh::service::start(COLLECTOR, &config.service).context("starting xdr-collector")?;
+    let path = runtime.data_dir.path().join("events.sqlite");
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await?
+        .context("opening the event store")?;
     MeshServer::new(&runtime, access::policy())
-        .add_service(CollectorServer::new(grpc::CollectorService))
+        .add_service(CollectorServer::new(grpc::CollectorService::new(Arc::new(
+            store,
+        ))))
         .serve()
         .await
         .context("serving")
