@@ -11,6 +11,7 @@ use xdr_collector::{
     store::{Cell, EventStore, Found},
 };
 use xdr_mesh::{
+    call_limit::Slots,
     caller::{Action, Caller, MAIN_TENANT},
     error::ServiceError,
     id::new_uuid,
@@ -22,14 +23,20 @@ use xdr_proto::pb::{
 
 /// Events in one `Ingest` request, at most.
 const MAX_INGEST_EVENTS: usize = 10_000;
+/// Searches in progress at once: each may take a core for its time limit.
+const MAX_SEARCHES: usize = 4;
 
 pub struct CollectorService {
     store: Arc<dyn EventStore>,
+    searches: Slots,
 }
 
 impl CollectorService {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        CollectorService { store }
+        CollectorService {
+            store,
+            searches: Slots::new("searches in progress", MAX_SEARCHES),
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -42,10 +49,7 @@ impl CollectorService {
         tokio::task::spawn_blocking(move || work(&*store))
             .await
             .map_err(|e| Status::internal(format!("event store task failed: {e}")))?
-            .map_err(|e| match e {
-                xdr_collector::store::EventStoreError::Store(failure) => failure.to_status(),
-                too_slow => Status::deadline_exceeded(too_slow.to_string()),
-            })
+            .map_err(|e| e.to_status())
     }
 }
 
@@ -103,6 +107,7 @@ impl Collector for CollectorService {
         &self,
         request: Request<SearchEventsRequest>,
     ) -> Result<Response<SearchEventsReply>, Status> {
+        let _slot = self.searches.take()?;
         let tenant = tenant_for(
             Caller::of(&request)?,
             &request.get_ref().tenant,

@@ -6,7 +6,10 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-use xdr_mesh::store::StoreFailure;
+use xdr_mesh::{
+    error::{ErrorCode, ServiceError},
+    store::StoreFailure,
+};
 use xdr_proto::pb::Event;
 
 use crate::search::query::Search;
@@ -36,8 +39,20 @@ pub enum Cell {
 pub enum EventStoreError {
     #[error(transparent)]
     Store(#[from] StoreFailure),
-    #[error("the search ran past its time limit of {0:?}")]
+    #[error("the search ran past its time limit of {0:?}: narrow it")]
     TooSlow(std::time::Duration),
+    #[error("the search answers more than {0} bytes: add a LIMIT or name fewer columns")]
+    TooLarge(usize),
+}
+
+impl ServiceError for EventStoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            EventStoreError::Store(failure) => failure.code(),
+            EventStoreError::TooSlow(_) => ErrorCode::DeadlineExceeded,
+            EventStoreError::TooLarge(_) => ErrorCode::ResourceExhausted,
+        }
+    }
 }
 
 pub trait EventStore: Send + Sync {

@@ -30,6 +30,8 @@ use crate::search::{
 const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// Largest compiled regular expression of `match()`.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Largest answer a search builds, encoded: what a gRPC client takes by default.
+const MAX_RESULT_BYTES: usize = 4 << 20;
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -38,6 +40,10 @@ pub struct SqliteStore {
 
 fn failure(error: rusqlite::Error) -> EventStoreError {
     let code = match error.sqlite_error_code() {
+        Some(SqliteCode::OperationInterrupted) => {
+            return EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
+        }
+        Some(SqliteCode::ConstraintViolation) => ErrorCode::AlreadyExists,
         Some(
             SqliteCode::DiskFull
             | SqliteCode::SystemIoFailure
@@ -118,13 +124,17 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
     )?;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     connection.create_scalar_function("xdr_in_subnet", 2, flags, |ctx| {
-        let (Ok(address), Ok(network)) = (ctx.get::<String>(0), ctx.get::<String>(1)) else {
+        // The network is a constant of the statement: parsed once, not per row.
+        let network = ctx.get_or_create_aux(1, |value| {
+            value
+                .as_str()?
+                .trim()
+                .parse::<IpNet>()
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+        })?;
+        let Ok(address) = ctx.get::<String>(0) else {
             return Ok(false);
         };
-        let network: IpNet = network
-            .trim()
-            .parse()
-            .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
         Ok(address
             .trim()
             .parse::<std::net::IpAddr>()
@@ -199,46 +209,59 @@ impl EventStore for SqliteStore {
         reader
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(failure)?;
-        result.map_err(|error| match error.sqlite_error_code() {
-            Some(SqliteCode::OperationInterrupted) => EventStoreError::TooSlow(SEARCH_TIME_LIMIT),
-            _ => failure(error),
-        })
+        result
     }
 }
 
-fn run(connection: &Connection, search: &Search) -> rusqlite::Result<Found> {
+fn run(connection: &Connection, search: &Search) -> Result<Found, EventStoreError> {
     let rendered = render(search);
-    let mut statement = connection.prepare(&rendered.sql)?;
-    let mut rows = statement.query(params_from_iter(rendered.params.iter()))?;
+    let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
+    let mut rows = statement
+        .query(params_from_iter(rendered.params.iter()))
+        .map_err(failure)?;
+    // What the answer holds so far, bounded whatever the rows hold.
+    let mut bytes = 0;
+    let mut count = |size: usize| {
+        bytes += size;
+        if bytes > MAX_RESULT_BYTES {
+            Err(EventStoreError::TooLarge(MAX_RESULT_BYTES))
+        } else {
+            Ok(())
+        }
+    };
     match &search.select {
         Projection::Events => {
             let mut events = Vec::new();
             let mut rowids = Vec::new();
-            while let Some(row) = rows.next()? {
-                rowids.push(row.get::<_, i64>(0)?);
-                events.push(event_of(row)?);
+            while let Some(row) = rows.next().map_err(failure)? {
+                rowids.push(row.get::<_, i64>(0).map_err(failure)?);
+                let event = event_of(row).map_err(failure)?;
+                count(prost::Message::encoded_len(&event))?;
+                events.push(event);
             }
             drop(rows);
-            attach_matches(connection, &rowids, &mut events)?;
+            attach_matches(connection, &rowids, &mut events, &mut count)?;
             Ok(Found::Events(events))
         }
         Projection::Items(items) => {
             let columns = items.iter().map(|(_, name)| name.clone()).collect();
             let mut found = Vec::new();
-            while let Some(row) = rows.next()? {
-                let cells = (0..items.len())
-                    .map(|i| {
-                        Ok(match row.get::<_, Value>(i)? {
-                            Value::Null => Cell::Null,
-                            Value::Integer(n) => Cell::Integer(n),
-                            Value::Real(n) => Cell::Number(n),
-                            Value::Text(text) => Cell::Text(text),
-                            Value::Blob(bytes) => {
-                                Cell::Text(String::from_utf8_lossy(&bytes).into())
-                            }
-                        })
-                    })
-                    .collect::<rusqlite::Result<_>>()?;
+            while let Some(row) = rows.next().map_err(failure)? {
+                let mut cells = Vec::with_capacity(items.len());
+                for i in 0..items.len() {
+                    let cell = match row.get::<_, Value>(i).map_err(failure)? {
+                        Value::Null => Cell::Null,
+                        Value::Integer(n) => Cell::Integer(n),
+                        Value::Real(n) => Cell::Number(n),
+                        Value::Text(text) => Cell::Text(text),
+                        Value::Blob(bytes) => Cell::Text(String::from_utf8_lossy(&bytes).into()),
+                    };
+                    count(match &cell {
+                        Cell::Text(text) => text.len() + 4,
+                        _ => 10,
+                    })?;
+                    cells.push(cell);
+                }
                 found.push(cells);
             }
             Ok(Found::Rows {
@@ -328,10 +351,13 @@ fn attach_matches(
     connection: &Connection,
     rowids: &[i64],
     events: &mut [Event],
-) -> rusqlite::Result<()> {
-    let mut statement = connection.prepare_cached(
-        "SELECT field, value, category, indicator, supplier, indicator_type, context FROM ti WHERE event = ? ORDER BY rowid",
-    )?;
+    count: &mut impl FnMut(usize) -> Result<(), EventStoreError>,
+) -> Result<(), EventStoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT field, value, category, indicator, supplier, indicator_type, context FROM ti WHERE event = ? ORDER BY rowid",
+        )
+        .map_err(failure)?;
     for (rowid, event) in rowids.iter().zip(events.iter_mut()) {
         let matches = statement.query_map([rowid], |row| {
             let context: Option<String> = row.get(6)?;
@@ -346,8 +372,11 @@ fn attach_matches(
                     .and_then(|c| serde_json::from_str(&c).ok())
                     .unwrap_or_default(),
             })
-        })?;
-        event.ti = matches.collect::<rusqlite::Result<_>>()?;
+        });
+        event.ti = matches
+            .and_then(|found| found.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(failure)?;
+        count(event.ti.iter().map(prost::Message::encoded_len).sum())?;
     }
     Ok(())
 }

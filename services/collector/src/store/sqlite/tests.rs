@@ -184,6 +184,10 @@ fn an_event_id_is_stored_once() {
     let (_dir, store) = store();
     let again = store.insert(&[event("e1", "Main", "http://x/", None)]);
     assert!(again.is_err(), "a second e1 is refused");
+    assert_eq!(
+        xdr_mesh::error::ServiceError::code(&again.unwrap_err()),
+        xdr_mesh::error::ErrorCode::AlreadyExists
+    );
     let Found::Rows { rows, .. } = search(&store, "SELECT count() FROM events", "Main") else {
         panic!()
     };
@@ -192,4 +196,21 @@ fn an_event_id_is_stored_once() {
         [vec![Cell::Integer(2)]],
         "and the failed batch left nothing"
     );
+}
+
+#[test]
+fn an_answer_past_its_size_limit_is_refused_not_built() {
+    let (_dir, store) = store();
+    let mut big = event("big", "Main", "http://big/", None);
+    big.raw = "x".repeat(MAX_RESULT_BYTES);
+    store.insert(&[big]).unwrap();
+    let refused = store
+        .search(&check("SELECT * FROM events").unwrap().within_tenant("Main"))
+        .unwrap_err();
+    assert!(matches!(refused, EventStoreError::TooLarge(_)), "{refused}");
+    // A narrower search still answers.
+    assert!(matches!(
+        search(&store, "SELECT Id FROM events ORDER BY Id LIMIT 1", "Main"),
+        Found::Rows { .. }
+    ));
 }
