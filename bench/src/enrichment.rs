@@ -280,6 +280,7 @@ async fn stream(
                     .send(WireEnrichBatch {
                         batch_id: id,
                         events,
+                        rules: None,
                     })
                     .await
                     .is_err()

@@ -18,6 +18,9 @@ pub struct WireEnrichBatch {
     /// Encoded `xdr.v1.Event`s.
     #[prost(bytes = "bytes", repeated, tag = "2")]
     pub events: Vec<Bytes>,
+    /// The rules applied to the batch; `None`: every rule.
+    #[prost(message, optional, tag = "3")]
+    pub rules: Option<crate::pb::RuleSelection>,
 }
 
 /// `xdr.v1.LookupBatchReply` with each match as its encoded bytes.

@@ -1,12 +1,15 @@
-//! The `xdr.v1.Collector` gRPC adapter: `Ingest` stores events as they come (normalizing,
-//! enrichment and durable buffering arrive with the rest of issue 17), `SearchEvents` runs
-//! KUMA's search SQL, checked, within the caller's tenant. Store work runs off the async
+//! The `xdr.v1.Collector` gRPC adapter: ingest (unary and streamed) through the pipeline in
+//! `xdr_collector::ingest`, collector resources through their catalog, and `SearchEvents`
+//! running KUMA's SQL, checked, within the caller's tenant. Store work runs off the async
 //! runtime.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
-use tonic::{Request, Response, Status};
+use futures_util::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming, transport::Channel};
 use xdr_collector::{
+    collectors::CollectorError,
+    ingest::Ingest,
     search::check::check,
     store::{Cell, EventStore, Found},
 };
@@ -14,28 +17,39 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, MAIN_TENANT},
     error::ServiceError,
-    id::new_uuid,
+    stream::until_failed,
 };
 use xdr_proto::pb::{
-    self, IngestReply, IngestRequest, Row, SearchEventsReply, SearchEventsRequest,
+    self, CollectorConfig, CollectorStatsReply, CollectorStatsRequest, DeleteCollectorReply,
+    DeleteCollectorRequest, GetCollectorRequest, IngestReply, IngestRequest, ListCollectorsReply,
+    ListCollectorsRequest, PageInfo, Row, SearchEventsReply, SearchEventsRequest,
     collector_server::Collector,
 };
 
-/// Events in one `Ingest` request, at most.
-const MAX_INGEST_EVENTS: usize = 10_000;
+use crate::linked_rules;
+
 /// Searches in progress at once: each may take a core for its time limit.
 const MAX_SEARCHES: usize = 4;
+/// `IngestStream`s open at once, and batches of one stream in the pipeline at once.
+const MAX_INGEST_STREAMS: usize = 64;
+const STREAM_BATCHES_IN_FLIGHT: usize = 4;
 
 pub struct CollectorService {
     store: Arc<dyn EventStore>,
+    ingest: Arc<Ingest>,
+    enrichment: Channel,
     searches: Slots,
+    streams: Slots,
 }
 
 impl CollectorService {
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, ingest: Arc<Ingest>, enrichment: Channel) -> Self {
         CollectorService {
             store,
+            ingest,
+            enrichment,
             searches: Slots::new("searches in progress", MAX_SEARCHES),
+            streams: Slots::new("IngestStream streams", MAX_INGEST_STREAMS),
         }
     }
 
@@ -50,6 +64,37 @@ impl CollectorService {
             .await
             .map_err(|e| Status::internal(format!("event store task failed: {e}")))?
             .map_err(|e| e.to_status())
+    }
+
+    /// Runs a change of the collector catalog off the runtime (it writes the store).
+    async fn change<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&xdr_collector::collectors::CollectorCatalog) -> Result<T, CollectorError>
+        + Send
+        + 'static,
+    ) -> Result<T, Status> {
+        let collectors = self.ingest.collectors.clone();
+        tokio::task::spawn_blocking(move || change(&collectors))
+            .await
+            .map_err(|e| Status::internal(format!("collector store task failed: {e}")))?
+            .map_err(|e| e.to_status())
+    }
+
+    /// `config` as `request`'s caller may save it: in their tenant, its rules checked.
+    async fn saving(&self, request: Request<CollectorConfig>) -> Result<CollectorConfig, Status> {
+        let tenant = tenant_for(
+            Caller::of(&request)?,
+            &request.get_ref().tenant,
+            Action::Configure,
+        )?;
+        let config = CollectorConfig {
+            tenant,
+            ..request.into_inner()
+        };
+        // Checked here first, so a bad name is said before the rules are asked about.
+        let config = xdr_collector::collectors::validated(config).map_err(|e| e.to_status())?;
+        linked_rules::check(&self.enrichment, &config).await?;
+        Ok(config)
     }
 }
 
@@ -66,41 +111,143 @@ fn tenant_for(caller: &Caller, tenant: &str, action: Action) -> Result<String, S
     Ok(tenant)
 }
 
+/// The tenant whose collectors `caller` sees: a person's own (a Main administrator's: the
+/// one named, or all), everyone's for services and the operator.
+fn visible_tenant(caller: &Caller, tenant: &str) -> Result<String, Status> {
+    let tenant = caller.tenant_of(tenant)?;
+    if !tenant.is_empty() {
+        caller.may(Action::Read, &tenant)?;
+    }
+    Ok(tenant)
+}
+
+type IngestStream = Pin<Box<dyn Stream<Item = Result<IngestReply, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Collector for CollectorService {
     async fn ingest(
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestReply>, Status> {
+        let collector = self
+            .ingest
+            .collector_for(Caller::of(&request)?, &request.get_ref().collector)?;
+        let reply = self.ingest.batch(collector, request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn ingest_stream(
+        &self,
+        request: Request<Streaming<IngestRequest>>,
+    ) -> Result<Response<IngestStream>, Status> {
+        let slot = self.streams.take()?;
         let caller = Caller::of(&request)?.clone();
-        let mut events = request.into_inner().events;
-        if events.len() > MAX_INGEST_EVENTS {
-            return Err(Status::invalid_argument(format!(
-                "events: {}; at most {MAX_INGEST_EVENTS} in one request",
-                events.len()
-            )));
+        let ingest = self.ingest.clone();
+        // Each request names its collector, looked up afresh: a change of the collector
+        // applies from the next batch. Answers go in order; the first failure ends the
+        // stream after the batches before it are answered.
+        let answers = request
+            .into_inner()
+            .map(move |request| {
+                let ingest = ingest.clone();
+                let caller = caller.clone();
+                async move {
+                    let request = request?;
+                    let collector = ingest.collector_for(&caller, &request.collector)?;
+                    ingest.batch(collector, request).await
+                }
+            })
+            .buffered(STREAM_BATCHES_IN_FLIGHT);
+        Ok(Response::new(Box::pin(until_failed(answers, slot))))
+    }
+
+    async fn create_collector(
+        &self,
+        request: Request<CollectorConfig>,
+    ) -> Result<Response<CollectorConfig>, Status> {
+        let config = self.saving(request).await?;
+        Ok(Response::new(self.change(move |c| c.save(config, true)).await?))
+    }
+
+    async fn update_collector(
+        &self,
+        request: Request<CollectorConfig>,
+    ) -> Result<Response<CollectorConfig>, Status> {
+        if request.get_ref().id.is_empty() {
+            return Err(Status::invalid_argument("id: empty"));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        for (i, event) in events.iter_mut().enumerate() {
-            event.tenant = tenant_for(&caller, &event.tenant, Action::Read)
-                .map_err(|s| Status::new(s.code(), format!("events[{i}]: {}", s.message())))?;
-            if event.tenant == xdr_mesh::caller::SHARED_TENANT {
-                return Err(Status::invalid_argument(format!(
-                    "events[{i}].tenant: events never belong to Shared"
-                )));
-            }
-            if event.id.is_empty() {
-                event.id = new_uuid();
-            }
-            if event.timestamp_ms == 0 {
-                event.timestamp_ms = now;
-            }
-        }
-        let ids = events.iter().map(|e| e.id.clone()).collect();
-        self.blocking(move |store| store.insert(&events)).await?;
-        Ok(Response::new(IngestReply { ids }))
+        let config = self.saving(request).await?;
+        Ok(Response::new(self.change(move |c| c.save(config, false)).await?))
+    }
+
+    async fn delete_collector(
+        &self,
+        request: Request<DeleteCollectorRequest>,
+    ) -> Result<Response<DeleteCollectorReply>, Status> {
+        let tenant = tenant_for(
+            Caller::of(&request)?,
+            &request.get_ref().tenant,
+            Action::Configure,
+        )?;
+        let id = request.into_inner().id;
+        let deleted = self.change(move |c| c.delete(&id, &tenant)).await?;
+        Ok(Response::new(DeleteCollectorReply { deleted }))
+    }
+
+    async fn get_collector(
+        &self,
+        request: Request<GetCollectorRequest>,
+    ) -> Result<Response<CollectorConfig>, Status> {
+        let tenant = visible_tenant(Caller::of(&request)?, &request.get_ref().tenant)?;
+        let found = self
+            .ingest
+            .collectors
+            .find(&request.get_ref().id, &tenant)
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(CollectorConfig::clone(&found)))
+    }
+
+    async fn list_collectors(
+        &self,
+        request: Request<ListCollectorsRequest>,
+    ) -> Result<Response<ListCollectorsReply>, Status> {
+        let tenant = visible_tenant(Caller::of(&request)?, &request.get_ref().tenant)?;
+        let page = request.into_inner().page.unwrap_or_default();
+        let offset: usize = match page.page_token.as_str() {
+            "" => 0,
+            token => token.parse().map_err(|_| {
+                Status::invalid_argument("page.page_token: not a token this service gave")
+            })?,
+        };
+        let size = match page.page_size {
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let all = self.ingest.collectors.list(&tenant);
+        let collectors: Vec<_> = (all.iter().skip(offset).take(size))
+            .map(|c| CollectorConfig::clone(c))
+            .collect();
+        let next = offset + collectors.len();
+        let next_page_token = if next < all.len() {
+            next.to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListCollectorsReply {
+            collectors,
+            page: Some(PageInfo { next_page_token }),
+        }))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<CollectorStatsRequest>,
+    ) -> Result<Response<CollectorStatsReply>, Status> {
+        let tenant = visible_tenant(Caller::of(&request)?, "")?;
+        let tenant = (!tenant.is_empty()).then_some(tenant.as_str());
+        Ok(Response::new(CollectorStatsReply {
+            collectors: self.ingest.stats.of(tenant),
+        }))
     }
 
     async fn search_events(

@@ -2,14 +2,27 @@
 
 mod access;
 mod grpc;
+mod linked_rules;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
-use xdr_collector::store::SqliteStore;
-use xdr_mesh::{MeshServer, config::ServiceArgs, directory::COLLECTOR};
+use xdr_collector::{
+    collectors::CollectorCatalog, enrich_link::EnrichmentLink, ingest::Ingest, retention,
+    store::{EventStore, SqliteStore},
+    writer::Writer,
+};
+use xdr_mesh::{
+    MeshServer,
+    config::ServiceArgs,
+    directory::{COLLECTOR, ENRICHMENT},
+};
 use xdr_proto::pb::collector_server::CollectorServer;
+
+/// The largest request taken: a batch of raw events, up to the largest event a collector
+/// may be set to take (16 MiB) and more.
+const MAX_REQUEST_BYTES: usize = 24 << 20;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +31,16 @@ use xdr_proto::pb::collector_server::CollectorServer;
     about = "Receives events over gRPC, normalizes them, has them enriched, stores them and makes them searchable."
 )]
 struct Config {
+    /// The enrichment service collectors stream their events through.
+    #[arg(long, env = "XDR_ENRICHMENT_ADDR", default_value_t = ENRICHMENT.dial_addr())]
+    enrichment_addr: String,
+    /// Longest a batch waits for enrichment; past it, its events are stored `TIMED_OUT`
+    /// (a rule's own timeout counts only up to this).
+    #[arg(long, default_value = "35s", value_parser = humantime::parse_duration)]
+    enrichment_timeout: Duration,
+    /// Delete events older than this (`30d`, `12h`); none: keep every event.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    retention: Option<Duration>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -27,14 +50,28 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse_service(&COLLECTOR);
     let runtime =
         xdr_mesh::service::start(COLLECTOR, &config.service).context("starting xdr-collector")?;
-    let path = runtime.data_dir.path().join("events.sqlite");
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await?
-        .context("opening the event store")?;
+    let data = runtime.data_dir.path().to_owned();
+    let (store, collectors) = tokio::task::spawn_blocking(move || {
+        let store = SqliteStore::open(&data.join("events.sqlite")).context("opening the event store")?;
+        let collectors =
+            CollectorCatalog::open(&data.join("collectors.redb")).context("opening the collector store")?;
+        anyhow::Ok((store, collectors))
+    })
+    .await??;
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    if let Some(retention) = config.retention {
+        tokio::spawn(retention::run(store.clone(), retention));
+    }
+    let enrichment = xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
+        .context("the enrichment address")?;
+    let ingest = Ingest::new(
+        Arc::new(collectors),
+        EnrichmentLink::new(enrichment.clone(), config.enrichment_timeout),
+        Writer::start(store.clone()),
+    );
+    let service = grpc::CollectorService::new(store, Arc::new(ingest), enrichment);
     MeshServer::new(&runtime, access::policy())
-        .add_service(CollectorServer::new(grpc::CollectorService::new(Arc::new(
-            store,
-        ))))
+        .add_service(CollectorServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve()
         .await
         .context("serving")

@@ -50,6 +50,7 @@ fn enrich_batch(batch_id: u64) -> bytes::Bytes {
         &WireEnrichBatch {
             batch_id,
             events: vec![event.encode_to_vec().into()],
+            rules: None,
         }
         .encode_to_vec(),
     )

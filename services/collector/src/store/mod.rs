@@ -1,6 +1,6 @@
 //! Where accepted events are kept and searched: one trait, so the scale-out engine
 //! (ClickHouse) can follow the embedded default (SQLite). An event batch is durable when
-//! `insert` returns.
+//! `insert` (or `insert_batches`) returns.
 
 mod sqlite;
 
@@ -56,8 +56,20 @@ impl ServiceError for EventStoreError {
 }
 
 pub trait EventStore: Send + Sync {
-    /// Keeps `events` (and their TI matches) durably; all or none.
-    fn insert(&self, events: &[Event]) -> Result<(), EventStoreError>;
+    /// Keeps each batch of `batches` (its events and their TI matches) durably, all of a batch
+    /// or none of it, every batch on its own: one batch failing (an id stored before) fails
+    /// only itself. Batches written together share one sync to disk (group commit).
+    fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>>;
+
+    /// Keeps `events` durably; all or none.
+    fn insert(&self, events: &[Event]) -> Result<(), EventStoreError> {
+        self.insert_batches(&[events])
+            .pop()
+            .expect("one outcome per batch")
+    }
+
+    /// Deletes the events older than `timestamp_ms` (retention); how many.
+    fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError>;
     /// Runs a checked search.
     fn search(&self, search: &Search) -> Result<Found, EventStoreError>;
 }

@@ -39,6 +39,10 @@ pub struct SqliteStore {
 }
 
 fn failure(error: rusqlite::Error) -> EventStoreError {
+    failure_ref(&error)
+}
+
+fn failure_ref(error: &rusqlite::Error) -> EventStoreError {
     let code = match error.sqlite_error_code() {
         Some(SqliteCode::OperationInterrupted) => {
             return EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
@@ -154,48 +158,100 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl EventStore for SqliteStore {
-    fn insert(&self, events: &[Event]) -> Result<(), EventStoreError> {
-        let mut writer = locked(&self.writer);
-        let batch = writer.transaction().map_err(failure)?;
-        {
-            let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
-            let marks = vec!["?"; COLUMNS.len() + 1].join(", ");
-            let mut insert_event = batch
-                .prepare_cached(&format!(
-                    "INSERT INTO events ({}, \"Extra\") VALUES ({marks})",
-                    names.join(", ")
-                ))
+/// Inserts `events` and their matches in `transaction`.
+fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), EventStoreError> {
+    let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let marks = vec!["?"; COLUMNS.len() + 1].join(", ");
+    let mut insert_event = transaction
+        .prepare_cached(&format!(
+            "INSERT INTO events ({}, \"Extra\") VALUES ({marks})",
+            names.join(", ")
+        ))
+        .map_err(failure)?;
+    let mut insert_match = transaction
+        .prepare_cached(
+            "INSERT INTO ti (event, field, value, category, indicator, supplier, indicator_type, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .map_err(failure)?;
+    for event in events {
+        insert_event
+            .execute(params_from_iter(row_of(event)))
+            .map_err(failure)?;
+        let rowid = transaction.last_insert_rowid();
+        for found in &event.ti {
+            let context =
+                serde_json::to_string(&found.context).expect("a map of strings serializes");
+            insert_match
+                .execute(rusqlite::params![
+                    rowid,
+                    found.field,
+                    found.value,
+                    found.category,
+                    found.matched_indicator,
+                    found.supplier,
+                    found.indicator_type,
+                    context
+                ])
                 .map_err(failure)?;
-            let mut insert_match = batch
-                .prepare_cached(
-                    "INSERT INTO ti (event, field, value, category, indicator, supplier, indicator_type, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .map_err(failure)?;
-            for event in events {
-                insert_event
-                    .execute(params_from_iter(row_of(event)))
-                    .map_err(failure)?;
-                let rowid = batch.last_insert_rowid();
-                for found in &event.ti {
-                    let context =
-                        serde_json::to_string(&found.context).expect("a map of strings serializes");
-                    insert_match
-                        .execute(rusqlite::params![
-                            rowid,
-                            found.field,
-                            found.value,
-                            found.category,
-                            found.matched_indicator,
-                            found.supplier,
-                            found.indicator_type,
-                            context
-                        ])
-                        .map_err(failure)?;
-                }
-            }
         }
-        batch.commit().map_err(failure)
+    }
+    Ok(())
+}
+
+fn clone_error(error: &EventStoreError) -> EventStoreError {
+    use xdr_mesh::error::ServiceError;
+    EventStoreError::Store(StoreFailure::with_code(error.code(), error))
+}
+
+impl EventStore for SqliteStore {
+    fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
+        let mut writer = locked(&self.writer);
+        let commit = match writer.transaction() {
+            Ok(commit) => commit,
+            Err(error) => return batches.iter().map(|_| Err(failure_ref(&error))).collect(),
+        };
+        // Each batch in a savepoint of its own: one that fails (an id stored before) is
+        // undone alone, and the rest share one commit — one fsync for them all.
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for events in batches {
+            let outcome = (|| {
+                commit.execute_batch("SAVEPOINT batch").map_err(failure)?;
+                match insert_events(&commit, events) {
+                    Ok(()) => commit.execute_batch("RELEASE batch").map_err(failure),
+                    Err(error) => {
+                        commit
+                            .execute_batch("ROLLBACK TO batch; RELEASE batch")
+                            .map_err(failure)?;
+                        Err(error)
+                    }
+                }
+            })();
+            outcomes.push(outcome);
+        }
+        if let Err(error) = commit.commit() {
+            let error = failure_ref(&error);
+            return outcomes
+                .into_iter()
+                .map(|_| Err(clone_error(&error)))
+                .collect();
+        }
+        outcomes
+    }
+
+    fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
+        let mut writer = locked(&self.writer);
+        let delete = writer.transaction().map_err(failure)?;
+        delete
+            .execute(
+                "DELETE FROM ti WHERE event IN (SELECT rowid FROM events WHERE \"Timestamp\" < ?1)",
+                [timestamp_ms],
+            )
+            .map_err(failure)?;
+        let deleted = delete
+            .execute("DELETE FROM events WHERE \"Timestamp\" < ?1", [timestamp_ms])
+            .map_err(failure)?;
+        delete.commit().map_err(failure)?;
+        Ok(deleted as u64)
     }
 
     fn search(&self, search: &Search) -> Result<Found, EventStoreError> {

@@ -2,10 +2,10 @@
 //! same moment, built whole on each change and swapped in (a stream takes it at its next
 //! batch).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use xdr_filter::{Compiled, Compiler, resources::Resources};
-use xdr_proto::pb::{EnrichmentRule, FilterNode, enrichment_rule, filter_node};
+use xdr_proto::pb::{EnrichmentRule, FilterNode, RuleSelection, enrichment_rule, filter_node};
 
 use super::records::{Defs, Records};
 use crate::rule::{Invalid, Rule};
@@ -19,6 +19,8 @@ pub struct ActiveRule {
 #[derive(Default)]
 pub struct ActiveRules {
     pub rules: Vec<Arc<ActiveRule>>,
+    /// Each rule's position in `rules`, by id: a collector names the rules it links.
+    by_id: HashMap<String, usize>,
     /// The resources' entries of the same moment, for the resource operators.
     pub resources: Resources,
 }
@@ -29,6 +31,7 @@ impl ActiveRules {
     pub fn of(records: &Records) -> Self {
         let mut active = ActiveRules {
             rules: Vec::new(),
+            by_id: HashMap::new(),
             resources: Resources::of(records.resources.values().map(|r| &**r)),
         };
         let mut rules: Vec<_> = records.rules.values().collect();
@@ -41,16 +44,39 @@ impl ActiveRules {
         let mut compiler = Compiler::new(&defs);
         for rule in rules {
             match compile_rule(&mut compiler, rule) {
-                Ok(filter) => active.rules.push(Arc::new(ActiveRule {
-                    rule: Rule::of(rule),
-                    filter,
-                })),
+                Ok(filter) => {
+                    active.by_id.insert(rule.id.clone(), active.rules.len());
+                    active.rules.push(Arc::new(ActiveRule {
+                        rule: Rule::of(rule),
+                        filter,
+                    }));
+                }
                 Err(error) => {
                     tracing::warn!(rule = %rule.name, %error, "rule left inactive: its filter does not compile")
                 }
             }
         }
         active
+    }
+}
+
+impl ActiveRules {
+    /// The rules a batch applies, by position in `rules`: the ones `selection` names, in its
+    /// order, skipping ids not active (a linked rule deleted since) and repeats; every rule
+    /// when there is no selection.
+    pub fn selected(&self, selection: Option<&RuleSelection>) -> Vec<usize> {
+        let Some(selection) = selection else {
+            return (0..self.rules.len()).collect();
+        };
+        let mut chosen = Vec::with_capacity(selection.rule_ids.len());
+        for id in &selection.rule_ids {
+            if let Some(&index) = self.by_id.get(id)
+                && !chosen.contains(&index)
+            {
+                chosen.push(index);
+            }
+        }
+        chosen
     }
 }
 

@@ -182,7 +182,7 @@ impl Enricher {
         }
     }
 
-    /// `batch`, enriched by every active rule that takes its events, and its events' statuses
+    /// `batch`, enriched by the active rules it selects (all when it names none) that take its events, and its events' statuses
     /// counted (for the caller to add to the stats once the batch is answered).
     pub async fn enrich(
         &self,
@@ -202,7 +202,8 @@ impl Enricher {
         let mut lookups = JoinSet::new();
         // What each lookup task is for, kept here: a task that panics still names its events.
         let mut for_rule = HashMap::new();
-        for (rule_index, rule) in active.rules.iter().enumerate() {
+        for rule_index in active.selected(batch.rules.as_ref()) {
+            let rule = &active.rules[rule_index];
             let (objects, wanted) = wanted_by(rule, &active.resources, &events);
             for w in &wanted {
                 state.touched[w.event] = true;
@@ -267,6 +268,7 @@ impl Enricher {
         let answer = WireEnrichBatch {
             batch_id: batch.batch_id,
             events: enriched,
+            rules: None,
         };
         metrics::batch_enriched(started.elapsed());
         Ok((answer, counts))

@@ -207,6 +207,7 @@ fn a_batch_larger_than_grpcs_default_4_mib_is_taken() {
     let batch = WireEnrichBatch {
         batch_id: 1,
         events: vec![event.into(); 6000],
+        rules: None,
     };
     assert!(
         batch.encoded_len() > 4 << 20,
@@ -237,6 +238,7 @@ fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service
         WireEnrichBatch {
             batch_id,
             events: vec![batch.events[0].encode_to_vec().into()],
+            rules: None,
         }
     };
     client::runtime().block_on(async {

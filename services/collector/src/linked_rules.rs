@@ -1,0 +1,44 @@
+//! Checks the enrichment rules a collector links, asking the enrichment service: each must
+//! exist and belong to the collector's tenant or `Shared`. A collector linking a rule that
+//! is not there would store its events unenriched with no word of why.
+
+use tonic::{Code, Status, transport::Channel};
+use xdr_mesh::{caller::SHARED_TENANT, quote::quoted};
+use xdr_proto::pb::{CollectorConfig, GetRequest, enrichment_client::EnrichmentClient};
+
+pub async fn check(enrichment: &Channel, collector: &CollectorConfig) -> Result<(), Status> {
+    let mut client = EnrichmentClient::new(enrichment.clone());
+    for (i, id) in collector.rule_ids.iter().enumerate() {
+        let mut request = tonic::Request::new(GetRequest {
+            id: id.clone(),
+            tenant: String::new(),
+        });
+        request.set_timeout(std::time::Duration::from_secs(5));
+        match client.get_rule(request).await {
+            Ok(rule) => {
+                let rule = rule.into_inner();
+                if rule.tenant != collector.tenant && rule.tenant != SHARED_TENANT {
+                    return Err(Status::invalid_argument(format!(
+                        "rule_ids[{i}]: rule {} belongs to tenant {}, not {} or Shared",
+                        quoted(&rule.name),
+                        quoted(&rule.tenant),
+                        quoted(&collector.tenant)
+                    )));
+                }
+            }
+            Err(status) if status.code() == Code::NotFound => {
+                return Err(Status::invalid_argument(format!(
+                    "rule_ids[{i}]: no enrichment rule {}",
+                    quoted(id)
+                )));
+            }
+            Err(status) => {
+                return Err(Status::unavailable(format!(
+                    "rule_ids: the enrichment service could not check them: {}",
+                    status.message()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
