@@ -1,17 +1,12 @@
 //! `xdrctl call`: any unary RPC of the mesh with a JSON request, its JSON reply printed —
 //! through the mesh's one JSON codec (`xdr_proto::json`), as the operator over mTLS.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
-
 use anyhow::{Context, bail};
 use tonic::client::Grpc;
-use xdr_mesh::{channel, directory};
+use xdr_mesh::directory;
 use xdr_proto::json::{self, EncodedCodec};
 
-use crate::{
-    layout::{self, Home},
-    probe,
-};
+use crate::connect::Target;
 
 /// Replies larger than this are refused: a reply is printed whole.
 const MAX_REPLY: usize = 64 << 20;
@@ -23,18 +18,8 @@ pub struct Args {
     /// The request, in the proto3 JSON mapping (`{"objects": [{"value": "192.0.2.1"}]}`).
     #[arg(default_value = "{}")]
     request: String,
-    /// The mesh home (its `certs/` holds the operator certificate).
-    #[arg(long, env = "XDR_HOME", default_value = xdr_mesh::config::DEFAULT_HOME)]
-    home: PathBuf,
-    /// The address the services listen on; the port is the service's default.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// The server's `host:port`, instead of the service's default address on `--host`.
-    #[arg(long, value_name = "HOST:PORT")]
-    addr: Option<String>,
-    /// Longest the call may take.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
+    #[command(flatten)]
+    target: Target,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
@@ -48,21 +33,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let grpc_service = method.parent_service().full_name().to_owned();
     let service = directory::serving(&grpc_service)
         .with_context(|| format!("no mesh service serves {grpc_service}"))?;
-    let addr = match &args.addr {
-        Some(addr) => addr.clone(),
-        None => {
-            layout::dial_addr(args.host, service.grpc_port.expect("it serves gRPC")).to_string()
-        }
-    };
     let request = json::json_to_protobuf(method.input(), &args.request)
         .with_context(|| format!("the request is not a {}", method.input().full_name()))?;
 
-    let tls = probe::operator_tls(&Home::new(&args.home).certs())?;
-    let endpoint = channel::endpoint(&addr, service.name, &tls)?.timeout(args.timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {} at {addr}", service.name))?;
+    let channel = args.target.channel(&service).await?;
     let mut grpc = Grpc::new(channel).max_decoding_message_size(MAX_REPLY);
     grpc.ready().await.context("the connection")?;
     let route = http::uri::PathAndQuery::try_from(format!("/{path}"))?;

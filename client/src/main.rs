@@ -3,8 +3,13 @@
 mod call;
 mod certs;
 mod child;
+mod collector;
+mod connect;
+mod ingest;
 mod layout;
 mod probe;
+mod quickstart;
+mod search;
 mod status;
 mod up;
 
@@ -31,6 +36,15 @@ enum Command {
     Status(status::Args),
     /// Call a unary RPC with a JSON request and print its JSON reply.
     Call(call::Args),
+    /// Create the seed's enrichment rule and collector (`http-input`) unless they exist.
+    Quickstart(quickstart::Args),
+    /// Collectors: list, show, create, delete.
+    #[command(subcommand)]
+    Collector(collector::Command),
+    /// Search events with KUMA's SQL and print the rows.
+    Search(search::Args),
+    /// Send a file of events (NDJSON) to a collector.
+    Ingest(ingest::Args),
 }
 
 #[tokio::main]
@@ -41,5 +55,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(&args).await,
         Command::Call(args) => call::run(&args).await,
+        Command::Quickstart(args) => quickstart::run(&args).await,
+        Command::Collector(command) => collector::run(command).await,
+        Command::Search(args) => search::run(&args).await,
+        Command::Ingest(args) => ingest::run(&args).await,
     }
 }

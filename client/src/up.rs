@@ -17,6 +17,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use xdr_mesh::directory::{self, GATEWAY, ServiceEntry, THREATINTEL};
 
 use crate::{
+    connect::Target,
     layout::{self, CYBERTRACE_PORT, Home},
     probe,
 };
@@ -58,11 +59,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(home.logs())
         .with_context(|| format!("creating {}", home.logs().display()))?;
 
+    // Fresh data gets the seed's rule and collector once the services are up.
+    let fresh = !home.data("collector").exists() && !home.data("enrichment").exists();
     let mut processes = Vec::new();
     let started = start_all(&args, &home, &bin_dir, &mut processes).await;
     let ready = match started {
         Ok(()) => wait_ready(&args, &home, &mut processes).await,
         Err(error) => Err(error),
+    };
+    let ready = match ready {
+        Ok(()) if fresh => quickstart(&args).await,
+        ready => ready,
     };
     if let Err(error) = ready {
         stop_all(&mut processes).await;
@@ -89,6 +96,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("mesh stopped");
     Ok(())
+}
+
+async fn quickstart(args: &Args) -> anyhow::Result<()> {
+    let target = Target {
+        home: args.home.clone(),
+        host: layout::dial_addr(args.bind, 0).ip(),
+        addr: None,
+        timeout: Duration::from_secs(30),
+    };
+    crate::quickstart::run(&crate::quickstart::Args { target })
+        .await
+        .context("xdrctl quickstart on fresh data")
 }
 
 fn ensure_certs(home: &Home) -> anyhow::Result<()> {
@@ -347,6 +366,13 @@ fn print_summary(args: &Args, home: &Home) {
     println!(
         "  curl http://{}/healthz",
         layout::dial_addr(args.bind, GATEWAY.http_port)
+    );
+    let home_flag = format!("--home {}", home.root.display());
+    println!(
+        "  echo '{{\"RequestUrl\":\"http://fakess123bn.nu\"}}' | xdrctl ingest {home_flag} -"
+    );
+    println!(
+        "  xdrctl search {home_flag} \"SELECT * FROM \\`events\\` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250\""
     );
     println!("Ctrl-C stops the mesh.");
 }

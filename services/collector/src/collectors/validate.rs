@@ -21,7 +21,7 @@ const MAX_MAPPING_ROWS: usize = 512;
 const MAX_PATH_BYTES: usize = 256;
 
 /// Event fields a mapping may not write: the collector sets them.
-const RESERVED_FIELDS: &[&str] = &["Id", "Tenant", "Collector", "Raw", "Extra"];
+const RESERVED_FIELDS: &[&str] = &["Id", "Tenant", "Collector", "Raw", "Extra", "EnrichmentStatus"];
 
 /// `config` checked, with its defaults written in (transport, event size, destinations).
 pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid> {

@@ -69,6 +69,9 @@ pub const COLUMNS: &[Column] = &[
     text("DeviceCustomString6"),
     text("DeviceCustomString6Label"),
     text("Raw"),
+    // How enrichment ended for the event: NOT_ENRICHED, COMPLETE, TIMED_OUT or
+    // SOURCE_UNAVAILABLE (ours; KUMA has no such column).
+    text("EnrichmentStatus"),
 ];
 
 /// The columns of an event's TI matches, named `TI.<name>`.

@@ -20,6 +20,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// `search` as one statement. `SELECT *` answers `events.rowid` first, then every schema
+/// column and `Extra`
 /// column; the event store reads the matches of those rows itself.
 pub fn render(search: &Search) -> Rendered {
     let mut out = Rendered::default();
@@ -38,6 +39,7 @@ pub fn render(search: &Search) -> Rendered {
             for column in COLUMNS {
                 writer.push(&format!(", events.\"{}\"", column.name));
             }
+            writer.push(", events.\"Extra\"");
         }
         Projection::Items(items) => {
             for (i, (expr, _)) in items.iter().enumerate() {

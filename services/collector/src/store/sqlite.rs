@@ -17,7 +17,7 @@ use rusqlite::{
 };
 use xdr_filter::fields::texts_of;
 use xdr_mesh::{error::ErrorCode, store::StoreFailure};
-use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value};
+use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, TiMatch, field_value};
 
 use super::{Cell, EventStore, EventStoreError, Found};
 use crate::search::{
@@ -75,6 +75,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, EventStoreError> {
         let writer = Connection::open(path).map_err(failure)?;
         writer.execute_batch(&schema_sql()).map_err(failure)?;
+        add_missing_columns(&writer).map_err(failure)?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -88,6 +89,25 @@ impl SqliteStore {
             reader: Mutex::new(reader),
         })
     }
+}
+
+/// Columns the schema gained since the store was made, added (empty for events before).
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('events')")?;
+    let present: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for column in COLUMNS.iter().filter(|c| !present.iter().any(|p| p == c.name)) {
+        let kind = match column.kind {
+            ColumnType::Text => "TEXT",
+            ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
+        };
+        connection.execute_batch(&format!(
+            "ALTER TABLE events ADD COLUMN \"{}\" {kind}",
+            column.name
+        ))?;
+    }
+    Ok(())
 }
 
 /// The tables and indexes, from the one schema.
@@ -344,6 +364,10 @@ fn row_of(event: &Event) -> Vec<Value> {
             "Tenant" => Value::Text(event.tenant.clone()),
             "Collector" => Value::Text(event.collector.clone()),
             "Raw" => Value::Text(event.raw.clone()),
+            "EnrichmentStatus" => match EnrichmentStatus::try_from(event.enrichment_status) {
+                Ok(EnrichmentStatus::Unspecified) | Err(_) => Value::Null,
+                Ok(status) => Value::Text(status_name(status).to_owned()),
+            },
             name => match event.fields.get(name) {
                 None => Value::Null,
                 Some(value) => cell_value(value, column.kind),
@@ -380,6 +404,10 @@ fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             ("Tenant", Value::Text(text)) => event.tenant = text,
             ("Collector", Value::Text(text)) => event.collector = text,
             ("Raw", Value::Text(text)) => event.raw = text,
+            ("EnrichmentStatus", Value::Text(text)) => {
+                event.enrichment_status = EnrichmentStatus::from_str_name(&format!("ENRICHMENT_STATUS_{text}"))
+                    .map_or(0, |s| s as i32);
+            }
             (name, Value::Integer(n)) => {
                 event.fields.insert(
                     name.to_owned(),
@@ -399,7 +427,27 @@ fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             _ => {}
         }
     }
+    // Fields outside the schema, kept as text in `Extra`.
+    if let Value::Text(extra) = row.get(COLUMNS.len() + 1)?
+        && let Ok(extra) = serde_json::from_str::<BTreeMap<String, String>>(&extra)
+    {
+        for (name, text) in extra {
+            event.fields.insert(
+                name,
+                FieldValue {
+                    kind: Some(field_value::Kind::Text(text)),
+                },
+            );
+        }
+    }
     Ok(event)
+}
+
+/// The status as the `EnrichmentStatus` column holds it.
+fn status_name(status: EnrichmentStatus) -> &'static str {
+    status
+        .as_str_name()
+        .trim_start_matches("ENRICHMENT_STATUS_")
 }
 
 /// Reads the TI matches of the events at `rowids` into them.
