@@ -124,9 +124,13 @@ mod tests {
         let batch = EnrichBatch {
             batch_id: 7,
             events: vec![event(Vec::new()), event(vec![ti_match("old")])],
+            rules: Some(crate::pb::RuleSelection {
+                rule_ids: vec!["r1".into()],
+            }),
         };
         let wire = WireEnrichBatch::decode(batch.encode_to_vec().as_slice()).unwrap();
         assert_eq!(wire.batch_id, 7);
+        assert_eq!(wire.rules, batch.rules);
         assert_eq!(wire.events[1], batch.events[1].encode_to_vec());
         assert_eq!(
             EnrichBatch::decode(wire.encode_to_vec().as_slice()).unwrap(),

@@ -10,6 +10,7 @@
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
 pub mod client;
+pub mod collector;
 pub mod enrichment;
 pub mod grpcurl;
 pub mod metrics;

@@ -1,10 +1,10 @@
-//! The collector's store and search through grpcurl: events in with `Ingest`, found again
-//! with the seed's SELECT verbatim, aggregates as typed rows, refused SQL naming what it
-//! refused, and one tenant never seeing another's events. (Enrichment on the way in is the
-//! rest of the collector issue.)
+//! The collector's store and search through grpcurl: structured events in with `Ingest`
+//! (already carrying their TI matches: no enrichment here), found again with the seed's
+//! SELECT verbatim, aggregates as typed rows, refused SQL naming what it refused, and one
+//! tenant never seeing another's events.
 
 use serde_json::{Value, json};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, grpcurl::Outcome};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, collector, grpcurl::Outcome};
 
 fn collector_rpc(
     pki: &TestPki,
@@ -29,8 +29,8 @@ fn ok(outcome: Outcome) -> Value {
     serde_json::from_str(&outcome.stdout).unwrap()
 }
 
-fn url_event(url: &str, tenant: &str) -> Value {
-    json!({"tenant": tenant, "fields": {"RequestUrl": {"text": url}}, "ti": [{
+fn url_event(url: &str) -> Value {
+    json!({"fields": {"RequestUrl": {"text": url}}, "ti": [{
         "field": "RequestUrl", "value": url, "category": "KL_Malicious_URL",
         "matchedIndicator": "fakess123bn.nu", "supplier": "Demo"
     }]})
@@ -40,18 +40,26 @@ fn url_event(url: &str, tenant: &str) -> Value {
 fn the_seed_select_finds_an_ingested_event_and_only_the_callers_tenant() {
     let pki = TestPki::new();
     let server = ServiceProcess::start("collector", &pki);
+    collector::create(&pki, &server, "main-in", "Main", &[], &[]);
+    collector::create(&pki, &server, "acme-in", "Acme", &[], &[]);
     let ingested = ok(collector_rpc(
         &pki,
         &server,
         "operator",
         &[],
         "Ingest",
-        &json!({"events": [
-            url_event("http://fakess123bn.nu", "Main"),
-            url_event("http://fakess123bn.nu", "Acme"),
-        ]}),
+        &json!({"collector": "main-in", "events": [url_event("http://fakess123bn.nu")]}),
     ));
-    assert_eq!(ingested["ids"].as_array().unwrap().len(), 2, "{ingested}");
+    assert_eq!(ingested["accepted"], 1, "{ingested}");
+    let acme_id = &collector::ok(&pki, &server, "GetCollector", &json!({"id": "acme-in", "tenant": "Acme"}))["id"];
+    ok(collector_rpc(
+        &pki,
+        &server,
+        "operator",
+        &[],
+        "Ingest",
+        &json!({"collector": acme_id, "events": [url_event("http://fakess123bn.nu")]}),
+    ));
 
     let seed = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
     let found = ok(collector_rpc(
@@ -103,19 +111,27 @@ fn the_seed_select_finds_an_ingested_event_and_only_the_callers_tenant() {
 fn refused_sql_names_what_it_refused_and_runs_nothing() {
     let pki = TestPki::new();
     let server = ServiceProcess::start("collector", &pki);
+    collector::create(&pki, &server, "main-in", "Main", &[], &[]);
     ok(collector_rpc(
         &pki,
         &server,
         "operator",
         &[],
         "Ingest",
-        &json!({"events": [url_event("http://a.example/", "Main")]}),
+        &json!({"collector": "main-in", "events": [url_event("http://a.example/")]}),
     ));
     for (sql, says) in [
         ("DELETE FROM events", "only SELECT"),
+        ("DROP TABLE events", "only SELECT"),
+        ("ATTACH DATABASE '/tmp/x' AS x", "only SELECT"),
         ("SELECT * FROM events; DROP TABLE events", "2 statements"),
         ("SELECT * FROM sqlite_master", "not searchable"),
+        ("SELECT * FROM system.tables", "not searchable"),
         ("SELECT * FROM events WHERE Nope = 1", "no column"),
+        (
+            "SELECT * FROM events WHERE \"RequestUrl\"\"; DROP TABLE events; --\" = 'x'",
+            "no column",
+        ),
         (
             "SELECT * FROM events WHERE load_extension('x') = 1",
             "no function",
@@ -135,6 +151,16 @@ fn refused_sql_names_what_it_refused_and_runs_nothing() {
             refused.stderr
         );
     }
+    // Quotes inside a literal are the literal's: no row has that text, and nothing else ran.
+    let injected = ok(collector_rpc(
+        &pki,
+        &server,
+        "operator",
+        &[],
+        "SearchEvents",
+        &json!({"sql": "SELECT * FROM events WHERE RequestUrl = 'x'' OR 1=1 --'"}),
+    ));
+    assert_eq!(injected, json!({}), "no event matched the literal");
     // The event is still there, once.
     let counted = ok(collector_rpc(
         &pki,

@@ -121,6 +121,7 @@ fn fakess_batch(batch_id: u64) -> xdr_proto::pb::EnrichBatch {
             fields: [("RequestUrl".to_owned(), url)].into(),
             ..Default::default()
         }],
+        rules: None,
     }
 }
 
