@@ -69,12 +69,11 @@ impl ServiceProcess {
     /// As [`start_with`](Self::start_with), with its data in `data`: a restart given the same
     /// folder finds what the last process saved.
     pub fn start_in(service: &str, pki: &TestPki, data: &Path, extra: &[&str]) -> Self {
-        let mut args = vec![
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-        ];
+        let mut args: Vec<&OsStr> = vec!["--data-dir".as_ref(), data.as_os_str()];
+        // A free port unless the test names one (a restart where clients dial).
+        if !extra.contains(&"--listen") {
+            args.extend([OsStr::new("--listen"), OsStr::new("127.0.0.1:0")]);
+        }
         if service == "threatintel" {
             // Its CyberTrace port too, or tests running side by side would share 9999.
             args.extend([OsStr::new("--cybertrace-listen"), OsStr::new("127.0.0.1:0")]);
