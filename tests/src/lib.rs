@@ -13,6 +13,7 @@ pub mod client;
 pub mod collector;
 pub mod enrichment;
 pub mod grpcurl;
+pub mod mesh_up;
 pub mod metrics;
 pub mod paths;
 pub mod pki;

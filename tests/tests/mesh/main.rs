@@ -19,6 +19,7 @@ mod metrics;
 mod people;
 mod reflection_and_health;
 mod saved_filter_limits;
+mod seed_cybertrace;
 mod shutdown;
 mod silent_connections;
 mod store_failures;

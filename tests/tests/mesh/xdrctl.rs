@@ -9,7 +9,7 @@ use std::{
 };
 
 use xdr_mesh::{identity::Identity, pki};
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, paths};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, mesh_up, paths};
 
 fn xdrctl(args: &[&str]) -> std::process::Output {
     Command::new(paths::binary("xdrctl"))
@@ -73,29 +73,11 @@ fn certs_writes_a_pki_and_refuses_to_replace_it() {
     assert_ne!(std::fs::read(out.join(pki::CA_CERT_FILE)).unwrap(), ca);
 }
 
-/// `xdrctl up` with its home in `home`, its services on `host` (each test its own loopback
-/// address: the design's fixed ports stay clear of other tests and of a developer's own
-/// `xdrctl up` on 127.0.0.1).
-fn up_command(home: &std::path::Path, host: &str) -> Command {
-    let mut command = Command::new(paths::binary("xdrctl"));
-    command
-        .arg("up")
-        .arg("--home")
-        .arg(home)
-        .args(["--bind", host]);
-    command
-}
-
 #[test]
 fn up_starts_the_whole_mesh_and_ctrl_c_stops_it_cleanly() {
     const HOST: &str = "127.0.0.77";
     let home = tempfile::tempdir().unwrap();
-    let mut command = up_command(home.path(), HOST);
-    command.arg("--bin-dir").arg(paths::bin_dir());
-    let mut up = ServiceProcess::watch("xdrctl up", command);
-    up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
-        l.starts_with("xdr mesh is up")
-    });
+    let mut up = mesh_up::up(home.path(), HOST);
 
     let certs = home.path().join("certs");
     for (service, port) in [
@@ -148,7 +130,7 @@ fn up_starts_the_whole_mesh_and_ctrl_c_stops_it_cleanly() {
 fn up_under_cargo_run_builds_nothing_after_the_test_build() {
     const HOST: &str = "127.0.0.78";
     let home = tempfile::tempdir().unwrap();
-    let mut command = up_command(home.path(), HOST);
+    let mut command = mesh_up::up_command(home.path(), HOST);
     command
         // What `cargo run -p xdrctl` sets for the program it runs.
         .env("CARGO", env!("CARGO"))

@@ -1,0 +1,40 @@
+//! The whole mesh started by `xdrctl up`, for the stories that need every service.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use crate::{ServiceProcess, paths};
+
+/// `xdrctl up` with its home in `home`, its services on `host` (each test its own loopback
+/// address: the design's fixed ports stay clear of other tests and of a developer's own
+/// `xdrctl up` on 127.0.0.1).
+pub fn up_command(home: &Path, host: &str) -> Command {
+    let mut command = Command::new(paths::binary("xdrctl"));
+    command
+        .arg("up")
+        .arg("--home")
+        .arg(home)
+        .args(["--bind", host]);
+    command
+}
+
+/// `xdrctl up` with the test build's binaries, once it says the mesh is up.
+pub fn up(home: &Path, host: &str) -> ServiceProcess {
+    let mut command = up_command(home, host);
+    command.arg("--bin-dir").arg(paths::bin_dir());
+    let up = ServiceProcess::watch("xdrctl up", command);
+    up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
+        l.starts_with("xdr mesh is up")
+    });
+    up
+}
+
+/// `xdrctl <args>` against the mesh `up` started in `home` on `host`.
+pub fn xdrctl(home: &Path, host: &str, args: &[&str]) -> std::process::Output {
+    Command::new(paths::binary("xdrctl"))
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .args(["--host", host])
+        .output()
+        .expect("xdrctl runs")
+}
