@@ -84,7 +84,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(failed)?
                 .into_inner();
             for c in listed.collectors {
-                println!("{}  {}/{}  rules: {}", c.id, c.tenant, c.name, c.rule_ids.join(","));
+                println!(
+                    "{}  {}/{}  rules: {}",
+                    c.id,
+                    c.tenant,
+                    c.name,
+                    c.rule_ids.join(",")
+                );
             }
             Ok(())
         }
@@ -104,7 +110,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let config = CollectorConfig {
                 name: args.name.clone(),
                 tenant: args.tenant.clone(),
-                transport: if args.http { Transport::Http } else { Transport::Grpc } as i32,
+                transport: if args.http {
+                    Transport::Http
+                } else {
+                    Transport::Grpc
+                } as i32,
                 normalizer: Some(Normalizer {
                     mapping: (args.mapping.iter())
                         .map(|m| mapping_row(m))

@@ -33,8 +33,9 @@ impl Target {
     pub async fn channel(&self, service: &ServiceEntry) -> anyhow::Result<Channel> {
         let addr = match &self.addr {
             Some(addr) => addr.clone(),
-            None => layout::dial_addr(self.host, service.grpc_port.context("no gRPC port")?)
-                .to_string(),
+            None => {
+                layout::dial_addr(self.host, service.grpc_port.context("no gRPC port")?).to_string()
+            }
         };
         let tls = probe::operator_tls(&Home::new(&self.home).certs())?;
         channel::endpoint(&addr, service.name, &tls)?

@@ -65,7 +65,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     // Batches are read on a thread of their own and sent as the stream takes them.
     let (batches, to_send) = mpsc::channel::<(IngestRequest, u64)>(IN_FLIGHT);
     let (id, batch_size) = (collector.id.clone(), args.batch as usize);
-    let reading = std::thread::spawn(move || read_batches(reader, delimiter, batch_size, &id, &batches));
+    let reading =
+        std::thread::spawn(move || read_batches(reader, delimiter, batch_size, &id, &batches));
     let requests = tokio_stream::wrappers::ReceiverStream::new(to_send);
     let (firsts_tx, mut firsts) = mpsc::unbounded_channel();
     let requests = requests.map(move |(request, first)| {
@@ -88,20 +89,29 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         refused += u64::from(reply.refused);
         for error in reply.errors {
             if shown < SHOWN_REFUSALS {
-                eprintln!("event {}: {}", first + u64::from(error.index) + 1, error.reason);
+                eprintln!(
+                    "event {}: {}",
+                    first + u64::from(error.index) + 1,
+                    error.reason
+                );
                 shown += 1;
             }
         }
         if tty {
             let rate = (accepted + refused) as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprint!("\r{} events sent, {accepted} accepted, {refused} refused ({rate:.0}/s)   ", accepted + refused);
+            eprint!(
+                "\r{} events sent, {accepted} accepted, {refused} refused ({rate:.0}/s)   ",
+                accepted + refused
+            );
             let _ = std::io::stderr().flush();
         }
     }
     if tty {
         eprintln!();
     }
-    let read = reading.join().map_err(|_| anyhow::anyhow!("the reading thread failed"))??;
+    let read = reading
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reading thread failed"))??;
     let elapsed = started.elapsed();
     println!(
         "{read} events read, {accepted} accepted, {refused} refused by collector {:?} in {:.2?} ({:.0} events/s)",
@@ -110,7 +120,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         read as f64 / elapsed.as_secs_f64().max(1e-3)
     );
     if accepted + refused != read {
-        bail!("the collector answered for {} of {read} events", accepted + refused);
+        bail!(
+            "the collector answered for {} of {read} events",
+            accepted + refused
+        );
     }
     Ok(())
 }
@@ -129,9 +142,15 @@ fn read_batches(
     let mut piece = Vec::new();
     loop {
         piece.clear();
-        let n = reader.read_until(delimiter, &mut piece).context("reading the events")?;
+        let n = reader
+            .read_until(delimiter, &mut piece)
+            .context("reading the events")?;
         let end = n == 0;
-        if !end && !piece.iter().all(|b| b.is_ascii_whitespace() || *b == delimiter) {
+        if !end
+            && !piece
+                .iter()
+                .all(|b| b.is_ascii_whitespace() || *b == delimiter)
+        {
             raw.extend_from_slice(&piece);
             if piece.last() != Some(&delimiter) {
                 raw.push(delimiter);

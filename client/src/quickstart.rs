@@ -10,8 +10,8 @@ use xdr_mesh::{
 };
 use xdr_proto::pb::{
     CollectorConfig, EnrichmentRule, FieldMap, FieldMapping, IndicatorType, ListCollectorsRequest,
-    ListRequest, Normalizer, PageRequest, SourceKind, Transport,
-    collector_client::CollectorClient, enrichment_client::EnrichmentClient,
+    ListRequest, Normalizer, PageRequest, SourceKind, Transport, collector_client::CollectorClient,
+    enrichment_client::EnrichmentClient,
 };
 
 use crate::connect::{Target, failed};
@@ -67,7 +67,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .map_err(failed)
         .context("listing collectors")?
         .into_inner();
-    if let Some(found) = existing.collectors.iter().find(|c| c.name == COLLECTOR_NAME) {
+    if let Some(found) = existing
+        .collectors
+        .iter()
+        .find(|c| c.name == COLLECTOR_NAME)
+    {
         println!("collector {COLLECTOR_NAME:?} exists ({})", found.id);
         return Ok(());
     }

@@ -3,8 +3,8 @@
 
 use xdr_mesh::directory::COLLECTOR;
 use xdr_proto::pb::{
-    Event, FieldValue, SearchEventsReply, SearchEventsRequest, cell, collector_client::CollectorClient,
-    field_value::Kind,
+    Event, FieldValue, SearchEventsReply, SearchEventsRequest, cell,
+    collector_client::CollectorClient, field_value::Kind,
 };
 
 use crate::connect::{Target, failed};
@@ -82,8 +82,14 @@ fn event_row(event: &Event) -> Vec<String> {
     let ti: Vec<String> = (event.ti.iter())
         .map(|m| format!("{} {}", m.category, m.matched_indicator))
         .collect();
-    let status = xdr_proto::pb::EnrichmentStatus::try_from(event.enrichment_status)
-        .map_or_else(|_| "?".to_owned(), |s| s.as_str_name().trim_start_matches("ENRICHMENT_STATUS_").to_owned());
+    let status = xdr_proto::pb::EnrichmentStatus::try_from(event.enrichment_status).map_or_else(
+        |_| "?".to_owned(),
+        |s| {
+            s.as_str_name()
+                .trim_start_matches("ENRICHMENT_STATUS_")
+                .to_owned()
+        },
+    );
     vec![
         humantime::format_rfc3339_millis(time).to_string(),
         event.id.clone(),
@@ -116,7 +122,10 @@ fn render(columns: &[String], rows: &[Vec<String>]) -> String {
             flat
         }
     };
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cut(c)).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cut(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -132,7 +141,11 @@ fn render(columns: &[String], rows: &[Vec<String>]) -> String {
     let mut out = line(columns);
     out.push_str(&format!(
         "{}\n",
-        widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-")
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
     ));
     for row in &cells {
         out.push_str(&line(row));

@@ -379,9 +379,7 @@ fn print_summary(args: &Args, home: &Home) {
         layout::dial_addr(args.bind, GATEWAY.http_port)
     );
     let home_flag = format!("--home {}", home.root.display());
-    println!(
-        "  echo '{{\"RequestUrl\":\"http://fakess123bn.nu\"}}' | xdrctl ingest {home_flag} -"
-    );
+    println!("  echo '{{\"RequestUrl\":\"http://fakess123bn.nu\"}}' | xdrctl ingest {home_flag} -");
     println!(
         "  xdrctl search {home_flag} \"SELECT * FROM \\`events\\` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250\""
     );

@@ -53,7 +53,10 @@ pub fn create(
         "CreateCollector",
         &json!({"name": name, "tenant": tenant, "normalizer": {"mapping": rows}, "ruleIds": rules}),
     );
-    created["id"].as_str().expect("a created collector has an id").to_owned()
+    created["id"]
+        .as_str()
+        .expect("a created collector has an id")
+        .to_owned()
 }
 
 /// `raw` as the proto3 JSON mapping writes a `bytes` field.

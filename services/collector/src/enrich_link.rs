@@ -56,13 +56,21 @@ impl EnrichmentLink {
 
     /// `events` enriched by the rules `rule_ids` names, through `collector`'s stream; with
     /// no rules, marked not enriched.
-    pub async fn enrich(&self, collector: &str, rule_ids: &[String], events: Vec<Event>) -> Vec<Event> {
+    pub async fn enrich(
+        &self,
+        collector: &str,
+        rule_ids: &[String],
+        events: Vec<Event>,
+    ) -> Vec<Event> {
         if rule_ids.is_empty() || events.is_empty() {
             return marked(events, EnrichmentStatus::NotEnriched);
         }
         let batch = WireEnrichBatch {
             batch_id: 0,
-            events: events.iter().map(|e| Bytes::from(e.encode_to_vec())).collect(),
+            events: events
+                .iter()
+                .map(|e| Bytes::from(e.encode_to_vec()))
+                .collect(),
             rules: Some(RuleSelection {
                 rule_ids: rule_ids.to_vec(),
             }),
@@ -83,7 +91,12 @@ impl EnrichmentLink {
         match tokio::time::timeout(self.wait, answered).await {
             Ok(Ok(Ok(enriched))) if enriched.len() == events.len() => enriched,
             Ok(Ok(Ok(enriched))) => {
-                tracing::warn!(collector, sent = events.len(), answered = enriched.len(), "enrichment answered another number of events");
+                tracing::warn!(
+                    collector,
+                    sent = events.len(),
+                    answered = enriched.len(),
+                    "enrichment answered another number of events"
+                );
                 marked(events, EnrichmentStatus::SourceUnavailable)
             }
             Ok(Ok(Err((status, why)))) => {
@@ -104,14 +117,21 @@ impl EnrichmentLink {
             return stream.clone();
         }
         let (sender, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
-        tokio::spawn(run_stream(self.channel.clone(), collector.to_owned(), batches));
+        tokio::spawn(run_stream(
+            self.channel.clone(),
+            collector.to_owned(),
+            batches,
+        ));
         streams.insert(collector.to_owned(), sender.clone());
         sender
     }
 
     fn forget(&self, collector: &str, stream: &mpsc::Sender<Pending>) {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        if streams.get(collector).is_some_and(|s| s.same_channel(stream)) {
+        if streams
+            .get(collector)
+            .is_some_and(|s| s.same_channel(stream))
+        {
             streams.remove(collector);
         }
     }
@@ -147,17 +167,26 @@ async fn run_stream(channel: Channel, collector: String, mut batches: mpsc::Rece
             requests.try_send(batch).is_ok()
         };
         send(first, &mut waiting);
-        let mut answers = match tokio::time::timeout(OPEN_TIMEOUT, open(channel.clone(), outgoing)).await {
-            Ok(Ok(answers)) => answers,
-            Ok(Err(status)) => {
-                fail(&mut waiting, EnrichmentStatus::SourceUnavailable, &status.to_string());
-                continue 'open;
-            }
-            Err(_) => {
-                fail(&mut waiting, EnrichmentStatus::SourceUnavailable, "the Enrich stream did not open in time");
-                continue 'open;
-            }
-        };
+        let mut answers =
+            match tokio::time::timeout(OPEN_TIMEOUT, open(channel.clone(), outgoing)).await {
+                Ok(Ok(answers)) => answers,
+                Ok(Err(status)) => {
+                    fail(
+                        &mut waiting,
+                        EnrichmentStatus::SourceUnavailable,
+                        &status.to_string(),
+                    );
+                    continue 'open;
+                }
+                Err(_) => {
+                    fail(
+                        &mut waiting,
+                        EnrichmentStatus::SourceUnavailable,
+                        "the Enrich stream did not open in time",
+                    );
+                    continue 'open;
+                }
+            };
         tracing::debug!(collector, "Enrich stream open");
         loop {
             tokio::select! {
@@ -198,7 +227,11 @@ async fn run_stream(channel: Channel, collector: String, mut batches: mpsc::Rece
     }
 }
 
-fn fail(waiting: &mut VecDeque<(u64, oneshot::Sender<Answer>)>, status: EnrichmentStatus, why: &str) {
+fn fail(
+    waiting: &mut VecDeque<(u64, oneshot::Sender<Answer>)>,
+    status: EnrichmentStatus,
+    why: &str,
+) {
     for (_, answer) in waiting.drain(..) {
         let _ = answer.send(Err((status, why.to_owned())));
     }
@@ -217,7 +250,11 @@ async fn open(
     let path = http::uri::PathAndQuery::from_static("/xdr.v1.Enrichment/Enrich");
     let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(batches));
     let response = grpc
-        .streaming(request, path, XdrCodec::<WireEnrichBatch, EnrichBatch>::default())
+        .streaming(
+            request,
+            path,
+            XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
+        )
         .await?;
     Ok(response.into_inner())
 }

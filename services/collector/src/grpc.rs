@@ -166,7 +166,9 @@ impl Collector for CollectorService {
         request: Request<CollectorConfig>,
     ) -> Result<Response<CollectorConfig>, Status> {
         let config = self.saving(request).await?;
-        Ok(Response::new(self.change(move |c| c.save(config, true)).await?))
+        Ok(Response::new(
+            self.change(move |c| c.save(config, true)).await?,
+        ))
     }
 
     async fn update_collector(
@@ -177,7 +179,9 @@ impl Collector for CollectorService {
             return Err(Status::invalid_argument("id: empty"));
         }
         let config = self.saving(request).await?;
-        Ok(Response::new(self.change(move |c| c.save(config, false)).await?))
+        Ok(Response::new(
+            self.change(move |c| c.save(config, false)).await?,
+        ))
     }
 
     async fn delete_collector(

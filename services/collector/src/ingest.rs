@@ -20,11 +20,13 @@ use xdr_mesh::{
     id::new_uuid,
     quote::quoted,
 };
-use xdr_proto::pb::{CollectorConfig, DestinationKind, Event, EventError, IngestReply, IngestRequest};
+use xdr_proto::pb::{
+    CollectorConfig, DestinationKind, Event, EventError, IngestReply, IngestRequest,
+};
 
 use crate::{
-    collectors::CollectorCatalog, enrich_link::EnrichmentLink, normalize::Normalizer,
-    stats::Stats, writer::Writer,
+    collectors::CollectorCatalog, enrich_link::EnrichmentLink, normalize::Normalizer, stats::Stats,
+    writer::Writer,
 };
 
 /// Events in one request at most (raw pieces and structured events together).
@@ -62,7 +64,11 @@ impl Ingest {
     }
 
     /// The collector `key` names, as `caller` may send events to it.
-    pub fn collector_for(&self, caller: &Caller, key: &str) -> Result<Arc<CollectorConfig>, Status> {
+    pub fn collector_for(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<Arc<CollectorConfig>, Status> {
         if key.is_empty() {
             return Err(Status::invalid_argument(
                 "collector: empty; name the collector receiving the events (its id or name)",
@@ -86,7 +92,12 @@ impl Ingest {
         collector: Arc<CollectorConfig>,
         request: IngestRequest,
     ) -> Result<IngestReply, Status> {
-        let size = request.raw.len() + request.events.iter().map(Message::encoded_len).sum::<usize>();
+        let size = request.raw.len()
+            + request
+                .events
+                .iter()
+                .map(Message::encoded_len)
+                .sum::<usize>();
         let _room = match self.room(size).await {
             Ok(room) => room,
             Err(status) => {
@@ -104,7 +115,8 @@ impl Ingest {
             .link
             .enrich(&collector.id, &collector.rule_ids, events)
             .await;
-        let stores = (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
+        let stores =
+            (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         self.stats.answered(&collector, refused, &events);
         if stores && !events.is_empty() {
@@ -191,7 +203,11 @@ fn events_of(
         match normalizer.parse(piece) {
             Ok(parsed) => events.push(Event {
                 id: new_uuid(),
-                timestamp_ms: if parsed.timestamp_ms == 0 { now } else { parsed.timestamp_ms },
+                timestamp_ms: if parsed.timestamp_ms == 0 {
+                    now
+                } else {
+                    parsed.timestamp_ms
+                },
                 tenant: collector.tenant.clone(),
                 collector: collector.name.clone(),
                 fields: parsed.fields,
@@ -241,8 +257,15 @@ fn structured(
     if event.id.len() > MAX_ID_BYTES {
         return Err(format!("id: longer than {MAX_ID_BYTES} bytes"));
     }
-    if let Some(name) = event.fields.keys().find(|n| !crate::collectors::is_field_name(n)) {
-        return Err(format!("field {}: not a field name (letters, digits, `_`)", quoted(name)));
+    if let Some(name) = event
+        .fields
+        .keys()
+        .find(|n| !crate::collectors::is_field_name(n))
+    {
+        return Err(format!(
+            "field {}: not a field name (letters, digits, `_`)",
+            quoted(name)
+        ));
     }
     event.tenant = collector.tenant.clone();
     event.collector = collector.name.clone();

@@ -9,7 +9,10 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use xdr_collector::{
-    collectors::CollectorCatalog, enrich_link::EnrichmentLink, ingest::Ingest, retention,
+    collectors::CollectorCatalog,
+    enrich_link::EnrichmentLink,
+    ingest::Ingest,
+    retention,
     store::{EventStore, SqliteStore},
     writer::Writer,
 };
@@ -52,9 +55,10 @@ async fn main() -> anyhow::Result<()> {
         xdr_mesh::service::start(COLLECTOR, &config.service).context("starting xdr-collector")?;
     let data = runtime.data_dir.path().to_owned();
     let (store, collectors) = tokio::task::spawn_blocking(move || {
-        let store = SqliteStore::open(&data.join("events.sqlite")).context("opening the event store")?;
-        let collectors =
-            CollectorCatalog::open(&data.join("collectors.redb")).context("opening the collector store")?;
+        let store =
+            SqliteStore::open(&data.join("events.sqlite")).context("opening the event store")?;
+        let collectors = CollectorCatalog::open(&data.join("collectors.redb"))
+            .context("opening the collector store")?;
         anyhow::Ok((store, collectors))
     })
     .await??;
@@ -62,8 +66,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(retention) = config.retention {
         tokio::spawn(retention::run(store.clone(), retention));
     }
-    let enrichment = xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
-        .context("the enrichment address")?;
+    let enrichment =
+        xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
+            .context("the enrichment address")?;
     let ingest = Ingest::new(
         Arc::new(collectors),
         EnrichmentLink::new(enrichment.clone(), config.enrichment_timeout),

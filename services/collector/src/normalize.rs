@@ -109,8 +109,7 @@ impl Normalizer {
             ));
         }
         let text = std::str::from_utf8(piece).map_err(|e| format!("not UTF-8: {e}"))?;
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let Value::Object(object) = value else {
             return Err("not a JSON object".to_owned());
         };
@@ -155,8 +154,9 @@ impl Normalizer {
 
 fn at_path<'a>(object: &'a serde_json::Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
-    rest.iter()
-        .try_fold(object.get(first)?, |value, step| value.as_object()?.get(step))
+    rest.iter().try_fold(object.get(first)?, |value, step| {
+        value.as_object()?.get(step)
+    })
 }
 
 fn text(value: String) -> FieldValue {
@@ -206,7 +206,9 @@ fn typed(value: &Value, kind: FieldType) -> Result<FieldValue, String> {
             Value::Number(n) => n.as_i64().ok_or_else(wrong)?,
             Value::String(s) => {
                 let time = humantime::parse_rfc3339_weak(s.trim()).map_err(|_| wrong())?;
-                let since = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| wrong())?;
+                let since = time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| wrong())?;
                 i64::try_from(since.as_millis()).map_err(|_| wrong())?
             }
             _ => return Err(wrong()),
@@ -275,12 +277,18 @@ mod tests {
 
     #[test]
     fn the_seeds_event_maps_its_request_url() {
-        let seed = normalizer(&[("RequestUrl", "RequestUrl", FieldType::Unspecified)], false);
+        let seed = normalizer(
+            &[("RequestUrl", "RequestUrl", FieldType::Unspecified)],
+            false,
+        );
         let raw = br#"{"RequestUrl":"http://fakess123bn.nu","other":1}"#;
         let parsed = seed.parse(raw).unwrap();
         assert_eq!(
             parsed.fields,
-            BTreeMap::from([("RequestUrl".to_owned(), text("http://fakess123bn.nu".into()))])
+            BTreeMap::from([(
+                "RequestUrl".to_owned(),
+                text("http://fakess123bn.nu".into())
+            )])
         );
         assert_eq!(parsed.raw.as_bytes(), raw);
     }
@@ -311,7 +319,10 @@ mod tests {
         let cases: [(&[u8], &str); 5] = [
             (b"{not json", "not JSON"),
             (b"[1,2]", "not a JSON object"),
-            (br#"{"port":"https"}"#, "SourcePort: `\"https\"` is not an integer"),
+            (
+                br#"{"port":"https"}"#,
+                "SourcePort: `\"https\"` is not an integer",
+            ),
             (b"\xff\xfe", "not UTF-8"),
             (&[b' '; 101], "101 bytes"),
         ];

@@ -117,6 +117,9 @@ mod tests {
         }
         let groups = store.0.lock().unwrap().clone();
         assert_eq!(groups.iter().sum::<usize>(), 50);
-        assert!(groups.len() < 50, "some batches shared a commit: {groups:?}");
+        assert!(
+            groups.len() < 50,
+            "some batches shared a commit: {groups:?}"
+        );
     }
 }

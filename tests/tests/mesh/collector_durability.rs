@@ -79,7 +79,11 @@ fn a_collector_killed_mid_stream_keeps_every_acknowledged_event_once() {
         "{stored} stored, {} acknowledged",
         acknowledged.len()
     );
-    assert_eq!(stored as usize % BATCH, 0, "batches are stored whole: {stored}");
+    assert_eq!(
+        stored as usize % BATCH,
+        0,
+        "batches are stored whole: {stored}"
+    );
     let found = collector::search(&pki, &server, "SELECT Id FROM events LIMIT 10000");
     let ids: HashSet<&str> = (found["rows"].as_array().unwrap().iter())
         .map(|row| row["cells"][0]["text"].as_str().unwrap())
@@ -87,5 +91,10 @@ fn a_collector_killed_mid_stream_keeps_every_acknowledged_event_once() {
     let missing: Vec<&String> = (acknowledged.iter())
         .filter(|id| !ids.contains(id.as_str()))
         .collect();
-    assert!(missing.is_empty(), "acknowledged and lost: {} of {}", missing.len(), acknowledged.len());
+    assert!(
+        missing.is_empty(),
+        "acknowledged and lost: {} of {}",
+        missing.len(),
+        acknowledged.len()
+    );
 }

@@ -76,7 +76,12 @@ fn a_batch_with_malformed_events_keeps_the_good_ones_and_says_why_for_each() {
     assert_eq!(reply["refused"], 5, "{reply}");
     assert_eq!(reply["batchId"], "9", "{reply}");
     let errors: Vec<(u64, String)> = (reply["errors"].as_array().unwrap().iter())
-        .map(|e| (e["index"].as_u64().unwrap_or(0), e["reason"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap_or(0),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let says = [
         (1, "not JSON"),
@@ -88,7 +93,10 @@ fn a_batch_with_malformed_events_keeps_the_good_ones_and_says_why_for_each() {
     assert_eq!(errors.len(), says.len(), "{errors:?}");
     for ((index, reason), (want_index, want)) in errors.iter().zip(says) {
         assert_eq!(*index, want_index, "{errors:?}");
-        assert!(reason.contains(want), "event {index}: {reason:?} should say {want:?}");
+        assert!(
+            reason.contains(want),
+            "event {index}: {reason:?} should say {want:?}"
+        );
     }
 
     let stored = collector::search(
@@ -97,22 +105,47 @@ fn a_batch_with_malformed_events_keeps_the_good_ones_and_says_why_for_each() {
         "SELECT RequestUrl, SourcePort, Name FROM events ORDER BY RequestUrl",
     );
     assert_eq!(stored["rows"].as_array().unwrap().len(), 3, "{stored}");
-    assert_eq!(stored["rows"][1]["cells"][0]["text"], "http://a.example/", "{stored}");
-    assert_eq!(stored["rows"][1]["cells"][1]["integer"], "8080", "typed by the schema: {stored}");
+    assert_eq!(
+        stored["rows"][1]["cells"][0]["text"], "http://a.example/",
+        "{stored}"
+    );
+    assert_eq!(
+        stored["rows"][1]["cells"][1]["integer"], "8080",
+        "typed by the schema: {stored}"
+    );
 
     let stats = collector::ok(&pki, &server, "Stats", &json!({}));
     let strict = &stats["collectors"][0];
     assert_eq!(strict["collectorName"], "strict", "{stats}");
     assert_eq!(
-        (&strict["received"], &strict["accepted"], &strict["refused"], &strict["notEnriched"]),
+        (
+            &strict["received"],
+            &strict["accepted"],
+            &strict["refused"],
+            &strict["notEnriched"]
+        ),
         (&json!("8"), &json!("3"), &json!("5"), &json!("3")),
         "{stats}"
     );
 
     // A request naming no collector, or one that is not there, is refused whole.
-    let nameless = collector::rpc(&pki, &server, "Ingest", &json!({"raw": collector::bytes("{}")}));
-    assert!(nameless.stderr.contains("InvalidArgument") && nameless.stderr.contains("collector: empty"), "{}", nameless.stderr);
-    let unknown = collector::rpc(&pki, &server, "Ingest", &json!({"collector": "nope", "raw": collector::bytes("{}")}));
+    let nameless = collector::rpc(
+        &pki,
+        &server,
+        "Ingest",
+        &json!({"raw": collector::bytes("{}")}),
+    );
+    assert!(
+        nameless.stderr.contains("InvalidArgument") && nameless.stderr.contains("collector: empty"),
+        "{}",
+        nameless.stderr
+    );
+    let unknown = collector::rpc(
+        &pki,
+        &server,
+        "Ingest",
+        &json!({"collector": "nope", "raw": collector::bytes("{}")}),
+    );
     assert!(unknown.stderr.contains("NotFound"), "{}", unknown.stderr);
 }
 
@@ -121,8 +154,20 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
     let pki = TestPki::new();
     let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
     let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
-    let urls = rule(&pki, &enrichment, "urls", "RequestUrl", "INDICATOR_TYPE_URL");
-    let ips = rule(&pki, &enrichment, "ips", "SourceAddress", "INDICATOR_TYPE_IP");
+    let urls = rule(
+        &pki,
+        &enrichment,
+        "urls",
+        "RequestUrl",
+        "INDICATOR_TYPE_URL",
+    );
+    let ips = rule(
+        &pki,
+        &enrichment,
+        "ips",
+        "SourceAddress",
+        "INDICATOR_TYPE_IP",
+    );
     let server = start_collector(&pki, &enrichment);
     let id = collector::create(
         &pki,
@@ -133,12 +178,17 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
         &[&urls],
     );
     let event = |marker: &str| {
-        format!("{{\"RequestUrl\":\"http://fakess123bn.nu\",\"SourceAddress\":\"192.0.2.1\",\"SourceUserName\":\"{marker}\"}}")
+        format!(
+            "{{\"RequestUrl\":\"http://fakess123bn.nu\",\"SourceAddress\":\"192.0.2.1\",\"SourceUserName\":\"{marker}\"}}"
+        )
     };
     collector::ingest_raw(&pki, &server, "fw", &event("first"));
     let first = event_marked(&pki, &server, "first");
     assert_eq!(fields_matched(&first), ["RequestUrl"], "{first}");
-    assert_eq!(first["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE", "{first}");
+    assert_eq!(
+        first["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE",
+        "{first}"
+    );
 
     collector::ok(
         &pki,
@@ -150,7 +200,11 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
     );
     collector::ingest_raw(&pki, &server, "fw", &event("second"));
     let second = event_marked(&pki, &server, "second");
-    assert_eq!(fields_matched(&second), ["RequestUrl", "SourceAddress"], "{second}");
+    assert_eq!(
+        fields_matched(&second),
+        ["RequestUrl", "SourceAddress"],
+        "{second}"
+    );
 
     // A rule that is not there, or another tenant's, is refused when linked.
     let missing = collector::rpc(
@@ -160,7 +214,8 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
         &json!({"id": id, "name": "fw", "ruleIds": [urls, "no-such-rule"]}),
     );
     assert!(
-        missing.stderr.contains("InvalidArgument") && missing.stderr.contains("rule_ids[1]: no enrichment rule"),
+        missing.stderr.contains("InvalidArgument")
+            && missing.stderr.contains("rule_ids[1]: no enrichment rule"),
         "{}",
         missing.stderr
     );
@@ -176,36 +231,62 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
         "UpdateCollector",
         &json!({"id": id, "name": "fw", "ruleIds": [acme["id"]]}),
     );
-    assert!(foreign.stderr.contains("belongs to tenant `Acme`"), "{}", foreign.stderr);
+    assert!(
+        foreign.stderr.contains("belongs to tenant `Acme`"),
+        "{}",
+        foreign.stderr
+    );
 }
 
 #[test]
 fn threat_intel_stopping_mid_stream_costs_events_their_ti_never_the_events() {
     let pki = TestPki::new();
     // A fixed port, so the threat intel started again is where enrichment dials.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let data = pki.scratch().join("threatintel-data");
-    let threatintel = || {
-        threatintel::start_with_demo_feed_in(&pki, Some(&data), &["--listen", &listen])
-    };
+    let threatintel =
+        || threatintel::start_with_demo_feed_in(&pki, Some(&data), &["--listen", &listen]);
     let first_threatintel = threatintel();
     let enrichment = enrichment::start(&pki, &listen);
-    let urls = rule(&pki, &enrichment, "urls", "RequestUrl", "INDICATOR_TYPE_URL");
+    let urls = rule(
+        &pki,
+        &enrichment,
+        "urls",
+        "RequestUrl",
+        "INDICATOR_TYPE_URL",
+    );
     let server = start_collector(&pki, &enrichment);
-    collector::create(&pki, &server, "web", "Main", &["RequestUrl", "SourceUserName"], &[&urls]);
+    collector::create(
+        &pki,
+        &server,
+        "web",
+        "Main",
+        &["RequestUrl", "SourceUserName"],
+        &[&urls],
+    );
     let event = |marker: &str| {
         format!("{{\"RequestUrl\":\"http://fakess123bn.nu\",\"SourceUserName\":\"{marker}\"}}")
     };
 
     collector::ingest_raw(&pki, &server, "web", &event("before"));
-    assert_eq!(event_marked(&pki, &server, "before")["ti"][0]["category"], "KL_BotnetCnC_URL");
+    assert_eq!(
+        event_marked(&pki, &server, "before")["ti"][0]["category"],
+        "KL_BotnetCnC_URL"
+    );
 
     drop(first_threatintel);
     let during = collector::ingest_raw(&pki, &server, "web", &event("during"));
     assert_eq!(during["accepted"], 1, "{during}");
     let during = event_marked(&pki, &server, "during");
-    assert_eq!(during["enrichmentStatus"], "ENRICHMENT_STATUS_SOURCE_UNAVAILABLE", "{during}");
+    assert_eq!(
+        during["enrichmentStatus"], "ENRICHMENT_STATUS_SOURCE_UNAVAILABLE",
+        "{during}"
+    );
     assert!(during["ti"].is_null(), "{during}");
 
     // Back without restarting enrichment or the collector: TI again, within a bounded
@@ -229,5 +310,8 @@ fn threat_intel_stopping_mid_stream_costs_events_their_ti_never_the_events() {
         "SELECT EnrichmentStatus, count() AS n FROM events GROUP BY EnrichmentStatus ORDER BY EnrichmentStatus",
     );
     assert!(stored >= 3, "every event kept: {statuses}");
-    assert_eq!(statuses["rows"][0]["cells"][0]["text"], "COMPLETE", "{statuses}");
+    assert_eq!(
+        statuses["rows"][0]["cells"][0]["text"], "COMPLETE",
+        "{statuses}"
+    );
 }

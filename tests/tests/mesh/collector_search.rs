@@ -51,7 +51,12 @@ fn the_seed_select_finds_an_ingested_event_and_only_the_callers_tenant() {
         &json!({"collector": "main-in", "events": [url_event("http://fakess123bn.nu")]}),
     ));
     assert_eq!(ingested["accepted"], 1, "{ingested}");
-    let acme_id = &collector::ok(&pki, &server, "GetCollector", &json!({"id": "acme-in", "tenant": "Acme"}))["id"];
+    let acme_id = &collector::ok(
+        &pki,
+        &server,
+        "GetCollector",
+        &json!({"id": "acme-in", "tenant": "Acme"}),
+    )["id"];
     ok(collector_rpc(
         &pki,
         &server,

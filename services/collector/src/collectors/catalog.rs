@@ -135,7 +135,7 @@ impl CollectorCatalog {
             if owned.count() >= MAX_PER_TENANT {
                 return Err(CollectorError::Quota(config.tenant));
             }
-        } else if !(snapshot.get(&config.id)).is_some_and(|old| old.tenant == config.tenant) {
+        } else if (snapshot.get(&config.id)).is_none_or(|old| old.tenant != config.tenant) {
             return Err(CollectorError::NotFound(config.id));
         }
         let taken = snapshot

@@ -21,7 +21,14 @@ const MAX_MAPPING_ROWS: usize = 512;
 const MAX_PATH_BYTES: usize = 256;
 
 /// Event fields a mapping may not write: the collector sets them.
-const RESERVED_FIELDS: &[&str] = &["Id", "Tenant", "Collector", "Raw", "Extra", "EnrichmentStatus"];
+const RESERVED_FIELDS: &[&str] = &[
+    "Id",
+    "Tenant",
+    "Collector",
+    "Raw",
+    "Extra",
+    "EnrichmentStatus",
+];
 
 /// `config` checked, with its defaults written in (transport, event size, destinations).
 pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid> {
@@ -48,7 +55,10 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
         config.transport = Transport::Grpc as i32;
     }
     if Transport::try_from(config.transport).is_err() {
-        return Err(invalid("transport", format!("unknown: {}", config.transport)));
+        return Err(invalid(
+            "transport",
+            format!("unknown: {}", config.transport),
+        ));
     }
     match config.max_event_bytes {
         0 => config.max_event_bytes = DEFAULT_MAX_EVENT_BYTES,
@@ -61,7 +71,10 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
         _ => {}
     }
     if xdr_proto::pb::Delimiter::try_from(config.delimiter).is_err() {
-        return Err(invalid("delimiter", format!("unknown: {}", config.delimiter)));
+        return Err(invalid(
+            "delimiter",
+            format!("unknown: {}", config.delimiter),
+        ));
     }
     let normalizer = config.normalizer.get_or_insert_default();
     if xdr_proto::pb::NormalizerKind::try_from(normalizer.kind).is_err() {
@@ -73,13 +86,19 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
     if normalizer.mapping.len() > MAX_MAPPING_ROWS {
         return Err(invalid(
             "normalizer.mapping",
-            format!("{} rows; at most {MAX_MAPPING_ROWS}", normalizer.mapping.len()),
+            format!(
+                "{} rows; at most {MAX_MAPPING_ROWS}",
+                normalizer.mapping.len()
+            ),
         ));
     }
     for (i, row) in normalizer.mapping.iter_mut().enumerate() {
         let at = |what: &str| format!("normalizer.mapping[{i}].{what}");
         if row.source.is_empty() || row.source.len() > MAX_PATH_BYTES {
-            return Err(invalid(at("source"), format!("1 to {MAX_PATH_BYTES} bytes")));
+            return Err(invalid(
+                at("source"),
+                format!("1 to {MAX_PATH_BYTES} bytes"),
+            ));
         }
         if row.source.split('.').any(str::is_empty) {
             return Err(invalid(at("source"), "an empty step in the path"));
@@ -107,13 +126,13 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
         };
         // A schema column holds one type: a mapping may not store another in it.
         if let Some(column) = schema::column(&row.field) {
-            let fits = match (column.kind, kind) {
-                (_, FieldType::Unspecified) => true,
-                (ColumnType::Text, FieldType::Text) => true,
-                (ColumnType::Integer, FieldType::Integer) => true,
-                (ColumnType::Timestamp, FieldType::Timestamp) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (column.kind, kind),
+                (_, FieldType::Unspecified)
+                    | (ColumnType::Text, FieldType::Text)
+                    | (ColumnType::Integer, FieldType::Integer)
+                    | (ColumnType::Timestamp, FieldType::Timestamp)
+            );
             if !fits {
                 return Err(invalid(
                     at("type"),
@@ -125,7 +144,10 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
     if config.rule_ids.len() > MAX_LINKED_RULES {
         return Err(invalid(
             "rule_ids",
-            format!("{} rules; at most {MAX_LINKED_RULES}", config.rule_ids.len()),
+            format!(
+                "{} rules; at most {MAX_LINKED_RULES}",
+                config.rule_ids.len()
+            ),
         ));
     }
     for (i, id) in config.rule_ids.iter().enumerate() {
@@ -193,7 +215,8 @@ mod tests {
 
     #[test]
     fn each_refusal_names_its_field() {
-        let cases: Vec<(fn(&mut CollectorConfig), &str)> = vec![
+        type Change = fn(&mut CollectorConfig);
+        let cases: Vec<(Change, &str)> = vec![
             (|c| c.name.clear(), "name"),
             (|c| c.name = "x".repeat(129), "name"),
             (|c| c.tenant = "Shared".into(), "tenant"),
@@ -214,10 +237,7 @@ mod tests {
                 },
                 "normalizer.mapping[0].type",
             ),
-            (
-                |c| c.rule_ids = vec!["a".into(), "a".into()],
-                "rule_ids[1]",
-            ),
+            (|c| c.rule_ids = vec!["a".into(), "a".into()], "rule_ids[1]"),
             (
                 |c| c.destinations = vec![Destination { kind: 7 }],
                 "destinations[0].kind",

@@ -97,7 +97,10 @@ fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
     let present: Vec<String> = statement
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    for column in COLUMNS.iter().filter(|c| !present.iter().any(|p| p == c.name)) {
+    for column in COLUMNS
+        .iter()
+        .filter(|c| !present.iter().any(|p| p == c.name))
+    {
         let kind = match column.kind {
             ColumnType::Text => "TEXT",
             ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
@@ -268,7 +271,10 @@ impl EventStore for SqliteStore {
             )
             .map_err(failure)?;
         let deleted = delete
-            .execute("DELETE FROM events WHERE \"Timestamp\" < ?1", [timestamp_ms])
+            .execute(
+                "DELETE FROM events WHERE \"Timestamp\" < ?1",
+                [timestamp_ms],
+            )
             .map_err(failure)?;
         delete.commit().map_err(failure)?;
         Ok(deleted as u64)
@@ -405,8 +411,9 @@ fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             ("Collector", Value::Text(text)) => event.collector = text,
             ("Raw", Value::Text(text)) => event.raw = text,
             ("EnrichmentStatus", Value::Text(text)) => {
-                event.enrichment_status = EnrichmentStatus::from_str_name(&format!("ENRICHMENT_STATUS_{text}"))
-                    .map_or(0, |s| s as i32);
+                event.enrichment_status =
+                    EnrichmentStatus::from_str_name(&format!("ENRICHMENT_STATUS_{text}"))
+                        .map_or(0, |s| s as i32);
             }
             (name, Value::Integer(n)) => {
                 event.fields.insert(
