@@ -39,10 +39,10 @@ struct Config {
     enrichment_addr: String,
     /// Longest a batch waits for enrichment; past it, its events are stored `TIMED_OUT`
     /// (a rule's own timeout counts only up to this).
-    #[arg(long, default_value = "35s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "XDR_ENRICHMENT_TIMEOUT", default_value = "35s", value_parser = humantime::parse_duration)]
     enrichment_timeout: Duration,
     /// Delete events older than this (`30d`, `12h`); none: keep every event.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, env = "XDR_RETENTION", value_parser = humantime::parse_duration)]
     retention: Option<Duration>,
     #[command(flatten)]
     service: ServiceArgs,
