@@ -31,12 +31,27 @@ use crate::{
 
 /// Events in one request at most (raw pieces and structured events together).
 pub const MAX_BATCH_EVENTS: usize = 10_000;
-/// Bytes of events the collector holds between receiving and storing them, across every
-/// request: past it callers are told to come back (the store or enrichment is slow).
-const BUDGET_BYTES: usize = 256 << 20;
-/// How long a batch may wait for room before it is refused, and how many may wait.
-const ADMISSION_WAIT: Duration = Duration::from_secs(2);
+/// Batches waiting for room at most; more are refused at once.
 const MAX_WAITING: usize = 64;
+
+/// What the collector holds at most between receiving events and storing them.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes of events in the pipeline, across every request: past it callers are told to
+    /// come back (the store or enrichment is slow).
+    pub budget_bytes: usize,
+    /// How long a batch may wait for room before it is refused.
+    pub admission_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            budget_bytes: 256 << 20,
+            admission_wait: Duration::from_secs(2),
+        }
+    }
+}
 /// What a refused batch is told: come back after this long.
 const RETRY_AFTER_MS: u64 = 1000;
 /// Ids the client gives at most this long.
@@ -47,18 +62,29 @@ pub struct Ingest {
     link: EnrichmentLink,
     writer: Writer,
     pub stats: Stats,
+    limits: Limits,
     budget: Arc<Semaphore>,
     waiting: AtomicUsize,
 }
 
 impl Ingest {
-    pub fn new(collectors: Arc<CollectorCatalog>, link: EnrichmentLink, writer: Writer) -> Self {
+    pub fn new(
+        collectors: Arc<CollectorCatalog>,
+        link: EnrichmentLink,
+        writer: Writer,
+        limits: Limits,
+    ) -> Self {
+        let budget_bytes = limits.budget_bytes.clamp(1, u32::MAX as usize);
         Ingest {
             collectors,
             link,
             writer,
             stats: Stats::default(),
-            budget: Arc::new(Semaphore::new(BUDGET_BYTES)),
+            limits: Limits {
+                budget_bytes,
+                ..limits
+            },
+            budget: Arc::new(Semaphore::new(budget_bytes)),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -138,21 +164,26 @@ impl Ingest {
 
     /// Room for `bytes` of events, waiting a little when the collector is full.
     async fn room(&self, bytes: usize) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
-        let permits = u32::try_from(bytes.clamp(1, BUDGET_BYTES)).unwrap_or(u32::MAX);
+        let budget = self.limits.budget_bytes;
+        let permits = u32::try_from(bytes.clamp(1, budget)).unwrap_or(u32::MAX);
         if let Ok(room) = self.budget.try_acquire_many(permits) {
             return Ok(room);
         }
         let full = || {
             busy(format!(
                 "the collector holds {} MiB of events not yet stored (the store or enrichment is slow)",
-                BUDGET_BYTES >> 20
+                budget >> 20
             ))
         };
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(full());
         }
-        let room = tokio::time::timeout(ADMISSION_WAIT, self.budget.acquire_many(permits)).await;
+        let room = tokio::time::timeout(
+            self.limits.admission_wait,
+            self.budget.acquire_many(permits),
+        )
+        .await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match room {
             Ok(Ok(room)) => Ok(room),
@@ -276,4 +307,112 @@ fn structured(
         event.timestamp_ms = now;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+    use crate::store::{EventStore, EventStoreError, Found};
+
+    /// A store that holds every write until released: a slow disk.
+    #[derive(Default)]
+    struct Stalled {
+        released: Mutex<bool>,
+        changed: Condvar,
+    }
+
+    impl EventStore for Stalled {
+        fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.changed.wait(released).unwrap();
+            }
+            batches.iter().map(|_| Ok(())).collect()
+        }
+        fn delete_older_than(&self, _: i64) -> Result<u64, EventStoreError> {
+            Ok(0)
+        }
+        fn search(&self, _: &crate::search::query::Search) -> Result<Found, EventStoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_store_fills_the_budget_and_later_batches_are_told_to_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let collectors =
+            Arc::new(CollectorCatalog::open(&dir.path().join("collectors.redb")).unwrap());
+        let collector = Arc::new(
+            collectors
+                .save(
+                    CollectorConfig {
+                        name: "slow".into(),
+                        tenant: "Main".into(),
+                        ..Default::default()
+                    },
+                    true,
+                )
+                .unwrap(),
+        );
+        let store = Arc::new(Stalled::default());
+        // Never dialled: the collector links no rules.
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let ingest = Arc::new(Ingest::new(
+            collectors,
+            EnrichmentLink::new(channel, Duration::from_secs(1)),
+            Writer::start(store.clone()),
+            Limits {
+                budget_bytes: 1000,
+                admission_wait: Duration::from_millis(100),
+            },
+        ));
+        let batch = |n: usize| IngestRequest {
+            raw: "{}\n".repeat(n).into_bytes(),
+            ..Default::default()
+        };
+        let held = tokio::spawn({
+            let (ingest, collector) = (ingest.clone(), collector.clone());
+            async move { ingest.batch(collector, batch(200)).await }
+        });
+        // The first batch holds 600 of the 1000 bytes while the store stalls: the second
+        // finds no room (unbounded, it would wait on the store for ever: hence the timeout).
+        let mut refused = None;
+        for _ in 0..100 {
+            let second = tokio::time::timeout(
+                Duration::from_secs(5),
+                ingest.batch(collector.clone(), batch(200)),
+            );
+            match second.await.expect("refused within the admission wait") {
+                Err(status) => {
+                    refused = Some(status);
+                    break;
+                }
+                Ok(_) => unreachable!("the store stalls: nothing is answered"),
+            }
+        }
+        let refused = refused.expect("refused");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().contains("retry in 1000 ms"),
+            "{refused:?}"
+        );
+        assert_eq!(refused.metadata().get("retry-after-ms").unwrap(), "1000");
+        assert_eq!(ingest.stats.of(None)[0].refused_batches, 1);
+
+        *store.released.lock().unwrap() = true;
+        store.changed.notify_all();
+        let answered = held.await.unwrap().unwrap();
+        assert_eq!(answered.accepted, 200);
+        // With the room back, the next batch goes through.
+        assert_eq!(
+            ingest.batch(collector, batch(10)).await.unwrap().accepted,
+            10
+        );
+    }
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 use xdr_collector::{
     collectors::CollectorCatalog,
     enrich_link::EnrichmentLink,
-    ingest::Ingest,
+    ingest::{Ingest, Limits},
     retention,
     store::{EventStore, SqliteStore},
     writer::Writer,
@@ -42,6 +42,10 @@ struct Config {
     #[arg(long, env = "XDR_ENRICHMENT_TIMEOUT", default_value = "35s", value_parser = humantime::parse_duration)]
     enrichment_timeout: Duration,
     /// Delete events older than this (`30d`, `12h`); none: keep every event.
+    /// Bytes of events the collector holds between receiving and storing them; past it,
+    /// batches wait a little, then are refused with RESOURCE_EXHAUSTED and a retry hint.
+    #[arg(long, env = "XDR_INGEST_BUDGET_BYTES", default_value_t = Limits::default().budget_bytes)]
+    ingest_budget_bytes: usize,
     #[arg(long, env = "XDR_RETENTION", value_parser = humantime::parse_duration)]
     retention: Option<Duration>,
     #[command(flatten)]
@@ -73,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(collectors),
         EnrichmentLink::new(enrichment.clone(), config.enrichment_timeout),
         Writer::start(store.clone()),
+        Limits {
+            budget_bytes: config.ingest_budget_bytes,
+            ..Limits::default()
+        },
     );
     let service = grpc::CollectorService::new(store, Arc::new(ingest), enrichment);
     MeshServer::new(&runtime, access::policy())
