@@ -376,23 +376,22 @@ mod tests {
             let (ingest, collector) = (ingest.clone(), collector.clone());
             async move { ingest.batch(collector, batch(200)).await }
         });
+        for _ in 0..500 {
+            if ingest.budget.available_permits() < 1000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(ingest.budget.available_permits(), 400, "the first batch holds its room");
         // The first batch holds 600 of the 1000 bytes while the store stalls: the second
         // finds no room (unbounded, it would wait on the store for ever: hence the timeout).
-        let mut refused = None;
-        for _ in 0..100 {
-            let second = tokio::time::timeout(
-                Duration::from_secs(5),
-                ingest.batch(collector.clone(), batch(200)),
-            );
-            match second.await.expect("refused within the admission wait") {
-                Err(status) => {
-                    refused = Some(status);
-                    break;
-                }
-                Ok(_) => unreachable!("the store stalls: nothing is answered"),
-            }
-        }
-        let refused = refused.expect("refused");
+        let second = tokio::time::timeout(
+            Duration::from_secs(5),
+            ingest.batch(collector.clone(), batch(200)),
+        );
+        let refused = (second.await)
+            .expect("refused within the admission wait")
+            .expect_err("no room while the store stalls");
         assert_eq!(
             refused.code(),
             tonic::Code::ResourceExhausted,
