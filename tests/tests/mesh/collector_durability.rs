@@ -98,3 +98,32 @@ fn a_collector_killed_mid_stream_keeps_every_acknowledged_event_once() {
         acknowledged.len()
     );
 }
+
+#[test]
+fn events_past_the_retention_are_deleted_and_the_rest_kept() {
+    let pki = TestPki::new();
+    let data = pki.scratch().join("collector-data");
+    let server = ServiceProcess::start_in("collector", &pki, &data, &[]);
+    collector::create(&pki, &server, "aged", "Main", &[], &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hours_ago = |h: i64| serde_json::json!({"timestampMs": (now - h * 3_600_000).to_string()});
+    let ingested = collector::ok(
+        &pki,
+        &server,
+        "Ingest",
+        &serde_json::json!({"collector": "aged", "events": [hours_ago(0), hours_ago(3), hours_ago(50)]}),
+    );
+    assert_eq!(ingested["accepted"], 3, "{ingested}");
+    drop(server);
+
+    // Two hours of retention: at start the two older events go.
+    let server = ServiceProcess::start_in("collector", &pki, &data, &["--retention", "2h"]);
+    let deleted = server.wait_for_log("the retention pass", |l| {
+        l["message"] == "events past retention deleted"
+    });
+    assert_eq!(deleted["deleted"], 2, "{deleted}");
+    assert_eq!(collector::count(&pki, &server, "SELECT count() FROM events"), 1);
+}
