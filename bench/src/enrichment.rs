@@ -109,7 +109,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .max_encoding_message_size(256 << 20);
     let encoded: Vec<Bytes> = pool.iter().map(|e| e.encode_to_vec().into()).collect();
 
-    let full = stream(&mut client, &encoded, &args, None).await?;
+    let load = Load {
+        batch: args.batch,
+        window: args.window,
+        duration: args.duration,
+    };
+    let full = stream(&mut client, &encoded, &load, None).await?;
     println!(
         "Enrich over mTLS, batches of {} events, {} in flight: {:.0} events/s ({:.0}% of in-process); {:.0}% matched; {} timed out or unavailable",
         args.batch,
@@ -120,7 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         full.degraded
     );
     anyhow::ensure!(full.matched > 0, "no event came back with a match");
-    let half = stream(&mut client, &encoded, &args, Some(full.rate / 2.0)).await?;
+    let half = stream(&mut client, &encoded, &load, Some(full.rate / 2.0)).await?;
     println!(
         "at half that rate ({:.0} events/s): batch latency p50 {:.2?} p99 {:.2?}",
         half.rate, half.p50, half.p99
@@ -135,7 +140,7 @@ fn text(value: String) -> FieldValue {
     }
 }
 
-fn event(indicators: u64, k: u64) -> Event {
+pub(super) fn event(indicators: u64, k: u64) -> Event {
     Event {
         id: format!("e{k}"),
         tenant: "Shared".to_owned(),
@@ -213,13 +218,20 @@ fn in_process(feeds: &std::path::Path, pool: &[Event], events: u64) -> anyhow::R
     Ok(rate)
 }
 
-struct StreamRun {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-    events: usize,
-    matched: usize,
-    degraded: usize,
+/// How a stream is driven: events per batch, batches in flight, for how long.
+pub(super) struct Load {
+    pub batch: usize,
+    pub window: usize,
+    pub duration: Duration,
+}
+
+pub(super) struct StreamRun {
+    pub rate: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub events: usize,
+    pub matched: usize,
+    pub degraded: usize,
 }
 
 /// What the bench reads of an enriched event: its matches, undecoded, and its status.
@@ -231,12 +243,12 @@ struct EventOutcome {
     enrichment_status: i32,
 }
 
-/// Streams batches for `args.duration`, `args.window` in flight, or paced to `pace` events a
+/// Streams batches for `load.duration`, `load.window` in flight, or paced to `pace` events a
 /// second; times each batch from sending to its answer.
-async fn stream(
+pub(super) async fn stream(
     client: &mut Grpc<Channel>,
     pool: &[Bytes],
-    args: &Args,
+    args: &Load,
     pace: Option<f64>,
 ) -> anyhow::Result<StreamRun> {
     let (batches, outbound) = mpsc::channel(args.window);

@@ -2,6 +2,7 @@
 //! commands, never timed assertions in tests. A crate of its own, so the operator CLI does
 //! not link the threat-intel engine the in-process figures need.
 
+mod collector;
 mod dataset;
 mod enrichment;
 mod server;
@@ -24,6 +25,9 @@ enum Scenario {
     Threatintel(threatintel::Args),
     /// Enrich over mTLS against in-process enrichment: events per second, batch latency.
     Enrichment(enrichment::Args),
+    /// IngestStream acknowledged events per second with and without the seed's rule; the
+    /// seed's SELECT and a GROUP BY over millions of stored events.
+    Collector(collector::Args),
 }
 
 /// The median and the 99th percentile of `latencies` (sorted here); zero when empty.
@@ -46,5 +50,6 @@ async fn main() -> anyhow::Result<()> {
     match Scenario::parse() {
         Scenario::Threatintel(args) => threatintel::run(args).await,
         Scenario::Enrichment(args) => enrichment::run(args).await,
+        Scenario::Collector(args) => collector::run(args).await,
     }
 }

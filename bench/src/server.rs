@@ -63,9 +63,21 @@ impl BenchServer {
         certs: &Path,
         data: &Path,
         args: &[S],
-        mut on_log: impl FnMut(&serde_json::Value),
+        on_log: impl FnMut(&serde_json::Value),
     ) -> anyhow::Result<Self> {
         let _ = std::fs::remove_dir_all(data);
+        Self::start_on(bin_dir, name, certs, data, args, on_log).await
+    }
+
+    /// As [`start`](Self::start), keeping what `data` holds (a store prepared beforehand).
+    pub async fn start_on<S: AsRef<OsStr>>(
+        bin_dir: &Path,
+        name: &str,
+        certs: &Path,
+        data: &Path,
+        args: &[S],
+        mut on_log: impl FnMut(&serde_json::Value),
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(bin_dir.join(name))
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--log-format", "json"])

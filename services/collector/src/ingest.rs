@@ -382,7 +382,11 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(ingest.budget.available_permits(), 400, "the first batch holds its room");
+        assert_eq!(
+            ingest.budget.available_permits(),
+            400,
+            "the first batch holds its room"
+        );
         // The first batch holds 600 of the 1000 bytes while the store stalls: the second
         // finds no room (unbounded, it would wait on the store for ever: hence the timeout).
         let second = tokio::time::timeout(

@@ -1,4 +1,4 @@
-//! `xdr-bench threatintel` and `xdr-bench enrichment` run end to end on a small feed. Its figures are reported in
+//! `xdr-bench threatintel`, `enrichment` and `collector` run end to end on a small feed. Its figures are reported in
 //! issue notes from release builds; nothing here asserts a speed.
 
 use std::process::Command;
@@ -70,4 +70,31 @@ fn enrichment_bench_runs_on_a_small_feed() {
     }
     // Nothing waits on the rule's timeout or finds the source down on loopback.
     assert!(stdout.contains("; 0 timed out or unavailable"), "{stdout}");
+}
+
+#[test]
+fn collector_bench_runs_on_a_small_feed_and_store() {
+    let stdout = bench(&[
+        "collector",
+        "--indicators",
+        "2000",
+        "--stored",
+        "20000",
+        "--batch",
+        "100",
+        "--duration",
+        "300ms",
+    ]);
+    for expected in [
+        "prepared a store of 20000 events",
+        "no rule:",
+        "the seed rule:",
+        "Enrich alone",
+        // One in 10,000 prepared events carries the seed's URL.
+        "the seed's SELECT over 20000 stored events: median",
+        "(2 rows)",
+        "count() GROUP BY over 20000 stored events: median",
+    ] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
+    }
 }

@@ -125,5 +125,8 @@ fn events_past_the_retention_are_deleted_and_the_rest_kept() {
         l["message"] == "events past retention deleted"
     });
     assert_eq!(deleted["deleted"], 2, "{deleted}");
-    assert_eq!(collector::count(&pki, &server, "SELECT count() FROM events"), 1);
+    assert_eq!(
+        collector::count(&pki, &server, "SELECT count() FROM events"),
+        1
+    );
 }

@@ -1,0 +1,397 @@
+//! The collector scenario: events acknowledged per second through `IngestStream` (raw NDJSON,
+//! 1,000-event batches) by a collector with no rule and by one with the seed's rule over a
+//! generated feed, next to `Enrich` alone in the same run; then the seed's SELECT and a
+//! `count() … GROUP BY` over a store prepared with millions of events.
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{client::Grpc, transport::Channel};
+use xdr_collector::store::{EventStore, SqliteStore};
+use xdr_proto::pb::{
+    CollectorConfig, EnrichmentRule, Event, FieldMap, FieldMapping, FieldValue, IndicatorType,
+    IngestRequest, Normalizer, SearchEventsRequest, TiMatch, collector_client::CollectorClient,
+    enrichment_client::EnrichmentClient, field_value,
+};
+
+use super::{
+    dataset,
+    enrichment::{self, Load},
+    server::{BenchServer, bin_dir, operator_tls},
+    threatintel::start_threatintel,
+};
+
+const SEED_URL: &str = "http://fakess123bn.nu";
+const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
+const GROUP_BY: &str = "SELECT DestinationPort, count() AS n FROM events GROUP BY DestinationPort ORDER BY n DESC LIMIT 10";
+/// Distinct events cycled through.
+const POOL: u64 = 65_536;
+/// Searches timed, each; the median is reported.
+const SEARCHES: usize = 5;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Indicators in the generated feed.
+    #[arg(long, default_value_t = 1_000_000)]
+    indicators: u64,
+    /// Events in the store searched (prepared once, kept in `--dir`).
+    #[arg(long, default_value_t = 10_000_000)]
+    stored: u64,
+    /// Work folder: the feed, certificates, the servers' data, the prepared store.
+    #[arg(long, default_value = "target/bench/collector")]
+    dir: PathBuf,
+    /// Folder with the service binaries [default: xdr-bench's own]; use release builds.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Events per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Batches in flight on a stream.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// How long each ingest measurement runs.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (feeds, _) = dataset::generated_feed(&args.dir, args.indicators)?;
+    let data = args.dir.join(format!("collector-{}", args.stored));
+    prepare_store(&data, args.stored, args.indicators)?;
+
+    let bins = bin_dir(args.bin_dir.as_deref())?;
+    let mut threatintel = start_threatintel(&args.dir, Some(&bins), &feeds, |_| {}).await?;
+    let certs = args.dir.join("certs");
+    let mut enrichment = BenchServer::start(
+        &bins,
+        "xdr-enrichment",
+        &certs,
+        &args.dir.join("enrichment-data"),
+        &[
+            OsStr::new("--threatintel-addr"),
+            OsStr::new(&threatintel.addr),
+        ],
+        |_| {},
+    )
+    .await?;
+    let mut collector = BenchServer::start_on(
+        &bins,
+        "xdr-collector",
+        &certs,
+        &data,
+        &[
+            OsStr::new("--enrichment-addr"),
+            OsStr::new(&enrichment.addr),
+        ],
+        |_| {},
+    )
+    .await?;
+    let tls = operator_tls(&certs)?;
+    let connect = |addr: String, name: &'static str| {
+        let tls = tls.clone();
+        async move {
+            anyhow::Ok(
+                xdr_mesh::channel::endpoint(&addr, name, &tls)?
+                    .connect()
+                    .await?,
+            )
+        }
+    };
+    let enrichment_channel = connect(enrichment.addr.clone(), "enrichment").await?;
+    let collector_channel = connect(collector.addr.clone(), "collector").await?;
+    let rule = EnrichmentClient::new(enrichment_channel.clone())
+        .create_rule(seed_rule())
+        .await?
+        .into_inner();
+    let mut collectors = CollectorClient::new(collector_channel.clone());
+    for (name, rules) in [("no-rule", vec![]), ("seed-rule", vec![rule.id.clone()])] {
+        let existing = collectors
+            .get_collector(xdr_proto::pb::GetCollectorRequest {
+                id: name.into(),
+                tenant: String::new(),
+            })
+            .await;
+        let config = collector_config(name, rules);
+        match existing {
+            Ok(found) => {
+                let id = found.into_inner().id;
+                collectors
+                    .update_collector(CollectorConfig { id, ..config })
+                    .await?;
+            }
+            Err(_) => {
+                collectors.create_collector(config).await?;
+            }
+        }
+    }
+
+    let load = Load {
+        batch: args.batch,
+        window: args.window,
+        duration: args.duration,
+    };
+    let payloads = raw_batches(args.indicators, args.batch);
+    let plain = ingest(&collector_channel, "no-rule", &payloads, &load).await?;
+    let seeded = ingest(&collector_channel, "seed-rule", &payloads, &load).await?;
+    let pool: Vec<Bytes> = (0..POOL)
+        .map(|k| enrichment::event(args.indicators, k).encode_to_vec().into())
+        .collect();
+    let mut enrich_client = Grpc::new(enrichment_channel)
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    let enriched = enrichment::stream(&mut enrich_client, &pool, &load, None).await?;
+    println!(
+        "IngestStream, batches of {} raw events, {} in flight, acknowledged once stored:",
+        args.batch, args.window
+    );
+    println!("  no rule:       {:.0} events/s", plain.rate);
+    println!(
+        "  the seed rule: {:.0} events/s ({:.0}% of no rule; {:.0}% of Enrich alone)",
+        seeded.rate,
+        100.0 * seeded.rate / plain.rate,
+        100.0 * seeded.rate / enriched.rate
+    );
+    println!(
+        "  Enrich alone (the enrichment bench's stream, 2 lookups per event): {:.0} events/s",
+        enriched.rate
+    );
+    println!(
+        "  batch latency (seed rule, full speed): p50 {:.2?} p99 {:.2?}",
+        seeded.p50, seeded.p99
+    );
+
+    let mut search = CollectorClient::new(collector_channel).max_decoding_message_size(64 << 20);
+    for (what, sql) in [
+        ("the seed's SELECT", SEED_SELECT),
+        ("count() GROUP BY", GROUP_BY),
+    ] {
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..SEARCHES {
+            let started = Instant::now();
+            let reply = search
+                .search_events(SearchEventsRequest {
+                    sql: sql.into(),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("{what}"))?
+                .into_inner();
+            times.push(started.elapsed());
+            rows = reply.events.len() + reply.rows.len();
+        }
+        let (p50, _) = super::percentiles(&mut times);
+        println!(
+            "{what} over {} stored events: median {p50:.2?} of {SEARCHES} ({rows} rows)",
+            args.stored
+        );
+    }
+    collector.stop().await?;
+    enrichment.stop().await?;
+    threatintel.stop().await
+}
+
+fn text(value: impl Into<String>) -> FieldValue {
+    FieldValue {
+        kind: Some(field_value::Kind::Text(value.into())),
+    }
+}
+
+/// The seed's "Test CT enrichment" without its RPS ceiling: the figure is the mesh's.
+fn seed_rule() -> EnrichmentRule {
+    EnrichmentRule {
+        name: format!("Test CT enrichment {}", xdr_mesh::id::new_uuid()),
+        tenant: "Shared".into(),
+        mapping: vec![FieldMapping {
+            field: "RequestUrl".into(),
+            indicator_type: IndicatorType::Url as i32,
+        }],
+        rps: u32::MAX,
+        ..Default::default()
+    }
+}
+
+fn collector_config(name: &str, rule_ids: Vec<String>) -> CollectorConfig {
+    CollectorConfig {
+        name: name.into(),
+        tenant: "Main".into(),
+        normalizer: Some(Normalizer {
+            mapping: ["RequestUrl", "SourceAddress"]
+                .map(|source| FieldMap {
+                    source: source.into(),
+                    ..Default::default()
+                })
+                .to_vec(),
+            ..Default::default()
+        }),
+        rule_ids,
+        ..Default::default()
+    }
+}
+
+/// Batches of `batch` NDJSON events cycling through the generated values.
+fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
+    let batches = (POOL as usize / batch).max(1);
+    (0..batches)
+        .map(|b| {
+            let mut raw = String::new();
+            for j in 0..batch {
+                let k = (b * batch + j) as u64;
+                raw.push_str(&format!(
+                    "{{\"RequestUrl\":\"{}\",\"SourceAddress\":\"{}\"}}\n",
+                    dataset::url_value(indicators, k),
+                    dataset::ip_value(indicators, k)
+                ));
+            }
+            Bytes::from(raw)
+        })
+        .collect()
+}
+
+struct IngestRun {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Streams `payloads` to `collector` for `load.duration`, `load.window` batches in flight.
+async fn ingest(
+    channel: &Channel,
+    collector: &str,
+    payloads: &[Bytes],
+    load: &Load,
+) -> anyhow::Result<IngestRun> {
+    let mut client = CollectorClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+    let (requests, outbound) = mpsc::channel(load.window);
+    let window = Arc::new(Semaphore::new(load.window));
+    let sent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let started = Instant::now();
+    let sender = {
+        let (window, sent, payloads) = (window.clone(), sent.clone(), payloads.to_vec());
+        let (collector, duration) = (collector.to_owned(), load.duration);
+        tokio::spawn(async move {
+            let mut id = 0_u64;
+            while started.elapsed() < duration {
+                let Ok(permit) = window.clone().acquire_owned().await else {
+                    break;
+                };
+                permit.forget();
+                sent.lock().expect("not poisoned").push_back(Instant::now());
+                let request = IngestRequest {
+                    collector: collector.clone(),
+                    raw: payloads[id as usize % payloads.len()].to_vec(),
+                    batch_id: id,
+                    ..Default::default()
+                };
+                if requests.send(request).await.is_err() {
+                    break;
+                }
+                id += 1;
+            }
+        })
+    };
+    let mut replies = client
+        .ingest_stream(ReceiverStream::new(outbound))
+        .await?
+        .into_inner();
+    let (mut accepted, mut latencies) = (0_u64, Vec::new());
+    while let Some(reply) = replies.message().await? {
+        anyhow::ensure!(
+            reply.refused == 0,
+            "events refused: {:?}",
+            reply.errors.first()
+        );
+        accepted += u64::from(reply.accepted);
+        if let Some(at) = sent.lock().expect("not poisoned").pop_front() {
+            latencies.push(at.elapsed());
+        }
+        window.add_permits(1);
+    }
+    sender.await?;
+    let (p50, p99) = super::percentiles(&mut latencies);
+    Ok(IngestRun {
+        rate: accepted as f64 / started.elapsed().as_secs_f64(),
+        p50,
+        p99,
+    })
+}
+
+/// A store of `count` events in `data` (kept between runs): generated fields, one in 10,000
+/// events the seed's URL with its match, written in large batches in-process.
+fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()> {
+    let done = data.join("prepared");
+    if done.exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(data);
+    std::fs::create_dir_all(data)?;
+    let store = SqliteStore::open(&data.join("events.sqlite"))?;
+    let started = Instant::now();
+    let now = xdr_threatintel::store::now_ms();
+    const BATCH: u64 = 50_000;
+    for first in (0..count).step_by(BATCH as usize) {
+        let events: Vec<Event> = (first..(first + BATCH).min(count))
+            .map(|k| stored_event(k, now, indicators))
+            .collect();
+        store.insert(&events)?;
+    }
+    println!(
+        "prepared a store of {count} events in {:.1?}",
+        started.elapsed()
+    );
+    std::fs::write(done, b"")?;
+    Ok(())
+}
+
+fn stored_event(k: u64, now: i64, indicators: u64) -> Event {
+    let seed = k % 10_000 == 0;
+    let url = if seed {
+        SEED_URL.to_owned()
+    } else {
+        dataset::url_value(indicators, k)
+    };
+    Event {
+        id: format!("prepared-{k}"),
+        // Spread over the last 30 days.
+        timestamp_ms: now - (k % 2_592_000) as i64 * 1000,
+        tenant: "Main".into(),
+        collector: "http-input".into(),
+        fields: [
+            ("RequestUrl".to_owned(), text(url.clone())),
+            (
+                "SourceAddress".to_owned(),
+                text(dataset::ip_value(indicators, k)),
+            ),
+            (
+                "DestinationPort".to_owned(),
+                FieldValue {
+                    kind: Some(field_value::Kind::Integer((k % 1024) as i64)),
+                },
+            ),
+        ]
+        .into(),
+        ti: if seed {
+            vec![TiMatch {
+                field: "RequestUrl".into(),
+                value: url,
+                category: "KL_BotnetCnC_URL".into(),
+                matched_indicator: "fakess123bn.nu".into(),
+                supplier: "Demo".into(),
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        enrichment_status: 2,
+        ..Default::default()
+    }
+}
