@@ -493,4 +493,6 @@ fn attach_matches(
 }
 
 #[cfg(test)]
+mod constructs;
+#[cfg(test)]
 mod tests;
