@@ -25,7 +25,10 @@ use xdr_proto::pb::{
 };
 
 use crate::{
-    collectors::CollectorCatalog, enrich_link::EnrichmentLink, normalize::Normalizer, stats::Stats,
+    collectors::CollectorCatalog,
+    enrich_link::EnrichmentLink,
+    normalize::Normalizer,
+    stats::{Stats, Tally},
     writer::Writer,
 };
 
@@ -118,6 +121,7 @@ impl Ingest {
         collector: Arc<CollectorConfig>,
         request: IngestRequest,
     ) -> Result<IngestReply, Status> {
+        let started = std::time::Instant::now();
         let size = request.raw.len()
             + request
                 .events
@@ -144,15 +148,16 @@ impl Ingest {
         let stores =
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        self.stats.answered(&collector, refused, &events);
+        let tally = Tally::of(refused, &events);
         if stores && !events.is_empty() {
-            let count = events.len();
             if let Err(failed) = self.writer.write(events).await {
-                tracing::warn!(collector = %collector.name, error = %failed, events = count, "a batch was not stored");
-                self.stats.refused_batch(&collector, 0);
+                tracing::warn!(collector = %collector.name, error = %failed, events = ids.len(), "a batch was not stored");
+                self.stats.refused_batch(&collector, tally.received());
                 return Err(failed.to_status());
             }
         }
+        self.stats.answered(&collector, &tally);
+        crate::metrics::batch_answered(started.elapsed());
         Ok(IngestReply {
             accepted: ids.len() as u32,
             ids,

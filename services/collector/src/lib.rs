@@ -4,6 +4,7 @@
 pub mod collectors;
 pub mod enrich_link;
 pub mod ingest;
+mod metrics;
 pub mod normalize;
 pub mod retention;
 pub mod search;

@@ -8,9 +8,47 @@ use std::{
 
 use xdr_proto::pb::{CollectorConfig, CollectorStats, EnrichmentStatus, Event};
 
-#[derive(Default)]
+use crate::metrics;
+
+/// What one batch came to, counted before it is stored (the events go to the writer).
+pub struct Tally(CollectorStats);
+
+impl Tally {
+    pub fn of(refused: usize, accepted: &[Event]) -> Self {
+        let mut counts = CollectorStats {
+            received: (refused + accepted.len()) as u64,
+            refused: refused as u64,
+            accepted: accepted.len() as u64,
+            ..Default::default()
+        };
+        for event in accepted {
+            match EnrichmentStatus::try_from(event.enrichment_status) {
+                Ok(EnrichmentStatus::Complete) => counts.complete += 1,
+                Ok(EnrichmentStatus::TimedOut) => counts.timed_out += 1,
+                Ok(EnrichmentStatus::SourceUnavailable) => counts.source_unavailable += 1,
+                _ => counts.not_enriched += 1,
+            }
+        }
+        Tally(counts)
+    }
+
+    pub fn received(&self) -> usize {
+        self.0.received as usize
+    }
+}
+
+/// Also recorded as Prometheus metrics (`crate::metrics`), without the collector's name.
 pub struct Stats {
     by_collector: Mutex<HashMap<String, CollectorStats>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        metrics::describe();
+        Stats {
+            by_collector: Mutex::default(),
+        }
+    }
 }
 
 impl Stats {
@@ -32,25 +70,28 @@ impl Stats {
         change(entry);
     }
 
-    /// A batch that was answered: its events received, refused, and those stored.
-    pub fn answered(&self, collector: &CollectorConfig, refused: usize, accepted: &[Event]) {
+    /// A batch that was answered: its events received, refused, and accepted by status.
+    pub fn answered(&self, collector: &CollectorConfig, tally: &Tally) {
+        let counts = &tally.0;
+        metrics::events("refused", counts.refused);
+        metrics::events("not_enriched", counts.not_enriched);
+        metrics::events("complete", counts.complete);
+        metrics::events("timed_out", counts.timed_out);
+        metrics::events("source_unavailable", counts.source_unavailable);
         self.with(collector, |stats| {
-            stats.received += (refused + accepted.len()) as u64;
-            stats.refused += refused as u64;
-            stats.accepted += accepted.len() as u64;
-            for event in accepted {
-                match EnrichmentStatus::try_from(event.enrichment_status) {
-                    Ok(EnrichmentStatus::Complete) => stats.complete += 1,
-                    Ok(EnrichmentStatus::TimedOut) => stats.timed_out += 1,
-                    Ok(EnrichmentStatus::SourceUnavailable) => stats.source_unavailable += 1,
-                    _ => stats.not_enriched += 1,
-                }
-            }
+            stats.received += counts.received;
+            stats.refused += counts.refused;
+            stats.accepted += counts.accepted;
+            stats.not_enriched += counts.not_enriched;
+            stats.complete += counts.complete;
+            stats.timed_out += counts.timed_out;
+            stats.source_unavailable += counts.source_unavailable;
         });
     }
 
     /// A batch refused whole (the store failing, too much in flight): its events received.
     pub fn refused_batch(&self, collector: &CollectorConfig, events: usize) {
+        metrics::batch_refused();
         self.with(collector, |stats| {
             stats.received += events as u64;
             stats.refused_batches += 1;

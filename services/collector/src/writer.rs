@@ -70,7 +70,7 @@ fn write_groups(store: &dyn EventStore, mut queue: mpsc::Receiver<Job>) {
         }
         let batches: Vec<&[Event]> = group.iter().map(|job| job.events.as_slice()).collect();
         let outcomes = store.insert_batches(&batches);
-        metrics::histogram!("xdr_collector_group_commit_batches").record(group.len() as f64);
+        crate::metrics::group_committed(group.len());
         for (job, outcome) in group.into_iter().zip(outcomes) {
             let _ = job.done.send(outcome);
         }

@@ -128,6 +128,20 @@ fn a_batch_with_malformed_events_keeps_the_good_ones_and_says_why_for_each() {
         "{stats}"
     );
 
+    let scraped = xdr_tests::metrics::scrape(server.metrics_addr());
+    let events = |outcome: &str| {
+        xdr_tests::metrics::sample(
+            &scraped,
+            "xdr_collector_events_total",
+            &[&format!("outcome=\"{outcome}\"")],
+        )
+    };
+    assert_eq!(
+        (events("refused"), events("not_enriched")),
+        (Some(5.0), Some(3.0)),
+        "{scraped}"
+    );
+
     // A request naming no collector, or one that is not there, is refused whole.
     let nameless = collector::rpc(
         &pki,
