@@ -1,4 +1,4 @@
-//! `xdrctl search 'SQL'`: KUMA's event search SQL through `SearchEvents`, printed as a table
+//! `xdrctl search 'SQL'`: KUMA's event search SQL through `SearchEventsStream`, printed as a table
 //! (or the reply's JSON with `--json`).
 
 use xdr_mesh::directory::COLLECTOR;
@@ -30,8 +30,9 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let mut collector = CollectorClient::new(args.target.channel(&COLLECTOR).await?)
         .max_decoding_message_size(64 << 20);
-    let reply = collector
-        .search_events(SearchEventsRequest {
+    // Streamed: an answer past one message's 4 MiB still comes, piece by piece.
+    let mut pieces = collector
+        .search_events_stream(SearchEventsRequest {
             sql: args.sql.clone(),
             tenant: args.tenant.clone(),
             page: None,
@@ -39,6 +40,14 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .await
         .map_err(failed)?
         .into_inner();
+    let mut reply = SearchEventsReply::default();
+    while let Some(piece) = pieces.message().await.map_err(failed)? {
+        reply.events.extend(piece.events);
+        reply.rows.extend(piece.rows);
+        if reply.columns.is_empty() {
+            reply.columns = piece.columns;
+        }
+    }
     if args.json {
         let text = xdr_proto::json::to_json("xdr.v1.SearchEventsReply", &reply)?;
         let value: serde_json::Value = serde_json::from_str(&text)?;

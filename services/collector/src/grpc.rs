@@ -122,6 +122,12 @@ fn visible_tenant(caller: &Caller, tenant: &str) -> Result<String, Status> {
 }
 
 type IngestStream = Pin<Box<dyn Stream<Item = Result<IngestReply, Status>> + Send>>;
+type SearchStream = Pin<Box<dyn Stream<Item = Result<SearchEventsReply, Status>> + Send>>;
+
+/// A streamed search's pieces are about this large: well under a client's 4 MiB message.
+const SEARCH_PIECE_BYTES: usize = 1 << 20;
+/// A client that takes no piece for this long is taken to have gone.
+const PIECE_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tonic::async_trait]
 impl Collector for CollectorService {
@@ -259,31 +265,82 @@ impl Collector for CollectorService {
         request: Request<SearchEventsRequest>,
     ) -> Result<Response<SearchEventsReply>, Status> {
         let _slot = self.searches.take()?;
+        let search = self.checked(&request)?;
+        let found = self.blocking(move |store| store.search(&search)).await?;
+        Ok(Response::new(reply_of(found)))
+    }
+
+    async fn search_events_stream(
+        &self,
+        request: Request<SearchEventsRequest>,
+    ) -> Result<Response<SearchStream>, Status> {
+        let slot = self.searches.take()?;
+        let search = self.checked(&request)?;
+        let (pieces, answer) = tokio::sync::mpsc::channel(2);
+        let store = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
+        // The search runs on a blocking thread and hands each piece to the stream as the
+        // client takes them; a client that stops reading stops the search.
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let outcome = store.search_pieces(&search, SEARCH_PIECE_BYTES, &mut |piece, _| {
+                let sent = runtime.block_on(tokio::time::timeout(
+                    PIECE_SEND_TIMEOUT,
+                    pieces.send(Ok(reply_of(piece))),
+                ));
+                match sent {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(xdr_collector::store::EventStoreError::Store(
+                        xdr_mesh::store::StoreFailure::with_code(
+                            xdr_mesh::error::ErrorCode::DeadlineExceeded,
+                            "the client stopped reading the answer",
+                        ),
+                    )),
+                }
+            });
+            if let Err(failed) = outcome {
+                let _ = pieces.blocking_send(Err(failed.to_status()));
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(answer),
+        )))
+    }
+}
+
+impl CollectorService {
+    /// `request`'s SQL checked, restricted to the tenant its caller may read.
+    fn checked(
+        &self,
+        request: &Request<SearchEventsRequest>,
+    ) -> Result<xdr_collector::search::query::Search, Status> {
         let tenant = tenant_for(
-            Caller::of(&request)?,
+            Caller::of(request)?,
             &request.get_ref().tenant,
             Action::Read,
         )?;
-        let search = check(&request.get_ref().sql)
+        Ok(check(&request.get_ref().sql)
             .map_err(|invalid| invalid.to_status())?
-            .within_tenant(&tenant);
-        let found = self.blocking(move |store| store.search(&search)).await?;
-        Ok(Response::new(match found {
-            Found::Events(events) => SearchEventsReply {
-                events,
-                ..Default::default()
-            },
-            Found::Rows { columns, rows } => SearchEventsReply {
-                columns,
-                rows: rows
-                    .into_iter()
-                    .map(|cells| Row {
-                        cells: cells.into_iter().map(cell).collect(),
-                    })
-                    .collect(),
-                ..Default::default()
-            },
-        }))
+            .within_tenant(&tenant))
+    }
+}
+
+fn reply_of(found: Found) -> SearchEventsReply {
+    match found {
+        Found::Events(events) => SearchEventsReply {
+            events,
+            ..Default::default()
+        },
+        Found::Rows { columns, rows } => SearchEventsReply {
+            columns,
+            rows: rows
+                .into_iter()
+                .map(|cells| Row {
+                    cells: cells.into_iter().map(cell).collect(),
+                })
+                .collect(),
+            ..Default::default()
+        },
     }
 }
 

@@ -149,12 +149,13 @@ impl Ingest {
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let tally = Tally::of(refused, &events);
-        if stores && !events.is_empty() {
-            if let Err(failed) = self.writer.write(events).await {
-                tracing::warn!(collector = %collector.name, error = %failed, events = ids.len(), "a batch was not stored");
-                self.stats.refused_batch(&collector, tally.received());
-                return Err(failed.to_status());
-            }
+        if stores
+            && !events.is_empty()
+            && let Err(failed) = self.writer.write(events).await
+        {
+            tracing::warn!(collector = %collector.name, error = %failed, events = ids.len(), "a batch was not stored");
+            self.stats.refused_batch(&collector, tally.received());
+            return Err(failed.to_status());
         }
         self.stats.answered(&collector, &tally);
         crate::metrics::batch_answered(started.elapsed());
@@ -339,7 +340,12 @@ mod tests {
         fn delete_older_than(&self, _: i64) -> Result<u64, EventStoreError> {
             Ok(0)
         }
-        fn search(&self, _: &crate::search::query::Search) -> Result<Found, EventStoreError> {
+        fn search_pieces(
+            &self,
+            _: &crate::search::query::Search,
+            _: usize,
+            _: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+        ) -> Result<(), EventStoreError> {
             unreachable!()
         }
     }

@@ -97,7 +97,12 @@ mod tests {
         fn delete_older_than(&self, _: i64) -> Result<u64, EventStoreError> {
             Ok(0)
         }
-        fn search(&self, _: &crate::search::query::Search) -> Result<Found, EventStoreError> {
+        fn search_pieces(
+            &self,
+            _: &crate::search::query::Search,
+            _: usize,
+            _: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+        ) -> Result<(), EventStoreError> {
             unreachable!()
         }
     }

@@ -335,9 +335,22 @@ fn with_the_enrichment_service_down_events_are_stored_marked_and_counted() {
     let pki = TestPki::new();
     let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
     let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
-    let urls = rule(&pki, &enrichment, "urls", "RequestUrl", "INDICATOR_TYPE_URL");
+    let urls = rule(
+        &pki,
+        &enrichment,
+        "urls",
+        "RequestUrl",
+        "INDICATOR_TYPE_URL",
+    );
     let server = start_collector(&pki, &enrichment);
-    collector::create(&pki, &server, "web", "Main", &["RequestUrl", "SourceUserName"], &[&urls]);
+    collector::create(
+        &pki,
+        &server,
+        "web",
+        "Main",
+        &["RequestUrl", "SourceUserName"],
+        &[&urls],
+    );
     drop(enrichment);
 
     let reply = collector::ingest_raw(
@@ -348,7 +361,10 @@ fn with_the_enrichment_service_down_events_are_stored_marked_and_counted() {
     );
     assert_eq!(reply["accepted"], 1, "{reply}");
     let stored = event_marked(&pki, &server, "alone");
-    assert_eq!(stored["enrichmentStatus"], "ENRICHMENT_STATUS_SOURCE_UNAVAILABLE", "{stored}");
+    assert_eq!(
+        stored["enrichmentStatus"], "ENRICHMENT_STATUS_SOURCE_UNAVAILABLE",
+        "{stored}"
+    );
     let stats = collector::ok(&pki, &server, "Stats", &json!({}));
     assert_eq!(stats["collectors"][0]["sourceUnavailable"], "1", "{stats}");
 }

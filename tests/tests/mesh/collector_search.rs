@@ -177,3 +177,57 @@ fn refused_sql_names_what_it_refused_and_runs_nothing() {
     ));
     assert_eq!(counted["rows"][0]["cells"][0]["integer"], "1", "{counted}");
 }
+
+#[test]
+fn an_answer_past_one_message_comes_whole_through_the_stream() {
+    let pki = TestPki::new();
+    let server = ServiceProcess::start("collector", &pki);
+    collector::create(&pki, &server, "main-in", "Main", &[], &[]);
+    // 300 events of 20 KB: 6 MB, more than one gRPC message holds by default.
+    for batch in 0..6 {
+        let events: Vec<Value> = (0..50)
+            .map(|i| json!({"raw": format!("{batch}-{i} {}", "x".repeat(20_000))}))
+            .collect();
+        let request = json!({"collector": "main-in", "events": events}).to_string();
+        let sent = Grpcurl::new(&pki, Cert::Named("operator"))
+            .stream(&request)
+            .ok(server.listening_addr(), &["xdr.v1.Collector/Ingest"]);
+        assert!(sent.contains("\"accepted\": 50"), "{sent}");
+    }
+    let sql = json!({"sql": "SELECT * FROM events LIMIT 1000"}).to_string();
+    let whole = Grpcurl::new(&pki, Cert::Named("operator"))
+        .data(&sql)
+        .call(server.listening_addr(), &["xdr.v1.Collector/SearchEvents"]);
+    assert!(
+        whole.stderr.contains("ResourceExhausted") && whole.stderr.contains("SearchEventsStream"),
+        "{}",
+        whole.stderr
+    );
+    let streamed = Grpcurl::new(&pki, Cert::Named("operator")).data(&sql).ok(
+        server.listening_addr(),
+        &["xdr.v1.Collector/SearchEventsStream"],
+    );
+    let pieces: Vec<Value> = serde_json::Deserializer::from_str(&streamed)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect();
+    assert!(pieces.len() >= 6, "{} pieces", pieces.len());
+    let events: usize = pieces
+        .iter()
+        .map(|p| p["events"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(events, 300);
+
+    // Refused SQL ends the stream with the checker's error before any piece.
+    let refused = Grpcurl::new(&pki, Cert::Named("operator"))
+        .data(&json!({"sql": "DELETE FROM events"}).to_string())
+        .call(
+            server.listening_addr(),
+            &["xdr.v1.Collector/SearchEventsStream"],
+        );
+    assert!(
+        refused.stderr.contains("InvalidArgument"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -35,13 +35,18 @@ pub enum Cell {
     Text(String),
 }
 
+/// The largest answer `search` gives whole, encoded.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventStoreError {
     #[error(transparent)]
     Store(#[from] StoreFailure),
     #[error("the search ran past its time limit of {0:?}: narrow it")]
     TooSlow(std::time::Duration),
-    #[error("the search answers more than {0} bytes: add a LIMIT or name fewer columns")]
+    #[error(
+        "the search answers more than {0} bytes: add a LIMIT, name fewer columns, or use SearchEventsStream"
+    )]
     TooLarge(usize),
 }
 
@@ -70,6 +75,27 @@ pub trait EventStore: Send + Sync {
 
     /// Deletes the events older than `timestamp_ms` (retention); how many.
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError>;
-    /// Runs a checked search.
-    fn search(&self, search: &Search) -> Result<Found, EventStoreError>;
+    /// Runs a checked search, handing `sink` its answer in pieces: a piece goes once it holds
+    /// more than `piece_bytes` (encoded), the last (flagged `true`, possibly empty) at the end.
+    /// An error from `sink` stops the search and is its outcome.
+    fn search_pieces(
+        &self,
+        search: &Search,
+        piece_bytes: usize,
+        sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    ) -> Result<(), EventStoreError>;
+
+    /// Runs a checked search; its whole answer, refused past [`MAX_ANSWER_BYTES`] (what a
+    /// gRPC client takes in one message by default) rather than built.
+    fn search(&self, search: &Search) -> Result<Found, EventStoreError> {
+        let mut whole = None;
+        self.search_pieces(search, MAX_ANSWER_BYTES, &mut |piece, last| {
+            if !last {
+                return Err(EventStoreError::TooLarge(MAX_ANSWER_BYTES));
+            }
+            whole = Some(piece);
+            Ok(())
+        })?;
+        Ok(whole.expect("the last piece always comes"))
+    }
 }

@@ -4,6 +4,7 @@ use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value::Kind};
 
 use super::*;
 use crate::search::check::check;
+use crate::store::Cell;
 
 /// 2026-01-01T00:10:00Z.
 const T0: i64 = 1_767_226_200_000;

@@ -5,6 +5,7 @@ use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value};
 
 use super::*;
 use crate::search::check::check;
+use crate::store::Cell;
 
 fn text(value: &str) -> FieldValue {
     FieldValue {
@@ -202,7 +203,7 @@ fn an_event_id_is_stored_once() {
 fn an_answer_past_its_size_limit_is_refused_not_built() {
     let (_dir, store) = store();
     let mut big = event("big", "Main", "http://big/", None);
-    big.raw = "x".repeat(MAX_RESULT_BYTES);
+    big.raw = "x".repeat(crate::store::MAX_ANSWER_BYTES);
     store.insert(&[big]).unwrap();
     let refused = store
         .search(&check("SELECT * FROM events").unwrap().within_tenant("Main"))
@@ -213,4 +214,45 @@ fn an_answer_past_its_size_limit_is_refused_not_built() {
         search(&store, "SELECT Id FROM events ORDER BY Id LIMIT 1", "Main"),
         Found::Rows { .. }
     ));
+}
+
+#[test]
+fn a_large_answer_comes_in_pieces_in_order_the_last_flagged() {
+    let (_dir, store) = store();
+    let many: Vec<Event> = (0..500)
+        .map(|i| {
+            event(
+                &format!("p{i:03}"),
+                "Main",
+                &format!("http://p.example/{i}"),
+                None,
+            )
+        })
+        .collect();
+    store.insert(&many).unwrap();
+    let search =
+        check("SELECT * FROM events WHERE RequestUrl LIKE 'http://p.%' ORDER BY Id LIMIT 1000")
+            .unwrap()
+            .within_tenant("Main");
+    let mut pieces = Vec::new();
+    store
+        .search_pieces(&search, 4096, &mut |piece, last| {
+            pieces.push((piece, last));
+            Ok(())
+        })
+        .unwrap();
+    assert!(pieces.len() > 5, "{} pieces", pieces.len());
+    assert!(pieces.iter().rev().skip(1).all(|(_, last)| !last) && pieces.last().unwrap().1);
+    let ids: Vec<String> = (pieces.into_iter())
+        .flat_map(|(piece, _)| match piece {
+            Found::Events(events) => events.into_iter().map(|e| e.id),
+            Found::Rows { .. } => panic!("SELECT * answers events"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..500).map(|i| format!("p{i:03}")).collect();
+    assert_eq!(ids, expected);
+
+    // A sink that fails stops the search with its error.
+    let stopped = store.search_pieces(&search, 4096, &mut |_, _| Err(EventStoreError::TooLarge(1)));
+    assert!(matches!(stopped, Err(EventStoreError::TooLarge(1))));
 }

@@ -1,0 +1,258 @@
+//! The embedded event store: SQLite in WAL mode under the collector's data directory. Events
+//! are rows of `events` (the schema's columns, the rest of their fields as JSON in `Extra`),
+//! their TI matches rows of `ti`. Batches written together are one transaction, committed
+//! with a full sync before `insert_batches` returns (`write.rs`). Searches run on a
+//! connection of their own, with a time limit (`read.rs`).
+
+mod read;
+mod write;
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use ipnet::IpNet;
+use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, functions::FunctionFlags};
+use xdr_mesh::{error::ErrorCode, store::StoreFailure};
+use xdr_proto::pb::Event;
+
+use super::{EventStore, EventStoreError, Found};
+use crate::search::{
+    query::Search,
+    schema::{COLUMNS, ColumnType},
+};
+
+/// Longest a search may run.
+const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// Largest compiled regular expression of `match()`.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn failure(error: rusqlite::Error) -> EventStoreError {
+    failure_ref(&error)
+}
+
+fn failure_ref(error: &rusqlite::Error) -> EventStoreError {
+    let code = match error.sqlite_error_code() {
+        Some(SqliteCode::OperationInterrupted) => {
+            return EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
+        }
+        Some(SqliteCode::ConstraintViolation) => ErrorCode::AlreadyExists,
+        Some(
+            SqliteCode::DiskFull
+            | SqliteCode::SystemIoFailure
+            | SqliteCode::CannotOpen
+            | SqliteCode::DatabaseBusy
+            | SqliteCode::DatabaseLocked
+            | SqliteCode::ReadOnly,
+        ) => ErrorCode::Unavailable,
+        Some(SqliteCode::DatabaseCorrupt | SqliteCode::NotADatabase) => ErrorCode::DataLoss,
+        Some(SqliteCode::TooBig) => ErrorCode::ResourceExhausted,
+        _ => ErrorCode::Internal,
+    };
+    EventStoreError::Store(StoreFailure::with_code(
+        code,
+        format!("event store: {error}"),
+    ))
+}
+
+fn locked(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    connection.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, EventStoreError> {
+        let writer = Connection::open(path).map_err(failure)?;
+        writer.execute_batch(&schema_sql()).map_err(failure)?;
+        add_missing_columns(&writer).map_err(failure)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(failure)?;
+        for connection in [&writer, &reader] {
+            prepare(connection).map_err(failure)?;
+        }
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+}
+
+/// Columns the schema gained since the store was made, added (empty for events before).
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('events')")?;
+    let present: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for column in COLUMNS
+        .iter()
+        .filter(|c| !present.iter().any(|p| p == c.name))
+    {
+        let kind = match column.kind {
+            ColumnType::Text => "TEXT",
+            ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
+        };
+        connection.execute_batch(&format!(
+            "ALTER TABLE events ADD COLUMN \"{}\" {kind}",
+            column.name
+        ))?;
+    }
+    Ok(())
+}
+
+/// The tables and indexes, from the one schema.
+fn schema_sql() -> String {
+    let columns: Vec<String> = COLUMNS
+        .iter()
+        .map(|c| {
+            let kind = match c.kind {
+                ColumnType::Text => "TEXT",
+                ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
+            };
+            format!("\"{}\" {kind}", c.name)
+        })
+        .collect();
+    format!(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS events (rowid INTEGER PRIMARY KEY, {}, \"Extra\" TEXT);
+         CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (\"Id\");
+         CREATE INDEX IF NOT EXISTS events_time ON events (\"Tenant\", \"Timestamp\");
+         CREATE INDEX IF NOT EXISTS events_url ON events (\"RequestUrl\");
+         CREATE INDEX IF NOT EXISTS events_source ON events (\"SourceAddress\");
+         CREATE INDEX IF NOT EXISTS events_destination ON events (\"DestinationAddress\");
+         CREATE INDEX IF NOT EXISTS events_hash ON events (\"FileHash\");
+         CREATE TABLE IF NOT EXISTS ti (event INTEGER NOT NULL REFERENCES events (rowid),
+             field TEXT, value TEXT, category TEXT, indicator TEXT, supplier TEXT,
+             indicator_type INTEGER, context TEXT);
+         CREATE INDEX IF NOT EXISTS ti_event ON ti (event);
+         CREATE INDEX IF NOT EXISTS ti_category ON ti (category);",
+        columns.join(", ")
+    )
+}
+
+/// What every connection needs: KUMA's case-sensitive LIKE, a full sync per commit, and the
+/// functions searches call.
+fn prepare(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(
+        "PRAGMA case_sensitive_like = ON; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+    )?;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    connection.create_scalar_function("xdr_in_subnet", 2, flags, |ctx| {
+        // The network is a constant of the statement: parsed once, not per row.
+        let network = ctx.get_or_create_aux(1, |value| {
+            value
+                .as_str()?
+                .trim()
+                .parse::<IpNet>()
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+        })?;
+        let Ok(address) = ctx.get::<String>(0) else {
+            return Ok(false);
+        };
+        Ok(address
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| network.contains(&a)))
+    })?;
+    connection.create_scalar_function("xdr_match", 2, flags, |ctx| {
+        let pattern = ctx.get_or_create_aux(1, |value| {
+            regex::RegexBuilder::new(value.as_str()?)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+        })?;
+        Ok(ctx
+            .get::<String>(0)
+            .is_ok_and(|text| pattern.is_match(&text)))
+    })?;
+    Ok(())
+}
+
+impl EventStore for SqliteStore {
+    fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
+        let mut writer = locked(&self.writer);
+        let commit = match writer.transaction() {
+            Ok(commit) => commit,
+            Err(error) => return batches.iter().map(|_| Err(failure_ref(&error))).collect(),
+        };
+        // Each batch in a savepoint of its own: one that fails (an id stored before) is
+        // undone alone, and the rest share one commit — one fsync for them all.
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for events in batches {
+            let outcome = (|| {
+                commit.execute_batch("SAVEPOINT batch").map_err(failure)?;
+                match write::insert_events(&commit, events) {
+                    Ok(()) => commit.execute_batch("RELEASE batch").map_err(failure),
+                    Err(error) => {
+                        commit
+                            .execute_batch("ROLLBACK TO batch; RELEASE batch")
+                            .map_err(failure)?;
+                        Err(error)
+                    }
+                }
+            })();
+            outcomes.push(outcome);
+        }
+        if let Err(error) = commit.commit() {
+            let error = failure_ref(&error);
+            return outcomes
+                .into_iter()
+                .map(|_| Err(write::clone_error(&error)))
+                .collect();
+        }
+        outcomes
+    }
+
+    fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
+        let mut writer = locked(&self.writer);
+        let delete = writer.transaction().map_err(failure)?;
+        delete
+            .execute(
+                "DELETE FROM ti WHERE event IN (SELECT rowid FROM events WHERE \"Timestamp\" < ?1)",
+                [timestamp_ms],
+            )
+            .map_err(failure)?;
+        let deleted = delete
+            .execute(
+                "DELETE FROM events WHERE \"Timestamp\" < ?1",
+                [timestamp_ms],
+            )
+            .map_err(failure)?;
+        delete.commit().map_err(failure)?;
+        Ok(deleted as u64)
+    }
+
+    fn search_pieces(
+        &self,
+        search: &Search,
+        piece_bytes: usize,
+        sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    ) -> Result<(), EventStoreError> {
+        let mut reader = locked(&self.reader);
+        let deadline = Instant::now() + SEARCH_TIME_LIMIT;
+        // Checked every 10,000 virtual-machine steps: past the deadline the statement stops
+        // (the time a slow reader of the pieces takes counts too).
+        reader
+            .progress_handler(10_000, Some(move || Instant::now() > deadline))
+            .map_err(failure)?;
+        let result = read::run_pieces(&reader, search, piece_bytes, sink);
+        reader
+            .progress_handler(0, None::<fn() -> bool>)
+            .map_err(failure)?;
+        result
+    }
+}
+
+#[cfg(test)]
+mod constructs;
+#[cfg(test)]
+mod tests;

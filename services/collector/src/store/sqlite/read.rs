@@ -1,0 +1,170 @@
+//! Reading a search's answer: the checked search rendered for SQLite and run, its rows
+//! handed on in pieces of about a given size — whole events with their TI matches for
+//! `SELECT *`, typed cells otherwise.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+use rusqlite::{Connection, Statement, params_from_iter, types::Value};
+use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, TiMatch, field_value};
+
+use super::{EventStoreError, failure};
+use crate::{
+    search::{
+        query::{Projection, Search},
+        schema::COLUMNS,
+        sqlite::render,
+    },
+    store::{Cell, Found},
+};
+
+/// Runs `search` on `connection`, handing `sink` its answer in pieces: a piece goes as soon
+/// as it holds more than `piece_bytes` (encoded), and the last (`true`), possibly empty,
+/// at the end. An error from `sink` stops the search.
+pub(super) fn run_pieces(
+    connection: &Connection,
+    search: &Search,
+    piece_bytes: usize,
+    sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+) -> Result<(), EventStoreError> {
+    let rendered = render(search);
+    let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
+    let mut rows = statement
+        .query(params_from_iter(rendered.params.iter()))
+        .map_err(failure)?;
+    match &search.select {
+        Projection::Events => {
+            let mut matches = connection
+                .prepare_cached(
+                    "SELECT field, value, category, indicator, supplier, indicator_type, context FROM ti WHERE event = ? ORDER BY rowid",
+                )
+                .map_err(failure)?;
+            let (mut events, mut bytes) = (Vec::new(), 0);
+            while let Some(row) = rows.next().map_err(failure)? {
+                let rowid: i64 = row.get(0).map_err(failure)?;
+                let mut event = event_of(row).map_err(failure)?;
+                event.ti = matches_of(&mut matches, rowid)?;
+                bytes += event.encoded_len();
+                events.push(event);
+                if bytes > piece_bytes {
+                    sink(Found::Events(std::mem::take(&mut events)), false)?;
+                    bytes = 0;
+                }
+            }
+            sink(Found::Events(events), true)
+        }
+        Projection::Items(items) => {
+            let columns: Vec<String> = items.iter().map(|(_, name)| name.clone()).collect();
+            let (mut found, mut bytes) = (Vec::new(), 0);
+            while let Some(row) = rows.next().map_err(failure)? {
+                let mut cells = Vec::with_capacity(items.len());
+                for i in 0..items.len() {
+                    let cell = match row.get::<_, Value>(i).map_err(failure)? {
+                        Value::Null => Cell::Null,
+                        Value::Integer(n) => Cell::Integer(n),
+                        Value::Real(n) => Cell::Number(n),
+                        Value::Text(text) => Cell::Text(text),
+                        Value::Blob(bytes) => Cell::Text(String::from_utf8_lossy(&bytes).into()),
+                    };
+                    bytes += match &cell {
+                        Cell::Text(text) => text.len() + 4,
+                        _ => 10,
+                    };
+                    cells.push(cell);
+                }
+                found.push(cells);
+                if bytes > piece_bytes {
+                    let rows = std::mem::take(&mut found);
+                    sink(
+                        Found::Rows {
+                            columns: columns.clone(),
+                            rows,
+                        },
+                        false,
+                    )?;
+                    bytes = 0;
+                }
+            }
+            sink(
+                Found::Rows {
+                    columns,
+                    rows: found,
+                },
+                true,
+            )
+        }
+    }
+}
+
+/// An event read back from its row (rowid first, then the schema's columns).
+fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let mut event = Event::default();
+    for (i, column) in COLUMNS.iter().enumerate() {
+        let value: Value = row.get(i + 1)?;
+        match (column.name, value) {
+            (_, Value::Null) => {}
+            ("Id", Value::Text(text)) => event.id = text,
+            ("Timestamp", Value::Integer(n)) => event.timestamp_ms = n,
+            ("Tenant", Value::Text(text)) => event.tenant = text,
+            ("Collector", Value::Text(text)) => event.collector = text,
+            ("Raw", Value::Text(text)) => event.raw = text,
+            ("EnrichmentStatus", Value::Text(text)) => {
+                event.enrichment_status =
+                    EnrichmentStatus::from_str_name(&format!("ENRICHMENT_STATUS_{text}"))
+                        .map_or(0, |s| s as i32);
+            }
+            (name, Value::Integer(n)) => {
+                event.fields.insert(
+                    name.to_owned(),
+                    FieldValue {
+                        kind: Some(field_value::Kind::Integer(n)),
+                    },
+                );
+            }
+            (name, Value::Text(text)) => {
+                event.fields.insert(
+                    name.to_owned(),
+                    FieldValue {
+                        kind: Some(field_value::Kind::Text(text)),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    // Fields outside the schema, kept as text in `Extra`.
+    if let Value::Text(extra) = row.get(COLUMNS.len() + 1)?
+        && let Ok(extra) = serde_json::from_str::<BTreeMap<String, String>>(&extra)
+    {
+        for (name, text) in extra {
+            event.fields.insert(
+                name,
+                FieldValue {
+                    kind: Some(field_value::Kind::Text(text)),
+                },
+            );
+        }
+    }
+    Ok(event)
+}
+
+/// The TI matches of the event at `rowid`, in the order they were stored.
+fn matches_of(statement: &mut Statement<'_>, rowid: i64) -> Result<Vec<TiMatch>, EventStoreError> {
+    let matches = statement.query_map([rowid], |row| {
+        let context: Option<String> = row.get(6)?;
+        Ok(TiMatch {
+            field: row.get(0)?,
+            value: row.get(1)?,
+            category: row.get(2)?,
+            matched_indicator: row.get(3)?,
+            supplier: row.get(4)?,
+            indicator_type: row.get(5)?,
+            context: context
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default(),
+        })
+    });
+    matches
+        .and_then(|found| found.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(failure)
+}
