@@ -184,7 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     ..Default::default()
                 })
                 .await
-                .with_context(|| format!("{what}"))?
+                .with_context(|| what.to_string())?
                 .into_inner();
             times.push(started.elapsed());
             rows = reply.events.len() + reply.rows.len();
@@ -353,7 +353,7 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
 }
 
 fn stored_event(k: u64, now: i64, indicators: u64) -> Event {
-    let seed = k % 10_000 == 0;
+    let seed = k.is_multiple_of(10_000);
     let url = if seed {
         SEED_URL.to_owned()
     } else {
