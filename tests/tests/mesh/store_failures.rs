@@ -5,10 +5,30 @@
 use std::{os::unix::process::CommandExt, process::Command};
 
 use serde_json::json;
-use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, enrichment::ok, paths};
+use xdr_tests::{Cert, Grpcurl, ServiceProcess, TestPki, collector, enrichment::ok, paths};
 
 /// Largest file the service may grow, in bytes: room for a fresh store and a few rules.
 const FILE_LIMIT: libc::rlim_t = 4 << 20;
+
+/// Runs `command` with files limited to [`FILE_LIMIT`]: a write past it fails with EFBIG.
+fn limit_file_size(command: &mut Command) {
+    // SAFETY: setrlimit(2) and signal(2) are async-signal-safe, as pre_exec requires. An
+    // ignored SIGXFSZ stays ignored across exec: a write past the limit fails with EFBIG
+    // instead of killing the process.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FILE_LIMIT,
+                rlim_max: FILE_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
 
 #[test]
 fn a_store_that_cannot_write_is_unavailable_and_what_it_held_stays() {
@@ -27,22 +47,7 @@ fn a_store_that_cannot_write_is_unavailable_and_what_it_held_stays() {
         ])
         .arg("--data-dir")
         .arg(&data);
-    // SAFETY: setrlimit(2) and signal(2) are async-signal-safe, as pre_exec requires. An
-    // ignored SIGXFSZ stays ignored across exec: a write past the limit fails with EFBIG
-    // instead of killing the process.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: FILE_LIMIT,
-                rlim_max: FILE_LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut command);
     let server = ServiceProcess::watch("xdr-enrichment", command);
     server.listening_addr();
     let kept = ok(
@@ -72,4 +77,52 @@ fn a_store_that_cannot_write_is_unavailable_and_what_it_held_stays() {
     assert_eq!(read["name"], "Kept");
     let listed = ok(&pki, &server, "ListResources", &json!({}));
     assert!(listed.get("resources").is_none(), "{listed}");
+}
+
+#[test]
+fn an_event_store_that_cannot_write_refuses_the_batch_whole_and_keeps_the_rest() {
+    let pki = TestPki::new();
+    let mut command = Command::new(paths::binary("xdr-collector"));
+    command
+        .arg("--tls-dir")
+        .arg(pki.certs())
+        .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(pki.scratch().join("collector-data"));
+    limit_file_size(&mut command);
+    let server = ServiceProcess::watch("xdr-collector", command);
+    server.listening_addr();
+    collector::create(&pki, &server, "in", "Main", &["n"], &[]);
+    let kept = collector::ingest_raw(&pki, &server, "in", "{\"n\":1}\n{\"n\":2}\n");
+    assert_eq!(kept["accepted"], 2, "{kept}");
+
+    // Batches of 1 MB events until the store's files reach the limit.
+    let big: String = (0..3)
+        .map(|i| format!("{{\"n\":\"{i}{}\"}}\n", "x".repeat(1 << 20)))
+        .collect();
+    let request = json!({"collector": "in", "raw": collector::bytes(&big)}).to_string();
+    let mut refused = None;
+    for _ in 0..8 {
+        let outcome = Grpcurl::new(&pki, Cert::Named("operator"))
+            .stream(&request)
+            .call(server.listening_addr(), &["xdr.v1.Collector/Ingest"]);
+        if !outcome.success {
+            refused = Some(outcome.stderr);
+            break;
+        }
+    }
+    let refused = refused.expect("the store filled up within 8 batches of 3 MB");
+    assert!(
+        refused.contains("Code: Unavailable") && refused.contains("event store"),
+        "{refused}"
+    );
+    // The service is up, and what it acknowledged is there, each batch whole.
+    let stored = collector::count(&pki, &server, "SELECT count() FROM events");
+    assert!(
+        stored >= 2 && (stored - 2) % 3 == 0,
+        "{stored} events stored"
+    );
+    let stats = collector::ok(&pki, &server, "Stats", &json!({}));
+    assert_eq!(stats["collectors"][0]["refusedBatches"], "1", "{stats}");
 }

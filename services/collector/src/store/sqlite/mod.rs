@@ -35,10 +35,6 @@ pub struct SqliteStore {
 }
 
 fn failure(error: rusqlite::Error) -> EventStoreError {
-    failure_ref(&error)
-}
-
-fn failure_ref(error: &rusqlite::Error) -> EventStoreError {
     let code = match error.sqlite_error_code() {
         Some(SqliteCode::OperationInterrupted) => {
             return EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
@@ -180,36 +176,18 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
 impl EventStore for SqliteStore {
     fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
         let mut writer = locked(&self.writer);
-        let commit = match writer.transaction() {
-            Ok(commit) => commit,
-            Err(error) => return batches.iter().map(|_| Err(failure_ref(&error))).collect(),
-        };
-        // Each batch in a savepoint of its own: one that fails (an id stored before) is
-        // undone alone, and the rest share one commit — one fsync for them all.
-        let mut outcomes = Vec::with_capacity(batches.len());
-        for events in batches {
-            let outcome = (|| {
-                commit.execute_batch("SAVEPOINT batch").map_err(failure)?;
-                match write::insert_events(&commit, events) {
-                    Ok(()) => commit.execute_batch("RELEASE batch").map_err(failure),
-                    Err(error) => {
-                        commit
-                            .execute_batch("ROLLBACK TO batch; RELEASE batch")
-                            .map_err(failure)?;
-                        Err(error)
-                    }
-                }
-            })();
-            outcomes.push(outcome);
-        }
-        if let Err(error) = commit.commit() {
-            let error = failure_ref(&error);
-            return outcomes
-                .into_iter()
+        let group = (writer.transaction().map_err(failure)).and_then(|commit| {
+            let outcomes = write::insert_group(&commit, batches)?;
+            commit.commit().map_err(failure)?;
+            Ok(outcomes)
+        });
+        match group {
+            Ok(outcomes) => outcomes,
+            Err(error) => batches
+                .iter()
                 .map(|_| Err(write::clone_error(&error)))
-                .collect();
+                .collect(),
         }
-        outcomes
     }
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {

@@ -11,11 +11,39 @@ use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
 use super::{EventStoreError, failure};
 use crate::search::schema::{COLUMNS, ColumnType};
 
-/// Inserts `events` and their matches in `transaction`.
-pub(super) fn insert_events(
+/// Inserts each batch of `batches` in a savepoint of its own within `transaction`: one that
+/// fails (an id stored before) is undone alone, and the rest share the transaction's commit
+/// — one sync for them all. The outcome of each batch, or the error that failed them all (a
+/// full disk or an I/O error rolls back the whole transaction).
+pub(super) fn insert_group(
     transaction: &Connection,
-    events: &[Event],
-) -> Result<(), EventStoreError> {
+    batches: &[&[Event]],
+) -> Result<Vec<Result<(), EventStoreError>>, EventStoreError> {
+    let mut outcomes = Vec::with_capacity(batches.len());
+    for events in batches {
+        transaction
+            .execute_batch("SAVEPOINT batch")
+            .map_err(failure)?;
+        match insert_events(transaction, events) {
+            Ok(()) => transaction
+                .execute_batch("RELEASE batch")
+                .map_err(failure)?,
+            Err(error) if transaction.is_autocommit() => return Err(error),
+            Err(error) => {
+                transaction
+                    .execute_batch("ROLLBACK TO batch; RELEASE batch")
+                    .map_err(failure)?;
+                outcomes.push(Err(error));
+                continue;
+            }
+        }
+        outcomes.push(Ok(()));
+    }
+    Ok(outcomes)
+}
+
+/// Inserts `events` and their matches in `transaction`.
+fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), EventStoreError> {
     let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let marks = vec!["?"; COLUMNS.len() + 1].join(", ");
     let mut insert_event = transaction
