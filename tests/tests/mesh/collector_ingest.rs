@@ -368,3 +368,67 @@ fn with_the_enrichment_service_down_events_are_stored_marked_and_counted() {
     let stats = collector::ok(&pki, &server, "Stats", &json!({}));
     assert_eq!(stats["collectors"][0]["sourceUnavailable"], "1", "{stats}");
 }
+
+#[test]
+fn an_enrichment_service_that_never_answers_costs_a_batch_the_collectors_wait_and_no_more() {
+    let pki = TestPki::new();
+    let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
+    let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
+    let urls = rule(
+        &pki,
+        &enrichment,
+        "urls",
+        "RequestUrl",
+        "INDICATOR_TYPE_URL",
+    );
+    let data = pki.scratch().join("collector-data");
+    let enrichment_addr = enrichment.listening_addr().to_string();
+    let server = ServiceProcess::start_in(
+        "collector",
+        &pki,
+        &data,
+        &["--enrichment-addr", &enrichment_addr],
+    );
+    collector::create(
+        &pki,
+        &server,
+        "web",
+        "Main",
+        &["RequestUrl", "SourceUserName"],
+        &[&urls],
+    );
+    drop(server);
+
+    // Takes connections and never says a word: not even TLS.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_addr = hole.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept() {
+            held.push(socket);
+        }
+    });
+    let server = ServiceProcess::start_in(
+        "collector",
+        &pki,
+        &data,
+        &[
+            "--enrichment-addr",
+            &hole_addr,
+            "--enrichment-timeout",
+            "1s",
+        ],
+    );
+    let reply = collector::ingest_raw(
+        &pki,
+        &server,
+        "web",
+        r#"{"RequestUrl":"http://fakess123bn.nu","SourceUserName":"waited"}"#,
+    );
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    let stored = event_marked(&pki, &server, "waited");
+    assert_eq!(
+        stored["enrichmentStatus"], "ENRICHMENT_STATUS_TIMED_OUT",
+        "{stored}"
+    );
+}
