@@ -17,7 +17,7 @@ use tonic::{Status, metadata::MetadataValue};
 use xdr_mesh::{
     caller::{Action, Caller, Role},
     error::ServiceError,
-    id::new_uuid,
+    id::new_time_ordered_uuid,
     quote::quoted,
 };
 use xdr_proto::pb::{
@@ -239,7 +239,7 @@ fn events_of(
     for (index, piece) in pieces.into_iter().enumerate() {
         match normalizer.parse(piece) {
             Ok(parsed) => events.push(Event {
-                id: new_uuid(),
+                id: new_time_ordered_uuid(),
                 timestamp_ms: if parsed.timestamp_ms == 0 {
                     now
                 } else {
@@ -307,7 +307,7 @@ fn structured(
     event.tenant = collector.tenant.clone();
     event.collector = collector.name.clone();
     if event.id.is_empty() {
-        event.id = new_uuid();
+        event.id = new_time_ordered_uuid();
     }
     if event.timestamp_ms == 0 {
         event.timestamp_ms = now;

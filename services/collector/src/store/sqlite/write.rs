@@ -11,6 +11,16 @@ use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
 use super::{EventStoreError, failure};
 use crate::search::schema::{COLUMNS, ColumnType};
 
+/// Inserts every batch of `batches` in `transaction`; the first failure stops it.
+pub(super) fn insert_all(
+    transaction: &Connection,
+    batches: &[&[Event]],
+) -> Result<(), EventStoreError> {
+    batches
+        .iter()
+        .try_for_each(|events| insert_events(transaction, events))
+}
+
 /// Inserts each batch of `batches` in a savepoint of its own within `transaction`: one that
 /// fails (an id stored before) is undone alone, and the rest share the transaction's commit
 /// — one sync for them all. The outcome of each batch, or the error that failed them all (a
