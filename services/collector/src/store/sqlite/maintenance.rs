@@ -1,5 +1,6 @@
 //! The store's upkeep on a connection and thread of its own: WAL checkpoints every second
-//! (so the WAL stays small and commits never wait for one), and the query planner's
+//! (the copying off the writer's thread: the writer's own checkpoint, once the WAL passes
+//! 64 MiB, finds little left to copy and lets the WAL start over), and the query planner's
 //! statistics refreshed at start and every ten minutes (without them SQLite walks the
 //! tenant-and-time index for a query another index answers at once).
 
