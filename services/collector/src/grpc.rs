@@ -126,6 +126,8 @@ type SearchStream = Pin<Box<dyn Stream<Item = Result<SearchEventsReply, Status>>
 
 /// A streamed search's pieces are about this large: well under a client's 4 MiB message.
 const SEARCH_PIECE_BYTES: usize = 1 << 20;
+/// How long a search waits for the store to hold what was acknowledged before it.
+const CAUGHT_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A client that takes no piece for this long is taken to have gone.
 const PIECE_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -265,7 +267,7 @@ impl Collector for CollectorService {
         request: Request<SearchEventsRequest>,
     ) -> Result<Response<SearchEventsReply>, Status> {
         let _slot = self.searches.take()?;
-        let search = self.checked(&request)?;
+        let search = self.checked(&request).await?;
         let found = self.blocking(move |store| store.search(&search)).await?;
         Ok(Response::new(reply_of(found)))
     }
@@ -275,7 +277,7 @@ impl Collector for CollectorService {
         request: Request<SearchEventsRequest>,
     ) -> Result<Response<SearchStream>, Status> {
         let slot = self.searches.take()?;
-        let search = self.checked(&request)?;
+        let search = self.checked(&request).await?;
         let (pieces, answer) = tokio::sync::mpsc::channel(2);
         let store = self.store.clone();
         let runtime = tokio::runtime::Handle::current();
@@ -309,8 +311,9 @@ impl Collector for CollectorService {
 }
 
 impl CollectorService {
-    /// `request`'s SQL checked, restricted to the tenant its caller may read.
-    fn checked(
+    /// `request`'s SQL checked, restricted to the tenant its caller may read, once the store
+    /// holds what was acknowledged before it came (or a few seconds have passed).
+    async fn checked(
         &self,
         request: &Request<SearchEventsRequest>,
     ) -> Result<xdr_collector::search::query::Search, Status> {
@@ -319,9 +322,13 @@ impl CollectorService {
             &request.get_ref().tenant,
             Action::Read,
         )?;
-        Ok(check(&request.get_ref().sql)
+        let search = check(&request.get_ref().sql)
             .map_err(|invalid| invalid.to_status())?
-            .within_tenant(&tenant))
+            .within_tenant(&tenant);
+        if !self.ingest.caught_up(CAUGHT_UP_WAIT).await {
+            tracing::warn!("searching before the store holds every acknowledged batch");
+        }
+        Ok(search)
     }
 }
 

@@ -67,22 +67,29 @@ async fn main() -> anyhow::Result<()> {
     })
     .await??;
     let store: Arc<dyn EventStore> = Arc::new(store);
-    if let Some(retention) = config.retention {
-        tokio::spawn(retention::run(store.clone(), retention));
-    }
     let enrichment =
         xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
             .context("the enrichment address")?;
     let ingest = Ingest::new(
         Arc::new(collectors),
         EnrichmentLink::new(enrichment.clone(), config.enrichment_timeout),
-        Writer::start(store.clone()),
+        Writer::start(store.clone(), &runtime.data_dir.path().join("buffer"))
+            .context("opening the disk buffer")?,
         Limits {
             budget_bytes: config.ingest_budget_bytes,
             ..Limits::default()
         },
     );
-    let service = grpc::CollectorService::new(store, Arc::new(ingest), enrichment);
+    let ingest = Arc::new(ingest);
+    if let Some(retention) = config.retention {
+        // After the batches of the disk buffer are stored: they are aged like the rest.
+        let (ingest, store) = (ingest.clone(), store.clone());
+        tokio::spawn(async move {
+            ingest.caught_up(Duration::from_secs(600)).await;
+            retention::run(store, retention).await;
+        });
+    }
+    let service = grpc::CollectorService::new(store, ingest, enrichment);
     MeshServer::new(&runtime, access::policy())
         .add_service(CollectorServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve()

@@ -1,61 +1,129 @@
-//! The one writer of the event store: batches from every request queue here and are written
-//! together — each batch all or none on its own, the group sharing one commit, so many small
-//! acknowledged batches cost one sync to disk (group commit). A batch's sender hears back
-//! only once its events are durable.
+//! The path from an accepted batch to the store, in two threads. The appender groups the
+//! batches waiting, appends them to the disk buffer with one sync (group commit) and
+//! acknowledges them: from then on a crash loses none. The loader (`loader.rs`) moves them
+//! into the event store in large transactions behind the acknowledgement, holding each
+//! batch's room in the admission budget until it is stored — a slow store fills the budget
+//! and new batches are refused, never queued without bound.
 
-use std::{sync::Arc, thread};
+use std::{
+    path::Path,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::Duration,
+};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use xdr_mesh::{error::ErrorCode, store::StoreFailure};
 use xdr_proto::pb::Event;
 
-use crate::store::{EventStore, EventStoreError};
+use crate::{
+    buffer::DiskBuffer,
+    loader::{self, Loaded},
+    store::{EventStore, EventStoreError},
+};
 
-/// Batches written in one commit at most, and events: a group is one transaction, and
-/// the batches after it wait for it.
+/// Batches appended with one sync at most, and events: the batches after wait for it.
 const MAX_GROUP_BATCHES: usize = 256;
 const MAX_GROUP_EVENTS: usize = 50_000;
-/// Batches queued for the writer at most; the admission budget upstream bounds their bytes.
+/// Batches queued for the appender at most; the admission budget upstream bounds their bytes.
 const QUEUE: usize = 1024;
 
 struct Job {
     events: Vec<Event>,
-    done: oneshot::Sender<Result<(), EventStoreError>>,
+    room: Option<OwnedSemaphorePermit>,
+    done: oneshot::Sender<Result<u64, EventStoreError>>,
 }
 
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// The last sequence appended to the buffer, and the last the store holds.
+    appended: Arc<AtomicU64>,
+    loaded: watch::Receiver<u64>,
 }
 
 impl Writer {
-    /// Starts the writer thread over `store`; it ends when every `Writer` is dropped.
-    pub fn start(store: Arc<dyn EventStore>) -> Self {
+    /// Opens the disk buffer in `buffer_dir`, has the loader store what it holds that `store`
+    /// does not, and starts both threads; they end when every `Writer` is dropped.
+    pub fn start(store: Arc<dyn EventStore>, buffer_dir: &Path) -> Result<Self, EventStoreError> {
+        let through = store.loaded_through()?;
+        let (buffer, replayed) =
+            DiskBuffer::open(buffer_dir, through).map_err(|e| buffer_failure(&e))?;
+        if !replayed.is_empty() {
+            tracing::info!(
+                batches = replayed.len(),
+                "batches acknowledged before the last stop are being stored"
+            );
+        }
+        let appended = Arc::new(AtomicU64::new(
+            replayed.last().map_or(through, |r| r.sequence),
+        ));
+        let buffer = Arc::new(Mutex::new(buffer));
+        let (loaded, to_load) = loader::start(store, buffer.clone(), through);
+        for batch in replayed {
+            loaded.send(Loaded {
+                sequence: batch.sequence,
+                events: batch.events,
+                room: None,
+            });
+        }
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let appending = appended.clone();
         thread::Builder::new()
-            .name("event-writer".into())
-            .spawn(move || write_groups(&*store, queue))
+            .name("event-appender".into())
+            .spawn(move || append_groups(&buffer, &loaded, &appending, queue))
             .expect("a thread starts");
-        Writer { jobs }
+        Ok(Writer {
+            jobs,
+            appended,
+            loaded: to_load,
+        })
     }
 
-    /// Stores `events`, returning once they are durable (or failed, all of them).
-    pub async fn write(&self, events: Vec<Event>) -> Result<(), EventStoreError> {
+    /// Appends `events` to the disk buffer, returning once they are synced (or failed, all of
+    /// them); `room` (their share of the admission budget) is given back once they are stored.
+    pub async fn write(
+        &self,
+        events: Vec<Event>,
+        room: Option<OwnedSemaphorePermit>,
+    ) -> Result<u64, EventStoreError> {
         let (done, written) = oneshot::channel();
-        let gone = || {
-            EventStoreError::Store(xdr_mesh::store::StoreFailure::with_code(
-                xdr_mesh::error::ErrorCode::Unavailable,
-                "the event writer has stopped",
-            ))
-        };
+        let gone = || stopped("the event writer has stopped");
         self.jobs
-            .send(Job { events, done })
+            .send(Job { events, room, done })
             .await
             .map_err(|_| gone())?;
         written.await.map_err(|_| gone())?
     }
+
+    /// Waits (at most `limit`) until the store holds every batch acknowledged so far: a
+    /// search sees what its caller was told is stored.
+    pub async fn caught_up(&self, limit: Duration) -> bool {
+        let target = self.appended.load(Ordering::Acquire);
+        let mut loaded = self.loaded.clone();
+        tokio::time::timeout(limit, loaded.wait_for(|&through| through >= target))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
 }
 
-fn write_groups(store: &dyn EventStore, mut queue: mpsc::Receiver<Job>) {
+fn stopped(why: &str) -> EventStoreError {
+    EventStoreError::Store(StoreFailure::with_code(ErrorCode::Unavailable, why))
+}
+
+fn buffer_failure(error: &std::io::Error) -> EventStoreError {
+    stopped(&format!("the disk buffer: {error}"))
+}
+
+fn append_groups(
+    buffer: &Mutex<DiskBuffer>,
+    loader: &loader::Handle,
+    appended: &AtomicU64,
+    mut queue: mpsc::Receiver<Job>,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -69,62 +137,31 @@ fn write_groups(store: &dyn EventStore, mut queue: mpsc::Receiver<Job>) {
             }
         }
         let batches: Vec<&[Event]> = group.iter().map(|job| job.events.as_slice()).collect();
-        let outcomes = store.insert_batches(&batches);
+        let outcome = buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&batches);
         crate::metrics::group_committed(group.len());
-        for (job, outcome) in group.into_iter().zip(outcomes) {
-            let _ = job.done.send(outcome);
+        match outcome {
+            Ok(sequences) => {
+                if let Some(&last) = sequences.last() {
+                    appended.store(last, Ordering::Release);
+                }
+                for (job, sequence) in group.into_iter().zip(sequences) {
+                    loader.send(Loaded {
+                        sequence,
+                        events: job.events,
+                        room: job.room,
+                    });
+                    let _ = job.done.send(Ok(sequence));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, batches = group.len(), "batches could not be buffered");
+                for job in group {
+                    let _ = job.done.send(Err(buffer_failure(&error)));
+                }
+            }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::store::Found;
-
-    /// Counts the groups it was given.
-    #[derive(Default)]
-    struct Groups(Mutex<Vec<usize>>);
-
-    impl EventStore for Groups {
-        fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            self.0.lock().unwrap().push(batches.len());
-            batches.iter().map(|_| Ok(())).collect()
-        }
-        fn delete_older_than(&self, _: i64) -> Result<u64, EventStoreError> {
-            Ok(0)
-        }
-        fn search_pieces(
-            &self,
-            _: &crate::search::query::Search,
-            _: usize,
-            _: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
-        ) -> Result<(), EventStoreError> {
-            unreachable!()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batches_that_wait_together_share_one_commit() {
-        let store = Arc::new(Groups::default());
-        let writer = Writer::start(store.clone());
-        let writes: Vec<_> = (0..50)
-            .map(|_| {
-                let writer = writer.clone();
-                tokio::spawn(async move { writer.write(vec![Event::default()]).await })
-            })
-            .collect();
-        for write in writes {
-            write.await.unwrap().unwrap();
-        }
-        let groups = store.0.lock().unwrap().clone();
-        assert_eq!(groups.iter().sum::<usize>(), 50);
-        assert!(
-            groups.len() < 50,
-            "some batches shared a commit: {groups:?}"
-        );
     }
 }

@@ -80,8 +80,9 @@ fn a_store_that_cannot_write_is_unavailable_and_what_it_held_stays() {
 }
 
 #[test]
-fn an_event_store_that_cannot_write_refuses_the_batch_whole_and_keeps_the_rest() {
+fn a_full_disk_refuses_new_batches_and_loses_none_it_acknowledged() {
     let pki = TestPki::new();
+    let data = pki.scratch().join("collector-data");
     let mut command = Command::new(paths::binary("xdr-collector"));
     command
         .arg("--tls-dir")
@@ -89,19 +90,20 @@ fn an_event_store_that_cannot_write_refuses_the_batch_whole_and_keeps_the_rest()
         .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(pki.scratch().join("collector-data"));
+        .arg(&data);
     limit_file_size(&mut command);
-    let server = ServiceProcess::watch("xdr-collector", command);
+    let mut server = ServiceProcess::watch("xdr-collector", command);
     server.listening_addr();
     collector::create(&pki, &server, "in", "Main", &["n"], &[]);
-    let kept = collector::ingest_raw(&pki, &server, "in", "{\"n\":1}\n{\"n\":2}\n");
-    assert_eq!(kept["accepted"], 2, "{kept}");
+    let first = collector::ingest_raw(&pki, &server, "in", "{\"n\":1}\n{\"n\":2}\n");
+    assert_eq!(first["accepted"], 2, "{first}");
 
-    // Batches of 1 MB events until the store's files reach the limit.
+    // Batches of 1 MB events until the disk buffer's file reaches the limit.
     let big: String = (0..3)
         .map(|i| format!("{{\"n\":\"{i}{}\"}}\n", "x".repeat(1 << 20)))
         .collect();
     let request = json!({"collector": "in", "raw": collector::bytes(&big)}).to_string();
+    let mut acknowledged = 2;
     let mut refused = None;
     for _ in 0..8 {
         let outcome = Grpcurl::new(&pki, Cert::Named("operator"))
@@ -111,18 +113,24 @@ fn an_event_store_that_cannot_write_refuses_the_batch_whole_and_keeps_the_rest()
             refused = Some(outcome.stderr);
             break;
         }
+        acknowledged += 3;
     }
-    let refused = refused.expect("the store filled up within 8 batches of 3 MB");
+    let refused = refused.expect("the disk filled up within 8 batches of 3 MB");
     assert!(
-        refused.contains("Code: Unavailable") && refused.contains("event store"),
+        refused.contains("Code: Unavailable") && refused.contains("the disk buffer"),
         "{refused}"
     );
-    // The service is up, and what it acknowledged is there, each batch whole.
-    let stored = collector::count(&pki, &server, "SELECT count() FROM events");
-    assert!(
-        stored >= 2 && (stored - 2) % 3 == 0,
-        "{stored} events stored"
-    );
+    // The service is up and says so.
     let stats = collector::ok(&pki, &server, "Stats", &json!({}));
     assert_eq!(stats["collectors"][0]["refusedBatches"], "1", "{stats}");
+    assert_eq!(stats["collectors"][0]["accepted"], acknowledged.to_string(), "{stats}");
+    server.signal(libc::SIGTERM);
+    server.wait_exit(std::time::Duration::from_secs(30));
+
+    // With room on the disk again, every acknowledged event is there, once.
+    let server = ServiceProcess::start_in("collector", &pki, &data, &[]);
+    assert_eq!(
+        collector::count(&pki, &server, "SELECT count() FROM events"),
+        acknowledged
+    );
 }

@@ -1,6 +1,6 @@
 //! Where accepted events are kept and searched: one trait, so the scale-out engine
-//! (ClickHouse) can follow the embedded default (SQLite). An event batch is durable when
-//! `insert` (or `insert_batches`) returns.
+//! (ClickHouse) can follow the embedded default (SQLite). Batches reach the store from the
+//! collector's disk buffer (`crate::buffer`), loaded in large transactions.
 
 mod sqlite;
 
@@ -61,16 +61,18 @@ impl ServiceError for EventStoreError {
 }
 
 pub trait EventStore: Send + Sync {
-    /// Keeps each batch of `batches` (its events and their TI matches) durably, all of a batch
-    /// or none of it, every batch on its own: one batch failing (an id stored before) fails
-    /// only itself. Batches written together share one sync to disk (group commit).
-    fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>>;
+    /// Stores `batches` (events and their TI matches) in one transaction, durable before it
+    /// returns; an event whose id the store holds already is skipped (batches loaded again
+    /// after a crash store nothing twice). `through`, when given, is recorded with them: the
+    /// disk buffer's sequence the store now holds.
+    fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError>;
 
-    /// Keeps `events` durably; all or none.
+    /// The disk buffer's sequence the store holds (0: none yet).
+    fn loaded_through(&self) -> Result<u64, EventStoreError>;
+
+    /// Stores `events` durably, all or none (outside the disk buffer: tests, benchmarks).
     fn insert(&self, events: &[Event]) -> Result<(), EventStoreError> {
-        self.insert_batches(&[events])
-            .pop()
-            .expect("one outcome per batch")
+        self.load(&[events], None)
     }
 
     /// Deletes the events older than `timestamp_ms` (retention); how many.

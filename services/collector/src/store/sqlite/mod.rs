@@ -1,7 +1,8 @@
 //! The embedded event store: SQLite in WAL mode under the collector's data directory. Events
 //! are rows of `events` (the schema's columns, the rest of their fields as JSON in `Extra`),
-//! their TI matches rows of `ti`. Batches written together are one transaction, committed
-//! with a full sync before `insert_batches` returns (`write.rs`). Searches run on a
+//! their TI matches rows of `ti`. Batches loaded together are one transaction, committed
+//! with a full sync before `load` returns, with the disk buffer's sequence they reach
+//! (`write.rs`). Searches run on a
 //! connection of their own, with a time limit (`read.rs`).
 
 mod maintenance;
@@ -15,7 +16,9 @@ use std::{
 };
 
 use ipnet::IpNet;
-use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, functions::FunctionFlags};
+use rusqlite::{
+    Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension, functions::FunctionFlags,
+};
 use xdr_mesh::{error::ErrorCode, store::StoreFailure};
 use xdr_proto::pb::Event;
 
@@ -153,7 +156,8 @@ fn schema_sql() -> String {
              field TEXT, value TEXT, category TEXT, indicator TEXT, supplier TEXT,
              indicator_type INTEGER, context TEXT);
          CREATE INDEX IF NOT EXISTS ti_event ON ti (event);
-         CREATE INDEX IF NOT EXISTS ti_category ON ti (category);",
+         CREATE INDEX IF NOT EXISTS ti_category ON ti (category);
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         columns.join(", ")
     )
 }
@@ -201,34 +205,24 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 impl EventStore for SqliteStore {
-    fn insert_batches(&self, batches: &[&[Event]]) -> Vec<Result<(), EventStoreError>> {
+    fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError> {
         let mut writer = locked(&self.writer);
-        // The common case first: every batch goes in, one transaction, no savepoints (each
-        // costs a journal of the pages it changes). Only when one fails is the group written
-        // again batch by batch, each in a savepoint, so the failing one fails alone.
-        let together = (writer.transaction().map_err(failure)).and_then(|commit| {
-            match write::insert_all(&commit, batches) {
-                Ok(()) => commit.commit().map_err(failure).map(|()| true),
-                Err(error) if commit.is_autocommit() || batches.len() == 1 => Err(error),
-                Err(_) => Ok(false),
-            }
-        });
-        let group = match together {
-            Ok(true) => return batches.iter().map(|_| Ok(())).collect(),
-            Ok(false) => (writer.transaction().map_err(failure)).and_then(|commit| {
-                let outcomes = write::insert_group(&commit, batches)?;
-                commit.commit().map_err(failure)?;
-                Ok(outcomes)
-            }),
-            Err(error) => Err(error),
-        };
-        match group {
-            Ok(outcomes) => outcomes,
-            Err(error) => batches
-                .iter()
-                .map(|_| Err(write::clone_error(&error)))
-                .collect(),
-        }
+        let commit = writer.transaction().map_err(failure)?;
+        write::load(&commit, batches, through)?;
+        commit.commit().map_err(failure)
+    }
+
+    fn loaded_through(&self) -> Result<u64, EventStoreError> {
+        let writer = locked(&self.writer);
+        let through: Option<i64> = writer
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'loaded_through'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(failure)?;
+        Ok(through.unwrap_or(0) as u64)
     }
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {

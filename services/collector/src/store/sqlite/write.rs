@@ -5,60 +5,41 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params_from_iter, types::Value};
 use xdr_filter::fields::texts_of;
-use xdr_mesh::store::StoreFailure;
 use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
 
 use super::{EventStoreError, failure};
 use crate::search::schema::{COLUMNS, ColumnType};
 
-/// Inserts every batch of `batches` in `transaction`; the first failure stops it.
-pub(super) fn insert_all(
+/// Inserts every batch of `batches` in `transaction`, then records `through` (the disk
+/// buffer's sequence) when given; the first failure stops it.
+pub(super) fn load(
     transaction: &Connection,
     batches: &[&[Event]],
+    through: Option<u64>,
 ) -> Result<(), EventStoreError> {
-    batches
-        .iter()
-        .try_for_each(|events| insert_events(transaction, events))
-}
-
-/// Inserts each batch of `batches` in a savepoint of its own within `transaction`: one that
-/// fails (an id stored before) is undone alone, and the rest share the transaction's commit
-/// — one sync for them all. The outcome of each batch, or the error that failed them all (a
-/// full disk or an I/O error rolls back the whole transaction).
-pub(super) fn insert_group(
-    transaction: &Connection,
-    batches: &[&[Event]],
-) -> Result<Vec<Result<(), EventStoreError>>, EventStoreError> {
-    let mut outcomes = Vec::with_capacity(batches.len());
     for events in batches {
-        transaction
-            .execute_batch("SAVEPOINT batch")
-            .map_err(failure)?;
-        match insert_events(transaction, events) {
-            Ok(()) => transaction
-                .execute_batch("RELEASE batch")
-                .map_err(failure)?,
-            Err(error) if transaction.is_autocommit() => return Err(error),
-            Err(error) => {
-                transaction
-                    .execute_batch("ROLLBACK TO batch; RELEASE batch")
-                    .map_err(failure)?;
-                outcomes.push(Err(error));
-                continue;
-            }
-        }
-        outcomes.push(Ok(()));
+        insert_events(transaction, events)?;
     }
-    Ok(outcomes)
+    if let Some(through) = through {
+        transaction
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('loaded_through', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [through as i64],
+            )
+            .map_err(failure)?;
+    }
+    Ok(())
 }
 
-/// Inserts `events` and their matches in `transaction`.
+/// Inserts `events` and their matches in `transaction`; an event whose id is stored already
+/// is skipped, matches and all (a batch loaded again stores nothing twice).
 fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), EventStoreError> {
     let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let marks = vec!["?"; COLUMNS.len() + 1].join(", ");
     let mut insert_event = transaction
         .prepare_cached(&format!(
-            "INSERT INTO events ({}, \"Extra\") VALUES ({marks})",
+            "INSERT OR IGNORE INTO events ({}, \"Extra\") VALUES ({marks})",
             names.join(", ")
         ))
         .map_err(failure)?;
@@ -68,9 +49,12 @@ fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), Event
         )
         .map_err(failure)?;
     for event in events {
-        insert_event
+        let inserted = insert_event
             .execute(params_from_iter(row_of(event)))
             .map_err(failure)?;
+        if inserted == 0 {
+            continue;
+        }
         let rowid = transaction.last_insert_rowid();
         for found in &event.ti {
             let context =
@@ -90,11 +74,6 @@ fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), Event
         }
     }
     Ok(())
-}
-
-pub(super) fn clone_error(error: &EventStoreError) -> EventStoreError {
-    use xdr_mesh::error::ServiceError;
-    EventStoreError::Store(StoreFailure::with_code(error.code(), error))
 }
 
 /// The values of `event`'s row: the schema's columns in order, then `Extra`.
