@@ -150,15 +150,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .max_encoding_message_size(256 << 20);
     let enriched = enrichment::stream(&mut enrich_client, &pool, &load, None).await?;
     println!(
-        "IngestStream, batches of {} raw events, {} in flight, acknowledged once stored:",
+        "IngestStream, batches of {} raw events, {} in flight (acknowledged: in the disk buffer; stored: searchable):",
         args.batch, args.window
     );
-    println!("  no rule:       {:.0} events/s", plain.rate);
     println!(
-        "  the seed rule: {:.0} events/s ({:.0}% of no rule; {:.0}% of Enrich alone)",
+        "  no rule:       acknowledged {:.0} events/s, stored {:.0} events/s",
+        plain.rate, plain.stored_rate
+    );
+    println!(
+        "  the seed rule: acknowledged {:.0} events/s, stored {:.0} events/s ({:.0}% of no rule; {:.0}% of Enrich alone)",
         seeded.rate,
-        100.0 * seeded.rate / plain.rate,
-        100.0 * seeded.rate / enriched.rate
+        seeded.stored_rate,
+        100.0 * seeded.stored_rate / plain.stored_rate,
+        100.0 * seeded.stored_rate / enriched.rate
     );
     println!(
         "  Enrich alone (the enrichment bench's stream, 2 lookups per event): {:.0} events/s",
@@ -258,7 +262,10 @@ fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
 }
 
 struct IngestRun {
+    /// Events acknowledged a second while the stream ran (durable in the disk buffer).
     rate: f64,
+    /// Events a second from the first sent to the last searchable in the store.
+    stored_rate: f64,
     p50: Duration,
     p99: Duration,
 }
@@ -303,7 +310,7 @@ async fn ingest(
         .ingest_stream(ReceiverStream::new(outbound))
         .await?
         .into_inner();
-    let (mut accepted, mut latencies) = (0_u64, Vec::new());
+    let (mut accepted, mut latencies, mut last_id) = (0_u64, Vec::new(), String::new());
     while let Some(reply) = replies.message().await? {
         anyhow::ensure!(
             reply.refused == 0,
@@ -311,15 +318,37 @@ async fn ingest(
             reply.errors.first()
         );
         accepted += u64::from(reply.accepted);
+        if let Some(id) = reply.ids.last() {
+            last_id.clone_from(id);
+        }
         if let Some(at) = sent.lock().expect("not poisoned").pop_front() {
             latencies.push(at.elapsed());
         }
         window.add_permits(1);
     }
     sender.await?;
+    let acknowledged = started.elapsed();
+    // The store takes batches in order: once the last is searchable, all are.
+    let sql = format!("SELECT count() FROM events WHERE Id = '{last_id}'");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let found = client
+            .search_events(SearchEventsRequest {
+                sql: sql.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let one = found.rows.first().and_then(|r| r.cells.first()).and_then(|c| c.kind.clone());
+        if one == Some(xdr_proto::pb::cell::Kind::Integer(1)) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the store did not take the events in 10 minutes");
+    }
     let (p50, p99) = super::percentiles(&mut latencies);
     Ok(IngestRun {
-        rate: accepted as f64 / started.elapsed().as_secs_f64(),
+        rate: accepted as f64 / acknowledged.as_secs_f64(),
+        stored_rate: accepted as f64 / started.elapsed().as_secs_f64(),
         p50,
         p99,
     })

@@ -13,7 +13,7 @@ pub fn new_uuid() -> String {
 pub fn new_time_ordered_uuid() -> String {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis()) as u128;
+        .map_or(0, |d| d.as_millis());
     let bits = ((ms & 0xffff_ffff_ffff) << 80) | (fastrand::u128(..) & ((1 << 80) - 1));
     formatted(with_version(bits, 7))
 }
