@@ -339,11 +339,18 @@ async fn ingest(
             })
             .await?
             .into_inner();
-        let one = found.rows.first().and_then(|r| r.cells.first()).and_then(|c| c.kind.clone());
+        let one = found
+            .rows
+            .first()
+            .and_then(|r| r.cells.first())
+            .and_then(|c| c.kind.clone());
         if one == Some(xdr_proto::pb::cell::Kind::Integer(1)) {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the store did not take the events in 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the store did not take the events in 10 minutes"
+        );
     }
     let (p50, p99) = super::percentiles(&mut latencies);
     Ok(IngestRun {

@@ -123,7 +123,11 @@ fn a_full_disk_refuses_new_batches_and_loses_none_it_acknowledged() {
     // The service is up and says so.
     let stats = collector::ok(&pki, &server, "Stats", &json!({}));
     assert_eq!(stats["collectors"][0]["refusedBatches"], "1", "{stats}");
-    assert_eq!(stats["collectors"][0]["accepted"], acknowledged.to_string(), "{stats}");
+    assert_eq!(
+        stats["collectors"][0]["accepted"],
+        acknowledged.to_string(),
+        "{stats}"
+    );
     server.signal(libc::SIGTERM);
     server.wait_exit(std::time::Duration::from_secs(30));
 

@@ -123,7 +123,9 @@ fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
 
 /// The tables and indexes, from the one schema. Every search is within one tenant, so the
 /// indexes for equality on the common fields lead with it and end with the time (the seed's
-/// `WHERE RequestUrl = … ORDER BY Timestamp DESC` reads exactly its rows, in order).
+/// `WHERE RequestUrl = … ORDER BY Timestamp DESC` reads exactly its rows, in order); they
+/// leave out events without the field. 16 KiB pages: a third faster to load than 4 KiB at
+/// millions of events (`xdr-bench collector`; a new store only).
 fn schema_sql() -> String {
     let columns: Vec<String> = COLUMNS
         .iter()
@@ -136,22 +138,27 @@ fn schema_sql() -> String {
         })
         .collect();
     format!(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA page_size = 16384;
+         PRAGMA journal_mode = WAL;
          CREATE TABLE IF NOT EXISTS events (rowid INTEGER PRIMARY KEY, {}, \"Extra\" TEXT);
          CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (\"Id\");
          CREATE INDEX IF NOT EXISTS events_time ON events (\"Tenant\", \"Timestamp\");
          DROP INDEX IF EXISTS events_url;
+         DROP INDEX IF EXISTS events_tenant_url;
          DROP INDEX IF EXISTS events_source;
+         DROP INDEX IF EXISTS events_tenant_source;
          DROP INDEX IF EXISTS events_destination;
+         DROP INDEX IF EXISTS events_tenant_destination;
          DROP INDEX IF EXISTS events_hash;
-         CREATE INDEX IF NOT EXISTS events_tenant_url
-             ON events (\"Tenant\", \"RequestUrl\", \"Timestamp\");
-         CREATE INDEX IF NOT EXISTS events_tenant_source
-             ON events (\"Tenant\", \"SourceAddress\", \"Timestamp\");
-         CREATE INDEX IF NOT EXISTS events_tenant_destination
-             ON events (\"Tenant\", \"DestinationAddress\", \"Timestamp\");
-         CREATE INDEX IF NOT EXISTS events_tenant_hash
-             ON events (\"Tenant\", \"FileHash\", \"Timestamp\");
+         DROP INDEX IF EXISTS events_tenant_hash;
+         CREATE INDEX IF NOT EXISTS events_by_url
+             ON events (\"Tenant\", \"RequestUrl\", \"Timestamp\") WHERE \"RequestUrl\" IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS events_by_source
+             ON events (\"Tenant\", \"SourceAddress\", \"Timestamp\") WHERE \"SourceAddress\" IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS events_by_destination
+             ON events (\"Tenant\", \"DestinationAddress\", \"Timestamp\") WHERE \"DestinationAddress\" IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS events_by_hash
+             ON events (\"Tenant\", \"FileHash\", \"Timestamp\") WHERE \"FileHash\" IS NOT NULL;
          CREATE TABLE IF NOT EXISTS ti (event INTEGER NOT NULL REFERENCES events (rowid),
              field TEXT, value TEXT, category TEXT, indicator TEXT, supplier TEXT,
              indicator_type INTEGER, context TEXT);
