@@ -33,6 +33,9 @@ use super::{
 const SEED_URL: &str = "http://fakess123bn.nu";
 const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
 const GROUP_BY: &str = "SELECT DestinationPort, count() AS n FROM events GROUP BY DestinationPort ORDER BY n DESC LIMIT 10";
+/// The same over the last day (a thirtieth of the prepared events): what an analyst's
+/// dashboard asks.
+const GROUP_BY_DAY: &str = "SELECT DestinationPort, count() AS n FROM events WHERE Timestamp > {day_ago} GROUP BY DestinationPort ORDER BY n DESC LIMIT 10";
 /// Distinct events cycled through.
 const POOL: u64 = 65_536;
 /// Searches timed, each; the median is reported.
@@ -174,12 +177,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let mut search = CollectorClient::new(collector_channel).max_decoding_message_size(64 << 20);
+    let day_ago = (xdr_threatintel::store::now_ms() - 86_400_000).to_string();
+    let group_by_day = GROUP_BY_DAY.replace("{day_ago}", &day_ago);
     for (what, sql) in [
         ("the seed's SELECT", SEED_SELECT),
         ("count() GROUP BY", GROUP_BY),
+        ("count() GROUP BY over the last day", group_by_day.as_str()),
     ] {
         let mut times = Vec::new();
-        let mut rows = 0;
+        let mut outcome = String::new();
         for _ in 0..SEARCHES {
             let started = Instant::now();
             let reply = search
@@ -187,15 +193,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     sql: sql.into(),
                     ..Default::default()
                 })
-                .await
-                .with_context(|| what.to_string())?
-                .into_inner();
+                .await;
             times.push(started.elapsed());
-            rows = reply.events.len() + reply.rows.len();
+            outcome = match reply {
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    format!("{} rows", reply.events.len() + reply.rows.len())
+                }
+                // A search past the store's time limit is a figure too.
+                Err(status) => format!("{:?}: {}", status.code(), status.message()),
+            };
         }
         let (p50, _) = super::percentiles(&mut times);
         println!(
-            "{what} over {} stored events: median {p50:.2?} of {SEARCHES} ({rows} rows)",
+            "{what} over {} stored events: median {p50:.2?} of {SEARCHES} ({outcome})",
             args.stored
         );
     }

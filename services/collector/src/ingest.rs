@@ -1,7 +1,7 @@
 //! One batch of events through the collector: the collector found, room made for the batch
 //! (or `RESOURCE_EXHAUSTED` with a retry hint), each raw piece parsed and each event checked —
 //! refused alone with its index and reason — then enriched through the collector's stream,
-//! written to the store, and answered only once durable.
+//! appended to the disk buffer, and answered only once durable there (`writer.rs`).
 
 use std::{
     sync::{

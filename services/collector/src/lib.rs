@@ -1,5 +1,8 @@
 //! The collector service: events in, normalized, enriched, stored and searchable with KUMA's
-//! SQL. `main.rs` wires the gRPC service; the search checker is here for it and its tests.
+//! SQL. The path of a batch: `ingest` (admission, parsing by `normalize`, enrichment by
+//! `enrich_link`) → `writer` (the disk `buffer`, acknowledged) → `loader` → `store`.
+//! `collectors` are the resources; `search` checks and renders SQL. `main.rs` wires the gRPC
+//! service.
 
 pub mod buffer;
 pub mod collectors;

@@ -93,6 +93,7 @@ fn collector_bench_runs_on_a_small_feed_and_store() {
         // One in 10,000 prepared events carries the seed's URL.
         "the seed's SELECT over 20000 stored events: median",
         "(2 rows)",
+        "count() GROUP BY over the last day over 20000 stored events: median",
         "count() GROUP BY over 20000 stored events: median",
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");

@@ -83,12 +83,12 @@ impl SqliteStore {
             prepare(connection).map_err(failure)?;
         }
         // Checkpoints mostly run on a thread of their own (`maintenance.rs`); the writer's
-        // own, past 64 MiB of WAL, copies what is left and lets the WAL start over (under a
+        // own, past 64 MiB of WAL (4096 pages of 16 KiB), copies what is left and lets the WAL start over (under a
         // steady stream of commits a checkpoint elsewhere never catches up with the last
         // frame). Savepoints journal in memory (a search's sorting keeps to temporary
         // files: a large GROUP BY must not hold its groups in memory).
         writer
-            .execute_batch("PRAGMA wal_autocheckpoint = 16384; PRAGMA temp_store = MEMORY;")
+            .execute_batch("PRAGMA wal_autocheckpoint = 4096; PRAGMA temp_store = MEMORY;")
             .map_err(failure)?;
         let maintenance = maintenance::start(path).map_err(failure)?;
         Ok(SqliteStore {
