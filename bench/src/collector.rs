@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use bytes::Bytes;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
