@@ -6,8 +6,8 @@ use tonic::transport::Channel;
 use xdr_mesh::directory::{COLLECTOR, ENRICHMENT};
 use xdr_proto::pb::{
     CollectorConfig, DeleteCollectorRequest, Delimiter, FieldMap, FieldType, GetCollectorRequest,
-    ListCollectorsRequest, ListRequest, Normalizer, PageRequest, Transport,
-    collector_client::CollectorClient, enrichment_client::EnrichmentClient,
+    ListCollectorsRequest, Normalizer, PageRequest, Transport, collector_client::CollectorClient,
+    enrichment_client::EnrichmentClient,
 };
 
 use crate::connect::{Target, failed};
@@ -197,27 +197,7 @@ async fn rule_ids(target: &Target, names: &[String], tenant: &str) -> anyhow::Re
     }
     let mut client: EnrichmentClient<Channel> =
         EnrichmentClient::new(target.channel(&ENRICHMENT).await?);
-    let mut rules = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_rules(ListRequest {
-                tenant: String::new(),
-                page: Some(PageRequest {
-                    page_size: 1000,
-                    page_token,
-                }),
-            })
-            .await
-            .map_err(failed)
-            .context("listing enrichment rules")?
-            .into_inner();
-        rules.extend(page.rules);
-        page_token = page.page.unwrap_or_default().next_page_token;
-        if page_token.is_empty() {
-            break;
-        }
-    }
+    let rules = crate::rules::all(&mut client, "").await?;
     names
         .iter()
         .map(|name| {

@@ -9,6 +9,7 @@ mod ingest;
 mod layout;
 mod probe;
 mod quickstart;
+mod rules;
 mod search;
 mod status;
 mod up;

@@ -10,7 +10,7 @@ use xdr_mesh::{
 };
 use xdr_proto::pb::{
     CollectorConfig, EnrichmentRule, FieldMap, FieldMapping, IndicatorType, ListCollectorsRequest,
-    ListRequest, Normalizer, PageRequest, SourceKind, Transport, collector_client::CollectorClient,
+    Normalizer, PageRequest, SourceKind, Transport, collector_client::CollectorClient,
     enrichment_client::EnrichmentClient,
 };
 
@@ -103,26 +103,6 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 async fn find_rule(
     rules: &mut EnrichmentClient<tonic::transport::Channel>,
 ) -> anyhow::Result<Option<EnrichmentRule>> {
-    let mut page_token = String::new();
-    loop {
-        let page = rules
-            .list_rules(ListRequest {
-                tenant: SHARED_TENANT.into(),
-                page: Some(PageRequest {
-                    page_size: 1000,
-                    page_token,
-                }),
-            })
-            .await
-            .map_err(failed)
-            .context("listing enrichment rules")?
-            .into_inner();
-        if let Some(rule) = page.rules.into_iter().find(|r| r.name == RULE) {
-            return Ok(Some(rule));
-        }
-        page_token = page.page.unwrap_or_default().next_page_token;
-        if page_token.is_empty() {
-            return Ok(None);
-        }
-    }
+    let shared = crate::rules::all(rules, SHARED_TENANT).await?;
+    Ok(shared.into_iter().find(|r| r.name == RULE))
 }

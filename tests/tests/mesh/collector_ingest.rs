@@ -28,6 +28,28 @@ fn rule(pki: &TestPki, enrichment: &ServiceProcess, name: &str, field: &str, kin
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// The rule "urls" in Main: `RequestUrl` looked up as a URL.
+fn url_rule(pki: &TestPki, enrichment: &ServiceProcess) -> String {
+    rule(pki, enrichment, "urls", "RequestUrl", "INDICATOR_TYPE_URL")
+}
+
+/// The collector "web" in Main, mapping `RequestUrl` and `SourceUserName`, linking `rule`.
+fn web_collector(pki: &TestPki, server: &ServiceProcess, rule: &str) {
+    collector::create(
+        pki,
+        server,
+        "web",
+        "Main",
+        &["RequestUrl", "SourceUserName"],
+        &[rule],
+    );
+}
+
+/// The seed's event, marked with `marker` in `SourceUserName` to be found again.
+fn seed_event(marker: &str) -> String {
+    format!("{{\"RequestUrl\":\"http://fakess123bn.nu\",\"SourceUserName\":\"{marker}\"}}")
+}
+
 fn fields_matched(event: &Value) -> Vec<String> {
     let mut fields: Vec<String> = (event["ti"].as_array().into_iter().flatten())
         .map(|m| m["field"].as_str().unwrap().to_owned())
@@ -168,13 +190,7 @@ fn only_the_linked_rules_enrich_and_a_change_of_links_applies_to_the_next_batch(
     let pki = TestPki::new();
     let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
     let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
-    let urls = rule(
-        &pki,
-        &enrichment,
-        "urls",
-        "RequestUrl",
-        "INDICATOR_TYPE_URL",
-    );
+    let urls = url_rule(&pki, &enrichment);
     let ips = rule(
         &pki,
         &enrichment,
@@ -267,34 +283,18 @@ fn threat_intel_stopping_mid_stream_costs_events_their_ti_never_the_events() {
         || threatintel::start_with_demo_feed_in(&pki, Some(&data), &["--listen", &listen]);
     let first_threatintel = threatintel();
     let enrichment = enrichment::start(&pki, &listen);
-    let urls = rule(
-        &pki,
-        &enrichment,
-        "urls",
-        "RequestUrl",
-        "INDICATOR_TYPE_URL",
-    );
+    let urls = url_rule(&pki, &enrichment);
     let server = start_collector(&pki, &enrichment);
-    collector::create(
-        &pki,
-        &server,
-        "web",
-        "Main",
-        &["RequestUrl", "SourceUserName"],
-        &[&urls],
-    );
-    let event = |marker: &str| {
-        format!("{{\"RequestUrl\":\"http://fakess123bn.nu\",\"SourceUserName\":\"{marker}\"}}")
-    };
+    web_collector(&pki, &server, &urls);
 
-    collector::ingest_raw(&pki, &server, "web", &event("before"));
+    collector::ingest_raw(&pki, &server, "web", &seed_event("before"));
     assert_eq!(
         event_marked(&pki, &server, "before")["ti"][0]["category"],
         "KL_BotnetCnC_URL"
     );
 
     drop(first_threatintel);
-    let during = collector::ingest_raw(&pki, &server, "web", &event("during"));
+    let during = collector::ingest_raw(&pki, &server, "web", &seed_event("during"));
     assert_eq!(during["accepted"], 1, "{during}");
     let during = event_marked(&pki, &server, "during");
     assert_eq!(
@@ -309,7 +309,7 @@ fn threat_intel_stopping_mid_stream_costs_events_their_ti_never_the_events() {
     let mut after = Value::Null;
     for attempt in 0..40 {
         let marker = format!("after-{attempt}");
-        collector::ingest_raw(&pki, &server, "web", &event(&marker));
+        collector::ingest_raw(&pki, &server, "web", &seed_event(&marker));
         after = event_marked(&pki, &server, &marker);
         if after["enrichmentStatus"] == "ENRICHMENT_STATUS_COMPLETE" {
             break;
@@ -335,30 +335,12 @@ fn with_the_enrichment_service_down_events_are_stored_marked_and_counted() {
     let pki = TestPki::new();
     let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
     let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
-    let urls = rule(
-        &pki,
-        &enrichment,
-        "urls",
-        "RequestUrl",
-        "INDICATOR_TYPE_URL",
-    );
+    let urls = url_rule(&pki, &enrichment);
     let server = start_collector(&pki, &enrichment);
-    collector::create(
-        &pki,
-        &server,
-        "web",
-        "Main",
-        &["RequestUrl", "SourceUserName"],
-        &[&urls],
-    );
+    web_collector(&pki, &server, &urls);
     drop(enrichment);
 
-    let reply = collector::ingest_raw(
-        &pki,
-        &server,
-        "web",
-        r#"{"RequestUrl":"http://fakess123bn.nu","SourceUserName":"alone"}"#,
-    );
+    let reply = collector::ingest_raw(&pki, &server, "web", &seed_event("alone"));
     assert_eq!(reply["accepted"], 1, "{reply}");
     let stored = event_marked(&pki, &server, "alone");
     assert_eq!(
@@ -374,13 +356,7 @@ fn an_enrichment_service_that_never_answers_costs_a_batch_the_collectors_wait_an
     let pki = TestPki::new();
     let threatintel = threatintel::start_with_demo_feed(&pki, &[]);
     let enrichment = enrichment::start(&pki, &threatintel.listening_addr().to_string());
-    let urls = rule(
-        &pki,
-        &enrichment,
-        "urls",
-        "RequestUrl",
-        "INDICATOR_TYPE_URL",
-    );
+    let urls = url_rule(&pki, &enrichment);
     let data = pki.scratch().join("collector-data");
     let enrichment_addr = enrichment.listening_addr().to_string();
     let server = ServiceProcess::start_in(
@@ -389,14 +365,7 @@ fn an_enrichment_service_that_never_answers_costs_a_batch_the_collectors_wait_an
         &data,
         &["--enrichment-addr", &enrichment_addr],
     );
-    collector::create(
-        &pki,
-        &server,
-        "web",
-        "Main",
-        &["RequestUrl", "SourceUserName"],
-        &[&urls],
-    );
+    web_collector(&pki, &server, &urls);
     drop(server);
 
     // Takes connections and never says a word: not even TLS.
@@ -419,12 +388,7 @@ fn an_enrichment_service_that_never_answers_costs_a_batch_the_collectors_wait_an
             "1s",
         ],
     );
-    let reply = collector::ingest_raw(
-        &pki,
-        &server,
-        "web",
-        r#"{"RequestUrl":"http://fakess123bn.nu","SourceUserName":"waited"}"#,
-    );
+    let reply = collector::ingest_raw(&pki, &server, "web", &seed_event("waited"));
     assert_eq!(reply["accepted"], 1, "{reply}");
     let stored = event_marked(&pki, &server, "waited");
     assert_eq!(

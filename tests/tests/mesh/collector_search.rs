@@ -14,14 +14,7 @@ fn collector_rpc(
     rpc: &str,
     request: &Value,
 ) -> Outcome {
-    let mut grpcurl = Grpcurl::new(pki, Cert::Named(cert)).data(&request.to_string());
-    for (name, value) in headers {
-        grpcurl = grpcurl.header(name, value);
-    }
-    grpcurl.call(
-        server.listening_addr(),
-        &[&format!("xdr.v1.Collector/{rpc}")],
-    )
+    collector::rpc_as(pki, server, cert, headers, rpc, request)
 }
 
 fn ok(outcome: Outcome) -> Value {
