@@ -272,6 +272,32 @@ impl Collector for CollectorService {
         Ok(Response::new(reply_of(found)))
     }
 
+    async fn get_event(
+        &self,
+        request: Request<xdr_proto::pb::GetEventRequest>,
+    ) -> Result<Response<xdr_proto::pb::Event>, Status> {
+        let tenant = tenant_for(
+            Caller::of(&request)?,
+            &request.get_ref().tenant,
+            Action::Read,
+        )?;
+        let id = request.into_inner().id;
+        if id.is_empty() || id.len() > 128 {
+            return Err(Status::invalid_argument("id: 1 to 128 bytes"));
+        }
+        self.ingest.caught_up(CAUGHT_UP_WAIT).await;
+        let search = xdr_collector::search::query::Search::event_by_id(&id).within_tenant(&tenant);
+        let found = self.blocking(move |store| store.search(&search)).await?;
+        match found {
+            Found::Events(mut events) if !events.is_empty() => Ok(Response::new(events.remove(0))),
+            _ => Err(Status::not_found(format!(
+                "no event {} in tenant {}",
+                xdr_mesh::quote::quoted(&id),
+                xdr_mesh::quote::quoted(&tenant)
+            ))),
+        }
+    }
+
     async fn search_events_stream(
         &self,
         request: Request<SearchEventsRequest>,

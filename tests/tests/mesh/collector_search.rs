@@ -74,6 +74,31 @@ fn the_seed_select_finds_an_ingested_event_and_only_the_callers_tenant() {
     assert_eq!(events[0]["ti"][0]["category"], "KL_Malicious_URL");
     assert_eq!(events[0]["ti"][0]["matchedIndicator"], "fakess123bn.nu");
 
+    // One event by its id, within the caller's tenant only.
+    let id = ingested["ids"][0].as_str().unwrap();
+    let got = ok(collector_rpc(
+        &pki,
+        &server,
+        "operator",
+        &[],
+        "GetEvent",
+        &json!({"id": id}),
+    ));
+    assert_eq!(got["ti"][0]["category"], "KL_Malicious_URL", "{got}");
+    let elsewhere = collector_rpc(
+        &pki,
+        &server,
+        "operator",
+        &[],
+        "GetEvent",
+        &json!({"id": id, "tenant": "Acme"}),
+    );
+    assert!(
+        elsewhere.stderr.contains("NotFound"),
+        "{}",
+        elsewhere.stderr
+    );
+
     // A person of Acme counts Acme's events only, as typed rows.
     let acme = [
         ("x-xdr-user", "ann"),

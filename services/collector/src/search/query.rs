@@ -109,6 +109,25 @@ pub enum Aggregate {
 }
 
 impl Search {
+    /// The event whose id is `id` (built as a tree: the id is never SQL text).
+    pub fn event_by_id(id: &str) -> Self {
+        Search {
+            select: Projection::Events,
+            filter: Some(Expr::Compare(
+                Box::new(Expr::Column(
+                    super::schema::column("Id").expect("the schema has Id"),
+                )),
+                Comparison::Eq,
+                Box::new(Expr::Text(id.to_owned())),
+            )),
+            group_by: Vec::new(),
+            having: None,
+            order_by: Vec::new(),
+            limit: 1,
+            offset: 0,
+        }
+    }
+
     /// The search restricted to `tenant`'s events: a node of the tree, not text added to
     /// the query.
     pub fn within_tenant(mut self, tenant: &str) -> Self {
