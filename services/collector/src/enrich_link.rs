@@ -126,6 +126,13 @@ impl EnrichmentLink {
         sender
     }
 
+    /// Closes collector `id`'s stream (deleted): its task ends once its batches are answered.
+    pub fn forget_collector(&self, id: &str) {
+        (self.streams.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
     fn forget(&self, collector: &str, stream: &mpsc::Sender<Pending>) {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         if streams

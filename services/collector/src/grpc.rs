@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
 use xdr_collector::{
     collectors::CollectorError,
-    ingest::Ingest,
+    ingest::{Ingest, MAX_ID_BYTES},
     search::check::check,
     store::{Cell, EventStore, Found},
 };
@@ -17,7 +17,7 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, MAIN_TENANT},
     error::ServiceError,
-    stream::until_failed,
+    stream::{idle_limited, until_failed},
 };
 use xdr_proto::pb::{
     self, CollectorConfig, CollectorStatsReply, CollectorStatsRequest, DeleteCollectorReply,
@@ -33,6 +33,8 @@ const MAX_SEARCHES: usize = 4;
 /// `IngestStream`s open at once, and batches of one stream in the pipeline at once.
 const MAX_INGEST_STREAMS: usize = 64;
 const STREAM_BATCHES_IN_FLIGHT: usize = 4;
+/// An `IngestStream` that sends nothing for this long is closed: it holds one of the slots.
+const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct CollectorService {
     store: Arc<dyn EventStore>,
@@ -154,8 +156,7 @@ impl Collector for CollectorService {
         // Each request names its collector, looked up afresh: a change of the collector
         // applies from the next batch. Answers go in order; the first failure ends the
         // stream after the batches before it are answered.
-        let answers = request
-            .into_inner()
+        let answers = idle_limited(request.into_inner(), STREAM_IDLE)
             .map(move |request| {
                 let ingest = ingest.clone();
                 let caller = caller.clone();
@@ -202,7 +203,11 @@ impl Collector for CollectorService {
             Action::Configure,
         )?;
         let id = request.into_inner().id;
+        let forgotten = id.clone();
         let deleted = self.change(move |c| c.delete(&id, &tenant)).await?;
+        if deleted {
+            self.ingest.forget(&forgotten);
+        }
         Ok(Response::new(DeleteCollectorReply { deleted }))
     }
 
@@ -282,8 +287,10 @@ impl Collector for CollectorService {
             Action::Read,
         )?;
         let id = request.into_inner().id;
-        if id.is_empty() || id.len() > 128 {
-            return Err(Status::invalid_argument("id: 1 to 128 bytes"));
+        if id.is_empty() || id.len() > MAX_ID_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "id: 1 to {MAX_ID_BYTES} bytes"
+            )));
         }
         self.ingest.caught_up(CAUGHT_UP_WAIT).await;
         let search = xdr_collector::search::query::Search::event_by_id(&id).within_tenant(&tenant);

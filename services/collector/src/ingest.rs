@@ -58,7 +58,7 @@ impl Default for Limits {
 /// What a refused batch is told: come back after this long.
 const RETRY_AFTER_MS: u64 = 1000;
 /// Ids the client gives at most this long.
-const MAX_ID_BYTES: usize = 128;
+pub const MAX_ID_BYTES: usize = 128;
 
 pub struct Ingest {
     pub collectors: Arc<CollectorCatalog>,
@@ -168,6 +168,12 @@ impl Ingest {
         })
     }
 
+    /// Forgets what was kept for collector `id`, deleted: its counts and its stream.
+    pub fn forget(&self, id: &str) {
+        self.stats.forget(id);
+        self.link.forget_collector(id);
+    }
+
     /// Waits (at most `limit`) until the store holds every batch acknowledged so far.
     pub async fn caught_up(&self, limit: Duration) -> bool {
         self.writer.caught_up(limit).await
@@ -224,12 +230,15 @@ fn events_of(
     request: IngestRequest,
 ) -> Result<(Vec<Event>, Vec<EventError>), Status> {
     let normalizer = Normalizer::of(collector);
-    let pieces: Vec<&[u8]> = normalizer.split(&request.raw).collect();
+    // One past the limit is enough to refuse: a body of tiny pieces is never listed whole.
+    let pieces: Vec<&[u8]> = (normalizer.split(&request.raw))
+        .take(MAX_BATCH_EVENTS + 1)
+        .collect();
     let first = pieces.len();
     let total = first + request.events.len();
     if total > MAX_BATCH_EVENTS {
         return Err(Status::invalid_argument(format!(
-            "events: {total} in one request; at most {MAX_BATCH_EVENTS}"
+            "events: more than {MAX_BATCH_EVENTS} in one request"
         )));
     }
     let now = now_ms();
@@ -259,14 +268,16 @@ fn events_of(
             Err(reason) => refuse(index, reason),
         }
     }
+    let mut given_ids = std::collections::HashSet::new();
     for (offset, mut event) in request.events.into_iter().enumerate() {
         let index = first + offset;
         if let Err(reason) = structured(collector, &normalizer, &mut event, now) {
             refuse(index, reason);
             continue;
         }
-        // An id twice in one request: the second is refused, the first kept.
-        if events.iter().any(|e: &Event| e.id == event.id) {
+        // An id twice in one request: the second is refused, the first kept. (The ids the
+        // collector makes for raw pieces are new: only given ones are compared.)
+        if !given_ids.insert(event.id.clone()) {
             refuse(index, format!("id {} is given twice", quoted(&event.id)));
             continue;
         }
@@ -356,6 +367,32 @@ mod tests {
         ) -> Result<(), EventStoreError> {
             unreachable!()
         }
+    }
+
+    #[test]
+    fn a_request_past_the_event_limit_is_refused_whole_and_given_ids_once() {
+        let collector = CollectorConfig {
+            name: "c".into(),
+            tenant: "Main".into(),
+            ..Default::default()
+        };
+        let many = IngestRequest {
+            raw: "{}\n".repeat(MAX_BATCH_EVENTS + 1).into_bytes(),
+            ..Default::default()
+        };
+        let refused = events_of(&collector, many).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        let given = |id: &str| Event {
+            id: id.into(),
+            ..Default::default()
+        };
+        let twice = IngestRequest {
+            events: vec![given("a"), given("b"), given("a")],
+            ..Default::default()
+        };
+        let (events, errors) = events_of(&collector, twice).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!((errors[0].index, errors.len()), (2, 1), "{errors:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

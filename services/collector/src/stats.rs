@@ -98,6 +98,14 @@ impl Stats {
         });
     }
 
+    /// Drops the counts of collector `id` (deleted): a tenant creating and deleting
+    /// collectors in a loop must not grow them.
+    pub fn forget(&self, id: &str) {
+        (self.by_collector.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
     /// Every collector's counts (of `tenant` when given), by tenant and name.
     pub fn of(&self, tenant: Option<&str>) -> Vec<CollectorStats> {
         let all = (self.by_collector.lock()).unwrap_or_else(PoisonError::into_inner);

@@ -21,7 +21,7 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller},
     error::ServiceError,
-    stream::until_failed,
+    stream::{idle_limited, until_failed},
 };
 
 use crate::{
@@ -38,6 +38,9 @@ const BATCHES_IN_FLIGHT: usize = 8;
 
 /// `Enrich` streams open at once: each may hold its batches in flight.
 const MAX_ENRICH_STREAMS: usize = 64;
+/// An `Enrich` stream that sends nothing for this long is closed: it holds one of the slots
+/// (a collector closes its own after 5 idle minutes and opens another with its next batch).
+const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct EnrichmentService {
     catalog: Arc<SharedCatalog>,
@@ -118,8 +121,7 @@ impl Enrichment for EnrichmentService {
         // order they came (`buffered`). A stream that fails (a malformed frame, a refused
         // batch) answers the batches before the failure, then ends with it, never with OK.
         let counting = enricher.clone();
-        let answers = request
-            .into_inner()
+        let answers = idle_limited(request.into_inner(), STREAM_IDLE)
             .map(move |batch| {
                 let enricher = enricher.clone();
                 async move { enrich_batch(enricher, batch?).await }

@@ -47,6 +47,29 @@ where
     until_failed(answers.chain(last), slot)
 }
 
+/// `requests`, ended with `DEADLINE_EXCEEDED` when the client sends nothing for `idle`: an
+/// idle stream would hold one of its RPC's few stream slots for ever. (The timer runs while
+/// the server is asked for the next request, so `idle` must be well above the time a
+/// request takes to answer.)
+pub fn idle_limited<R: Send + 'static>(
+    requests: impl Stream<Item = Result<R, Status>> + Send + 'static,
+    idle: std::time::Duration,
+) -> impl Stream<Item = Result<R, Status>> + Send + 'static {
+    stream::unfold(Some(Box::pin(requests)), move |requests| async move {
+        let mut requests = requests?;
+        match tokio::time::timeout(idle, requests.next()).await {
+            Ok(Some(request)) => Some((request, Some(requests))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(Status::deadline_exceeded(format!(
+                    "nothing sent for {idle:?}: the stream is closed"
+                ))),
+                None,
+            )),
+        }
+    })
+}
+
 /// `answers` up to and including the first failure: a stream that fails ends with that
 /// status, after every answer before it, never with OK and never with answers after it.
 /// `slot` (the stream's place among the RPC's streams) is held until the stream ends.
@@ -71,6 +94,24 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_told_so_and_the_stream_ends() {
+        let (sender, requests) = tokio::sync::mpsc::channel::<Result<u32, Status>>(1);
+        sender.send(Ok(1)).await.unwrap();
+        let limited = idle_limited(
+            tokio_stream::wrappers::ReceiverStream::new(requests),
+            std::time::Duration::from_millis(50),
+        );
+        let got: Vec<_> = limited.collect().await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].as_ref().unwrap(), &1);
+        assert_eq!(
+            got[1].as_ref().unwrap_err().code(),
+            tonic::Code::DeadlineExceeded
+        );
+        drop(sender);
+    }
 
     #[tokio::test]
     async fn a_failure_ends_the_stream_after_what_came_before() {
