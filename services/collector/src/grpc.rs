@@ -17,12 +17,13 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, MAIN_TENANT},
     error::ServiceError,
+    page::page_of,
     stream::{idle_limited, until_failed},
 };
 use xdr_proto::pb::{
     self, CollectorConfig, CollectorStatsReply, CollectorStatsRequest, DeleteCollectorReply,
     DeleteCollectorRequest, GetCollectorRequest, IngestReply, IngestRequest, ListCollectorsReply,
-    ListCollectorsRequest, PageInfo, Row, SearchEventsReply, SearchEventsRequest,
+    ListCollectorsRequest, Row, SearchEventsReply, SearchEventsRequest,
     collector_server::Collector,
 };
 
@@ -229,30 +230,11 @@ impl Collector for CollectorService {
         request: Request<ListCollectorsRequest>,
     ) -> Result<Response<ListCollectorsReply>, Status> {
         let tenant = visible_tenant(Caller::of(&request)?, &request.get_ref().tenant)?;
-        let page = request.into_inner().page.unwrap_or_default();
-        let offset: usize = match page.page_token.as_str() {
-            "" => 0,
-            token => token.parse().map_err(|_| {
-                Status::invalid_argument("page.page_token: not a token this service gave")
-            })?,
-        };
-        let size = match page.page_size {
-            0 => 100,
-            n => n.min(1000) as usize,
-        };
         let all = self.ingest.collectors.list(&tenant);
-        let collectors: Vec<_> = (all.iter().skip(offset).take(size))
-            .map(|c| CollectorConfig::clone(c))
-            .collect();
-        let next = offset + collectors.len();
-        let next_page_token = if next < all.len() {
-            next.to_string()
-        } else {
-            String::new()
-        };
+        let (collectors, page) = page_of(&all, request.get_ref().page.as_ref())?;
         Ok(Response::new(ListCollectorsReply {
             collectors,
-            page: Some(PageInfo { next_page_token }),
+            page: Some(page),
         }))
     }
 

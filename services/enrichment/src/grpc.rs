@@ -79,32 +79,9 @@ fn status_of(error: CatalogError) -> Status {
     error.to_status()
 }
 
-/// One page of `items`, copied out of the snapshot: the page token is the offset of the
-/// page's first item.
+/// One page of `items`, copied out of the snapshot.
 fn page<T: Clone>(items: Vec<Arc<T>>, request: &ListRequest) -> Result<(Vec<T>, PageInfo), Status> {
-    let page = request.page.clone().unwrap_or_default();
-    let offset: usize = if page.page_token.is_empty() {
-        0
-    } else {
-        page.page_token.parse().map_err(|_| {
-            Status::invalid_argument("page.page_token: not a token this service gave")
-        })?
-    };
-    let size = match page.page_size {
-        0 => 100,
-        n => n.min(1000) as usize,
-    };
-    let total = items.len();
-    let items: Vec<T> = (items.iter().skip(offset).take(size))
-        .map(|item| T::clone(item))
-        .collect();
-    let next = offset + items.len();
-    let next_page_token = if next < total {
-        next.to_string()
-    } else {
-        String::new()
-    };
-    Ok((items, PageInfo { next_page_token }))
+    xdr_mesh::page::page_of(&items, request.page.as_ref())
 }
 
 type EnrichStream = Pin<Box<dyn Stream<Item = Result<WireEnrichBatch, Status>> + Send>>;

@@ -21,6 +21,7 @@ pub mod lines;
 pub mod listener;
 pub mod log_limit;
 pub mod metrics;
+pub mod page;
 pub mod pki;
 pub mod quote;
 pub mod reply;
