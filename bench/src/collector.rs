@@ -73,18 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bins = bin_dir(args.bin_dir.as_deref())?;
     let mut threatintel = start_threatintel(&args.dir, Some(&bins), &feeds, |_| {}).await?;
     let certs = args.dir.join("certs");
-    let mut enrichment = BenchServer::start(
-        &bins,
-        "xdr-enrichment",
-        &certs,
-        &args.dir.join("enrichment-data"),
-        &[
-            OsStr::new("--threatintel-addr"),
-            OsStr::new(&threatintel.addr),
-        ],
-        |_| {},
-    )
-    .await?;
+    let mut enrichment = enrichment::start_enrichment(&bins, &args.dir, &threatintel.addr).await?;
     let mut collector = BenchServer::start_on(
         &bins,
         "xdr-collector",

@@ -85,18 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bins = bin_dir(args.bin_dir.as_deref())?;
     let mut threatintel = start_threatintel(&args.dir, Some(&bins), &feeds, |_| {}).await?;
     let certs = args.dir.join("certs");
-    let mut enrichment = BenchServer::start(
-        &bins,
-        "xdr-enrichment",
-        &certs,
-        &args.dir.join("enrichment-data"),
-        &[
-            OsStr::new("--threatintel-addr"),
-            OsStr::new(&threatintel.addr),
-        ],
-        |_| {},
-    )
-    .await?;
+    let mut enrichment = start_enrichment(&bins, &args.dir, &threatintel.addr).await?;
     let tls = operator_tls(&certs)?;
     let channel = xdr_mesh::channel::endpoint(&enrichment.addr, "enrichment", &tls)?
         .connect()
@@ -132,6 +121,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     enrichment.stop().await?;
     threatintel.stop().await
+}
+
+/// `xdr-enrichment` from `bins`, its data under `dir`, looking values up in the threat intel
+/// at `threatintel`.
+pub(super) async fn start_enrichment(
+    bins: &std::path::Path,
+    dir: &std::path::Path,
+    threatintel: &str,
+) -> anyhow::Result<BenchServer> {
+    BenchServer::start(
+        bins,
+        "xdr-enrichment",
+        &dir.join("certs"),
+        &dir.join("enrichment-data"),
+        &[OsStr::new("--threatintel-addr"), OsStr::new(threatintel)],
+        |_| {},
+    )
+    .await
 }
 
 fn text(value: String) -> FieldValue {
