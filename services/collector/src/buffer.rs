@@ -113,12 +113,7 @@ impl DiskBuffer {
         for events in batches {
             let sequence = self.next_sequence;
             self.next_sequence += 1;
-            let payload = EnrichBatch {
-                batch_id: sequence,
-                events: events.to_vec(),
-                rules: None,
-            }
-            .encode_to_vec();
+            let payload = encoded_batch(sequence, events);
             bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             bytes.extend_from_slice(&payload);
@@ -153,6 +148,23 @@ impl DiskBuffer {
     pub fn kept_segments(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// The `EnrichBatch` encoding of `events` numbered `sequence`, written field by field: the
+/// events are not copied into a message first.
+fn encoded_batch(sequence: u64, events: &[Event]) -> Vec<u8> {
+    use prost::encoding::{message, uint64};
+    let length = uint64::encoded_len(1, &sequence)
+        + events
+            .iter()
+            .map(|event| message::encoded_len(2, event))
+            .sum::<usize>();
+    let mut payload = Vec::with_capacity(length);
+    uint64::encode(1, &sequence, &mut payload);
+    for event in events {
+        message::encode(2, event, &mut payload);
+    }
+    payload
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -250,6 +262,17 @@ mod tests {
         drop(buffer);
         let (_, replayed) = DiskBuffer::open(dir.path(), 3).unwrap();
         assert_eq!(ids(&replayed), vec![(4, vec!["a".to_owned()])]);
+    }
+
+    #[test]
+    fn a_record_is_the_enrich_batch_encoding() {
+        let events = [event("a"), event("b")];
+        let expected = EnrichBatch {
+            batch_id: 9,
+            events: events.to_vec(),
+            rules: None,
+        };
+        assert_eq!(encoded_batch(9, &events), expected.encode_to_vec());
     }
 
     #[test]

@@ -300,23 +300,29 @@ impl Collector for CollectorService {
         // client takes them; a client that stops reading stops the search.
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let outcome = store.search_pieces(&search, SEARCH_PIECE_BYTES, &mut |piece, _| {
+            // Each piece, and the failure that ends the stream, waits at most
+            // PIECE_SEND_TIMEOUT for a client that stopped reading.
+            let send = |answer| {
                 let sent = runtime.block_on(tokio::time::timeout(
                     PIECE_SEND_TIMEOUT,
-                    pieces.send(Ok(reply_of(piece))),
+                    pieces.send(answer),
                 ));
-                match sent {
-                    Ok(Ok(())) => Ok(()),
-                    _ => Err(xdr_collector::store::EventStoreError::Store(
+                matches!(sent, Ok(Ok(())))
+            };
+            let outcome = store.search_pieces(&search, SEARCH_PIECE_BYTES, &mut |piece, _| {
+                if send(Ok(reply_of(piece))) {
+                    Ok(())
+                } else {
+                    Err(xdr_collector::store::EventStoreError::Store(
                         xdr_mesh::store::StoreFailure::with_code(
                             xdr_mesh::error::ErrorCode::DeadlineExceeded,
                             "the client stopped reading the answer",
                         ),
-                    )),
+                    ))
                 }
             });
             if let Err(failed) = outcome {
-                let _ = pieces.blocking_send(Err(failed.to_status()));
+                send(Err(failed.to_status()));
             }
         });
         Ok(Response::new(Box::pin(
