@@ -33,6 +33,8 @@ use crate::{
 
 /// Events in one batch at most: more is a client bug, not a workload.
 const MAX_BATCH_EVENTS: usize = 100_000;
+/// Rules one batch may name at most (a collector links at most 64).
+const MAX_BATCH_RULES: usize = 256;
 /// Batches of one stream being enriched at once; later ones wait (backpressure).
 const BATCHES_IN_FLIGHT: usize = 8;
 
@@ -427,6 +429,12 @@ async fn enrich_batch(
         return Err(Status::invalid_argument(format!(
             "events: {} in batch {batch_id}; at most {MAX_BATCH_EVENTS}",
             batch.events.len()
+        )));
+    }
+    let named = batch.rules.as_ref().map_or(0, |r| r.rule_ids.len());
+    if named > MAX_BATCH_RULES {
+        return Err(Status::invalid_argument(format!(
+            "rules.rule_ids: {named} in batch {batch_id}; at most {MAX_BATCH_RULES}"
         )));
     }
     let enriched = tokio::spawn(async move { enricher.enrich(batch).await })

@@ -68,10 +68,11 @@ impl ActiveRules {
         let Some(selection) = selection else {
             return (0..self.rules.len()).collect();
         };
+        let mut taken = vec![false; self.rules.len()];
         let mut chosen = Vec::with_capacity(selection.rule_ids.len());
         for id in &selection.rule_ids {
             if let Some(&index) = self.by_id.get(id)
-                && !chosen.contains(&index)
+                && !std::mem::replace(&mut taken[index], true)
             {
                 chosen.push(index);
             }

@@ -274,3 +274,23 @@ fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service
         "batches 1 and 4 answered, 2 refused, 3 never read: {stats}"
     );
 }
+
+#[test]
+fn a_batch_naming_more_rules_than_a_collector_links_is_refused_by_name() {
+    let pki = TestPki::new();
+    let threatintel = start_with_demo_feed(&pki, &[]);
+    let server = start_enrichment(&pki, &threatintel.listening_addr().to_string());
+    let many: Vec<String> = (0..300).map(|i| format!("rule-{i}")).collect();
+    let batch = json!({"batchId": "1", "events": [event("e1", None)], "rules": {"ruleIds": many}});
+    let refused = xdr_tests::Grpcurl::new(&pki, xdr_tests::Cert::Named("collector"))
+        .stream(&batch.to_string())
+        .call(server.listening_addr(), &["xdr.v1.Enrichment/Enrich"]);
+    assert!(
+        refused.stderr.contains("InvalidArgument")
+            && refused
+                .stderr
+                .contains("rules.rule_ids: 300 in batch 1; at most 256"),
+        "{}",
+        refused.stderr
+    );
+}
