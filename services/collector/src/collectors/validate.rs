@@ -39,8 +39,15 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
             format!("1 to {MAX_NAME_CHARS} characters, no spaces around"),
         ));
     }
-    if config.tenant.is_empty() {
-        return Err(invalid("tenant", "empty"));
+    let tenant_chars = config.tenant.chars().count();
+    if tenant_chars == 0
+        || tenant_chars > MAX_NAME_CHARS
+        || config.tenant.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            "tenant",
+            format!("1 to {MAX_NAME_CHARS} characters, none of them control characters"),
+        ));
     }
     if config.tenant == SHARED_TENANT {
         return Err(invalid("tenant", "events never belong to Shared"));
@@ -220,6 +227,7 @@ mod tests {
             (|c| c.name.clear(), "name"),
             (|c| c.name = "x".repeat(129), "name"),
             (|c| c.tenant = "Shared".into(), "tenant"),
+            (|c| c.tenant = "t".repeat(129), "tenant"),
             (|c| c.max_event_bytes = 1 << 30, "max_event_bytes"),
             (
                 |c| c.normalizer.as_mut().unwrap().mapping[0].field = "Id".into(),
