@@ -2,6 +2,7 @@
 //! tree, and the checker that builds it from the query text.
 
 pub mod check;
+pub mod grouped;
 pub mod query;
 pub mod schema;
 pub mod sqlite;

@@ -5,6 +5,7 @@
 use rusqlite::types::Value;
 
 use super::{
+    grouped::Grouping,
     query::{Aggregate, Comparison, Expr, Function, Projection, Search},
     schema::COLUMNS,
 };
@@ -31,6 +32,7 @@ pub fn render(search: &Search) -> Rendered {
     let mut writer = Writer {
         out: &mut out,
         aliases: &aliases,
+        groups: None,
     };
     writer.push("SELECT ");
     match &search.select {
@@ -65,24 +67,87 @@ pub fn render(search: &Search) -> Rendered {
     }
     if !search.order_by.is_empty() {
         writer.push(" ORDER BY ");
-        for (i, order) in search.order_by.iter().enumerate() {
+        writer.orders(search);
+    }
+    writer.limit(search);
+    out
+}
+
+/// The table [`render_over_groups`] reads: one row per group, the keys as `k0, k1, …`, then
+/// the aggregates as `a0, a1, …` (the order of [`Grouping`]).
+pub const GROUPS_TABLE: &str = "temp.xdr_groups";
+
+/// The rows a hashed GROUP BY aggregates: the keys of each event `search` selects, then the
+/// argument of each aggregate that has one, in the order of `grouping`.
+pub fn render_group_scan(search: &Search, grouping: &Grouping) -> Rendered {
+    let mut out = Rendered::default();
+    let mut writer = Writer {
+        out: &mut out,
+        aliases: &[],
+        groups: None,
+    };
+    writer.push("SELECT ");
+    let arguments = grouping.aggregates.iter().filter_map(|a| match a {
+        Expr::Aggregate { arg, .. } => arg.as_deref(),
+        _ => None,
+    });
+    for (i, expr) in grouping.keys.iter().chain(arguments).enumerate() {
+        if i > 0 {
+            writer.push(", ");
+        }
+        writer.expr(expr);
+    }
+    writer.push(" FROM events");
+    if let Some(filter) = &search.filter {
+        writer.push(" WHERE ");
+        writer.expr(filter);
+    }
+    out
+}
+
+/// The answer of a hashed GROUP BY, from [`GROUPS_TABLE`]: the projection, HAVING, ORDER BY
+/// (the keys when the search names no order, as SQLite's own GROUP BY answers), LIMIT.
+pub fn render_over_groups(search: &Search, grouping: &Grouping) -> Rendered {
+    let mut out = Rendered::default();
+    let aliases: Vec<(String, Expr)> = match &search.select {
+        Projection::Events => Vec::new(),
+        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
+    };
+    let mut writer = Writer {
+        out: &mut out,
+        aliases: &aliases,
+        groups: Some(grouping),
+    };
+    writer.push("SELECT ");
+    if let Projection::Items(items) = &search.select {
+        for (i, (expr, _)) in items.iter().enumerate() {
             if i > 0 {
                 writer.push(", ");
             }
-            writer.expr(&order.expr);
-            writer.push(if order.descending { " DESC" } else { " ASC" });
+            writer.expr(expr);
         }
     }
-    writer.push(" LIMIT ");
-    writer.param(Value::Integer(search.limit as i64));
-    writer.push(" OFFSET ");
-    writer.param(Value::Integer(search.offset.min(i64::MAX as u64) as i64));
+    writer.push(&format!(" FROM {GROUPS_TABLE}"));
+    if let Some(having) = &search.having {
+        writer.push(" WHERE ");
+        writer.expr(having);
+    }
+    writer.push(" ORDER BY ");
+    if search.order_by.is_empty() {
+        let keys: Vec<String> = (0..grouping.keys.len()).map(|i| format!("k{i}")).collect();
+        writer.push(&keys.join(", "));
+    } else {
+        writer.orders(search);
+    }
+    writer.limit(search);
     out
 }
 
 struct Writer<'a> {
     out: &'a mut Rendered,
     aliases: &'a [(String, Expr)],
+    /// Rendering over [`GROUPS_TABLE`]: keys and aggregates are its columns.
+    groups: Option<&'a Grouping>,
 }
 
 impl Writer<'_> {
@@ -95,6 +160,23 @@ impl Writer<'_> {
         self.out.sql.push('?');
     }
 
+    fn orders(&mut self, search: &Search) {
+        for (i, order) in search.order_by.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.expr(&order.expr);
+            self.push(if order.descending { " DESC" } else { " ASC" });
+        }
+    }
+
+    fn limit(&mut self, search: &Search) {
+        self.push(" LIMIT ");
+        self.param(Value::Integer(search.limit as i64));
+        self.push(" OFFSET ");
+        self.param(Value::Integer(search.offset.min(i64::MAX as u64) as i64));
+    }
+
     fn list(&mut self, exprs: &[Expr]) {
         for (i, expr) in exprs.iter().enumerate() {
             if i > 0 {
@@ -105,6 +187,14 @@ impl Writer<'_> {
     }
 
     fn expr(&mut self, expr: &Expr) {
+        if let Some(groups) = self.groups {
+            if let Some(i) = groups.key_of(expr) {
+                return self.push(&format!("k{i}"));
+            }
+            if let Some(i) = groups.aggregate_of(expr) {
+                return self.push(&format!("a{i}"));
+            }
+        }
         // A predicate on a TI column holds when one of the event's matches satisfies it.
         if is_predicate(expr) && mentions_ti(expr) {
             self.push("EXISTS (SELECT 1 FROM ti WHERE ti.event = events.rowid AND ");

@@ -5,6 +5,7 @@
 //! (`write.rs`). Searches run on a
 //! connection of their own, with a time limit (`read.rs`).
 
+mod grouped;
 mod maintenance;
 mod read;
 mod write;
@@ -124,7 +125,10 @@ fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
 /// The tables and indexes, from the one schema. Every search is within one tenant, so the
 /// indexes for equality on the common fields lead with it and end with the time (the seed's
 /// `WHERE RequestUrl = … ORDER BY Timestamp DESC` reads exactly its rows, in order); they
-/// leave out events without the field. 16 KiB pages: a third faster to load than 4 KiB at
+/// leave out events without the field. Time alone is indexed without the tenant: most
+/// events belong to a few tenants, and a tenant-led time index made SQLite read a whole
+/// tenant through it, row by row, where a scan is several times faster (a `GROUP BY` over
+/// ten million events: 14 s against 8.7 s); retention deletes by time through it. 16 KiB pages: a third faster to load than 4 KiB at
 /// millions of events (`xdr-bench collector`; a new store only).
 fn schema_sql() -> String {
     let columns: Vec<String> = COLUMNS
@@ -142,7 +146,8 @@ fn schema_sql() -> String {
          PRAGMA journal_mode = WAL;
          CREATE TABLE IF NOT EXISTS events (rowid INTEGER PRIMARY KEY, {}, \"Extra\" TEXT);
          CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (\"Id\");
-         CREATE INDEX IF NOT EXISTS events_time ON events (\"Tenant\", \"Timestamp\");
+         DROP INDEX IF EXISTS events_time;
+         CREATE INDEX IF NOT EXISTS events_by_time ON events (\"Timestamp\");
          DROP INDEX IF EXISTS events_url;
          DROP INDEX IF EXISTS events_tenant_url;
          DROP INDEX IF EXISTS events_source;
@@ -264,7 +269,13 @@ impl EventStore for SqliteStore {
         reader
             .progress_handler(10_000, Some(move || Instant::now() > deadline))
             .map_err(failure)?;
-        let result = read::run_pieces(&reader, search, piece_bytes, sink);
+        let result = read::run_pieces(
+            &reader,
+            search,
+            piece_bytes,
+            sink,
+            read::GroupBy::Hashed(grouped::Limits::SEARCH),
+        );
         reader
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(failure)?;
@@ -274,5 +285,7 @@ impl EventStore for SqliteStore {
 
 #[cfg(test)]
 mod constructs;
+#[cfg(test)]
+mod grouped_tests;
 #[cfg(test)]
 mod tests;

@@ -5,18 +5,36 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use rusqlite::{Connection, Statement, params_from_iter, types::Value};
+use rusqlite::{Connection, Rows, Statement, params_from_iter, types::Value};
 use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, TiMatch, field_value};
 
-use super::{EventStoreError, failure};
+use super::{
+    EventStoreError, failure,
+    grouped::{self, Outcome},
+};
 use crate::{
     search::{
+        grouped::Grouping,
         query::{Projection, Search},
         schema::COLUMNS,
         sqlite::render,
     },
     store::{Cell, Found},
 };
+
+/// Who groups the rows of a GROUP BY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum GroupBy {
+    /// A hash table of ours when the search allows it and its groups fit ([`grouped`]),
+    /// else SQLite.
+    Hashed(grouped::Limits),
+    /// SQLite's GROUP BY always (it sorts every row).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the hashed answers are checked against it")
+    )]
+    Engine,
+}
 
 /// Runs `search` on `connection`, handing `sink` its answer in pieces: a piece goes as soon
 /// as it holds more than `piece_bytes` (encoded), and the last (`true`), possibly empty,
@@ -26,7 +44,15 @@ pub(super) fn run_pieces(
     search: &Search,
     piece_bytes: usize,
     sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    group_by: GroupBy,
 ) -> Result<(), EventStoreError> {
+    if let GroupBy::Hashed(limits) = group_by
+        && let Some(grouping) = Grouping::of(search)
+        && let Outcome::Answered =
+            grouped::run(connection, search, &grouping, limits, piece_bytes, sink)?
+    {
+        return Ok(());
+    }
     let rendered = render(search);
     let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
     let mut rows = statement
@@ -54,46 +80,56 @@ pub(super) fn run_pieces(
             sink(Found::Events(events), true)
         }
         Projection::Items(items) => {
-            let columns: Vec<String> = items.iter().map(|(_, name)| name.clone()).collect();
-            let (mut found, mut bytes) = (Vec::new(), 0);
-            while let Some(row) = rows.next().map_err(failure)? {
-                let mut cells = Vec::with_capacity(items.len());
-                for i in 0..items.len() {
-                    let cell = match row.get::<_, Value>(i).map_err(failure)? {
-                        Value::Null => Cell::Null,
-                        Value::Integer(n) => Cell::Integer(n),
-                        Value::Real(n) => Cell::Number(n),
-                        Value::Text(text) => Cell::Text(text),
-                        Value::Blob(bytes) => Cell::Text(String::from_utf8_lossy(&bytes).into()),
-                    };
-                    bytes += match &cell {
-                        Cell::Text(text) => text.len() + 4,
-                        _ => 10,
-                    };
-                    cells.push(cell);
-                }
-                found.push(cells);
-                if bytes > piece_bytes {
-                    let rows = std::mem::take(&mut found);
-                    sink(
-                        Found::Rows {
-                            columns: columns.clone(),
-                            rows,
-                        },
-                        false,
-                    )?;
-                    bytes = 0;
-                }
-            }
-            sink(
-                Found::Rows {
-                    columns,
-                    rows: found,
-                },
-                true,
-            )
+            let columns = items.iter().map(|(_, name)| name.clone()).collect();
+            send_rows(&mut rows, columns, piece_bytes, sink)
         }
     }
+}
+
+/// Hands `sink` the typed cells of `rows`, in pieces of about `piece_bytes`.
+pub(super) fn send_rows(
+    rows: &mut Rows<'_>,
+    columns: Vec<String>,
+    piece_bytes: usize,
+    sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+) -> Result<(), EventStoreError> {
+    let (mut found, mut bytes) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(failure)? {
+        let mut cells = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            let cell = match row.get::<_, Value>(i).map_err(failure)? {
+                Value::Null => Cell::Null,
+                Value::Integer(n) => Cell::Integer(n),
+                Value::Real(n) => Cell::Number(n),
+                Value::Text(text) => Cell::Text(text),
+                Value::Blob(bytes) => Cell::Text(String::from_utf8_lossy(&bytes).into()),
+            };
+            bytes += match &cell {
+                Cell::Text(text) => text.len() + 4,
+                _ => 10,
+            };
+            cells.push(cell);
+        }
+        found.push(cells);
+        if bytes > piece_bytes {
+            let rows = std::mem::take(&mut found);
+            sink(
+                Found::Rows {
+                    columns: columns.clone(),
+                    rows,
+                },
+                false,
+            )?;
+            bytes = 0;
+        }
+    }
+    sink(
+        Found::Rows {
+            columns,
+            rows: found,
+        },
+        true,
+    )
 }
 
 /// An event read back from its row (rowid first, then the schema's columns).
