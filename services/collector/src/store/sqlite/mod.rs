@@ -31,6 +31,8 @@ use crate::search::{
 
 /// Longest a search may run.
 const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// Events deleted by retention in one transaction.
+const RETENTION_CHUNK: i64 = 5_000;
 /// Largest compiled regular expression of `match()`.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -238,22 +240,30 @@ impl EventStore for SqliteStore {
     }
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
-        let mut writer = locked(&self.writer);
-        let delete = writer.transaction().map_err(failure)?;
-        delete
-            .execute(
-                "DELETE FROM ti WHERE event IN (SELECT rowid FROM events WHERE \"Timestamp\" < ?1)",
-                [timestamp_ms],
-            )
-            .map_err(failure)?;
-        let deleted = delete
-            .execute(
-                "DELETE FROM events WHERE \"Timestamp\" < ?1",
-                [timestamp_ms],
-            )
-            .map_err(failure)?;
-        delete.commit().map_err(failure)?;
-        Ok(deleted as u64)
+        // In transactions of a few thousand events, the oldest first, the writer free in
+        // between: the loader's next transaction waits one chunk, not the whole deletion.
+        let mut deleted = 0;
+        loop {
+            let mut writer = locked(&self.writer);
+            let delete = writer.transaction().map_err(failure)?;
+            let oldest =
+                "SELECT rowid FROM events WHERE \"Timestamp\" < ?1 ORDER BY \"Timestamp\" LIMIT ?2";
+            let params = rusqlite::params![timestamp_ms, RETENTION_CHUNK];
+            delete
+                .execute(&format!("DELETE FROM ti WHERE event IN ({oldest})"), params)
+                .map_err(failure)?;
+            let chunk = delete
+                .execute(
+                    &format!("DELETE FROM events WHERE rowid IN ({oldest})"),
+                    params,
+                )
+                .map_err(failure)?;
+            delete.commit().map_err(failure)?;
+            deleted += chunk as u64;
+            if (chunk as i64) < RETENTION_CHUNK {
+                return Ok(deleted);
+            }
+        }
     }
 
     fn search_pieces(

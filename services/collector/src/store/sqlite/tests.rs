@@ -267,3 +267,47 @@ fn a_large_answer_comes_in_pieces_in_order_the_last_flagged() {
     let stopped = store.search_pieces(&search, 4096, &mut |_, _| Err(EventStoreError::TooLarge(1)));
     assert!(matches!(stopped, Err(EventStoreError::TooLarge(1))));
 }
+
+#[test]
+fn retention_deletes_old_events_and_their_matches_chunk_by_chunk_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    // Past two chunks of old events (every tenth with a match), then newer ones.
+    let old = 2 * RETENTION_CHUNK + 123;
+    let events: Vec<Event> = (0..old + 50)
+        .map(|k| {
+            let mut event = event(
+                &format!("e{k}"),
+                "Main",
+                "http://fakess123bn.nu",
+                (k % 10 == 0).then_some("KL_Malicious_URL"),
+            );
+            event.timestamp_ms = 1_000 + k;
+            event
+        })
+        .collect();
+    store.insert(&events).unwrap();
+    assert_eq!(store.delete_older_than(1_000 + old).unwrap(), old as u64);
+    let count = |sql: &str| match store
+        .search(&check(sql).unwrap().within_tenant("Main"))
+        .unwrap()
+    {
+        Found::Rows { rows, .. } => rows[0][0].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count("SELECT count() FROM events"), Cell::Integer(50));
+    assert_eq!(
+        count("SELECT min(Timestamp) FROM events"),
+        Cell::Integer(1_000 + old)
+    );
+    let writer = locked(&store.writer);
+    let matches: i64 = writer
+        .query_row("SELECT count(*) FROM ti", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        matches, 5,
+        "the matches of the 50 kept events, none of the deleted ones"
+    );
+    drop(writer);
+    assert_eq!(store.delete_older_than(1_000 + old).unwrap(), 0);
+}
