@@ -34,8 +34,6 @@ const MAX_SEARCHES: usize = 4;
 /// `IngestStream`s open at once, and batches of one stream in the pipeline at once.
 const MAX_INGEST_STREAMS: usize = 64;
 const STREAM_BATCHES_IN_FLIGHT: usize = 4;
-/// An `IngestStream` that sends nothing for this long is closed: it holds one of the slots.
-const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct CollectorService {
     store: Arc<dyn EventStore>,
@@ -43,11 +41,20 @@ pub struct CollectorService {
     enrichment: Channel,
     searches: Slots,
     streams: Slots,
+    /// An `IngestStream` that sends nothing for this long is ended (`--stream-idle`): it
+    /// holds one of the slots.
+    stream_idle: std::time::Duration,
 }
 
 impl CollectorService {
-    pub fn new(store: Arc<dyn EventStore>, ingest: Arc<Ingest>, enrichment: Channel) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        ingest: Arc<Ingest>,
+        enrichment: Channel,
+        stream_idle: std::time::Duration,
+    ) -> Self {
         CollectorService {
+            stream_idle,
             store,
             ingest,
             enrichment,
@@ -157,7 +164,7 @@ impl Collector for CollectorService {
         // Each request names its collector, looked up afresh: a change of the collector
         // applies from the next batch. Answers go in order; the first failure ends the
         // stream after the batches before it are answered.
-        let answers = idle_limited(request.into_inner(), STREAM_IDLE)
+        let answers = idle_limited(request.into_inner(), self.stream_idle)
             .map(move |request| {
                 let ingest = ingest.clone();
                 let caller = caller.clone();

@@ -89,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
             retention::run(store, retention).await;
         });
     }
-    let service = grpc::CollectorService::new(store, ingest, enrichment);
+    let service =
+        grpc::CollectorService::new(store, ingest, enrichment, config.service.server.stream_idle);
     MeshServer::new(&runtime, access::policy())
         .add_service(CollectorServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve()

@@ -40,22 +40,28 @@ const BATCHES_IN_FLIGHT: usize = 8;
 
 /// `Enrich` streams open at once: each may hold its batches in flight.
 const MAX_ENRICH_STREAMS: usize = 64;
-/// An `Enrich` stream that sends nothing for this long is closed: it holds one of the slots
-/// (a collector closes its own after 5 idle minutes and opens another with its next batch).
-const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct EnrichmentService {
     catalog: Arc<SharedCatalog>,
     enricher: Arc<Enricher>,
     enrich_streams: Slots,
+    /// An `Enrich` stream that sends nothing for this long is ended (`--stream-idle`): it
+    /// holds one of the slots (a collector closes its own after 5 idle minutes and opens
+    /// another with its next batch).
+    stream_idle: std::time::Duration,
 }
 
 impl EnrichmentService {
-    pub fn new(catalog: Arc<SharedCatalog>, enricher: Arc<Enricher>) -> Self {
+    pub fn new(
+        catalog: Arc<SharedCatalog>,
+        enricher: Arc<Enricher>,
+        stream_idle: std::time::Duration,
+    ) -> Self {
         EnrichmentService {
             catalog,
             enricher,
             enrich_streams: Slots::new("Enrich streams", MAX_ENRICH_STREAMS),
+            stream_idle,
         }
     }
 
@@ -100,7 +106,7 @@ impl Enrichment for EnrichmentService {
         // order they came (`buffered`). A stream that fails (a malformed frame, a refused
         // batch) answers the batches before the failure, then ends with it, never with OK.
         let counting = enricher.clone();
-        let answers = idle_limited(request.into_inner(), STREAM_IDLE)
+        let answers = idle_limited(request.into_inner(), self.stream_idle)
             .map(move |batch| {
                 let enricher = enricher.clone();
                 async move { enrich_batch(enricher, batch?).await }

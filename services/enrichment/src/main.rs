@@ -57,9 +57,13 @@ async fn main() -> anyhow::Result<()> {
     );
     MeshServer::new(&runtime, access::policy())
         .add_service(
-            EnrichmentServer::new(grpc::EnrichmentService::new(catalog, enricher))
-                // A collector's batch of tens of thousands of events is more than tonic's 4 MiB.
-                .max_decoding_message_size(MAX_BATCH_BYTES),
+            EnrichmentServer::new(grpc::EnrichmentService::new(
+                catalog,
+                enricher,
+                config.service.server.stream_idle,
+            ))
+            // A collector's batch of tens of thousands of events is more than tonic's 4 MiB.
+            .max_decoding_message_size(MAX_BATCH_BYTES),
         )
         .serve()
         .await

@@ -116,6 +116,11 @@ pub struct ServerArgs {
     /// Established connections at once; past this a new connection is closed.
     #[arg(long, env = "XDR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Longest a client stream (`IngestStream`, `Enrich`, `LookupStream`) may send nothing;
+    /// then it ends with DEADLINE_EXCEEDED and gives back its slot (clients of the mesh
+    /// close their own idle streams after 5 minutes).
+    #[arg(long, env = "XDR_STREAM_IDLE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub stream_idle: Duration,
     /// After SIGTERM/SIGINT, how long in-flight calls may run before the server stops anyway.
     #[arg(long, env = "XDR_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

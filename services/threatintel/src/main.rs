@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let server = MeshServer::new(&runtime, access::policy()).add_service(ThreatIntelServer::new(
-        grpc::ThreatIntelService::new(store, events.clone()),
+        grpc::ThreatIntelService::new(store, events.clone(), config.service.server.stream_idle),
     ));
     events.alert(events::SERVICE_STARTED, &[]);
     let served = server.serve().await;

@@ -48,3 +48,56 @@ fn past_the_handshake_bound_the_oldest_silent_connection_is_dropped() {
         "the oldest silent connection is closed (read {read:?})"
     );
 }
+
+/// Reads the first answer of a stream the client opened and sends nothing on.
+async fn first_answer_of_a_silent_stream<T: std::fmt::Debug>(
+    answers: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> tonic::Status {
+    let mut answers = match answers {
+        Ok(answers) => answers.into_inner(),
+        Err(status) => return status,
+    };
+    match tokio::time::timeout(Duration::from_secs(20), answers.message()).await {
+        Ok(Err(status)) => status,
+        other => panic!("a silent stream is ended with a status, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_that_sends_nothing_is_ended_and_told_why_on_every_streaming_rpc() {
+    use xdr_proto::pb::{
+        EnrichBatch, IngestRequest, LookupBatch, collector_client::CollectorClient,
+        enrichment_client::EnrichmentClient, threat_intel_client::ThreatIntelClient,
+    };
+    let pki = TestPki::new();
+    let idle = ["--stream-idle", "1s"];
+    let threatintel = ServiceProcess::start_with("threatintel", &pki, &idle);
+    let enrichment = ServiceProcess::start_with("enrichment", &pki, &idle);
+    let collector = ServiceProcess::start_with("collector", &pki, &idle);
+    let statuses = xdr_tests::client::runtime().block_on(async {
+        let lookup = xdr_tests::client::channel(&pki, "enrichment", &threatintel, "threatintel");
+        let lookup = ThreatIntelClient::new(lookup.await)
+            .lookup_stream(tokio_stream::pending::<LookupBatch>())
+            .await;
+        let enrich = xdr_tests::client::channel(&pki, "collector", &enrichment, "enrichment");
+        let enrich = EnrichmentClient::new(enrich.await)
+            .enrich(tokio_stream::pending::<EnrichBatch>())
+            .await;
+        let ingest = xdr_tests::client::channel(&pki, "operator", &collector, "collector");
+        let ingest = CollectorClient::new(ingest.await)
+            .ingest_stream(tokio_stream::pending::<IngestRequest>())
+            .await;
+        [
+            first_answer_of_a_silent_stream(lookup).await,
+            first_answer_of_a_silent_stream(enrich).await,
+            first_answer_of_a_silent_stream(ingest).await,
+        ]
+    });
+    for (rpc, status) in ["LookupStream", "Enrich", "IngestStream"].iter().zip(statuses) {
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{rpc}: {status:?}");
+        assert!(
+            status.message().contains("nothing sent for 1s"),
+            "{rpc}: {status:?}"
+        );
+    }
+}

@@ -23,6 +23,9 @@ use super::{
 
 /// Batches one stream has in flight, at most.
 const IN_FLIGHT: usize = 64;
+/// A stream with nothing sent or waiting for this long is closed (the next batch opens
+/// another): ThreatIntel ends streams silent for twice as long, to free their slots.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A batch sent on the stream, waiting for its reply.
 struct Waiting {
@@ -109,6 +112,7 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchang
         send(batch, &mut waiting);
         let mut closed = false;
         let mut last_reply = Instant::now();
+        let mut last_sent = Instant::now();
         let broken = loop {
             if closed && waiting.is_empty() {
                 return;
@@ -116,8 +120,15 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchang
             let next_deadline = waiting.values().map(|w| w.deadline).min();
             tokio::select! {
                 batch = pending.recv(), if !closed && waiting.len() < IN_FLIGHT => match batch {
-                    Some(batch) => { send(batch, &mut waiting); }
+                    Some(batch) => {
+                        last_sent = Instant::now();
+                        send(batch, &mut waiting);
+                    }
                     None => closed = true,
+                },
+                // Idle: closed quietly, nothing waits on it.
+                _ = tokio::time::sleep_until(last_sent.max(last_reply) + IDLE), if waiting.is_empty() => {
+                    break None;
                 },
                 reply = replies.next() => match reply {
                     Some(Ok(reply)) => {
@@ -126,8 +137,8 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchang
                             let _ = waiting.answer.send(Ok(reply.results));
                         }
                     }
-                    Some(Err(status)) => break status.message().to_owned(),
-                    None => break "the stream ended".to_owned(),
+                    Some(Err(status)) => break Some(status.message().to_owned()),
+                    None => break Some("the stream ended".to_owned()),
                 },
                 _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)), if next_deadline.is_some() => {
                     let now = Instant::now();
@@ -144,14 +155,16 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchang
                         }
                     }
                     if wedged {
-                        break "no reply by the deadline".to_owned();
+                        break Some("no reply by the deadline".to_owned());
                     }
                 }
             }
         };
-        tracing::warn!(error = %broken, waiting = waiting.len(), "threat-intel stream broken; reopening on the next batch");
-        for (_, waiting) in waiting.drain() {
-            let _ = waiting.answer.send(Err(Unavailable(broken.clone())));
+        if let Some(broken) = broken {
+            tracing::warn!(error = %broken, waiting = waiting.len(), "threat-intel stream broken; reopening on the next batch");
+            for (_, waiting) in waiting.drain() {
+                let _ = waiting.answer.send(Err(Unavailable(broken.clone())));
+            }
         }
         if closed {
             return;

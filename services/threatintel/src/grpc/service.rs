@@ -8,7 +8,7 @@ use xdr_mesh::{
     call_limit::Slots,
     caller::{Action, Caller, SHARED_TENANT},
     error::ServiceError,
-    stream::answer_unordered,
+    stream::{answer_unordered, idle_limited},
 };
 use xdr_proto::pb::{
     self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
@@ -45,14 +45,22 @@ pub struct ThreatIntelService {
     /// Where a reload's service alerts go.
     events: EventSink,
     lookup_streams: Slots,
+    /// A `LookupStream` that sends nothing for this long is ended (`--stream-idle`): silent
+    /// streams would hold the slots for ever.
+    stream_idle: std::time::Duration,
 }
 
 impl ThreatIntelService {
-    pub fn new(store: Arc<IndicatorStore>, events: EventSink) -> Self {
+    pub fn new(
+        store: Arc<IndicatorStore>,
+        events: EventSink,
+        stream_idle: std::time::Duration,
+    ) -> Self {
         ThreatIntelService {
             store,
             events,
             lookup_streams: Slots::new("LookupStream streams", MAX_LOOKUP_STREAMS),
+            stream_idle,
         }
     }
 
@@ -164,7 +172,7 @@ impl ThreatIntel for ThreatIntelService {
         // soon as it is done (replies carry their batch's id): a large batch does not hold
         // back the small ones. A stream that fails (a malformed frame, an oversized batch)
         // ends with that status after every batch before it has been answered: never with OK.
-        let batches = request.into_inner().map(|batch| {
+        let batches = idle_limited(request.into_inner(), self.stream_idle).map(|batch| {
             let batch = batch?;
             check_size("objects", batch.objects.len())?;
             Ok(batch)
