@@ -93,8 +93,15 @@ fn a_stream_that_sends_nothing_is_ended_and_told_why_on_every_streaming_rpc() {
             first_answer_of_a_silent_stream(ingest).await,
         ]
     });
-    for (rpc, status) in ["LookupStream", "Enrich", "IngestStream"].iter().zip(statuses) {
-        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{rpc}: {status:?}");
+    for (rpc, status) in ["LookupStream", "Enrich", "IngestStream"]
+        .iter()
+        .zip(statuses)
+    {
+        assert_eq!(
+            status.code(),
+            tonic::Code::DeadlineExceeded,
+            "{rpc}: {status:?}"
+        );
         assert!(
             status.message().contains("nothing sent for 1s"),
             "{rpc}: {status:?}"

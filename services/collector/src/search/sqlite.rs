@@ -20,10 +20,10 @@ pub struct Rendered {
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// `search` as one statement. `SELECT *` answers `events.rowid` first, then every schema
-/// column and `Extra`
-/// column; the event store reads the matches of those rows itself.
-pub fn render(search: &Search) -> Rendered {
+/// `search` as one statement over the partition tables `tables` (oldest first). `SELECT *`
+/// answers `events.rowid` first, then every schema column and `Extra`; the event store reads
+/// the matches of those rows itself.
+pub fn render(search: &Search, tables: &[String]) -> Rendered {
     let mut out = Rendered::default();
     let aliases: Vec<(String, Expr)> = match &search.select {
         Projection::Events => Vec::new(),
@@ -52,11 +52,38 @@ pub fn render(search: &Search) -> Rendered {
             }
         }
     }
-    writer.push(" FROM events");
-    if let Some(filter) = &search.filter {
-        writer.push(" WHERE ");
-        writer.expr(filter);
+    if tables.len() > 1
+        && search.group_by.is_empty()
+        && !search.order_by.is_empty()
+        && !aggregates(search)
+    {
+        // Each partition answers its own first rows in the order, through its indexes;
+        // the order and the limit are then taken over those (SQLite would otherwise sort
+        // every selected row of every partition for `ORDER BY Timestamp DESC LIMIT 10`).
+        writer.push(" FROM (");
+        let first_rows = search
+            .limit
+            .saturating_add(search.offset)
+            .min(i64::MAX as u64);
+        for (i, table) in tables.iter().enumerate() {
+            if i > 0 {
+                writer.push(" UNION ALL ");
+            }
+            writer.push(&format!("SELECT * FROM (SELECT * FROM {table} AS events"));
+            writer.filter(search);
+            writer.push(" ORDER BY ");
+            writer.orders(search);
+            writer.push(" LIMIT ");
+            writer.param(Value::Integer(first_rows as i64));
+            writer.push(")");
+        }
+        writer.push(") AS events ORDER BY ");
+        writer.orders(search);
+        writer.limit(search);
+        return out;
     }
+    writer.from(tables);
+    writer.filter(search);
     if !search.group_by.is_empty() {
         writer.push(" GROUP BY ");
         writer.list(&search.group_by);
@@ -79,7 +106,7 @@ pub const GROUPS_TABLE: &str = "temp.xdr_groups";
 
 /// The rows a hashed GROUP BY aggregates: the keys of each event `search` selects, then the
 /// argument of each aggregate that has one, in the order of `grouping`.
-pub fn render_group_scan(search: &Search, grouping: &Grouping) -> Rendered {
+pub fn render_group_scan(search: &Search, grouping: &Grouping, tables: &[String]) -> Rendered {
     let mut out = Rendered::default();
     let mut writer = Writer {
         out: &mut out,
@@ -97,11 +124,8 @@ pub fn render_group_scan(search: &Search, grouping: &Grouping) -> Rendered {
         }
         writer.expr(expr);
     }
-    writer.push(" FROM events");
-    if let Some(filter) = &search.filter {
-        writer.push(" WHERE ");
-        writer.expr(filter);
-    }
+    writer.from(tables);
+    writer.filter(search);
     out
 }
 
@@ -158,6 +182,28 @@ impl Writer<'_> {
     fn param(&mut self, value: Value) {
         self.out.params.push(value);
         self.out.sql.push('?');
+    }
+
+    /// The events of every partition as one table, `events` (SQLite moves the WHERE into
+    /// each partition's part, where its indexes answer it).
+    fn from(&mut self, tables: &[String]) {
+        match tables {
+            [table] => self.push(&format!(" FROM {table} AS events")),
+            tables => {
+                let parts: Vec<String> = tables
+                    .iter()
+                    .map(|t| format!("SELECT * FROM {t}"))
+                    .collect();
+                self.push(&format!(" FROM ({}) AS events", parts.join(" UNION ALL ")));
+            }
+        }
+    }
+
+    fn filter(&mut self, search: &Search) {
+        if let Some(filter) = &search.filter {
+            self.push(" WHERE ");
+            self.expr(filter);
+        }
     }
 
     fn orders(&mut self, search: &Search) {
@@ -374,6 +420,30 @@ impl Writer<'_> {
     }
 }
 
+/// Whether the answer aggregates the events (`count()` and the like in the projection,
+/// HAVING or ORDER BY).
+fn aggregates(search: &Search) -> bool {
+    fn has(expr: &Expr) -> bool {
+        match expr {
+            Expr::Aggregate { .. } => true,
+            Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => has(a) || has(b),
+            Expr::Not(a) | Expr::IsNull { expr: a, .. } => has(a),
+            Expr::In { expr, list, .. } => has(expr) || list.iter().any(has),
+            Expr::Between {
+                expr, low, high, ..
+            } => has(expr) || has(low) || has(high),
+            Expr::Like { expr, pattern, .. } => has(expr) || has(pattern),
+            Expr::Call(_, args) => args.iter().any(has),
+            _ => false,
+        }
+    }
+    let items = match &search.select {
+        Projection::Items(items) => items.iter().any(|(e, _)| has(e)),
+        Projection::Events => false,
+    };
+    items || search.having.as_ref().is_some_and(has) || search.order_by.iter().any(|o| has(&o.expr))
+}
+
 /// Whether `expr` is true or false of a row (a comparison or a test), not a value.
 fn is_predicate(expr: &Expr) -> bool {
     matches!(
@@ -405,7 +475,10 @@ mod tests {
     use crate::search::check::check;
 
     fn rendered(sql: &str) -> Rendered {
-        render(&check(sql).unwrap().within_tenant("Main"))
+        render(
+            &check(sql).unwrap().within_tenant("Main"),
+            &["events".to_owned()],
+        )
     }
 
     #[test]
@@ -420,7 +493,7 @@ mod tests {
         );
         assert!(
             out.sql.ends_with(
-                " FROM events WHERE ((events.\"Tenant\" = ?) AND (events.\"RequestUrl\" = ?)) ORDER BY events.\"Timestamp\" DESC LIMIT ? OFFSET ?"
+                " FROM events AS events WHERE ((events.\"Tenant\" = ?) AND (events.\"RequestUrl\" = ?)) ORDER BY events.\"Timestamp\" DESC LIMIT ? OFFSET ?"
             ),
             "{}",
             out.sql

@@ -35,9 +35,10 @@ fn event(id: &str, at: i64, url: &str, address: &str, port: i64, name: Option<&s
     event
 }
 
-fn known() -> (tempfile::TempDir, SqliteStore) {
+fn known(partition_events: u64) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    let store =
+        SqliteStore::open_with(&dir.path().join("events.sqlite"), partition_events).unwrap();
     let mut bad = event(
         "e4",
         T0 + 25 * HOUR,
@@ -115,7 +116,16 @@ fn answer(store: &SqliteStore, sql: &str) -> Vec<String> {
 
 #[test]
 fn every_supported_construct_answers_what_it_should() {
-    let (_dir, store) = known();
+    // In one partition, and with each event a partition of its own.
+    for partition_events in [partitions::PARTITION_EVENTS, 1] {
+        let (_dir, store) = known(partition_events);
+        let tables = partitions::names(&locked(&store.writer).connection).unwrap();
+        assert_eq!(tables.len(), if partition_events == 1 { 4 } else { 1 });
+        every_construct_in(&store, partition_events);
+    }
+}
+
+fn every_construct_in(store: &SqliteStore, partition_events: u64) {
     let cases: &[(&str, &[&str])] = &[
         (
             "SELECT * FROM events ORDER BY Id",
@@ -229,6 +239,10 @@ fn every_supported_construct_answers_what_it_should() {
         ),
     ];
     for (sql, expected) in cases {
-        assert_eq!(answer(&store, sql), *expected, "{sql}");
+        assert_eq!(
+            answer(store, sql),
+            *expected,
+            "{sql} ({partition_events} events a partition)"
+        );
     }
 }

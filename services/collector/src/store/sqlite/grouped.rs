@@ -48,11 +48,12 @@ pub(super) fn run(
     connection: &Connection,
     search: &Search,
     grouping: &Grouping,
+    tables: &[String],
     limits: Limits,
     piece_bytes: usize,
     sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
 ) -> Result<Outcome, EventStoreError> {
-    let Some(groups) = aggregate(connection, search, grouping, limits)? else {
+    let Some(groups) = aggregate(connection, search, grouping, tables, limits)? else {
         return Ok(Outcome::TooManyGroups);
     };
     let table = GroupsTable::create(connection, grouping)?;
@@ -81,9 +82,10 @@ fn aggregate(
     connection: &Connection,
     search: &Search,
     grouping: &Grouping,
+    tables: &[String],
     limits: Limits,
 ) -> Result<Option<Vec<Group>>, EventStoreError> {
-    let scan = render_group_scan(search, grouping);
+    let scan = render_group_scan(search, grouping, tables);
     let mut statement = connection.prepare(&scan.sql).map_err(failure)?;
     let mut rows = statement
         .query(params_from_iter(scan.params.iter()))

@@ -80,19 +80,27 @@ fn varied(k: i64) -> Event {
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    // Partitions of 700 events: the groups span them.
+    let store = SqliteStore::open_with(&dir.path().join("events.sqlite"), 700).unwrap();
     let events: Vec<Event> = (0..3_000).map(varied).collect();
     store.insert(&events).unwrap();
     (dir, store)
+}
+
+fn store_is_partitioned(store: &SqliteStore) -> bool {
+    locked(&store.writer).partition_events < 3_000
 }
 
 fn rows(store: &SqliteStore, sql: &str, group_by: GroupBy) -> Result<Vec<Vec<Cell>>, String> {
     let search = check(sql).unwrap().within_tenant("Main");
     let mut all = Vec::new();
     let reader = locked(&store.reader);
+    let tables = partitions::names(&reader).unwrap();
+    assert_eq!(tables.len() > 1, store_is_partitioned(store));
     run_pieces(
         &reader,
         &search,
+        &tables,
         1 << 10,
         &mut |found, _| {
             if let Found::Rows { rows, .. } = found {
@@ -181,11 +189,20 @@ fn more_groups_than_held_are_left_to_sqlite() {
         bytes: 1 << 20,
     };
     let reader = locked(&store.reader);
+    let tables = partitions::names(&reader).unwrap();
     let mut handed = 0;
-    let outcome = grouped::run(&reader, &search, &grouping, few, 1 << 10, &mut |_, _| {
-        handed += 1;
-        Ok(())
-    })
+    let outcome = grouped::run(
+        &reader,
+        &search,
+        &grouping,
+        &tables,
+        few,
+        1 << 10,
+        &mut |_, _| {
+            handed += 1;
+            Ok(())
+        },
+    )
     .unwrap();
     assert!(matches!(outcome, Outcome::TooManyGroups));
     assert_eq!(handed, 0, "nothing answered before giving up");

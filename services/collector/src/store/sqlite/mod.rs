@@ -7,6 +7,7 @@
 
 mod grouped;
 mod maintenance;
+mod partitions;
 mod read;
 mod write;
 
@@ -24,10 +25,7 @@ use xdr_mesh::{error::ErrorCode, store::StoreFailure};
 use xdr_proto::pb::Event;
 
 use super::{EventStore, EventStoreError, Found};
-use crate::search::{
-    query::Search,
-    schema::{COLUMNS, ColumnType},
-};
+use crate::search::query::Search;
 
 /// Longest a search may run.
 const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
@@ -37,10 +35,17 @@ const RETENTION_CHUNK: i64 = 5_000;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writing>,
     reader: Mutex<Connection>,
     /// Stops the checkpoint and statistics thread when the store goes.
     _maintenance: maintenance::Maintenance,
+}
+
+/// The writer's connection and where it inserts.
+struct Writing {
+    connection: Connection,
+    newest: partitions::Newest,
+    partition_events: u64,
 }
 
 fn failure(error: rusqlite::Error) -> EventStoreError {
@@ -67,16 +72,22 @@ fn failure(error: rusqlite::Error) -> EventStoreError {
     ))
 }
 
-fn locked(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn locked<T>(connection: &Mutex<T>) -> MutexGuard<'_, T> {
     connection.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, EventStoreError> {
+        Self::open_with(path, partitions::PARTITION_EVENTS)
+    }
+
+    /// Opens (or creates) the store at `path`, starting a partition every
+    /// `partition_events` events.
+    pub(crate) fn open_with(path: &Path, partition_events: u64) -> Result<Self, EventStoreError> {
         let writer = Connection::open(path).map_err(failure)?;
-        writer.execute_batch(&schema_sql()).map_err(failure)?;
-        add_missing_columns(&writer).map_err(failure)?;
+        writer.execute_batch(schema_sql()).map_err(failure)?;
+        partitions::ensure(&writer).map_err(failure)?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -86,70 +97,34 @@ impl SqliteStore {
             prepare(connection).map_err(failure)?;
         }
         // Checkpoints mostly run on a thread of their own (`maintenance.rs`); the writer's
-        // own, past 64 MiB of WAL (4096 pages of 16 KiB), copies what is left and lets the WAL start over (under a
-        // steady stream of commits a checkpoint elsewhere never catches up with the last
-        // frame). Savepoints journal in memory (a search's sorting keeps to temporary
-        // files: a large GROUP BY must not hold its groups in memory).
+        // own, past 64 MiB of WAL (4096 pages of 16 KiB), copies what is left and lets the
+        // WAL start over (under a steady stream of commits a checkpoint elsewhere never
+        // catches up with the last frame). Savepoints journal in memory (a search's sorting
+        // keeps to temporary files: a large GROUP BY must not hold its groups in memory).
         writer
             .execute_batch("PRAGMA wal_autocheckpoint = 4096; PRAGMA temp_store = MEMORY;")
             .map_err(failure)?;
+        let newest = partitions::Newest::load(&writer, partition_events).map_err(failure)?;
         let maintenance = maintenance::start(path).map_err(failure)?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writing {
+                connection: writer,
+                newest,
+                partition_events,
+            }),
             reader: Mutex::new(reader),
             _maintenance: maintenance,
         })
     }
 }
 
-/// Columns the schema gained since the store was made, added (empty for events before).
-fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
-    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('events')")?;
-    let present: Vec<String> = statement
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for column in COLUMNS
-        .iter()
-        .filter(|c| !present.iter().any(|p| p == c.name))
-    {
-        let kind = match column.kind {
-            ColumnType::Text => "TEXT",
-            ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
-        };
-        connection.execute_batch(&format!(
-            "ALTER TABLE events ADD COLUMN \"{}\" {kind}",
-            column.name
-        ))?;
-    }
-    Ok(())
-}
-
-/// The tables and indexes, from the one schema. Every search is within one tenant, so the
-/// indexes for equality on the common fields lead with it and end with the time (the seed's
-/// `WHERE RequestUrl = … ORDER BY Timestamp DESC` reads exactly its rows, in order); they
-/// leave out events without the field. Time alone is indexed without the tenant: most
-/// events belong to a few tenants, and a tenant-led time index made SQLite read a whole
-/// tenant through it, row by row, where a scan is several times faster (a `GROUP BY` over
-/// ten million events: 14 s against 8.7 s); retention deletes by time through it. 16 KiB pages: a third faster to load than 4 KiB at
+/// The store's tables and indexes: the partitions (`partitions.rs`), each event's TI
+/// matches, and the loader's position. 16 KiB pages: a third faster to load than 4 KiB at
 /// millions of events (`xdr-bench collector`; a new store only).
-fn schema_sql() -> String {
-    let columns: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| {
-            let kind = match c.kind {
-                ColumnType::Text => "TEXT",
-                ColumnType::Integer | ColumnType::Timestamp => "INTEGER",
-            };
-            format!("\"{}\" {kind}", c.name)
-        })
-        .collect();
-    format!(
-        "PRAGMA page_size = 16384;
+fn schema_sql() -> &'static str {
+    "PRAGMA page_size = 16384;
          PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS events (rowid INTEGER PRIMARY KEY, {}, \"Extra\" TEXT);
-         CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (\"Id\");
          DROP INDEX IF EXISTS events_time;
-         CREATE INDEX IF NOT EXISTS events_by_time ON events (\"Timestamp\");
          DROP INDEX IF EXISTS events_url;
          DROP INDEX IF EXISTS events_tenant_url;
          DROP INDEX IF EXISTS events_source;
@@ -158,22 +133,12 @@ fn schema_sql() -> String {
          DROP INDEX IF EXISTS events_tenant_destination;
          DROP INDEX IF EXISTS events_hash;
          DROP INDEX IF EXISTS events_tenant_hash;
-         CREATE INDEX IF NOT EXISTS events_by_url
-             ON events (\"Tenant\", \"RequestUrl\", \"Timestamp\") WHERE \"RequestUrl\" IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS events_by_source
-             ON events (\"Tenant\", \"SourceAddress\", \"Timestamp\") WHERE \"SourceAddress\" IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS events_by_destination
-             ON events (\"Tenant\", \"DestinationAddress\", \"Timestamp\") WHERE \"DestinationAddress\" IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS events_by_hash
-             ON events (\"Tenant\", \"FileHash\", \"Timestamp\") WHERE \"FileHash\" IS NOT NULL;
-         CREATE TABLE IF NOT EXISTS ti (event INTEGER NOT NULL REFERENCES events (rowid),
+         CREATE TABLE IF NOT EXISTS ti (event INTEGER NOT NULL,
              field TEXT, value TEXT, category TEXT, indicator TEXT, supplier TEXT,
              indicator_type INTEGER, context TEXT);
          CREATE INDEX IF NOT EXISTS ti_event ON ti (event);
          CREATE INDEX IF NOT EXISTS ti_category ON ti (category);
-         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
-        columns.join(", ")
-    )
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 }
 
 /// What every connection needs: KUMA's case-sensitive LIKE, a full sync per commit, and the
@@ -221,14 +186,26 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
 impl EventStore for SqliteStore {
     fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError> {
         let mut writer = locked(&self.writer);
-        let commit = writer.transaction().map_err(failure)?;
-        write::load(&commit, batches, through)?;
-        commit.commit().map_err(failure)
+        let Writing {
+            connection,
+            newest,
+            partition_events,
+        } = &mut *writer;
+        let commit = connection.transaction().map_err(failure)?;
+        let loaded = write::load(&commit, newest, batches, through)
+            .and_then(|()| commit.commit().map_err(failure));
+        if loaded.is_err() {
+            // Rolled back: what was counted in the newest partition, or a partition started,
+            // is not there.
+            *newest = partitions::Newest::load(connection, *partition_events).map_err(failure)?;
+        }
+        loaded
     }
 
     fn loaded_through(&self) -> Result<u64, EventStoreError> {
         let writer = locked(&self.writer);
         let through: Option<i64> = writer
+            .connection
             .query_row(
                 "SELECT value FROM meta WHERE key = 'loaded_through'",
                 [],
@@ -240,27 +217,19 @@ impl EventStore for SqliteStore {
     }
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
-        // In transactions of a few thousand events, the oldest first, the writer free in
-        // between: the loader's next transaction waits one chunk, not the whole deletion.
+        // A transaction at a time, the writer free in between: the loader's next transaction
+        // waits one chunk, not the whole deletion.
         let mut deleted = 0;
         loop {
             let mut writer = locked(&self.writer);
-            let delete = writer.transaction().map_err(failure)?;
-            let oldest =
-                "SELECT rowid FROM events WHERE \"Timestamp\" < ?1 ORDER BY \"Timestamp\" LIMIT ?2";
-            let params = rusqlite::params![timestamp_ms, RETENTION_CHUNK];
-            delete
-                .execute(&format!("DELETE FROM ti WHERE event IN ({oldest})"), params)
-                .map_err(failure)?;
-            let chunk = delete
-                .execute(
-                    &format!("DELETE FROM events WHERE rowid IN ({oldest})"),
-                    params,
-                )
-                .map_err(failure)?;
+            let Writing {
+                connection, newest, ..
+            } = &mut *writer;
+            let delete = connection.transaction().map_err(failure)?;
+            let chunk = write::delete_oldest(&delete, &newest.name, timestamp_ms, RETENTION_CHUNK)?;
             delete.commit().map_err(failure)?;
-            deleted += chunk as u64;
-            if (chunk as i64) < RETENTION_CHUNK {
+            deleted += chunk.events;
+            if chunk.done {
                 return Ok(deleted);
             }
         }
@@ -279,13 +248,23 @@ impl EventStore for SqliteStore {
         reader
             .progress_handler(10_000, Some(move || Instant::now() > deadline))
             .map_err(failure)?;
-        let result = read::run_pieces(
-            &reader,
-            search,
-            piece_bytes,
-            sink,
-            read::GroupBy::Hashed(grouped::Limits::SEARCH),
-        );
+        // One snapshot for the partition list and the search: a partition retention drops
+        // meanwhile is still there for it.
+        let result = reader
+            .execute_batch("BEGIN")
+            .map_err(failure)
+            .and_then(|()| partitions::names(&reader).map_err(failure))
+            .and_then(|tables| {
+                read::run_pieces(
+                    &reader,
+                    search,
+                    &tables,
+                    piece_bytes,
+                    sink,
+                    read::GroupBy::Hashed(grouped::Limits::SEARCH),
+                )
+            });
+        let _ = reader.execute_batch("ROLLBACK");
         reader
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(failure)?;

@@ -36,24 +36,32 @@ pub(super) enum GroupBy {
     Engine,
 }
 
-/// Runs `search` on `connection`, handing `sink` its answer in pieces: a piece goes as soon
+/// Runs `search` over the partition tables `tables` on `connection`, handing `sink` its answer in pieces: a piece goes as soon
 /// as it holds more than `piece_bytes` (encoded), and the last (`true`), possibly empty,
 /// at the end. An error from `sink` stops the search.
 pub(super) fn run_pieces(
     connection: &Connection,
     search: &Search,
+    tables: &[String],
     piece_bytes: usize,
     sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     group_by: GroupBy,
 ) -> Result<(), EventStoreError> {
     if let GroupBy::Hashed(limits) = group_by
         && let Some(grouping) = Grouping::of(search)
-        && let Outcome::Answered =
-            grouped::run(connection, search, &grouping, limits, piece_bytes, sink)?
+        && let Outcome::Answered = grouped::run(
+            connection,
+            search,
+            &grouping,
+            tables,
+            limits,
+            piece_bytes,
+            sink,
+        )?
     {
         return Ok(());
     }
-    let rendered = render(search);
+    let rendered = render(search, tables);
     let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
     let mut rows = statement
         .query(params_from_iter(rendered.params.iter()))

@@ -45,8 +45,13 @@ fn event(id: &str, tenant: &str, url: &str, ti: Option<&str>) -> Event {
 }
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
+    store_in(partitions::PARTITION_EVENTS)
+}
+
+fn store_in(partition_events: u64) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    let store =
+        SqliteStore::open_with(&dir.path().join("events.sqlite"), partition_events).unwrap();
     store
         .insert(&[
             event(
@@ -182,7 +187,8 @@ fn a_tenant_never_sees_another_tenants_events() {
 
 #[test]
 fn an_event_id_is_stored_once_and_the_buffer_sequence_with_it() {
-    let (_dir, store) = store();
+    // Each event a partition of its own: an id is found in any partition.
+    let (_dir, store) = store_in(1);
     assert_eq!(store.loaded_through().unwrap(), 0);
     // Loaded again (a crash between the store's commit and the buffer's release): the
     // stored event is skipped, matches and all; the new one is stored.
@@ -270,8 +276,9 @@ fn a_large_answer_comes_in_pieces_in_order_the_last_flagged() {
 
 #[test]
 fn retention_deletes_old_events_and_their_matches_chunk_by_chunk_and_keeps_the_rest() {
+    // Partitions of 3,000: three expire whole and go at once, the fourth holds the boundary.
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+    let store = SqliteStore::open_with(&dir.path().join("events.sqlite"), 3_000).unwrap();
     // Past two chunks of old events (every tenth with a match), then newer ones.
     let old = 2 * RETENTION_CHUNK + 123;
     let events: Vec<Event> = (0..old + 50)
@@ -302,6 +309,7 @@ fn retention_deletes_old_events_and_their_matches_chunk_by_chunk_and_keeps_the_r
     );
     let writer = locked(&store.writer);
     let matches: i64 = writer
+        .connection
         .query_row("SELECT count(*) FROM ti", [], |row| row.get(0))
         .unwrap();
     assert_eq!(
@@ -310,4 +318,59 @@ fn retention_deletes_old_events_and_their_matches_chunk_by_chunk_and_keeps_the_r
     );
     drop(writer);
     assert_eq!(store.delete_older_than(1_000 + old).unwrap(), 0);
+    let tables = partitions::names(&locked(&store.writer).connection).unwrap();
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    // Ids of deleted events may come again; ids kept may not.
+    store
+        .insert(&[
+            event("e0", "Main", "http://again/", None),
+            event(&format!("e{old}"), "Main", "http://twice/", None),
+        ])
+        .unwrap();
+    assert_eq!(count("SELECT count() FROM events"), Cell::Integer(51));
+}
+
+#[test]
+fn a_store_from_before_partitions_opens_with_its_events_and_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    {
+        let store = SqliteStore::open_with(&path, 2).unwrap();
+        store
+            .insert(&[
+                event("e1", "Main", "http://a/", None),
+                event("e2", "Main", "http://b/", None),
+            ])
+            .unwrap();
+    }
+    // What a store made before partitions holds: `events`, no partition list, no id set.
+    let old = Connection::open(&path).unwrap();
+    old.execute_batch("DROP TABLE partitions; DROP TABLE event_ids;")
+        .unwrap();
+    drop(old);
+    let store = SqliteStore::open_with(&path, 2).unwrap();
+    store
+        .insert(&[
+            event("e2", "Main", "http://b/", None),
+            event("e3", "Main", "http://c/", None),
+        ])
+        .unwrap();
+    let Found::Rows { rows, .. } = search(
+        &store,
+        "SELECT count(), count(DISTINCT Id) FROM events",
+        "Main",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        rows,
+        [vec![Cell::Integer(3), Cell::Integer(3)]],
+        "e2 not stored twice"
+    );
+    let tables = partitions::names(&locked(&store.writer).connection).unwrap();
+    assert_eq!(
+        tables,
+        ["events", "events_p1"],
+        "the full first partition is followed by a new one"
+    );
 }

@@ -1,5 +1,6 @@
-//! Writing events: each event one row of `events` (the schema's columns, the rest of its
-//! fields as JSON in `Extra`), each TI match one row of `ti`.
+//! Writing events: each event one row of the newest partition (the schema's columns, the
+//! rest of its fields as JSON in `Extra`), each TI match one row of `ti`; deleting the
+//! expired ones.
 
 use std::collections::BTreeMap;
 
@@ -7,18 +8,19 @@ use rusqlite::{Connection, params_from_iter, types::Value};
 use xdr_filter::fields::texts_of;
 use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
 
-use super::{EventStoreError, failure};
+use super::{EventStoreError, failure, partitions};
 use crate::search::schema::{COLUMNS, ColumnType};
 
 /// Inserts every batch of `batches` in `transaction`, then records `through` (the disk
 /// buffer's sequence) when given; the first failure stops it.
 pub(super) fn load(
     transaction: &Connection,
+    newest: &mut partitions::Newest,
     batches: &[&[Event]],
     through: Option<u64>,
 ) -> Result<(), EventStoreError> {
     for events in batches {
-        insert_events(transaction, events)?;
+        insert_events(transaction, newest, events)?;
     }
     if let Some(through) = through {
         transaction
@@ -34,14 +36,13 @@ pub(super) fn load(
 
 /// Inserts `events` and their matches in `transaction`; an event whose id is stored already
 /// is skipped, matches and all (a batch loaded again stores nothing twice).
-fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), EventStoreError> {
-    let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
-    let marks = vec!["?"; COLUMNS.len() + 1].join(", ");
-    let mut insert_event = transaction
-        .prepare_cached(&format!(
-            "INSERT OR IGNORE INTO events ({}, \"Extra\") VALUES ({marks})",
-            names.join(", ")
-        ))
+fn insert_events(
+    transaction: &Connection,
+    newest: &mut partitions::Newest,
+    events: &[Event],
+) -> Result<(), EventStoreError> {
+    let mut insert_id = transaction
+        .prepare_cached("INSERT OR IGNORE INTO event_ids (\"Id\") VALUES (?)")
         .map_err(failure)?;
     let mut insert_match = transaction
         .prepare_cached(
@@ -49,13 +50,22 @@ fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), Event
         )
         .map_err(failure)?;
     for event in events {
-        let inserted = insert_event
-            .execute(params_from_iter(row_of(event)))
-            .map_err(failure)?;
-        if inserted == 0 {
+        if insert_id.execute([&event.id]).map_err(failure)? == 0 {
             continue;
         }
-        let rowid = transaction.last_insert_rowid();
+        let rowid = newest.next_rowid(transaction).map_err(failure)?;
+        let mut insert_event = transaction
+            .prepare_cached(&newest.insert_sql)
+            .map_err(failure)?;
+        let row = std::iter::once(Value::Integer(rowid)).chain(row_of(event));
+        if insert_event
+            .execute(params_from_iter(row))
+            .map_err(failure)?
+            == 0
+        {
+            continue;
+        }
+        newest.inserted();
         for found in &event.ti {
             let context =
                 serde_json::to_string(&found.context).expect("a map of strings serializes");
@@ -74,6 +84,86 @@ fn insert_events(transaction: &Connection, events: &[Event]) -> Result<(), Event
         }
     }
     Ok(())
+}
+
+/// What one step of retention deleted.
+pub(super) struct Deleted {
+    pub events: u64,
+    /// Nothing expired is left.
+    pub done: bool,
+}
+
+/// Deletes events older than `before`, their matches and their ids, oldest partition first:
+/// a whole partition when all of it has expired (not the one being written), else up to
+/// `chunk` of its oldest events.
+pub(super) fn delete_oldest(
+    transaction: &Connection,
+    newest: &str,
+    before: i64,
+    chunk: i64,
+) -> Result<Deleted, EventStoreError> {
+    for table in partitions::names(transaction).map_err(failure)? {
+        let (latest, first, last, events): (Option<i64>, Option<i64>, Option<i64>, i64) =
+            transaction
+                .query_row(
+                    &format!(
+                        "SELECT max(\"Timestamp\"), min(rowid), max(rowid), count(*) FROM {table}"
+                    ),
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .map_err(failure)?;
+        if table != newest && latest.is_none_or(|latest| latest < before) {
+            transaction
+                .execute(
+                    "DELETE FROM ti WHERE event BETWEEN ?1 AND ?2",
+                    rusqlite::params![first, last],
+                )
+                .map_err(failure)?;
+            transaction
+                .execute_batch(&format!(
+                    "DELETE FROM event_ids WHERE \"Id\" IN (SELECT \"Id\" FROM {table});
+                     DROP TABLE {table};"
+                ))
+                .map_err(failure)?;
+            transaction
+                .execute("DELETE FROM partitions WHERE name = ?1", [&table])
+                .map_err(failure)?;
+            return Ok(Deleted {
+                events: events as u64,
+                done: false,
+            });
+        }
+        let oldest = format!(
+            "SELECT rowid FROM {table} WHERE \"Timestamp\" < ?1 ORDER BY \"Timestamp\" LIMIT ?2"
+        );
+        let params = rusqlite::params![before, chunk];
+        transaction
+            .execute(&format!("DELETE FROM ti WHERE event IN ({oldest})"), params)
+            .map_err(failure)?;
+        transaction
+            .execute(
+                &format!("DELETE FROM event_ids WHERE \"Id\" IN (SELECT \"Id\" FROM {table} WHERE rowid IN ({oldest}))"),
+                params,
+            )
+            .map_err(failure)?;
+        let deleted = transaction
+            .execute(
+                &format!("DELETE FROM {table} WHERE rowid IN ({oldest})"),
+                params,
+            )
+            .map_err(failure)?;
+        if deleted > 0 {
+            return Ok(Deleted {
+                events: deleted as u64,
+                done: false,
+            });
+        }
+    }
+    Ok(Deleted {
+        events: 0,
+        done: true,
+    })
 }
 
 /// The values of `event`'s row: the schema's columns in order, then `Extra`.
