@@ -24,6 +24,25 @@ const DAY_MS: i64 = 86_400_000;
 /// answers `events.rowid` first, then every schema column and `Extra`; the event store reads
 /// the matches of those rows itself.
 pub fn render(search: &Search, tables: &[String]) -> Rendered {
+    let first_rows_each = tables.len() > 1
+        && search.group_by.is_empty()
+        && !search.order_by.is_empty()
+        && !aggregates(search);
+    if first_rows_each {
+        let rendered = render_with(search, tables, true);
+        // The WHERE is written once per partition: past SQLite's bound on parameters (a
+        // long IN list over many partitions) it is written once, over all of them.
+        if rendered.params.len() <= MAX_PARAMETERS {
+            return rendered;
+        }
+    }
+    render_with(search, tables, false)
+}
+
+/// SQLite's bound on a statement's parameters (`SQLITE_MAX_VARIABLE_NUMBER`).
+const MAX_PARAMETERS: usize = 32_766;
+
+fn render_with(search: &Search, tables: &[String], first_rows_each: bool) -> Rendered {
     let mut out = Rendered::default();
     let aliases: Vec<(String, Expr)> = match &search.select {
         Projection::Events => Vec::new(),
@@ -52,11 +71,7 @@ pub fn render(search: &Search, tables: &[String]) -> Rendered {
             }
         }
     }
-    if tables.len() > 1
-        && search.group_by.is_empty()
-        && !search.order_by.is_empty()
-        && !aggregates(search)
-    {
+    if first_rows_each {
         // Each partition answers its own first rows in the order, through its indexes;
         // the order and the limit are then taken over those (SQLite would otherwise sort
         // every selected row of every partition for `ORDER BY Timestamp DESC LIMIT 10`).

@@ -374,3 +374,24 @@ fn a_store_from_before_partitions_opens_with_its_events_and_their_ids() {
         "the full first partition is followed by a new one"
     );
 }
+
+#[test]
+fn a_long_in_list_over_many_partitions_is_answered() {
+    // Each event a partition of its own: a WHERE of 9,000 values written once per partition
+    // would pass SQLite's bound on parameters.
+    let (_dir, store) = store_in(1);
+    let values: Vec<String> = (10_000..19_000).map(|n| n.to_string()).collect();
+    for extra in 0..4 {
+        store
+            .insert(&[event(&format!("x{extra}"), "Main", "http://x/", None)])
+            .unwrap();
+    }
+    let sql = format!(
+        "SELECT * FROM events WHERE SourcePort IN ({}, 4242) ORDER BY Timestamp DESC, Id LIMIT 3",
+        values.join(", ")
+    );
+    let Found::Events(events) = search(&store, &sql, "Main") else {
+        panic!()
+    };
+    assert_eq!(events.len(), 3);
+}
