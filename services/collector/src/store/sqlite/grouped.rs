@@ -11,7 +11,10 @@ use rusqlite::{
     types::{Value, ValueRef},
 };
 
-use super::{EventStoreError, failure, read::send_rows};
+use super::{
+    EventStoreError, failure, partitions,
+    read::{Readers, send_rows},
+};
 use crate::{
     search::{
         grouped::{Grouping, aggregate_parts},
@@ -45,7 +48,7 @@ pub(super) enum Outcome {
 
 /// Answers `search` through `grouping`, handing `sink` its rows as `read::run_pieces` does.
 pub(super) fn run(
-    connection: &Connection,
+    readers: Readers<'_>,
     search: &Search,
     grouping: &Grouping,
     tables: &[String],
@@ -53,7 +56,9 @@ pub(super) fn run(
     piece_bytes: usize,
     sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
 ) -> Result<Outcome, EventStoreError> {
-    let Some(groups) = aggregate(connection, search, grouping, tables, limits)? else {
+    let connection = readers.first;
+    let Some(groups) = aggregate(connection, readers.second, search, grouping, tables, limits)?
+    else {
         return Ok(Outcome::TooManyGroups);
     };
     let table = GroupsTable::create(connection, grouping)?;
@@ -77,14 +82,93 @@ struct Group {
     accumulators: Vec<Accumulator>,
 }
 
-/// Scans the selected events into groups; `None` past the limits.
+/// Groups found, by encoded key.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Box<[u8]>, usize>,
+    list: Vec<Group>,
+    /// Bytes of keys and of min/max values held.
+    held: usize,
+}
+
+impl Groups {
+    /// Adds `other`'s groups to these; false past the limits.
+    fn merge(&mut self, other: Groups, limits: Limits) -> bool {
+        let mut theirs: Vec<Option<Group>> = other.list.into_iter().map(Some).collect();
+        for (key, i) in other.index {
+            let group = theirs[i].take().expect("each group has one key");
+            match self.index.get(&key) {
+                Some(&mine) => {
+                    for (a, b) in self.list[mine]
+                        .accumulators
+                        .iter_mut()
+                        .zip(group.accumulators)
+                    {
+                        a.merge(b);
+                    }
+                }
+                None if self.list.len() == limits.groups => return false,
+                None => {
+                    self.list.push(group);
+                    self.index.insert(key, self.list.len() - 1);
+                }
+            }
+        }
+        self.held += other.held;
+        self.held <= limits.bytes
+    }
+}
+
+/// Scans the selected events of `tables` into groups; `None` past the limits. With a
+/// `helper` connection, half of the partitions are scanned on a second thread and the two
+/// halves' groups merged (twice as fast on an idle second core).
 fn aggregate(
     connection: &Connection,
+    helper: Option<&mut Connection>,
     search: &Search,
     grouping: &Grouping,
     tables: &[String],
     limits: Limits,
 ) -> Result<Option<Vec<Group>>, EventStoreError> {
+    let (Some(helper), true) = (helper, tables.len() > 1) else {
+        return Ok(scan(connection, search, grouping, tables, limits)?.map(|g| g.list));
+    };
+    let (mine, theirs) = tables.split_at(tables.len() / 2);
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(move || {
+            // The helper's snapshot may be later than the list's: a partition retention
+            // dropped in between held only expired events.
+            let present = partitions::names(helper).map_err(failure)?;
+            let theirs: Vec<String> = theirs
+                .iter()
+                .filter(|t| present.contains(t))
+                .cloned()
+                .collect();
+            scan(helper, search, grouping, &theirs, limits)
+        });
+        let mine = scan(connection, search, grouping, mine, limits);
+        (
+            mine,
+            theirs.join().expect("a partition scan does not panic"),
+        )
+    });
+    let (Some(mut mine), Some(theirs)) = (mine?, theirs?) else {
+        return Ok(None);
+    };
+    Ok(mine.merge(theirs, limits).then_some(mine.list))
+}
+
+/// Scans the selected events of `tables` into groups on `connection`; `None` past the limits.
+fn scan(
+    connection: &Connection,
+    search: &Search,
+    grouping: &Grouping,
+    tables: &[String],
+    limits: Limits,
+) -> Result<Option<Groups>, EventStoreError> {
+    if tables.is_empty() {
+        return Ok(Some(Groups::default()));
+    }
     let scan = render_group_scan(search, grouping, tables);
     let mut statement = connection.prepare(&scan.sql).map_err(failure)?;
     let mut rows = statement
@@ -104,19 +188,18 @@ fn aggregate(
             (function, column)
         })
         .collect();
-    let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    let (mut key, mut held) = (Vec::new(), 0usize);
+    let mut groups = Groups::default();
+    let mut key = Vec::new();
     while let Some(row) = rows.next().map_err(failure)? {
         key.clear();
         for i in 0..grouping.keys.len() {
             encode_key(row.get_ref(i).map_err(failure)?, &mut key);
         }
-        let group = match index.get(key.as_slice()) {
+        let group = match groups.index.get(key.as_slice()) {
             Some(&group) => group,
             None => {
-                held += key.len() + 64;
-                if groups.len() == limits.groups || held > limits.bytes {
+                groups.held += key.len() + 64;
+                if groups.list.len() == limits.groups || groups.held > limits.bytes {
                     return Ok(None);
                 }
                 let keys = (0..grouping.keys.len())
@@ -124,19 +207,21 @@ fn aggregate(
                     .collect::<Result<_, _>>()
                     .map_err(failure)?;
                 let accumulators = parts.iter().map(|(f, _)| Accumulator::new(*f)).collect();
-                groups.push(Group { keys, accumulators });
-                index.insert(key.as_slice().into(), groups.len() - 1);
-                groups.len() - 1
+                groups.list.push(Group { keys, accumulators });
+                groups
+                    .index
+                    .insert(key.as_slice().into(), groups.list.len() - 1);
+                groups.list.len() - 1
             }
         };
-        for (accumulator, (_, column)) in groups[group].accumulators.iter_mut().zip(&parts) {
+        for (accumulator, (_, column)) in groups.list[group].accumulators.iter_mut().zip(&parts) {
             let value = match column {
                 Some(i) => Some(row.get_ref(*i).map_err(failure)?),
                 None => None,
             };
-            held += accumulator.add(value);
+            groups.held += accumulator.add(value);
         }
-        if held > limits.bytes {
+        if groups.held > limits.bytes {
             return Ok(None);
         }
     }
@@ -265,6 +350,22 @@ impl Accumulator {
         0
     }
 
+    /// Adds what `other` (the same aggregate over other rows) holds.
+    fn merge(&mut self, other: Accumulator) {
+        match (self, other) {
+            (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
+            (Accumulator::Sum(a), Accumulator::Sum(b))
+            | (Accumulator::Avg(a), Accumulator::Avg(b)) => a.merge(b),
+            (Accumulator::Min(best), Accumulator::Min(Some(b))) => {
+                keep_if(best, ValueRef::from(&b), Ordering::Less);
+            }
+            (Accumulator::Max(best), Accumulator::Max(Some(b))) => {
+                keep_if(best, ValueRef::from(&b), Ordering::Greater);
+            }
+            _ => {}
+        }
+    }
+
     fn finish(self) -> Result<Value, EventStoreError> {
         Ok(match self {
             Accumulator::Count(n) => Value::Integer(n),
@@ -336,6 +437,37 @@ impl Sum {
                     self.start_approximate();
                 }
                 self.add_real(r);
+            }
+        }
+    }
+
+    /// Adds what `other` summed over other rows.
+    fn merge(&mut self, other: Sum) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = other;
+            return;
+        }
+        self.count += other.count;
+        match (self.approximate, other.approximate) {
+            (false, false) => match self.integer.checked_add(other.integer) {
+                Some(total) => self.integer = total,
+                None => {
+                    self.overflowed = true;
+                    self.start_approximate();
+                    self.add_integer(other.integer);
+                }
+            },
+            (true, false) => self.add_integer(other.integer),
+            (approximate, true) => {
+                if !approximate {
+                    self.start_approximate();
+                }
+                self.add_real(other.real);
+                self.error += other.error;
+                self.overflowed |= other.overflowed;
             }
         }
     }

@@ -5,7 +5,7 @@ use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value::Kind};
 
 use super::{
     grouped::{self, Limits, Outcome},
-    read::{GroupBy, run_pieces},
+    read::{GroupBy, Readers, run_pieces},
     *,
 };
 use crate::{
@@ -91,14 +91,39 @@ fn store_is_partitioned(store: &SqliteStore) -> bool {
     locked(&store.writer).partition_events < 3_000
 }
 
+/// Who scans a hashed GROUP BY's partitions.
+#[derive(Clone, Copy, Debug)]
+enum Scan {
+    OneThread,
+    /// Half of the partitions on the store's second reader.
+    TwoThreads,
+}
+
 fn rows(store: &SqliteStore, sql: &str, group_by: GroupBy) -> Result<Vec<Vec<Cell>>, String> {
+    rows_with(store, sql, group_by, Scan::OneThread)
+}
+
+fn rows_with(
+    store: &SqliteStore,
+    sql: &str,
+    group_by: GroupBy,
+    scan: Scan,
+) -> Result<Vec<Vec<Cell>>, String> {
     let search = check(sql).unwrap().within_tenant("Main");
     let mut all = Vec::new();
-    let reader = locked(&store.reader);
+    let reader = locked(&store.readers[0]);
+    let mut helper = locked(&store.readers[1]);
+    let helper = match scan {
+        Scan::OneThread => None,
+        Scan::TwoThreads => Some(&mut *helper),
+    };
     let tables = partitions::names(&reader).unwrap();
     assert_eq!(tables.len() > 1, store_is_partitioned(store));
     run_pieces(
-        &reader,
+        Readers {
+            first: &reader,
+            second: helper,
+        },
         &search,
         &tables,
         1 << 10,
@@ -136,9 +161,11 @@ fn hashed_groups_answer_what_sqlites_group_by_answers() {
     for sql in QUERIES {
         let search = check(sql).unwrap().within_tenant("Main");
         assert!(Grouping::of(&search).is_some(), "not hashed: {sql}");
-        let hashed = rows(&store, sql, GroupBy::Hashed(Limits::SEARCH));
         let engine = rows(&store, sql, GroupBy::Engine);
-        assert_eq!(hashed, engine, "{sql}");
+        for scan in [Scan::OneThread, Scan::TwoThreads] {
+            let hashed = rows_with(&store, sql, GroupBy::Hashed(Limits::SEARCH), scan);
+            assert_eq!(hashed, engine, "{sql} ({scan:?})");
+        }
     }
     // Not vacuous: the answers have rows, and a tenant's are its own (3,000 events, every
     // 11th in tenant Other).
@@ -188,11 +215,15 @@ fn more_groups_than_held_are_left_to_sqlite() {
         groups: 10,
         bytes: 1 << 20,
     };
-    let reader = locked(&store.reader);
+    let reader = locked(&store.readers[0]);
+    let mut helper = locked(&store.readers[1]);
     let tables = partitions::names(&reader).unwrap();
     let mut handed = 0;
     let outcome = grouped::run(
-        &reader,
+        Readers {
+            first: &reader,
+            second: Some(&mut *helper),
+        },
         &search,
         &grouping,
         &tables,
@@ -206,7 +237,7 @@ fn more_groups_than_held_are_left_to_sqlite() {
     .unwrap();
     assert!(matches!(outcome, Outcome::TooManyGroups));
     assert_eq!(handed, 0, "nothing answered before giving up");
-    drop(reader);
+    drop((reader, helper));
     let answer = rows(&store, sql, GroupBy::Hashed(few)).unwrap();
     assert_eq!(answer.len(), 100, "10.0.(k % 4).(k % 50): 100 addresses");
     assert_eq!(answer, rows(&store, sql, GroupBy::Engine).unwrap());

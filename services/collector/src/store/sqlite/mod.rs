@@ -36,7 +36,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 pub struct SqliteStore {
     writer: Mutex<Writing>,
-    reader: Mutex<Connection>,
+    /// Searches run on the first; a GROUP BY over several partitions scans half of them on
+    /// the second when no other search holds it.
+    readers: [Mutex<Connection>; 2],
     /// Stops the checkpoint and statistics thread when the store goes.
     _maintenance: maintenance::Maintenance,
 }
@@ -88,14 +90,19 @@ impl SqliteStore {
         let writer = Connection::open(path).map_err(failure)?;
         writer.execute_batch(schema_sql()).map_err(failure)?;
         partitions::ensure(&writer).map_err(failure)?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(failure)?;
-        for connection in [&writer, &reader] {
-            prepare(connection).map_err(failure)?;
-        }
+        let open_reader = || {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            prepare(&reader)?;
+            Ok(Mutex::new(reader))
+        };
+        let readers = [
+            open_reader().map_err(failure)?,
+            open_reader().map_err(failure)?,
+        ];
+        prepare(&writer).map_err(failure)?;
         // Checkpoints mostly run on a thread of their own (`maintenance.rs`); the writer's
         // own, past 64 MiB of WAL (4096 pages of 16 KiB), copies what is left and lets the
         // WAL start over (under a steady stream of commits a checkpoint elsewhere never
@@ -112,7 +119,7 @@ impl SqliteStore {
                 newest,
                 partition_events,
             }),
-            reader: Mutex::new(reader),
+            readers,
             _maintenance: maintenance,
         })
     }
@@ -241,34 +248,55 @@ impl EventStore for SqliteStore {
         piece_bytes: usize,
         sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     ) -> Result<(), EventStoreError> {
-        let mut reader = locked(&self.reader);
         let deadline = Instant::now() + SEARCH_TIME_LIMIT;
-        // Checked every 10,000 virtual-machine steps: past the deadline the statement stops
-        // (the time a slow reader of the pieces takes counts too).
-        reader
+        let mut reader = locked(&self.readers[0]);
+        let reader = Snapshot::begin(&mut reader, deadline)?;
+        let mut helper = self.readers[1].try_lock().ok();
+        let mut helper = match helper.as_deref_mut() {
+            Some(helper) => Snapshot::begin(helper, deadline).ok(),
+            None => None,
+        };
+        let tables = partitions::names(reader.connection).map_err(failure)?;
+        read::run_pieces(
+            read::Readers {
+                first: reader.connection,
+                second: helper.as_mut().map(|h| &mut *h.connection),
+            },
+            search,
+            &tables,
+            piece_bytes,
+            sink,
+            read::GroupBy::Hashed(grouped::Limits::SEARCH),
+        )
+    }
+}
+
+/// A search's read transaction on a reader: one snapshot for the partition list and the
+/// search (a partition retention drops meanwhile is still there for it), and a deadline —
+/// checked every 10,000 virtual-machine steps, past it the statement stops (the time a slow
+/// reader of the pieces takes counts too). Both end when this goes.
+struct Snapshot<'c> {
+    connection: &'c mut Connection,
+}
+
+impl<'c> Snapshot<'c> {
+    fn begin(connection: &'c mut Connection, deadline: Instant) -> Result<Self, EventStoreError> {
+        connection
             .progress_handler(10_000, Some(move || Instant::now() > deadline))
             .map_err(failure)?;
-        // One snapshot for the partition list and the search: a partition retention drops
-        // meanwhile is still there for it.
-        let result = reader
+        let snapshot = Snapshot { connection };
+        snapshot
+            .connection
             .execute_batch("BEGIN")
-            .map_err(failure)
-            .and_then(|()| partitions::names(&reader).map_err(failure))
-            .and_then(|tables| {
-                read::run_pieces(
-                    &reader,
-                    search,
-                    &tables,
-                    piece_bytes,
-                    sink,
-                    read::GroupBy::Hashed(grouped::Limits::SEARCH),
-                )
-            });
-        let _ = reader.execute_batch("ROLLBACK");
-        reader
-            .progress_handler(0, None::<fn() -> bool>)
             .map_err(failure)?;
-        result
+        Ok(snapshot)
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.connection.execute_batch("ROLLBACK");
+        let _ = self.connection.progress_handler(0, None::<fn() -> bool>);
     }
 }
 

@@ -22,6 +22,13 @@ use crate::{
     store::{Cell, Found},
 };
 
+/// Where a search runs: its reader, and a second one (on the same snapshot or a later one)
+/// that may share the work.
+pub(super) struct Readers<'c> {
+    pub first: &'c Connection,
+    pub second: Option<&'c mut Connection>,
+}
+
 /// Who groups the rows of a GROUP BY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum GroupBy {
@@ -40,7 +47,7 @@ pub(super) enum GroupBy {
 /// as it holds more than `piece_bytes` (encoded), and the last (`true`), possibly empty,
 /// at the end. An error from `sink` stops the search.
 pub(super) fn run_pieces(
-    connection: &Connection,
+    readers: Readers<'_>,
     search: &Search,
     tables: &[String],
     piece_bytes: usize,
@@ -50,7 +57,10 @@ pub(super) fn run_pieces(
     if let GroupBy::Hashed(limits) = group_by
         && let Some(grouping) = Grouping::of(search)
         && let Outcome::Answered = grouped::run(
-            connection,
+            Readers {
+                first: readers.first,
+                second: readers.second,
+            },
             search,
             &grouping,
             tables,
@@ -61,6 +71,7 @@ pub(super) fn run_pieces(
     {
         return Ok(());
     }
+    let connection = readers.first;
     let rendered = render(search, tables);
     let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
     let mut rows = statement
