@@ -37,6 +37,9 @@ pub(super) fn ensure(connection: &Connection) -> rusqlite::Result<()> {
         connection.execute_batch(&table_sql(&name))?;
     }
     if !table_exists(connection, "event_ids")? {
+        tracing::info!(
+            "the event store gains its set of event ids (once; a minute per ten million events)"
+        );
         connection.execute_batch(
             "CREATE TABLE event_ids (\"Id\" TEXT PRIMARY KEY) WITHOUT ROWID;
              INSERT OR IGNORE INTO event_ids SELECT \"Id\" FROM events;",

@@ -103,17 +103,21 @@ pub(super) fn delete_oldest(
     chunk: i64,
 ) -> Result<Deleted, EventStoreError> {
     for table in partitions::names(transaction).map_err(failure)? {
-        let (latest, first, last, events): (Option<i64>, Option<i64>, Option<i64>, i64) =
-            transaction
+        let latest: Option<i64> = transaction
+            .query_row(
+                &format!("SELECT max(\"Timestamp\") FROM {table}"),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(failure)?;
+        if table != newest && latest.is_none_or(|latest| latest < before) {
+            let (first, last, events): (Option<i64>, Option<i64>, i64) = transaction
                 .query_row(
-                    &format!(
-                        "SELECT max(\"Timestamp\"), min(rowid), max(rowid), count(*) FROM {table}"
-                    ),
+                    &format!("SELECT min(rowid), max(rowid), count(*) FROM {table}"),
                     [],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .map_err(failure)?;
-        if table != newest && latest.is_none_or(|latest| latest < before) {
             transaction
                 .execute(
                     "DELETE FROM ti WHERE event BETWEEN ?1 AND ?2",
