@@ -115,7 +115,8 @@ fn collect_aggregates(expr: &Expr, found: &mut Vec<Expr>) {
     }
 }
 
-fn mentions(expr: &Expr, is: &dyn Fn(&Expr) -> bool) -> bool {
+/// Whether `expr` or any expression within it is one `is` picks.
+pub fn mentions(expr: &Expr, is: &dyn Fn(&Expr) -> bool) -> bool {
     is(expr) || children(expr).into_iter().any(|e| mentions(e, is))
 }
 

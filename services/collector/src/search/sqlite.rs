@@ -5,7 +5,7 @@
 use rusqlite::types::Value;
 
 use super::{
-    grouped::Grouping,
+    grouped::{Grouping, mentions},
     query::{Aggregate, Comparison, Expr, Function, Projection, Search},
     schema::COLUMNS,
 };
@@ -44,10 +44,7 @@ const MAX_PARAMETERS: usize = 32_766;
 
 fn render_with(search: &Search, tables: &[String], first_rows_each: bool) -> Rendered {
     let mut out = Rendered::default();
-    let aliases: Vec<(String, Expr)> = match &search.select {
-        Projection::Events => Vec::new(),
-        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
-    };
+    let aliases = aliases_of(search);
     let mut writer = Writer {
         out: &mut out,
         aliases: &aliases,
@@ -148,10 +145,7 @@ pub fn render_group_scan(search: &Search, grouping: &Grouping, tables: &[String]
 /// (the keys when the search names no order, as SQLite's own GROUP BY answers), LIMIT.
 pub fn render_over_groups(search: &Search, grouping: &Grouping) -> Rendered {
     let mut out = Rendered::default();
-    let aliases: Vec<(String, Expr)> = match &search.select {
-        Projection::Events => Vec::new(),
-        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
-    };
+    let aliases = aliases_of(search);
     let mut writer = Writer {
         out: &mut out,
         aliases: &aliases,
@@ -435,28 +429,31 @@ impl Writer<'_> {
     }
 }
 
+/// The projection's names and the expressions they stand for.
+fn aliases_of(search: &Search) -> Vec<(String, Expr)> {
+    match &search.select {
+        Projection::Events => Vec::new(),
+        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
+    }
+}
+
 /// Whether the answer aggregates the events (`count()` and the like in the projection,
 /// HAVING or ORDER BY).
 fn aggregates(search: &Search) -> bool {
-    fn has(expr: &Expr) -> bool {
-        match expr {
-            Expr::Aggregate { .. } => true,
-            Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => has(a) || has(b),
-            Expr::Not(a) | Expr::IsNull { expr: a, .. } => has(a),
-            Expr::In { expr, list, .. } => has(expr) || list.iter().any(has),
-            Expr::Between {
-                expr, low, high, ..
-            } => has(expr) || has(low) || has(high),
-            Expr::Like { expr, pattern, .. } => has(expr) || has(pattern),
-            Expr::Call(_, args) => args.iter().any(has),
-            _ => false,
-        }
-    }
+    let is_aggregate = |e: &Expr| matches!(e, Expr::Aggregate { .. });
     let items = match &search.select {
-        Projection::Items(items) => items.iter().any(|(e, _)| has(e)),
+        Projection::Items(items) => items.iter().any(|(e, _)| mentions(e, &is_aggregate)),
         Projection::Events => false,
     };
-    items || search.having.as_ref().is_some_and(has) || search.order_by.iter().any(|o| has(&o.expr))
+    items
+        || search
+            .having
+            .as_ref()
+            .is_some_and(|e| mentions(e, &is_aggregate))
+        || search
+            .order_by
+            .iter()
+            .any(|o| mentions(&o.expr, &is_aggregate))
 }
 
 /// Whether `expr` is true or false of a row (a comparison or a test), not a value.
