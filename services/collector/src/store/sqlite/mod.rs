@@ -5,6 +5,7 @@
 //! (`write.rs`). Searches run on a
 //! connection of their own, with a time limit (`read.rs`).
 
+mod aggregates;
 mod grouped;
 mod maintenance;
 mod partitions;
