@@ -26,12 +26,12 @@ use crate::{
     store::Found,
 };
 
-/// What a search may hold in groups; past it SQLite's GROUP BY (which spills to disk)
-/// answers instead.
+/// What a scan may hold in groups; past it SQLite's GROUP BY (which spills to disk)
+/// answers instead. A search scanning on two threads holds up to twice this before merging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Limits {
     pub groups: usize,
-    /// Bytes of keys and of min/max values.
+    /// Bytes of groups: keys, accumulators, min/max values.
     pub bytes: usize,
 }
 
@@ -200,7 +200,8 @@ fn scan(
         let group = match groups.index.get(key.as_slice()) {
             Some(&group) => group,
             None => {
-                groups.held += key.len() + 64;
+                // The key twice (encoded, and its values), the accumulators and the map.
+                groups.held += 2 * key.len() + 160;
                 if groups.list.len() == limits.groups || groups.held > limits.bytes {
                     return Ok(None);
                 }
