@@ -10,7 +10,7 @@
 //! match names its event by row id alone; event ids are unique across partitions through
 //! `event_ids`. The first partition is the table stores made before partitions, `events`.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::search::schema::{COLUMNS, ColumnType};
 
@@ -19,6 +19,10 @@ pub(super) const FIRST: &str = "events";
 /// Events in a partition before the next one starts: its indexes (about 200 MB) stay in the
 /// 256 MiB page cache.
 pub(super) const PARTITION_EVENTS: u64 = 1_000_000;
+/// Partitions at most: a search reads them as one compound SELECT, and SQLite takes at most
+/// 500 terms in one. Past it the newest partition grows on (storing slows down, searches
+/// keep working); retention makes room.
+pub(super) const MAX_PARTITIONS: u64 = 400;
 
 /// Makes what the partitions need: the partition list (the first partition `events`, made
 /// or found from before partitions), every partition's columns and indexes as the schema has
@@ -127,6 +131,8 @@ pub(super) struct Newest {
     events: u64,
     next_rowid: i64,
     limit: u64,
+    /// Partitions in the store.
+    partitions: u64,
     /// The insert statement's text for `name`.
     pub insert_sql: String,
 }
@@ -140,6 +146,8 @@ impl Newest {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
+        let partitions: i64 =
+            connection.query_row("SELECT count(*) FROM partitions", [], |row| row.get(0))?;
         let (events, last): (i64, Option<i64>) = connection.query_row(
             &format!("SELECT count(*), max(rowid) FROM {name}"),
             [],
@@ -151,12 +159,13 @@ impl Newest {
             events: events as u64,
             next_rowid: last.map_or(first_rowid, |l| l + 1),
             limit,
+            partitions: partitions as u64,
         })
     }
 
     /// The row id of the next event, starting a partition first when this one is full.
     pub(super) fn next_rowid(&mut self, connection: &Connection) -> rusqlite::Result<i64> {
-        if self.events >= self.limit {
+        if self.events >= self.limit && self.partitions < MAX_PARTITIONS {
             self.start_next(connection)?;
         }
         Ok(self.next_rowid)
@@ -169,11 +178,8 @@ impl Newest {
     }
 
     fn start_next(&mut self, connection: &Connection) -> rusqlite::Result<()> {
-        let number: Option<i64> = connection
-            .query_row("SELECT count(*) FROM partitions", [], |row| row.get(0))
-            .optional()?;
         // Numbered past every name used before (retention drops the oldest).
-        let mut number = number.unwrap_or(0);
+        let mut number = self.partitions;
         let name = loop {
             let name = format!("events_p{number}");
             let taken: bool = connection.query_row(
@@ -195,6 +201,7 @@ impl Newest {
         self.insert_sql = insert_sql(&name);
         self.name = name;
         self.events = 0;
+        self.partitions += 1;
         Ok(())
     }
 }

@@ -395,3 +395,33 @@ fn a_long_in_list_over_many_partitions_is_answered() {
     };
     assert_eq!(events.len(), 3);
 }
+
+#[test]
+fn past_the_most_partitions_the_newest_grows_and_every_event_is_found() {
+    let (_dir, store) = store_in(1);
+    let events: Vec<Event> = (0..partitions::MAX_PARTITIONS + 5)
+        .map(|k| event(&format!("p{k}"), "Main", "http://p/", None))
+        .collect();
+    store.insert(&events).unwrap();
+    let tables = partitions::names(&locked(&store.writer).connection).unwrap();
+    assert_eq!(tables.len() as u64, partitions::MAX_PARTITIONS);
+    let Found::Rows { rows, .. } = search(
+        &store,
+        "SELECT count() FROM events WHERE RequestUrl = 'http://p/'",
+        "Main",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        rows,
+        [vec![Cell::Integer(partitions::MAX_PARTITIONS as i64 + 5)]]
+    );
+    let Found::Events(latest) = search(
+        &store,
+        "SELECT * FROM events ORDER BY Timestamp DESC, Id LIMIT 2",
+        "Main",
+    ) else {
+        panic!()
+    };
+    assert_eq!(latest.len(), 2);
+}
