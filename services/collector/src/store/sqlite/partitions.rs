@@ -41,9 +41,16 @@ pub(super) fn ensure(connection: &Connection) -> rusqlite::Result<()> {
         connection.execute_batch(&table_sql(&name))?;
     }
     if !table_exists(connection, "event_ids")? {
-        tracing::info!(
-            "the event store gains its set of event ids (once; a minute per ten million events)"
-        );
+        let held: bool = connection.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {FIRST})"),
+            [],
+            |row| row.get(0),
+        )?;
+        if held {
+            tracing::info!(
+                "the event store gains its set of event ids (once; about a minute per ten million events)"
+            );
+        }
         connection.execute_batch(
             "CREATE TABLE event_ids (\"Id\" TEXT PRIMARY KEY) WITHOUT ROWID;
              INSERT OR IGNORE INTO event_ids SELECT \"Id\" FROM events;",
