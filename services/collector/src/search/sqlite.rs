@@ -285,6 +285,27 @@ impl Writer<'_> {
             Expr::Integer(n) => self.param(Value::Integer(*n)),
             Expr::Float(n) => self.param(Value::Real(*n)),
             Expr::Null => self.push("NULL"),
+            Expr::Compare(left, Comparison::Eq, right) if self.finds_by_id(left, right) => {
+                let value = if matches!(**left, Expr::Text(_)) {
+                    left
+                } else {
+                    right
+                };
+                self.push("events.rowid IN (SELECT event FROM event_ids WHERE \"Id\" = ");
+                self.expr(value);
+                self.push(")");
+            }
+            Expr::In {
+                expr,
+                list,
+                negated: false,
+            } if self.finds_by_id(expr, &Expr::Text(String::new()))
+                && list.iter().all(|e| matches!(e, Expr::Text(_))) =>
+            {
+                self.push("events.rowid IN (SELECT event FROM event_ids WHERE \"Id\" IN (");
+                self.list(list);
+                self.push("))");
+            }
             Expr::Compare(left, op, right) => {
                 self.push("(");
                 self.expr(left);
@@ -393,6 +414,14 @@ impl Writer<'_> {
                 self.push(")");
             }
         }
+    }
+
+    /// Whether `a` and `b` are the `Id` column and a text: the event store finds events by
+    /// id through its id set (`event_ids`), the partitions have no index of their own on it.
+    fn finds_by_id(&self, a: &Expr, b: &Expr) -> bool {
+        let is_id = |e: &Expr| matches!(e, Expr::Column(c) if c.name == "Id");
+        let is_text = |e: &Expr| matches!(e, Expr::Text(_));
+        self.groups.is_none() && ((is_id(a) && is_text(b)) || (is_text(a) && is_id(b)))
     }
 
     fn binary(&mut self, left: &Expr, op: &str, right: &Expr) {
@@ -518,6 +547,18 @@ mod tests {
                 Value::Integer(250),
                 Value::Integer(0)
             ]
+        );
+    }
+
+    #[test]
+    fn an_event_is_found_by_id_through_the_id_set() {
+        let out = rendered("SELECT * FROM events WHERE Id = 'e1' OR Id IN ('e2', 'e3')");
+        assert!(
+            out.sql.contains(
+                "events.rowid IN (SELECT event FROM event_ids WHERE \"Id\" = ?) OR events.rowid IN (SELECT event FROM event_ids WHERE \"Id\" IN (?, ?))"
+            ),
+            "{}",
+            out.sql
         );
     }
 

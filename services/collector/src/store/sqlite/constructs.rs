@@ -132,6 +132,16 @@ fn every_construct_in(store: &SqliteStore, partition_events: u64) {
             &["e1", "e2", "e3", "e4"],
         ),
         ("SELECT * FROM events WHERE SourcePort = 80", &["e1"]),
+        // By id: through the store's id set.
+        (
+            "SELECT * FROM events WHERE Id IN ('e2', 'e4', 'nope') ORDER BY Id",
+            &["e2", "e4"],
+        ),
+        ("SELECT * FROM events WHERE 'e3' = Id", &["e3"]),
+        (
+            "SELECT * FROM events WHERE Id = 'e1' OR Id NOT IN ('e1', 'e2', 'e3') ORDER BY Id",
+            &["e1", "e4"],
+        ),
         (
             "SELECT * FROM events WHERE SourcePort != 80 ORDER BY Id",
             &["e2", "e3", "e4"],

@@ -7,8 +7,8 @@
 //! drops whole partitions.
 //!
 //! Row ids are unique across partitions (each partition continues the last one's), so a TI
-//! match names its event by row id alone; event ids are unique across partitions through
-//! `event_ids`. The first partition is the table stores made before partitions, `events`.
+//! match names its event by row id alone; `event_ids` maps each event id to its row id,
+//! keeping ids unique across partitions and finding an event by id. The first partition is the table stores made before partitions, `events`.
 
 use rusqlite::Connection;
 
@@ -40,21 +40,41 @@ pub(super) fn ensure(connection: &Connection) -> rusqlite::Result<()> {
         }
         connection.execute_batch(&table_sql(&name))?;
     }
-    if !table_exists(connection, "event_ids")? {
-        let held: bool = connection.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM {FIRST})"),
-            [],
-            |row| row.get(0),
-        )?;
-        if held {
+    // Event id → row id: an id stored once across partitions, and found without an index
+    // of its own in every partition (one B-tree less per event stored: +13 % stored/s).
+    // A set without the row ids (made before them) is made again.
+    let id_set_columns: i64 = connection.query_row(
+        "SELECT count(*) FROM pragma_table_info('event_ids') WHERE name = 'event'",
+        [],
+        |row| row.get(0),
+    )?;
+    if id_set_columns == 0 {
+        let tables = names(connection)?;
+        let held = tables
+            .iter()
+            .map(|t| {
+                connection.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {t})"), [], |row| {
+                    row.get::<_, bool>(0)
+                })
+            })
+            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        if held.contains(&true) {
             tracing::info!(
-                "the event store gains its set of event ids (once; about a minute per ten million events)"
+                "the event store builds its set of event ids (once; about a minute per ten million events)"
             );
         }
         connection.execute_batch(
-            "CREATE TABLE event_ids (\"Id\" TEXT PRIMARY KEY) WITHOUT ROWID;
-             INSERT OR IGNORE INTO event_ids SELECT \"Id\" FROM events;",
+            "DROP TABLE IF EXISTS event_ids;
+             CREATE TABLE event_ids (\"Id\" TEXT PRIMARY KEY, event INTEGER NOT NULL) WITHOUT ROWID;",
         )?;
+        for table in &tables {
+            connection.execute_batch(&format!(
+                "INSERT OR IGNORE INTO event_ids (\"Id\", event) SELECT \"Id\", rowid FROM {table}"
+            ))?;
+        }
+    }
+    for table in names(connection)? {
+        connection.execute_batch(&format!("DROP INDEX IF EXISTS {table}_id"))?;
     }
     Ok(())
 }
@@ -112,7 +132,6 @@ fn table_sql(name: &str) -> String {
     };
     format!(
         "CREATE TABLE IF NOT EXISTS {name} (rowid INTEGER PRIMARY KEY, {}, \"Extra\" TEXT);
-         CREATE UNIQUE INDEX IF NOT EXISTS {name}_id ON {name} (\"Id\");
          CREATE INDEX IF NOT EXISTS {name}_by_time ON {name} (\"Timestamp\");
          {} {} {} {}",
         columns.join(", "),
@@ -217,7 +236,7 @@ fn insert_sql(table: &str) -> String {
     let names: Vec<String> = COLUMNS.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let marks = vec!["?"; COLUMNS.len() + 2].join(", ");
     format!(
-        "INSERT OR IGNORE INTO {table} (rowid, {}, \"Extra\") VALUES ({marks})",
+        "INSERT INTO {table} (rowid, {}, \"Extra\") VALUES ({marks})",
         names.join(", ")
     )
 }

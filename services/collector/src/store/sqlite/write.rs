@@ -42,7 +42,7 @@ fn insert_events(
     events: &[Event],
 ) -> Result<(), EventStoreError> {
     let mut insert_id = transaction
-        .prepare_cached("INSERT OR IGNORE INTO event_ids (\"Id\") VALUES (?)")
+        .prepare_cached("INSERT OR IGNORE INTO event_ids (\"Id\", event) VALUES (?, ?)")
         .map_err(failure)?;
     let mut insert_match = transaction
         .prepare_cached(
@@ -50,21 +50,21 @@ fn insert_events(
         )
         .map_err(failure)?;
     for event in events {
-        if insert_id.execute([&event.id]).map_err(failure)? == 0 {
-            continue;
-        }
         let rowid = newest.next_rowid(transaction).map_err(failure)?;
-        let mut insert_event = transaction
-            .prepare_cached(&newest.insert_sql)
-            .map_err(failure)?;
-        let row = std::iter::once(Value::Integer(rowid)).chain(row_of(event));
-        if insert_event
-            .execute(params_from_iter(row))
+        if insert_id
+            .execute(rusqlite::params![event.id, rowid])
             .map_err(failure)?
             == 0
         {
             continue;
         }
+        let mut insert_event = transaction
+            .prepare_cached(&newest.insert_sql)
+            .map_err(failure)?;
+        let row = std::iter::once(Value::Integer(rowid)).chain(row_of(event));
+        insert_event
+            .execute(params_from_iter(row))
+            .map_err(failure)?;
         newest.inserted();
         for found in &event.ti {
             let context =
