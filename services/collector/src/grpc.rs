@@ -270,6 +270,8 @@ impl Collector for CollectorService {
         &self,
         request: Request<xdr_proto::pb::GetEventRequest>,
     ) -> Result<Response<xdr_proto::pb::Event>, Status> {
+        // A search like any other: it takes one of the few search slots.
+        let _slot = self.searches.take()?;
         let tenant = tenant_for(
             Caller::of(&request)?,
             &request.get_ref().tenant,
