@@ -59,14 +59,7 @@ fn render_with(search: &Search, tables: &[String], first_rows_each: bool) -> Ren
             }
             writer.push(", events.\"Extra\"");
         }
-        Projection::Items(items) => {
-            for (i, (expr, _)) in items.iter().enumerate() {
-                if i > 0 {
-                    writer.push(", ");
-                }
-                writer.expr(expr);
-            }
-        }
+        Projection::Items(items) => writer.items(items),
     }
     if first_rows_each {
         // Each partition answers its own first rows in the order, through its indexes;
@@ -153,12 +146,7 @@ pub fn render_over_groups(search: &Search, grouping: &Grouping) -> Rendered {
     };
     writer.push("SELECT ");
     if let Projection::Items(items) = &search.select {
-        for (i, (expr, _)) in items.iter().enumerate() {
-            if i > 0 {
-                writer.push(", ");
-            }
-            writer.expr(expr);
-        }
+        writer.items(items);
     }
     writer.push(&format!(" FROM {GROUPS_TABLE}"));
     if let Some(having) = &search.having {
@@ -230,6 +218,16 @@ impl Writer<'_> {
         self.param(Value::Integer(search.limit as i64));
         self.push(" OFFSET ");
         self.param(Value::Integer(search.offset.min(i64::MAX as u64) as i64));
+    }
+
+    /// The projection's expressions, without their names.
+    fn items(&mut self, items: &[(Expr, String)]) {
+        for (i, (expr, _)) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.expr(expr);
+        }
     }
 
     fn list(&mut self, exprs: &[Expr]) {

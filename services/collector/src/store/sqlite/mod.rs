@@ -48,7 +48,6 @@ pub struct SqliteStore {
 struct Writing {
     connection: Connection,
     newest: partitions::Newest,
-    partition_events: u64,
 }
 
 fn failure(error: rusqlite::Error) -> EventStoreError {
@@ -118,7 +117,6 @@ impl SqliteStore {
             writer: Mutex::new(Writing {
                 connection: writer,
                 newest,
-                partition_events,
             }),
             readers,
             _maintenance: maintenance,
@@ -194,18 +192,14 @@ fn prepare(connection: &Connection) -> rusqlite::Result<()> {
 impl EventStore for SqliteStore {
     fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError> {
         let mut writer = locked(&self.writer);
-        let Writing {
-            connection,
-            newest,
-            partition_events,
-        } = &mut *writer;
+        let Writing { connection, newest } = &mut *writer;
         let commit = connection.transaction().map_err(failure)?;
         let loaded = write::load(&commit, newest, batches, through)
             .and_then(|()| commit.commit().map_err(failure));
         if loaded.is_err() {
             // Rolled back: what was counted in the newest partition, or a partition started,
             // is not there.
-            *newest = partitions::Newest::load(connection, *partition_events).map_err(failure)?;
+            newest.reload(connection).map_err(failure)?;
         }
         loaded
     }
@@ -230,16 +224,14 @@ impl EventStore for SqliteStore {
         let mut deleted = 0;
         loop {
             let mut writer = locked(&self.writer);
-            let Writing {
-                connection, newest, ..
-            } = &mut *writer;
+            let Writing { connection, newest } = &mut *writer;
             let delete = connection.transaction().map_err(failure)?;
             let chunk = write::delete_oldest(&delete, &newest.name, timestamp_ms, RETENTION_CHUNK)?;
             delete.commit().map_err(failure)?;
-            deleted += chunk.events;
-            if chunk.done {
+            if chunk == 0 {
                 return Ok(deleted);
             }
+            deleted += chunk;
         }
     }
 

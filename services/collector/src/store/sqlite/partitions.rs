@@ -164,8 +164,7 @@ pub(super) struct Newest {
 }
 
 impl Newest {
-    /// Reads the newest partition of the store on `connection` (after a failed transaction
-    /// too: what was counted in it is gone).
+    /// Reads the newest partition of the store on `connection`; `limit` events fill one.
     pub(super) fn load(connection: &Connection, limit: u64) -> rusqlite::Result<Self> {
         let (name, first_rowid): (String, i64) = connection.query_row(
             "SELECT name, first_rowid FROM partitions ORDER BY first_rowid DESC LIMIT 1",
@@ -187,6 +186,13 @@ impl Newest {
             limit,
             partitions: partitions as u64,
         })
+    }
+
+    /// Reads the newest partition again (after a failed transaction: what was counted in it,
+    /// or a partition started, is gone).
+    pub(super) fn reload(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        *self = Self::load(connection, self.limit)?;
+        Ok(())
     }
 
     /// The row id of the next event, starting a partition first when this one is full.

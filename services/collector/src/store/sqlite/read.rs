@@ -43,9 +43,9 @@ pub(super) enum GroupBy {
     Engine,
 }
 
-/// Runs `search` over the partition tables `tables` on `connection`, handing `sink` its answer in pieces: a piece goes as soon
-/// as it holds more than `piece_bytes` (encoded), and the last (`true`), possibly empty,
-/// at the end. An error from `sink` stops the search.
+/// Runs `search` over the partition tables `tables` on `readers`, handing `sink` its answer
+/// in pieces: a piece goes as soon as it holds more than `piece_bytes` (encoded), and the
+/// last (`true`), possibly empty, at the end. An error from `sink` stops the search.
 pub(super) fn run_pieces(
     readers: Readers<'_>,
     search: &Search,
@@ -54,13 +54,11 @@ pub(super) fn run_pieces(
     sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     group_by: GroupBy,
 ) -> Result<(), EventStoreError> {
+    let connection = readers.first;
     if let GroupBy::Hashed(limits) = group_by
         && let Some(grouping) = Grouping::of(search)
         && let Outcome::Answered = grouped::run(
-            Readers {
-                first: readers.first,
-                second: readers.second,
-            },
+            readers,
             search,
             &grouping,
             tables,
@@ -71,7 +69,6 @@ pub(super) fn run_pieces(
     {
         return Ok(());
     }
-    let connection = readers.first;
     let rendered = render(search, tables);
     let mut statement = connection.prepare(&rendered.sql).map_err(failure)?;
     let mut rows = statement

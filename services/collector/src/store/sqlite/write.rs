@@ -86,22 +86,15 @@ fn insert_events(
     Ok(())
 }
 
-/// What one step of retention deleted.
-pub(super) struct Deleted {
-    pub events: u64,
-    /// Nothing expired is left.
-    pub done: bool,
-}
-
 /// Deletes events older than `before`, their matches and their ids, oldest partition first:
 /// a whole partition when all of it has expired (not the one being written), else up to
-/// `chunk` of its oldest events.
+/// `chunk` of its oldest events. Answers how many; none when nothing expired is left.
 pub(super) fn delete_oldest(
     transaction: &Connection,
     newest: &str,
     before: i64,
     chunk: i64,
-) -> Result<Deleted, EventStoreError> {
+) -> Result<u64, EventStoreError> {
     for table in partitions::names(transaction).map_err(failure)? {
         let latest: Option<i64> = transaction
             .query_row(
@@ -133,10 +126,7 @@ pub(super) fn delete_oldest(
             transaction
                 .execute("DELETE FROM partitions WHERE name = ?1", [&table])
                 .map_err(failure)?;
-            return Ok(Deleted {
-                events: events as u64,
-                done: false,
-            });
+            return Ok(events as u64);
         }
         let oldest = format!(
             "SELECT rowid FROM {table} WHERE \"Timestamp\" < ?1 ORDER BY \"Timestamp\" LIMIT ?2"
@@ -158,16 +148,10 @@ pub(super) fn delete_oldest(
             )
             .map_err(failure)?;
         if deleted > 0 {
-            return Ok(Deleted {
-                events: deleted as u64,
-                done: false,
-            });
+            return Ok(deleted as u64);
         }
     }
-    Ok(Deleted {
-        events: 0,
-        done: true,
-    })
+    Ok(0)
 }
 
 /// The values of `event`'s row: the schema's columns in order, then `Extra`.
