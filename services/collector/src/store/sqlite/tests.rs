@@ -425,3 +425,40 @@ fn past_the_most_partitions_the_newest_grows_and_every_event_is_found() {
     };
     assert_eq!(latest.len(), 2);
 }
+
+#[test]
+fn an_id_one_tenant_gives_does_not_drop_another_tenants_event_with_it() {
+    let (_dir, store) = store_in(1);
+    store
+        .insert(&[event("shared-id", "Other", "http://other/", None)])
+        .unwrap();
+    store
+        .insert(&[event("shared-id", "Main", "http://main/", None)])
+        .unwrap();
+    for (tenant, url) in [("Main", "http://main/"), ("Other", "http://other/")] {
+        let Found::Events(events) = search(
+            &store,
+            "SELECT * FROM events WHERE Id = 'shared-id'",
+            tenant,
+        ) else {
+            panic!()
+        };
+        assert_eq!(events.len(), 1, "{tenant}");
+        assert_eq!(
+            events[0].fields["RequestUrl"].kind,
+            text(url).kind,
+            "{tenant}"
+        );
+    }
+    // One id per tenant in the id set.
+    let writer = locked(&store.writer);
+    let ids: i64 = writer
+        .connection
+        .query_row(
+            "SELECT count(*) FROM event_ids WHERE \"Id\" = 'shared-id'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(ids, 2);
+}

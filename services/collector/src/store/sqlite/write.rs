@@ -42,7 +42,9 @@ fn insert_events(
     events: &[Event],
 ) -> Result<(), EventStoreError> {
     let mut insert_id = transaction
-        .prepare_cached("INSERT OR IGNORE INTO event_ids (\"Id\", event) VALUES (?, ?)")
+        .prepare_cached(
+            "INSERT OR IGNORE INTO event_ids (\"Id\", \"Tenant\", event) VALUES (?, ?, ?)",
+        )
         .map_err(failure)?;
     let mut insert_match = transaction
         .prepare_cached(
@@ -52,7 +54,7 @@ fn insert_events(
     for event in events {
         let rowid = newest.next_rowid(transaction).map_err(failure)?;
         if insert_id
-            .execute(rusqlite::params![event.id, rowid])
+            .execute(rusqlite::params![event.id, event.tenant, rowid])
             .map_err(failure)?
             == 0
         {
@@ -119,7 +121,7 @@ pub(super) fn delete_oldest(
                 .map_err(failure)?;
             transaction
                 .execute_batch(&format!(
-                    "DELETE FROM event_ids WHERE \"Id\" IN (SELECT \"Id\" FROM {table});
+                    "DELETE FROM event_ids WHERE (\"Id\", \"Tenant\") IN (SELECT \"Id\", \"Tenant\" FROM {table});
                      DROP TABLE {table};"
                 ))
                 .map_err(failure)?;
@@ -137,7 +139,7 @@ pub(super) fn delete_oldest(
             .map_err(failure)?;
         transaction
             .execute(
-                &format!("DELETE FROM event_ids WHERE \"Id\" IN (SELECT \"Id\" FROM {table} WHERE rowid IN ({oldest}))"),
+                &format!("DELETE FROM event_ids WHERE (\"Id\", \"Tenant\") IN (SELECT \"Id\", \"Tenant\" FROM {table} WHERE rowid IN ({oldest}))"),
                 params,
             )
             .map_err(failure)?;
