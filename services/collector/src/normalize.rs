@@ -87,16 +87,9 @@ impl Normalizer {
     }
 
     /// The events in `raw`: its non-empty pieces between delimiters (a carriage return
-    /// before a line feed dropped).
+    /// before a line feed dropped), as the gateway counts them.
     pub fn split<'a>(&self, raw: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let delimiter = self.delimiter;
-        let newline = delimiter == b'\n';
-        raw.split(move |&b| b == delimiter)
-            .map(move |piece| match piece {
-                [rest @ .., b'\r'] if newline => rest,
-                piece => piece,
-            })
-            .filter(|piece| !piece.iter().all(u8::is_ascii_whitespace))
+        xdr_mesh::lines::events_in(raw, self.delimiter)
     }
 
     /// One piece of raw input as an event's fields, or why it cannot be one.

@@ -1,10 +1,11 @@
 //! The HTTP routes of the gateway.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::{health, upstreams::Upstreams};
+use crate::{health, input::Input, upstreams::Upstreams};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,10 +13,16 @@ pub struct AppState {
     pub health_timeout: Duration,
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, input: Arc<Input>) -> Router {
+    // Installed before anything is counted: counts made before the recorder are lost.
+    xdr_mesh::metrics::recorder();
+    crate::metrics::describe();
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(state)
+        .merge(crate::input::router(input))
+        .merge(xdr_mesh::metrics::router())
+        .layer(axum::middleware::from_fn(crate::metrics::count_requests))
 }
 
 /// 200 with every service's status when all are SERVING, else 503 with the same body.

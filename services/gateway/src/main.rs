@@ -3,6 +3,9 @@
 
 mod health;
 mod http;
+mod input;
+mod metrics;
+mod problem;
 mod upstreams;
 
 use std::{net::SocketAddr, time::Duration};
@@ -11,7 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use xdr_mesh::{
     config::{ConfigFileArg, LogArgs, TlsArgs},
-    directory::GATEWAY,
+    directory::{COLLECTOR, GATEWAY},
     http::HttpLimits,
 };
 
@@ -30,6 +33,8 @@ struct Config {
     http_listen: SocketAddr,
     #[command(flatten)]
     upstreams: upstreams::UpstreamArgs,
+    #[command(flatten)]
+    input: input::InputArgs,
     /// Longest the gateway waits for a service to answer a health check.
     #[arg(long, env = "XDR_HEALTH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     health_timeout: Duration,
@@ -60,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         upstreams::Upstreams::dial(&config.upstreams, &tls).context("upstream addresses")?;
     let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
 
+    let input = input::Input::new(&config.input, upstreams.channel(COLLECTOR.name));
     let state = http::AppState {
         upstreams,
         health_timeout: config.health_timeout,
@@ -71,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    let routes = http::router(state).merge(xdr_mesh::metrics::router());
+    let routes = http::router(state, input);
     xdr_mesh::http::serve("listening", listener, routes, limits, shutdown).await;
     tracing::info!(service = GATEWAY.name, "stopped");
     Ok(())

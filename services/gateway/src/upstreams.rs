@@ -64,4 +64,13 @@ impl Upstreams {
             .collect::<Result<_, channel::ChannelError>>()?;
         Ok(Upstreams { services })
     }
+
+    /// The channel to the service named `name` (a directory entry's name).
+    pub fn channel(&self, name: &str) -> Channel {
+        self.services
+            .iter()
+            .find(|(service, _)| *service == name)
+            .map(|(_, channel)| channel.clone())
+            .expect("every service in the directory is dialled")
+    }
 }

@@ -11,7 +11,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 
 use crate::{log_limit::LogLimiter, shutdown::CancellationToken};
 
@@ -97,7 +97,15 @@ pub async fn serve(
             }
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers may ask who is on the other end (`ConnectInfo`), e.g. to limit a client.
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let stopping = shutdown.clone();
         connections.spawn(async move {
             let _slot = slot;

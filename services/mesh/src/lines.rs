@@ -57,6 +57,20 @@ pub async fn read_delimited<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// The events in `raw` as a collector splits a body of them: its pieces between
+/// `delimiter`s, a carriage return before a line feed dropped, pieces of only whitespace (a
+/// trailing delimiter, a blank line) left out. The gateway counts a body's events with it, so
+/// it can tell each poster which of its events the collector refused.
+pub fn events_in(raw: &[u8], delimiter: u8) -> impl Iterator<Item = &[u8]> {
+    let newline = delimiter == b'\n';
+    raw.split(move |&b| b == delimiter)
+        .map(move |piece| match piece {
+            [rest @ .., b'\r'] if newline => rest,
+            piece => piece,
+        })
+        .filter(|piece| !piece.iter().all(u8::is_ascii_whitespace))
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::BufReader;

@@ -13,6 +13,7 @@ mod configuration;
 mod cybertrace_source;
 mod enrichment;
 mod gateway;
+mod gateway_input;
 mod load_shedding;
 mod malformed_requests;
 mod metrics;
