@@ -7,6 +7,7 @@ mod collector;
 mod connect;
 mod ingest;
 mod layout;
+mod people;
 mod probe;
 mod quickstart;
 mod rules;
@@ -46,6 +47,12 @@ enum Command {
     Search(search::Args),
     /// Send a file of events (NDJSON) to a collector.
     Ingest(ingest::Args),
+    /// The gateway's users: list, create, delete.
+    #[command(subcommand)]
+    User(people::UserCommand),
+    /// API tokens: list, create, revoke.
+    #[command(subcommand)]
+    Token(people::TokenCommand),
 }
 
 #[tokio::main]
@@ -60,5 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Collector(command) => collector::run(command).await,
         Command::Search(args) => search::run(&args).await,
         Command::Ingest(args) => ingest::run(&args).await,
+        Command::User(command) => people::users(command).await,
+        Command::Token(command) => people::tokens(command).await,
     }
 }

@@ -26,6 +26,19 @@ pub struct Args {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
+    make(args).await?;
+    // The gateway wrote its first Main administrator's token into the home on fresh data.
+    let home = crate::layout::Home::new(&args.target.home);
+    if let Some((token, file)) = crate::people::first_admin_token(&home) {
+        println!(
+            "the first Main administrator's token (kept in {}): {token}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+async fn make(args: &Args) -> anyhow::Result<()> {
     let mut rules = EnrichmentClient::new(args.target.channel(&ENRICHMENT).await?);
     let rule = match find_rule(&mut rules).await? {
         Some(rule) => {

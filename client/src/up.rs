@@ -243,7 +243,9 @@ async fn start_all(
     let mut gateway = service_command(bin_dir, GATEWAY.name, &certs);
     gateway
         .arg("--http-listen")
-        .arg(format!("{}:{}", args.bind, GATEWAY.http_port));
+        .arg(format!("{}:{}", args.bind, GATEWAY.http_port))
+        .arg("--data-dir")
+        .arg(home.data(GATEWAY.name));
     for service in directory::grpc_services() {
         gateway
             .arg(format!("--{}-addr", service.name))
@@ -383,6 +385,17 @@ fn print_summary(args: &Args, home: &Home) {
     println!(
         "  xdrctl search {home_flag} \"SELECT * FROM \\`events\\` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250\""
     );
+    if let Some((token, file)) = crate::people::first_admin_token(home) {
+        println!(
+            "the first Main administrator's token (kept in {}):",
+            file.display()
+        );
+        println!("  {token}");
+        println!(
+            "  curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"sql\":\"SELECT count() FROM events\"}}' http://{}/xdr.v1.Collector/SearchEvents",
+            layout::dial_addr(args.bind, GATEWAY.http_port)
+        );
+    }
     println!("Ctrl-C stops the mesh.");
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::{health, input::Input, upstreams::Upstreams};
+use crate::{health, input::Input, people::routes::PeopleState, upstreams::Upstreams};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,14 +13,19 @@ pub struct AppState {
     pub health_timeout: Duration,
 }
 
-pub fn router(state: AppState, input: Arc<Input>) -> Router {
+pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router {
     // Installed before anything is counted: counts made before the recorder are lost.
     xdr_mesh::metrics::recorder();
     crate::metrics::describe();
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(state)
+        .with_state(state.clone())
         .merge(crate::input::router(input))
+        .merge(crate::people::routes::router(people.clone()))
+        .merge(crate::connect::router(crate::connect::ConnectState {
+            upstreams: state.upstreams.clone(),
+            people,
+        }))
         .merge(xdr_mesh::metrics::router())
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
 }

@@ -1,10 +1,12 @@
 //! `xdr-gateway`: the HTTP JSON front door of the mesh. People and scripts use plain HTTP;
 //! the gateway calls the services over mTLS with its own identity.
 
+mod connect;
 mod health;
 mod http;
 mod input;
 mod metrics;
+mod people;
 mod problem;
 mod upstreams;
 
@@ -35,6 +37,13 @@ struct Config {
     upstreams: upstreams::UpstreamArgs,
     #[command(flatten)]
     input: input::InputArgs,
+    /// Folder of the gateway's state: its users and tokens [default: .xdr/data/gateway].
+    #[arg(long, env = "XDR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Take API tokens over plain HTTP from any address, not only loopback (a token on the
+    /// wire can be read: prefer HTTPS).
+    #[arg(long, env = "XDR_ALLOW_PLAIN_HTTP_TOKENS")]
+    allow_plain_http_tokens: bool,
     /// Longest the gateway waits for a service to answer a health check.
     #[arg(long, env = "XDR_HEALTH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     health_timeout: Duration,
@@ -65,6 +74,20 @@ async fn main() -> anyhow::Result<()> {
         upstreams::Upstreams::dial(&config.upstreams, &tls).context("upstream addresses")?;
     let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
 
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new(".xdr/data").join(GATEWAY.name));
+    let data_dir = xdr_mesh::data_dir::DataDir::open(&data_dir).context("data directory")?;
+    let people = people::People::open(data_dir.path()).context("opening the people store")?;
+    people::bootstrap::first_admin(&people, data_dir.path())
+        .context("making the first Main administrator")?;
+    let people = people::routes::PeopleState {
+        people,
+        policy: people::TokenPolicy {
+            plain_http_from_anywhere: config.allow_plain_http_tokens,
+        },
+    };
     let input = input::Input::new(&config.input, upstreams.channel(COLLECTOR.name));
     let state = http::AppState {
         upstreams,
@@ -77,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    let routes = http::router(state, input);
+    let routes = http::router(state, input, people);
     xdr_mesh::http::serve("listening", listener, routes, limits, shutdown).await;
     tracing::info!(service = GATEWAY.name, "stopped");
     Ok(())

@@ -3,7 +3,7 @@
 use tonic::transport::Channel;
 use xdr_mesh::{
     channel,
-    directory::{COLLECTOR, ENRICHMENT, PLAYBOOK, THREATINTEL},
+    directory::{self, COLLECTOR, ENRICHMENT, PLAYBOOK, THREATINTEL},
     tls::TlsMaterial,
 };
 
@@ -63,6 +63,13 @@ impl Upstreams {
             .map(|(service, addr)| Ok((service.name, channel::lazy(addr, service.name, tls)?)))
             .collect::<Result<_, channel::ChannelError>>()?;
         Ok(Upstreams { services })
+    }
+
+    /// The channel to the service that serves the gRPC service `full_name`
+    /// (`xdr.v1.ThreatIntel`), if one does.
+    pub fn serving(&self, full_name: &str) -> Option<Channel> {
+        let entry = directory::grpc_services().find(|s| s.grpc_service == Some(full_name))?;
+        Some(self.channel(entry.name))
     }
 
     /// The channel to the service named `name` (a directory entry's name).

@@ -1,0 +1,246 @@
+//! Every RPC of `xdr.v1` over HTTP JSON, with no handler per RPC: `POST /xdr.v1.<Service>/<Method>`
+//! with a JSON body is the Connect protocol's unary form. The method is found in the
+//! descriptor set `xdr-proto` embeds, the body becomes its request message through the
+//! canonical proto3 JSON mapping (unknown fields refused by name), and the call goes to the
+//! service over mTLS on the gateway's identity with the person in `x-xdr-*` metadata. The
+//! reply comes back as JSON; an error as Connect's `{"code", "message"}` with its HTTP status.
+//! A server-streaming RPC (event search) answers NDJSON, one message a line, and a failure
+//! after the first line is the last line, `{"error": {"code", "message"}}`.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Limited};
+use prost_reflect::MethodDescriptor;
+use tonic::{client::Grpc, metadata::MetadataValue, transport::Channel};
+use xdr_mesh::caller::{ROLE_HEADER, TENANT_HEADER, USER_HEADER};
+use xdr_proto::json::{self, EncodedCodec};
+
+use crate::{
+    people::{Person, routes::PeopleState},
+    problem::{Problem, connect_code},
+    upstreams::Upstreams,
+};
+
+/// Largest JSON request body.
+const MAX_BODY_BYTES: usize = 4 << 20;
+/// Largest reply message taken from a service (event search answers up to 4 MiB).
+const MAX_REPLY_BYTES: usize = 8 << 20;
+/// Longest a call may take unless the client asks for less (`Connect-Timeout-Ms`).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ConnectState {
+    pub upstreams: Upstreams,
+    pub people: PeopleState,
+}
+
+pub fn router(state: ConnectState) -> Router {
+    Router::new()
+        .route("/{service}/{method}", post(call))
+        .with_state(Arc::new(state))
+}
+
+async fn call(
+    State(state): State<Arc<ConnectState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((service, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match prepare(&state, peer, &service, &method, &headers, body).await {
+        Ok(call) => call.run().await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// A call ready to go: where, what, for whom.
+struct Call {
+    channel: Channel,
+    method: MethodDescriptor,
+    request: Vec<u8>,
+    person: Person,
+    timeout: Duration,
+}
+
+async fn prepare(
+    state: &ConnectState,
+    peer: SocketAddr,
+    service: &str,
+    method: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Call, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no RPC {service}/{method} is served over HTTP"),
+        )
+    };
+    let descriptor = json::method(&format!("{service}/{method}")).ok_or_else(not_found)?;
+    if descriptor.is_client_streaming() {
+        return Err(not_found());
+    }
+    let channel = state.upstreams.serving(service).ok_or_else(not_found)?;
+    // Who first: an unauthenticated caller learns nothing about the body.
+    let person = state.people.person(peer, headers)?;
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json");
+    if !json_body {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_argument",
+            "Content-Type: the gateway takes application/json",
+        ));
+    }
+    let bytes = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "resource_exhausted",
+                format!("body: larger than {MAX_BODY_BYTES} bytes, or cut short"),
+            )
+        })?
+        .to_bytes();
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Problem::bad_request("body: not UTF-8 JSON"))?;
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let request = json::json_to_protobuf(descriptor.input(), text)
+        .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+    let timeout = headers
+        .get("connect-timeout-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(CALL_TIMEOUT, |ms| {
+            Duration::from_millis(ms).min(CALL_TIMEOUT)
+        });
+    Ok(Call {
+        channel,
+        method: descriptor,
+        request,
+        person,
+        timeout,
+    })
+}
+
+impl Call {
+    fn grpc_request<T>(&self, message: T) -> Result<tonic::Request<T>, Problem> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        let metadata = request.metadata_mut();
+        for (name, value) in [
+            (USER_HEADER, self.person.user.as_str()),
+            (TENANT_HEADER, self.person.tenant.as_str()),
+            (ROLE_HEADER, self.person.role.name()),
+        ] {
+            let value = MetadataValue::try_from(value)
+                .map_err(|_| Problem::bad_request(format!("{name}: not visible ASCII")))?;
+            metadata.insert(name, value);
+        }
+        Ok(request)
+    }
+
+    async fn run(self) -> Response {
+        let path = format!(
+            "/{}/{}",
+            self.method.parent_service().full_name(),
+            self.method.name()
+        );
+        let path = http::uri::PathAndQuery::try_from(path).expect("a descriptor names a path");
+        let request = match self.grpc_request(self.request.clone()) {
+            Ok(request) => request,
+            Err(problem) => return problem.into_response(),
+        };
+        let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES);
+        if let Err(error) = grpc.ready().await {
+            return Problem::from_status(&tonic::Status::unavailable(format!(
+                "the service is unreachable: {error}"
+            )))
+            .into_response();
+        }
+        if !self.method.is_server_streaming() {
+            return match grpc.unary(request, path, EncodedCodec).await {
+                Ok(reply) => self.json_reply(&reply.into_inner()),
+                Err(status) => Problem::from_status(&status).into_response(),
+            };
+        }
+        match grpc.server_streaming(request, path, EncodedCodec).await {
+            Ok(replies) => self.ndjson_replies(replies.into_inner()),
+            Err(status) => Problem::from_status(&status).into_response(),
+        }
+    }
+
+    fn json_reply(&self, encoded: &[u8]) -> Response {
+        match json::protobuf_to_json(self.method.output(), encoded) {
+            Ok(text) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                text,
+            )
+                .into_response(),
+            Err(error) => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "internal",
+                format!("the service's reply does not decode: {error}"),
+            )
+            .into_response(),
+        }
+    }
+
+    fn ndjson_replies(&self, replies: tonic::Streaming<Vec<u8>>) -> Response {
+        let output = self.method.output();
+        let lines = replies
+            .map(move |reply| {
+                let line = match reply {
+                    Ok(encoded) => json::protobuf_to_json(output.clone(), &encoded)
+                        .map_err(|e| (tonic::Code::Internal, e.to_string())),
+                    Err(status) => Err((status.code(), status.message().to_owned())),
+                };
+                match line {
+                    Ok(text) => (Ok(text), false),
+                    Err((code, message)) => {
+                        let error = serde_json::json!({
+                            "error": {"code": connect_code(code), "message": message}
+                        });
+                        (Ok(error.to_string()), true)
+                    }
+                }
+            })
+            // Nothing follows an error line.
+            .scan(false, |ended, (line, error)| {
+                if *ended {
+                    return std::future::ready(None);
+                }
+                *ended = error;
+                std::future::ready(Some(line))
+            })
+            .map(|line: Result<String, std::convert::Infallible>| {
+                line.map(|text| Bytes::from(text + "\n"))
+            });
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            )],
+            Body::from_stream(lines),
+        )
+            .into_response()
+    }
+}
