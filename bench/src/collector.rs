@@ -242,7 +242,7 @@ fn seed_rule() -> EnrichmentRule {
     }
 }
 
-fn collector_config(name: &str, rule_ids: Vec<String>) -> CollectorConfig {
+pub(crate) fn collector_config(name: &str, rule_ids: Vec<String>) -> CollectorConfig {
     CollectorConfig {
         name: name.into(),
         tenant: "Main".into(),
@@ -261,7 +261,7 @@ fn collector_config(name: &str, rule_ids: Vec<String>) -> CollectorConfig {
 }
 
 /// Batches of `batch` NDJSON events cycling through the generated values.
-fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
+pub(crate) fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
     let batches = (POOL as usize / batch).max(1);
     (0..batches)
         .map(|b| {
@@ -279,9 +279,9 @@ fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
         .collect()
 }
 
-struct IngestRun {
+pub(crate) struct IngestRun {
     /// Events acknowledged a second while the stream ran (durable in the disk buffer).
-    rate: f64,
+    pub rate: f64,
     /// Events a second from the first sent to the last searchable in the store.
     stored_rate: f64,
     p50: Duration,
@@ -289,7 +289,7 @@ struct IngestRun {
 }
 
 /// Streams `payloads` to `collector` for `load.duration`, `load.window` batches in flight.
-async fn ingest(
+pub(crate) async fn ingest(
     channel: &Channel,
     collector: &str,
     payloads: &[Bytes],

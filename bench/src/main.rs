@@ -5,6 +5,7 @@
 mod collector;
 mod dataset;
 mod enrichment;
+mod gateway;
 mod server;
 mod threatintel;
 
@@ -28,6 +29,9 @@ enum Scenario {
     /// IngestStream acknowledged events per second with and without the seed's rule; the
     /// seed's SELECT and a GROUP BY over millions of stored events.
     Collector(collector::Args),
+    /// HTTP input through the gateway, one and 1,000 events per request, against the
+    /// collector's IngestStream directly.
+    Gateway(gateway::Args),
 }
 
 /// The median and the 99th percentile of `latencies` (sorted here); zero when empty.
@@ -51,5 +55,6 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Threatintel(args) => threatintel::run(args).await,
         Scenario::Enrichment(args) => enrichment::run(args).await,
         Scenario::Collector(args) => collector::run(args).await,
+        Scenario::Gateway(args) => gateway::run(args).await,
     }
 }

@@ -78,8 +78,14 @@ impl BenchServer {
         args: &[S],
         mut on_log: impl FnMut(&serde_json::Value),
     ) -> anyhow::Result<Self> {
+        // The gateway's one listener is HTTP (with /metrics on it).
+        let listen: &[&str] = if name == "xdr-gateway" {
+            &["--http-listen", "127.0.0.1:0"]
+        } else {
+            &["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin_dir.join(name))
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(listen)
             .args(["--log-format", "json"])
             .arg("--tls-dir")
             .arg(certs)

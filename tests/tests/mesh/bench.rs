@@ -1,4 +1,4 @@
-//! `xdr-bench threatintel`, `enrichment` and `collector` run end to end on a small feed. Its figures are reported in
+//! `xdr-bench threatintel`, `enrichment`, `collector` and `gateway` run end to end on a small feed. Its figures are reported in
 //! issue notes from release builds; nothing here asserts a speed.
 
 use std::process::Command;
@@ -109,5 +109,26 @@ fn collector_bench_runs_on_a_small_feed_and_store() {
             .unwrap_or_else(|| panic!("no count in `{line}`"));
         assert!(stored > 20_000, "{line}");
         assert!(line.contains(" stored events: median "), "{line}");
+    }
+}
+
+#[test]
+fn gateway_bench_runs_one_and_a_thousand_events_per_request() {
+    let stdout = bench(&[
+        "gateway",
+        "--indicators",
+        "2000",
+        "--connections",
+        "8",
+        "--duration",
+        "300ms",
+    ]);
+    for expected in [
+        "1 event per request, 8 connections: ",
+        "1,000 events per request, 8 connections: ",
+        "IngestStream directly, 1,000-event batches",
+        "ratios: 1 per request ",
+    ] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
 }
