@@ -5,8 +5,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
     "xdr/v1/common.proto",
     "xdr/v1/diagnostics.proto",
@@ -18,6 +16,7 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=xdr");
+    println!("cargo:rerun-if-changed=google");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let mut compiler = protox::Compiler::new(["."])?;
@@ -25,7 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_source_info(true).include_imports(true);
     compiler.open_files(PROTOS)?;
     let fds = compiler.file_descriptor_set();
-    fs::write(out_dir.join("xdr_descriptor.bin"), fds.encode_to_vec())?;
+    // Encoded by protox itself: `prost_types` drops the method options' extensions (the
+    // `google.api.http` REST bindings the gateway reads).
+    fs::write(
+        out_dir.join("xdr_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     tonic_prost_build::configure()
         // RPCs of services not yet built answer UNIMPLEMENTED from the generated defaults; each

@@ -36,7 +36,7 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 /// Largest reply message taken from a service (event search answers up to 4 MiB).
 const MAX_REPLY_BYTES: usize = 8 << 20;
 /// Longest a call may take unless the client asks for less (`Connect-Timeout-Ms`).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ConnectState {
@@ -44,10 +44,10 @@ pub struct ConnectState {
     pub people: PeopleState,
 }
 
-pub fn router(state: ConnectState) -> Router {
+pub fn router(state: Arc<ConnectState>) -> Router {
     Router::new()
         .route("/{service}/{method}", post(call))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
 async fn call(
@@ -64,12 +64,13 @@ async fn call(
 }
 
 /// A call ready to go: where, what, for whom.
-struct Call {
-    channel: Channel,
-    method: MethodDescriptor,
-    request: Vec<u8>,
-    person: Person,
-    timeout: Duration,
+pub struct Call {
+    pub channel: Channel,
+    pub method: MethodDescriptor,
+    /// The request message, encoded.
+    pub request: Vec<u8>,
+    pub person: Person,
+    pub timeout: Duration,
 }
 
 async fn prepare(
@@ -94,31 +95,8 @@ async fn prepare(
     let channel = state.upstreams.serving(service).ok_or_else(not_found)?;
     // Who first: an unauthenticated caller learns nothing about the body.
     let person = state.people.person(peer, headers)?;
-    let json_body = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json");
-    if !json_body {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_argument",
-            "Content-Type: the gateway takes application/json",
-        ));
-    }
-    let bytes = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "resource_exhausted",
-                format!("body: larger than {MAX_BODY_BYTES} bytes, or cut short"),
-            )
-        })?
-        .to_bytes();
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| Problem::bad_request("body: not UTF-8 JSON"))?;
-    let text = if text.trim().is_empty() { "{}" } else { text };
+    let text = json_body(headers, body).await?;
+    let text = if text.trim().is_empty() { "{}" } else { &text };
     let request = json::json_to_protobuf(descriptor.input(), text)
         .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
     let timeout = headers
@@ -135,6 +113,42 @@ async fn prepare(
         person,
         timeout,
     })
+}
+
+/// A JSON request body, read within [`MAX_BODY_BYTES`]; 415 when it is not declared JSON
+/// (a request without a body may leave the type out).
+pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<String, Problem> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let bytes = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "resource_exhausted",
+                format!("body: larger than {MAX_BODY_BYTES} bytes, or cut short"),
+            )
+        })?
+        .to_bytes();
+    let json = declared.as_deref() == Some("application/json");
+    let nothing = declared.is_none() && bytes.is_empty();
+    if !(json || nothing) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_argument",
+            "Content-Type: the gateway takes application/json",
+        ));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| Problem::bad_request("body: not UTF-8 JSON"))
 }
 
 impl Call {
@@ -154,7 +168,8 @@ impl Call {
         Ok(request)
     }
 
-    async fn run(self) -> Response {
+    /// Calls the service and answers: JSON, NDJSON for a server stream, or the error.
+    pub async fn run(self) -> Response {
         let path = format!(
             "/{}/{}",
             self.method.parent_service().full_name(),

@@ -17,15 +17,17 @@ pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router
     // Installed before anything is counted: counts made before the recorder are lost.
     xdr_mesh::metrics::recorder();
     crate::metrics::describe();
+    let calls = Arc::new(crate::connect::ConnectState {
+        upstreams: state.upstreams.clone(),
+        people: people.clone(),
+    });
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(state.clone())
         .merge(crate::input::router(input))
         .merge(crate::people::routes::router(people.clone()))
-        .merge(crate::connect::router(crate::connect::ConnectState {
-            upstreams: state.upstreams.clone(),
-            people,
-        }))
+        .merge(crate::connect::router(calls.clone()))
+        .merge(crate::rest::router(calls))
         .merge(xdr_mesh::metrics::router())
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
 }

@@ -8,6 +8,7 @@ mod input;
 mod metrics;
 mod people;
 mod problem;
+mod rest;
 mod upstreams;
 
 use std::{net::SocketAddr, time::Duration};

@@ -32,6 +32,29 @@ fn post(path: &str, token: Option<&str>, content_type: &str, body: &str) -> (u16
     (code.parse().unwrap(), body.to_owned())
 }
 
+/// `GET path` with `token`: the status and the body.
+fn get(path: &str, token: &str) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://{HOST}:8080{path}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_owned())
+}
+
+fn urlencoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn rpc(path: &str, token: &str, body: &Value) -> (u16, Value) {
     let (code, text) = post(path, Some(token), "application/json", &body.to_string());
     (
@@ -255,6 +278,42 @@ fn people_with_tokens_call_every_unary_rpc_over_http_json_within_their_role_and_
         lines[0]["events"][0]["ti"][0]["category"], "KL_BotnetCnC_URL",
         "{text}"
     );
+    // The same through the REST path the proto's `google.api.http` option names.
+    let (code, text) = get(
+        &format!("/v1/events?sql={}", urlencoded(SEED_SELECT)),
+        &admin,
+    );
+    assert_eq!(code, 200, "{text}");
+    let found: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        found["events"][0]["ti"][0]["category"], "KL_BotnetCnC_URL",
+        "{found}"
+    );
+    // REST: path variables, nested query fields, body "*"; unknown parameters named.
+    let (code, text) = get("/v1/enrichment/rules?tenant=Shared&page.pageSize=1", &admin);
+    assert_eq!(code, 200, "{text}");
+    let rules: Value = serde_json::from_str(&text).unwrap();
+    let seed_rule = rules["rules"][0]["id"].as_str().unwrap().to_owned();
+    let (code, text) = get(
+        &format!("/v1/enrichment/rules/{seed_rule}?tenant=Shared"),
+        &admin,
+    );
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("Test CT enrichment"), "{text}");
+    let (code, text) = get("/v1/enrichment/rules/nope", &admin);
+    assert_eq!(code, 404, "{text}");
+    let (code, text) = get("/v1/enrichment/rules?bogus=1", &admin);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("bogus"), "{text}");
+    let (code, text) = get("/v1/enrichment/rules", "xdr_forged");
+    assert_eq!(code, 401, "{text}");
+    let (code, made) = rpc("/v1/threatintel/lookup", &admin, &lookup);
+    assert_eq!(code, 200, "{made}");
+    assert_eq!(
+        made["results"][0]["matches"][0]["category"],
+        "KL_BotnetCnC_URL"
+    );
+
     // A person of another tenant does not see Main's events.
     let (code, none) = rpc(
         "/xdr.v1.Collector/SearchEvents",
