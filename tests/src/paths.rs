@@ -26,15 +26,26 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The grpcurl binary: `$XDR_GRPCURL`, else the one tests/run installs under target/, else PATH.
 pub fn grpcurl() -> PathBuf {
-    if let Some(path) = std::env::var_os("XDR_GRPCURL") {
+    tool("XDR_GRPCURL", "grpcurl")
+}
+
+/// schemathesis' `st`, as tests/run.sh installs it (or `XDR_SCHEMATHESIS`).
+pub fn schemathesis() -> PathBuf {
+    tool("XDR_SCHEMATHESIS", "st")
+}
+
+/// A tool from PyPI: where `variable` says, else in the venv tests/run.sh makes, else on
+/// `PATH`.
+fn tool(variable: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
         return PathBuf::from(path);
     }
     let installed = bin_dir()
         .parent()
-        .map(|target| target.join("tools/venv/bin/grpcurl"));
+        .map(|target| target.join("tools/venv/bin").join(name));
     match installed {
         Some(path) if path.exists() => path,
-        _ => PathBuf::from("grpcurl"),
+        _ => PathBuf::from(name),
     }
 }
 

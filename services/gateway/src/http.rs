@@ -28,6 +28,7 @@ pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router
         .merge(crate::people::routes::router(people.clone()))
         .merge(crate::connect::router(calls.clone()))
         .merge(crate::rest::router(calls))
+        .merge(crate::openapi::router(&state.upstreams))
         .merge(xdr_mesh::metrics::router())
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
 }

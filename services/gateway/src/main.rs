@@ -6,6 +6,7 @@ mod health;
 mod http;
 mod input;
 mod metrics;
+mod openapi;
 mod people;
 mod problem;
 mod rest;

@@ -14,6 +14,7 @@ mod cybertrace_source;
 mod enrichment;
 mod gateway;
 mod gateway_input;
+mod gateway_openapi;
 mod gateway_people;
 mod load_shedding;
 mod malformed_requests;
