@@ -10,7 +10,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Body,
     extract::{ConnectInfo, Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -28,6 +28,7 @@ use xdr_proto::json::{self, EncodedCodec};
 use crate::{
     people::{Person, routes::PeopleState},
     problem::{Problem, connect_code},
+    trace_context::{TRACEPARENT, TraceContext},
     upstreams::Upstreams,
 };
 
@@ -53,11 +54,12 @@ pub fn router(state: Arc<ConnectState>) -> Router {
 async fn call(
     State(state): State<Arc<ConnectState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(trace): Extension<TraceContext>,
     Path((service, method)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, peer, &service, &method, &headers, body).await {
+    match prepare(&state, peer, trace, &service, &method, &headers, body).await {
         Ok(call) => call.run().await,
         Err(problem) => problem.into_response(),
     }
@@ -71,11 +73,14 @@ pub struct Call {
     pub request: Vec<u8>,
     pub person: Person,
     pub timeout: Duration,
+    /// Sent on as `traceparent`.
+    pub trace: TraceContext,
 }
 
 async fn prepare(
     state: &ConnectState,
     peer: SocketAddr,
+    trace: TraceContext,
     service: &str,
     method: &str,
     headers: &HeaderMap,
@@ -112,6 +117,7 @@ async fn prepare(
         request,
         person,
         timeout,
+        trace,
     })
 }
 
@@ -165,6 +171,8 @@ impl Call {
                 .map_err(|_| Problem::bad_request(format!("{name}: not visible ASCII")))?;
             metadata.insert(name, value);
         }
+        let trace = MetadataValue::try_from(self.trace.to_string()).expect("hex is ASCII");
+        metadata.insert(TRACEPARENT, trace);
         Ok(request)
     }
 

@@ -30,6 +30,7 @@ pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router
         .merge(crate::rest::router(calls))
         .merge(crate::openapi::router(&state.upstreams))
         .merge(xdr_mesh::metrics::router())
+        .layer(axum::middleware::from_fn(crate::trace_context::propagate))
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
 }
 

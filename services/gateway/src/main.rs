@@ -10,6 +10,7 @@ mod openapi;
 mod people;
 mod problem;
 mod rest;
+mod trace_context;
 mod upstreams;
 
 use std::{net::SocketAddr, time::Duration};

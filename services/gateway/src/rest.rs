@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Body,
     extract::{ConnectInfo, Path, RawQuery, State},
     http::HeaderMap,
@@ -24,6 +24,7 @@ use xdr_proto::{
 use crate::{
     connect::{CALL_TIMEOUT, Call, ConnectState, json_body},
     problem::Problem,
+    trace_context::TraceContext,
 };
 
 /// Query parameters taken at most.
@@ -42,13 +43,15 @@ pub fn router(state: Arc<ConnectState>) -> Router {
         let binding = Arc::new(binding);
         let handler = move |State(state): State<Arc<ConnectState>>,
                             ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                            Extension(trace): Extension<TraceContext>,
                             Path(variables): Path<BTreeMap<String, String>>,
                             RawQuery(query): RawQuery,
                             headers: HeaderMap,
                             body: Body| {
             let binding = binding.clone();
             async move {
-                match prepare(&state, &binding, peer, variables, query, &headers, body).await {
+                let parameters = Parameters { variables, query };
+                match prepare(&state, &binding, peer, trace, parameters, &headers, body).await {
                     Ok(call) => call.run().await,
                     Err(problem) => problem.into_response(),
                 }
@@ -75,12 +78,18 @@ pub fn router(state: Arc<ConnectState>) -> Router {
         .with_state(state)
 }
 
+/// What a request's URL gives: the path's variables and the query string.
+struct Parameters {
+    variables: BTreeMap<String, String>,
+    query: Option<String>,
+}
+
 async fn prepare(
     state: &ConnectState,
     binding: &HttpBinding,
     peer: SocketAddr,
-    variables: BTreeMap<String, String>,
-    query: Option<String>,
+    trace: TraceContext,
+    Parameters { variables, query }: Parameters,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Call, Problem> {
@@ -122,6 +131,7 @@ async fn prepare(
         request,
         person,
         timeout: CALL_TIMEOUT,
+        trace,
     })
 }
 

@@ -314,6 +314,33 @@ fn people_with_tokens_call_every_unary_rpc_over_http_json_within_their_role_and_
         "KL_BotnetCnC_URL"
     );
 
+    // W3C trace context: a caller's trace is kept (the gateway's span is new), else started.
+    let traced = |traceparent: Option<&str>| -> String {
+        let mut command = Command::new("curl");
+        command.args(["-sS", "-o", "/dev/null", "-D", "-", "--max-time", "10"]);
+        command.args(["-H", &format!("Authorization: Bearer {admin}")]);
+        if let Some(value) = traceparent {
+            command.args(["-H", &format!("traceparent: {value}")]);
+        }
+        let head = command
+            .arg(format!("http://{HOST}:8080/v1/enrichment/rules"))
+            .output()
+            .unwrap();
+        let head = String::from_utf8(head.stdout).unwrap();
+        head.lines()
+            .find_map(|l| l.strip_prefix("traceparent: "))
+            .unwrap_or_else(|| panic!("no traceparent in {head}"))
+            .trim()
+            .to_owned()
+    };
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let kept = traced(Some(parent));
+    assert!(kept.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{kept}");
+    assert!(!kept.contains("00f067aa0ba902b7"), "{kept}");
+    let started = traced(None);
+    assert_eq!(started.len(), 55, "{started}");
+    assert_ne!(started[3..35], kept[3..35]);
+
     // A person of another tenant does not see Main's events.
     let (code, none) = rpc(
         "/xdr.v1.Collector/SearchEvents",

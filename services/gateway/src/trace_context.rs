@@ -1,0 +1,136 @@
+//! W3C Trace Context at the door: a request's `traceparent` is taken when well formed, else a
+//! trace is started; the gateway's own span is its child, sent to the services as `traceparent`
+//! metadata on every call made for the request, and answered in the response's `traceparent`
+//! header so a client can find its request in the traces.
+
+use std::fmt;
+
+use axum::{
+    extract::Request,
+    http::{HeaderName, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A trace and the gateway's span in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // An all-zero id is invalid; the system's random source does not give one in practice.
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    bytes
+}
+
+fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(bytes)
+}
+
+impl TraceContext {
+    /// The gateway's span as a child of `traceparent` (version 00, non-zero ids), or of a
+    /// new trace when it is absent or malformed.
+    pub fn child_of(traceparent: Option<&str>) -> Self {
+        let parent = traceparent.and_then(|text| {
+            let mut parts = text.trim().split('-');
+            let (version, trace, parent, flags) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            if version != "00" || parts.next().is_some() {
+                return None;
+            }
+            let trace_id = hex::<16>(trace).filter(|id| id != &[0; 16])?;
+            hex::<8>(parent).filter(|id| id != &[0; 8])?;
+            Some((trace_id, hex::<1>(flags)?[0]))
+        });
+        let (trace_id, flags) = parent.unwrap_or_else(|| (random(), 1));
+        TraceContext {
+            trace_id,
+            span_id: random(),
+            flags,
+        }
+    }
+}
+
+impl fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("00-")?;
+        for b in self.trace_id {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("-")?;
+        for b in self.span_id {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "-{:02x}", self.flags)
+    }
+}
+
+/// Middleware: the request's trace context in its extensions, and in the answer's header.
+pub async fn propagate(mut request: Request, next: Next) -> Response {
+    let context = TraceContext::child_of(
+        request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    request.extensions_mut().insert(context);
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        HeaderName::from_static(TRACEPARENT),
+        HeaderValue::from_str(&context.to_string()).expect("hex is a header value"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_parent_keeps_its_trace_and_anything_else_starts_one() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let child = TraceContext::child_of(Some(parent)).to_string();
+        assert!(
+            child.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{child}"
+        );
+        assert!(child.ends_with("-01"));
+        assert_ne!(
+            &child[36..52],
+            "00f067aa0ba902b7",
+            "the gateway's span is new"
+        );
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            let started = TraceContext::child_of(Some(bad)).to_string();
+            assert_eq!(started.len(), 55, "{started}");
+            assert!(!started.contains("4bf92f3577b34da6"), "{bad} → {started}");
+        }
+    }
+}
