@@ -62,6 +62,10 @@ pub struct CreateArgs {
     /// Input through the gateway's HTTP `/input` instead of gRPC.
     #[arg(long)]
     http: bool,
+    /// HTTP input only with a token (`Authorization: Bearer …`): one is made and printed
+    /// once; the collector keeps its SHA-256.
+    #[arg(long, requires = "http")]
+    input_token: bool,
     #[arg(long, default_value = "")]
     description: String,
     #[command(flatten)]
@@ -107,6 +111,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             print_json(&found)
         }
         Command::Create(args) => {
+            let token = args.input_token.then(crate::people::new_input_token);
             let config = CollectorConfig {
                 name: args.name.clone(),
                 tenant: args.tenant.clone(),
@@ -131,6 +136,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 max_event_bytes: args.max_event_bytes,
                 rule_ids: rule_ids(&args.target, &args.rules, &args.tenant).await?,
                 description: args.description.clone(),
+                input_token_sha256: token.as_ref().map(|(_, d)| d.clone()).unwrap_or_default(),
                 ..Default::default()
             };
             let mut client = CollectorClient::new(args.target.channel(&COLLECTOR).await?);
@@ -139,6 +145,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .map_err(failed)?
                 .into_inner();
+            if let Some((token, _)) = token {
+                eprintln!(
+                    "the collector's input token (shown once; send it as `Authorization: Bearer <token>`):"
+                );
+                eprintln!("{token}");
+            }
             print_json(&created)
         }
         Command::Delete { id, target } => {

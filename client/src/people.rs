@@ -175,6 +175,23 @@ pub async fn tokens(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new input token for a collector (256 random bits, base64url) and its SHA-256, hex.
+pub fn new_input_token() -> (String, String) {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (token, digest)
+}
+
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }

@@ -187,6 +187,36 @@ fn the_seeds_curl_is_acknowledged_and_the_seeds_select_finds_it_enriched() {
         "{}",
         grpc_only.body
     );
+    // A collector given an input token takes input only with it.
+    let guarded = mesh_up::xdrctl(
+        home.path(),
+        HOST,
+        &["collector", "create", "guarded", "--http", "--input-token"],
+    );
+    assert!(guarded.status.success(), "{guarded:?}");
+    let said = String::from_utf8(guarded.stderr).unwrap();
+    let token = said.lines().last().unwrap().trim().to_owned();
+    assert_eq!(token.len(), 43, "{said}");
+    let guarded_input = format!("http://{HOST}:8080/collectors/guarded/input");
+    let open = curl(&["--data", "{}", &guarded_input], b"");
+    assert_eq!(open.code, 401, "{}", open.body);
+    assert_eq!(open.body["code"], "unauthenticated");
+    let wrong = curl(
+        &[
+            "--data",
+            "{}",
+            "-H",
+            "Authorization: Bearer not-it",
+            &guarded_input,
+        ],
+        b"",
+    );
+    assert_eq!(wrong.code, 401, "{}", wrong.body);
+    let bearer = format!("Authorization: Bearer {token}");
+    let right = curl(&["--data", "{}", "-H", &bearer, &guarded_input], b"");
+    assert_eq!(right.code, 200, "{}", right.body);
+    assert_eq!(right.body["accepted"], 1);
+
     let brotli = curl(&["--data", "{}", "-H", "Content-Encoding: br", &input], b"");
     assert_eq!(brotli.code, 415, "{}", brotli.body);
 
@@ -242,7 +272,8 @@ fn the_seeds_curl_is_acknowledged_and_the_seeds_select_finds_it_enriched() {
         "xdr_gateway_input_events_total",
         &[r#"outcome="accepted""#],
     );
-    assert_eq!(accepted, Some((1 + 3 * 2 + POSTS) as f64), "{gateway}");
+    // The seed's, 3 × 2 from the encodings, the guarded collector's, the burst.
+    assert_eq!(accepted, Some((1 + 3 * 2 + 1 + POSTS) as f64), "{gateway}");
     let ok_posts = metrics::sample(
         &gateway,
         "xdr_gateway_http_requests_total",

@@ -335,7 +335,10 @@ fn people_with_tokens_call_every_unary_rpc_over_http_json_within_their_role_and_
     };
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let kept = traced(Some(parent));
-    assert!(kept.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{kept}");
+    assert!(
+        kept.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{kept}"
+    );
     assert!(!kept.contains("00f067aa0ba902b7"), "{kept}");
     let started = traced(None);
     assert_eq!(started.len(), 55, "{started}");

@@ -58,6 +58,18 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
             format!("more than {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
+    let digest = &config.input_token_sha256;
+    if !digest.is_empty()
+        && (digest.len() != 64
+            || !digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(invalid(
+            "input_token_sha256",
+            "the SHA-256 of the input token: 64 lower-case hex digits",
+        ));
+    }
     if config.transport == Transport::Unspecified as i32 {
         config.transport = Transport::Grpc as i32;
     }
@@ -229,6 +241,8 @@ mod tests {
             (|c| c.tenant = "Shared".into(), "tenant"),
             (|c| c.tenant = "t".repeat(129), "tenant"),
             (|c| c.max_event_bytes = 1 << 30, "max_event_bytes"),
+            (|c| c.input_token_sha256 = "secret".into(), "input_token_sha256"),
+            (|c| c.input_token_sha256 = "A".repeat(64), "input_token_sha256"),
             (
                 |c| c.normalizer.as_mut().unwrap().mapping[0].field = "Id".into(),
                 "normalizer.mapping[0].field",

@@ -28,6 +28,8 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct InputCollector {
     pub id: String,
     pub delimiter: u8,
+    /// The SHA-256 (hex) of the token a source must send, when the collector has one.
+    pub token_sha256: Option<String>,
 }
 
 impl InputCollector {
@@ -50,6 +52,7 @@ impl InputCollector {
         Ok(InputCollector {
             id: config.id.clone(),
             delimiter,
+            token_sha256: Some(config.input_token_sha256.clone()).filter(|d| !d.is_empty()),
         })
     }
 }

@@ -3,7 +3,7 @@
 //! collector's delimiter (the seed's one JSON object, or NDJSON), plain or gzip/deflate. The
 //! answer comes once the collector has acknowledged the events (they are durable) and says
 //! how many it accepted and why it refused the others. The source is not a person: input
-//! needs no token.
+//! needs no person's token, only the collector's own input token when it was given one.
 //!
 //! Bounded: a client past its request rate is told 429 with `Retry-After`, a gateway at its
 //! requests in flight 503, a body past the size 413 — each a JSON error, never a dropped
@@ -185,6 +185,9 @@ async fn take(
         .retry_after(Duration::from_secs(1)));
     };
     let collector = input.collectors.find(collector, tenant).await?;
+    if let Some(digest) = &collector.token_sha256 {
+        check_source_token(headers, digest)?;
+    }
     let raw = body::read(headers, body, input.max_body_bytes).await?;
     let events = xdr_mesh::lines::events_in(&raw, collector.delimiter).count();
     if events == 0 {
@@ -197,6 +200,29 @@ async fn take(
     let outcome = input.batcher.post(&collector, raw, events).await?;
     crate::metrics::input_events(outcome.ids.len(), outcome.errors.len());
     Ok(answer(outcome.ids, outcome.errors))
+}
+
+/// A collector with an input token takes input only with it: `Authorization: Bearer <token>`.
+fn check_source_token(headers: &HeaderMap, digest: &str) -> Result<(), Problem> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Digests are compared: the time a comparison takes says nothing of the token.
+    match presented {
+        Some(token) if crate::people::digest_of(token) == digest => Ok(()),
+        Some(_) => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the input token is not this collector's",
+        )),
+        None => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this collector takes input with its token: Authorization: Bearer <token>",
+        )),
+    }
 }
 
 /// 200 when the collector took any event (or refused none), else 400 with the refusals.
