@@ -139,3 +139,52 @@ pub fn connect_code(code: Code) -> &'static str {
         Code::Unauthenticated => "unauthenticated",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// grpc-gateway's table (runtime/errors.go `HTTPStatusFromCode`), and Connect's code names.
+    #[test]
+    fn every_grpc_code_has_grpc_gateways_status_and_connects_name() {
+        let table = [
+            (Code::Ok, 200, "ok"),
+            (Code::Cancelled, 499, "canceled"),
+            (Code::Unknown, 500, "unknown"),
+            (Code::InvalidArgument, 400, "invalid_argument"),
+            (Code::DeadlineExceeded, 504, "deadline_exceeded"),
+            (Code::NotFound, 404, "not_found"),
+            (Code::AlreadyExists, 409, "already_exists"),
+            (Code::PermissionDenied, 403, "permission_denied"),
+            (Code::ResourceExhausted, 429, "resource_exhausted"),
+            (Code::FailedPrecondition, 400, "failed_precondition"),
+            (Code::Aborted, 409, "aborted"),
+            (Code::OutOfRange, 400, "out_of_range"),
+            (Code::Unimplemented, 501, "unimplemented"),
+            (Code::Internal, 500, "internal"),
+            (Code::Unavailable, 503, "unavailable"),
+            (Code::DataLoss, 500, "data_loss"),
+            (Code::Unauthenticated, 401, "unauthenticated"),
+        ];
+        for (code, status, name) in table {
+            assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+            assert_eq!(connect_code(code), name, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_busy_service_says_when_to_come_back_and_long_messages_are_cut() {
+        let mut status = tonic::Status::resource_exhausted("full");
+        status
+            .metadata_mut()
+            .insert(RETRY_AFTER_MS, "2500".parse().unwrap());
+        let problem = Problem::from_status(&status);
+        assert_eq!(problem.retry_after, Some(Duration::from_millis(2500)));
+        let response = problem.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let unavailable = Problem::from_status(&tonic::Status::unavailable("down"));
+        assert_eq!(unavailable.retry_after, Some(Duration::from_secs(1)));
+        let long = Problem::bad_request("x".repeat(10_000));
+        assert_eq!(long.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+}
