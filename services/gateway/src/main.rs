@@ -47,6 +47,23 @@ struct Config {
     /// wire can be read: prefer HTTPS).
     #[arg(long, env = "XDR_ALLOW_PLAIN_HTTP_TOKENS")]
     allow_plain_http_tokens: bool,
+    /// Serve HTTPS with this certificate chain (PEM; `xdrctl certs` writes
+    /// `gateway-https.crt`). `--tls-cert` is the gateway's mesh identity, as for every service.
+    #[arg(
+        long,
+        env = "XDR_HTTPS_CERT",
+        value_name = "FILE",
+        requires = "https_key"
+    )]
+    https_cert: Option<std::path::PathBuf>,
+    /// The HTTPS certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "XDR_HTTPS_KEY",
+        value_name = "FILE",
+        requires = "https_cert"
+    )]
+    https_key: Option<std::path::PathBuf>,
     /// Longest the gateway waits for a service to answer a health check.
     #[arg(long, env = "XDR_HEALTH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     health_timeout: Duration,
@@ -77,6 +94,13 @@ async fn main() -> anyhow::Result<()> {
         upstreams::Upstreams::dial(&config.upstreams, &tls).context("upstream addresses")?;
     let shutdown = xdr_mesh::shutdown::on_signal().context("installing signal handlers")?;
 
+    let https = match (&config.https_cert, &config.https_key) {
+        (Some(cert), Some(key)) => Some(
+            xdr_mesh::tls::https_server_config(cert, key)
+                .context("loading the HTTPS certificate")?,
+        ),
+        _ => None,
+    };
     let data_dir = config
         .data_dir
         .clone()
@@ -88,7 +112,8 @@ async fn main() -> anyhow::Result<()> {
     let people = people::routes::PeopleState {
         people,
         policy: people::TokenPolicy {
-            plain_http_from_anywhere: config.allow_plain_http_tokens,
+            // Over HTTPS a token cannot be read on the wire.
+            plain_http_from_anywhere: config.allow_plain_http_tokens || https.is_some(),
         },
     };
     let input = input::Input::new(&config.input, upstreams.channel(COLLECTOR.name));
@@ -104,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown_grace: config.shutdown_grace,
     };
     let routes = http::router(state, input, people);
-    xdr_mesh::http::serve("listening", listener, routes, limits, shutdown).await;
+    xdr_mesh::http::serve("listening", listener, routes, limits, shutdown, https).await;
     tracing::info!(service = GATEWAY.name, "stopped");
     Ok(())
 }

@@ -69,7 +69,9 @@ pub async fn serve(
     router: axum::Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "{announce}");
     }
@@ -107,6 +109,7 @@ pub async fn serve(
             },
         ));
         let stopping = shutdown.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
             let _slot = slot;
             // hyper's head deadline starts at the first byte: a client that sends nothing
@@ -119,19 +122,18 @@ pub async fn serve(
             ) {
                 return;
             }
-            // HTTP/1.1 only: curl and Prometheus speak it, and its head deadline also closes
-            // a kept-alive connection that sends nothing more (an idle HTTP/2 connection
-            // answering pings would hold its slot for ever).
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = stopping.cancelled() => connection.as_mut().graceful_shutdown(),
+            match acceptor {
+                None => serve_connection(stream, service, limits, stopping).await,
+                // The handshake is bounded as a request head is.
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(limits.header_timeout, handshake).await
+                    {
+                        serve_connection(stream, service, limits, stopping).await;
+                    }
+                }
             }
-            let _ = tokio::time::timeout(limits.shutdown_grace, connection).await;
         });
     }
     // Connections drain on their own (each got the shutdown); wait for them, bounded.
@@ -142,6 +144,32 @@ pub async fn serve(
     {
         tracing::warn!(server = announce, grace = ?limits.shutdown_grace, "HTTP requests still in flight after the shutdown grace");
     }
+}
+
+/// One connection, HTTP/1.1 only: curl and Prometheus speak it, and its head deadline also
+/// closes a kept-alive connection that sends nothing more (an idle HTTP/2 connection answering
+/// pings would hold its slot for ever). On shutdown it finishes the request it is serving.
+async fn serve_connection<I, S>(io: I, service: S, limits: HttpLimits, stopping: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<axum::body::Body>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = stopping.cancelled() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = tokio::time::timeout(limits.shutdown_grace, connection).await;
 }
 
 async fn timed_out(_: tower::BoxError) -> (http::StatusCode, &'static str) {

@@ -183,6 +183,11 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
     dn
 }
 
+/// The name of the gateway's HTTPS certificate files (`gateway-https.crt`, `.key`).
+pub const GATEWAY_HTTPS: &str = "gateway-https";
+/// The compose host name the HTTPS certificate also names.
+const GATEWAY_HTTPS_HOST: &str = "gateway";
+
 /// Writes the whole development PKI into `dir`: the CA, one certificate per mesh service and
 /// one for the `operator` client. Refuses to replace an existing CA unless `force`.
 pub fn write_dev_pki(dir: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> {
@@ -219,6 +224,16 @@ pub fn write_pki_of(dir: &Path, ca: &CertificateAuthority) -> Result<Vec<PathBuf
         validity,
     )?;
     written.extend(write_issued(dir, Identity::OPERATOR, &operator)?);
+    // The gateway's HTTPS certificate for people and scripts: the names it is reached by,
+    // no mesh identity (it is not a mesh credential).
+    let https = ca.issue(
+        None,
+        &["localhost".to_owned(), GATEWAY_HTTPS_HOST.to_owned()],
+        &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        Usage::Service,
+        validity,
+    )?;
+    written.extend(write_issued(dir, GATEWAY_HTTPS, &https)?);
     Ok(written)
 }
 

@@ -57,6 +57,7 @@ pub fn start(service: ServiceEntry, args: &ServiceArgs) -> Result<ServiceRuntime
         metrics::router(),
         HttpLimits::metrics(),
         shutdown.clone(),
+        None,
     ));
     Ok(ServiceRuntime {
         service,

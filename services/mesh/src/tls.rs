@@ -116,6 +116,23 @@ impl TlsMaterial {
     }
 }
 
+/// A server configuration for HTTPS to people and scripts (the gateway's HTTP JSON): the
+/// certificate chain and key in the PEM files `cert` and `key`, no client certificate asked,
+/// HTTP/1.1.
+pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = certificates(&read(cert)?, cert)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| TlsError::BadKey {
+        path: key.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     fs::read(path).map_err(|source| TlsError::Read {
         path: path.to_owned(),

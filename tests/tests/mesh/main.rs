@@ -13,6 +13,7 @@ mod configuration;
 mod cybertrace_source;
 mod enrichment;
 mod gateway;
+mod gateway_https;
 mod gateway_input;
 mod gateway_openapi;
 mod gateway_people;

@@ -241,8 +241,14 @@ mod tests {
             (|c| c.tenant = "Shared".into(), "tenant"),
             (|c| c.tenant = "t".repeat(129), "tenant"),
             (|c| c.max_event_bytes = 1 << 30, "max_event_bytes"),
-            (|c| c.input_token_sha256 = "secret".into(), "input_token_sha256"),
-            (|c| c.input_token_sha256 = "A".repeat(64), "input_token_sha256"),
+            (
+                |c| c.input_token_sha256 = "secret".into(),
+                "input_token_sha256",
+            ),
+            (
+                |c| c.input_token_sha256 = "A".repeat(64),
+                "input_token_sha256",
+            ),
             (
                 |c| c.normalizer.as_mut().unwrap().mapping[0].field = "Id".into(),
                 "normalizer.mapping[0].field",
