@@ -54,6 +54,10 @@ pub enum UserCommand {
         role: String,
         #[arg(long, default_value = "")]
         tenant: String,
+        /// A console password, read as the first line of standard input (12 to 256
+        /// characters).
+        #[arg(long)]
+        password_stdin: bool,
         #[command(flatten)]
         gateway: Gateway,
     },
@@ -107,9 +111,17 @@ pub async fn users(command: UserCommand) -> anyhow::Result<()> {
             name,
             role,
             tenant,
+            password_stdin,
             gateway,
         } => {
-            let body = json!({"name": name, "role": role, "tenant": tenant});
+            let mut body = json!({"name": name, "role": role, "tenant": tenant});
+            if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                body["password"] = json!(line.trim_end_matches(['\r', '\n']));
+            }
             let made = gateway.call("POST", "/v1/people/users", Some(body)).await?;
             println!(
                 "created user {} in {} as {}",

@@ -47,6 +47,10 @@ struct Config {
     /// wire can be read: prefer HTTPS).
     #[arg(long, env = "XDR_ALLOW_PLAIN_HTTP_TOKENS")]
     allow_plain_http_tokens: bool,
+    /// Sign-ins (`/v1/people/login`) a client address may try a minute; past it the answer is
+    /// 429. 0: no limit.
+    #[arg(long, env = "XDR_LOGIN_RATE", default_value_t = 30)]
+    login_rate: u32,
     /// Serve HTTPS with this certificate chain (PEM; `xdrctl certs` writes
     /// `gateway-https.crt`). `--tls-cert` is the gateway's mesh identity, as for every service.
     #[arg(
@@ -115,7 +119,23 @@ async fn main() -> anyhow::Result<()> {
             // Over HTTPS a token cannot be read on the wire.
             plain_http_from_anywhere: config.allow_plain_http_tokens || https.is_some(),
         },
+        login_rate: std::num::NonZeroU32::new(config.login_rate).map(|rate| {
+            std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                rate,
+            )))
+        }),
     };
+    if let Some(rate) = people.login_rate.clone() {
+        // The sign-in rate holds one entry per address seen lately, not for ever.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                rate.retain_recent();
+                rate.shrink_to_fit();
+            }
+        });
+    }
     let input = input::Input::new(&config.input, upstreams.channel(COLLECTOR.name));
     let state = http::AppState {
         upstreams,

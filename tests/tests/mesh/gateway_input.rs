@@ -296,7 +296,8 @@ fn input_past_a_limit_is_answered_413_429_or_503_and_the_gateway_stays_up() {
         .arg(xdr_tests::paths::bin_dir())
         .env("XDR_INPUT_MAX_BODY_BYTES", "1000")
         .env("XDR_INPUT_MAX_IN_FLIGHT", "1")
-        .env("XDR_INPUT_CLIENT_RATE", "2");
+        .env("XDR_INPUT_CLIENT_RATE", "2")
+        .env("XDR_LOGIN_RATE", "2");
     let mut up = xdr_tests::ServiceProcess::watch("xdrctl up", command);
     up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
         l.starts_with("xdr mesh is up")
@@ -366,6 +367,26 @@ fn input_past_a_limit_is_answered_413_429_or_503_and_the_gateway_stays_up() {
     let limited = limited.expect("a 429 within 20 quick requests at 2 a second");
     assert_eq!(limited.body["code"], "resource_exhausted");
     assert!(limited.retry_after.is_some_and(|s| s >= 1));
+
+    // Sign-ins past 2 a minute from one address: 429 (before any password is checked).
+    let login = format!("http://{HOST}:8080/v1/people/login");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let tried = curl(
+            &[
+                "--interface",
+                "127.0.0.16",
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                r#"{"name":"admin","password":"not the password"}"#,
+                &login,
+            ],
+            b"",
+        );
+        codes.push(tried.code);
+    }
+    assert_eq!(codes, [401, 401, 429]);
 
     // Still up, and still taking input.
     let mut taken = None;

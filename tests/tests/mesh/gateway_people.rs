@@ -148,6 +148,93 @@ fn people_with_tokens_call_every_unary_rpc_over_http_json_within_their_role_and_
     let listed = xdrctl(home.path(), &["user", "list"]);
     assert!(listed.contains("ann  Acme/tier1-analyst"), "{listed}");
 
+    // A password for the console: a sign-in gives a token that expires; the hash is never
+    // answered.
+    let (code, body) = post(
+        "/v1/people/users",
+        Some(&admin),
+        "application/json",
+        r#"{"name":"pam","role":"observer","tenant":"Acme","password":"short"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("password"), "{body}");
+    let (code, body) = post(
+        "/v1/people/users",
+        Some(&admin),
+        "application/json",
+        r#"{"name":"pam","role":"observer","tenant":"Acme","password":"correct horse battery"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        body.contains(r#""hasPassword":true"#) && !body.contains("argon2"),
+        "{body}"
+    );
+    let login = |password: &str| {
+        post(
+            "/v1/people/login",
+            None,
+            "application/json",
+            &json!({"name": "pam", "password": password}).to_string(),
+        )
+    };
+    let (code, body) = login("wrong horse battery");
+    assert_eq!(code, 401, "{body}");
+    let (code, unknown) = post(
+        "/v1/people/login",
+        None,
+        "application/json",
+        r#"{"name":"nobody","password":"correct horse battery"}"#,
+    );
+    assert_eq!(
+        (code, &unknown),
+        (401, &body),
+        "unknown users are answered alike"
+    );
+    let (code, body) = login("correct horse battery");
+    assert_eq!(code, 201, "{body}");
+    let signed_in: Value = serde_json::from_str(&body).unwrap();
+    let pam = signed_in["secret"].as_str().unwrap().to_owned();
+    assert!(signed_in["expiresMs"].as_i64().unwrap() > 0, "{signed_in}");
+    let (code, _) = rpc("/xdr.v1.Enrichment/ListRules", &pam, &json!({}));
+    assert_eq!(code, 200);
+    // She changes her own password; the old one stops working.
+    let output = Command::new("curl")
+        .args(["-sS", "-X", "PUT", "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {pam}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["--data", r#"{"password":"a much better passphrase"}"#])
+        .arg(format!("http://{HOST}:8080/v1/people/users/pam/password"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).ends_with("\n200"),
+        "{output:?}"
+    );
+    assert_eq!(login("correct horse battery").0, 401);
+    assert_eq!(login("a much better passphrase").0, 201);
+    // xdrctl takes a password on standard input.
+    let mut made = Command::new(xdr_tests::paths::binary("xdrctl"))
+        .args([
+            "user", "create", "lea", "--role", "observer", "--tenant", "Acme",
+        ])
+        .arg("--password-stdin")
+        .arg("--home")
+        .arg(home.path())
+        .args(["--host", HOST])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut made.stdin.take().unwrap(), b"lea's long passphrase\n").unwrap();
+    assert!(made.wait().unwrap().success());
+    let (code, body) = post(
+        "/v1/people/login",
+        None,
+        "application/json",
+        r#"{"name":"lea","password":"lea's long passphrase"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+
     // The services apply the role table to the person the gateway names.
     let rule = json!({
         "name": "Acme URLs",

@@ -4,6 +4,7 @@
 //! design's role table.
 
 pub mod bootstrap;
+pub mod passwords;
 pub mod routes;
 pub mod store;
 

@@ -3,20 +3,29 @@
 //! administrators anywhere, tenant administrators in their tenant); anyone may make and list
 //! tokens of their own. A token's secret is answered once, when it is made.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
     extract::{ConnectInfo, Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{delete, get},
+    routing::{delete, get, post, put},
+};
+use governor::{
+    DefaultKeyedRateLimiter,
+    clock::{Clock, DefaultClock},
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use xdr_mesh::caller::Role;
 
 use super::{
-    Person, TokenPolicy, authenticate, new_secret,
+    Person, TokenPolicy, authenticate, new_secret, passwords,
     store::{People, PeopleError, Token, User, now_ms},
 };
 use crate::problem::Problem;
@@ -29,12 +38,16 @@ const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub struct PeopleState {
     pub people: Arc<People>,
     pub policy: TokenPolicy,
+    /// Sign-ins a client address may try, when limited.
+    pub login_rate: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
 pub fn router(state: PeopleState) -> Router {
     Router::new()
         .route("/v1/people/users", get(list_users).post(create_user))
         .route("/v1/people/users/{name}", delete(delete_user))
+        .route("/v1/people/users/{name}/password", put(set_password))
+        .route("/v1/people/login", post(login))
         .route("/v1/people/tokens", get(list_tokens).post(create_token))
         .route("/v1/people/tokens/{id}", delete(revoke_token))
         .with_state(state)
@@ -82,11 +95,37 @@ struct NewUser {
     #[serde(default)]
     tenant: String,
     role: String,
+    /// For the console; tokens work without one.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// A user as answered: never the password's hash.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    name: String,
+    tenant: String,
+    role: String,
+    created_ms: i64,
+    has_password: bool,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView {
+            has_password: !user.password_hash.is_empty(),
+            name: user.name,
+            tenant: user.tenant,
+            role: user.role,
+            created_ms: user.created_ms,
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct Users {
-    users: Vec<User>,
+    users: Vec<UserView>,
 }
 
 async fn list_users(
@@ -98,6 +137,7 @@ async fn list_users(
     person.may_manage_people_of(&person.tenant)?;
     let users = (state.people.users().into_iter())
         .filter(|u| person.role == Role::MainAdministrator || u.tenant == person.tenant)
+        .map(UserView::from)
         .collect();
     Ok(Json(Users { users }))
 }
@@ -131,6 +171,10 @@ async fn create_user(
             .may_manage_people_of("")
             .expect_err("only Main administrators manage every tenant"));
     }
+    let password_hash = match new.password {
+        Some(password) => hashed(password).await?,
+        None => String::new(),
+    };
     let user = state
         .people
         .add_user(User {
@@ -138,10 +182,11 @@ async fn create_user(
             tenant,
             role: role.name().to_owned(),
             created_ms: now_ms(),
+            password_hash,
         })
         .map_err(problem)?;
     tracing::info!(user = %user.name, tenant = %user.tenant, role = %user.role, by = %person.user, "user created");
-    Ok((StatusCode::CREATED, Json(user)).into_response())
+    Ok((StatusCode::CREATED, Json(UserView::from(user))).into_response())
 }
 
 async fn delete_user(
@@ -149,14 +194,149 @@ async fn delete_user(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<User>, Problem> {
+) -> Result<Json<UserView>, Problem> {
     let person = state.person(peer, &headers)?;
     let user = (state.people.user(&name))
         .ok_or_else(|| problem(PeopleError::NotFound(format!("user {name:?}"))))?;
     person.may_manage_people_of(&user.tenant)?;
     let deleted = state.people.delete_user(&name).map_err(problem)?;
     tracing::info!(user = %deleted.name, by = %person.user, "user deleted with their tokens");
-    Ok(Json(deleted))
+    Ok(Json(deleted.into()))
+}
+
+/// `password` hashed off the async threads, at most [`HASHING_AT_ONCE`] at a time.
+async fn hashed(password: String) -> Result<String, Problem> {
+    if let Some(why) = passwords::refusal(&password) {
+        return Err(invalid(why));
+    }
+    let _turn = hashing_turn().await?;
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|_| problem(PeopleError::Store("hashing failed".into())))
+}
+
+/// Password hashes computed at once (each holds ~19 MiB for tens of milliseconds).
+const HASHING_AT_ONCE: usize = 2;
+/// Longest a sign-in waits for its turn.
+const HASHING_WAIT: Duration = Duration::from_secs(5);
+
+async fn hashing_turn() -> Result<tokio::sync::SemaphorePermit<'static>, Problem> {
+    static TURNS: Semaphore = Semaphore::const_new(HASHING_AT_ONCE);
+    match tokio::time::timeout(HASHING_WAIT, TURNS.acquire()).await {
+        Ok(Ok(turn)) => Ok(turn),
+        _ => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the gateway is checking as many passwords as it can; retry",
+        )
+        .retry_after(Duration::from_secs(1))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// A user's own password, or one of their tenant's for whoever manages its people.
+async fn set_password(
+    State(state): State<PeopleState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<NewPassword>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UserView>, Problem> {
+    let person = state.person(peer, &headers)?;
+    let Json(new) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    let user = (state.people.user(&name))
+        .ok_or_else(|| problem(PeopleError::NotFound(format!("user {name:?}"))))?;
+    if user.name != person.user {
+        person.may_manage_people_of(&user.tenant)?;
+    }
+    let hash = hashed(new.password).await?;
+    let changed = state.people.set_password(&name, hash).map_err(problem)?;
+    tracing::info!(user = %changed.name, by = %person.user, "password set");
+    Ok(Json(changed.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Login {
+    name: String,
+    password: String,
+    /// Seconds the token lasts: 12 hours unless asked, at most 30 days.
+    #[serde(default)]
+    expires_in_seconds: u64,
+}
+
+/// Sign-in lifetimes: the default and the longest.
+const LOGIN_TOKEN_SECONDS: u64 = 12 * 3600;
+const MAX_LOGIN_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A user's name and password for a token that expires (what the console signs in with).
+/// Unknown users and wrong passwords are answered alike, in about the same time.
+async fn login(
+    State(state): State<PeopleState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    if let Some(rate) = &state.login_rate
+        && let Err(not_until) = rate.check_key(&peer.ip())
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "resource_exhausted",
+            format!("{} signs in more often than the gateway allows", peer.ip()),
+        )
+        .retry_after(wait));
+    }
+    let Json(login) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    if login.password.chars().count() > passwords::MAX_CHARS {
+        return Err(invalid(
+            passwords::refusal(&login.password).unwrap_or_default(),
+        ));
+    }
+    let user = state.people.user(&login.name);
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| passwords::decoy().to_owned());
+    let turn = hashing_turn().await?;
+    let password = login.password;
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &phc))
+        .await
+        .unwrap_or(false);
+    drop(turn);
+    let Some(user) = user.filter(|_| matches) else {
+        tracing::warn!(user = %login.name, %peer, "sign-in refused");
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "wrong user name or password",
+        ));
+    };
+    let seconds = match login.expires_in_seconds {
+        0 => LOGIN_TOKEN_SECONDS,
+        asked => asked.min(MAX_LOGIN_TOKEN_SECONDS),
+    };
+    let (secret, digest) = new_secret();
+    let token = state
+        .people
+        .add_token(Token {
+            id: xdr_mesh::id::new_uuid(),
+            digest,
+            user: user.name.clone(),
+            description: "signed in with a password".into(),
+            created_ms: now_ms(),
+            expires_ms: now_ms() + 1000 * seconds as i64,
+            revoked: false,
+        })
+        .map_err(problem)?;
+    tracing::info!(user = %user.name, token = %token.id, "signed in");
+    Ok((StatusCode::CREATED, Json(MadeToken { token, secret })).into_response())
 }
 
 #[derive(Deserialize, Default)]

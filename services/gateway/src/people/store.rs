@@ -31,6 +31,9 @@ pub struct User {
     /// The role's name as in `x-xdr-role`.
     pub role: String,
     pub created_ms: i64,
+    /// The console password's argon2 PHC string; empty: none (tokens only). Never answered.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password_hash: String,
 }
 
 impl User {
@@ -178,6 +181,21 @@ impl People {
         Ok(user)
     }
 
+    /// Sets user `name`'s password hash.
+    pub fn set_password(&self, name: &str, password_hash: String) -> Result<User, PeopleError> {
+        let mut held = self.held();
+        let mut user = (held.users.get(name).cloned())
+            .ok_or_else(|| PeopleError::NotFound(format!("user {name:?}")))?;
+        user.password_hash = password_hash;
+        self.write(|w| {
+            w.open_table(USERS)?
+                .insert(user.name.as_str(), encode(&user).as_slice())?;
+            Ok(())
+        })?;
+        held.users.insert(user.name.clone(), user.clone());
+        Ok(user)
+    }
+
     /// Deletes user `name` and every token of theirs.
     pub fn delete_user(&self, name: &str) -> Result<User, PeopleError> {
         let mut held = self.held();
@@ -291,5 +309,6 @@ pub fn first_admin() -> User {
         tenant: MAIN_TENANT.to_owned(),
         role: Role::MainAdministrator.name().to_owned(),
         created_ms: now_ms(),
+        password_hash: String::new(),
     }
 }
