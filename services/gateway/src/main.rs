@@ -148,6 +148,25 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
     };
+    // Each collector's own input port, bound before anything is served: a taken port is a
+    // start-up error.
+    let mut own_ports = Vec::new();
+    for (collector, addr) in &config.input.input_listen {
+        let listener = xdr_mesh::http::bind(*addr)?;
+        let routes = input::own_port_router(input.clone(), collector.clone())
+            .layer(axum::middleware::from_fn(metrics::count_requests));
+        own_ports.push((listener, routes));
+    }
+    for (listener, routes) in own_ports {
+        tokio::spawn(xdr_mesh::http::serve(
+            "input listening",
+            listener,
+            routes,
+            limits,
+            shutdown.clone(),
+            https.clone(),
+        ));
+    }
     let routes = http::router(state, input, people);
     xdr_mesh::http::serve("listening", listener, routes, limits, shutdown, https).await;
     tracing::info!(service = GATEWAY.name, "stopped");

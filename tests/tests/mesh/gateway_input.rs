@@ -297,7 +297,8 @@ fn input_past_a_limit_is_answered_413_429_or_503_and_the_gateway_stays_up() {
         .env("XDR_INPUT_MAX_BODY_BYTES", "1000")
         .env("XDR_INPUT_MAX_IN_FLIGHT", "1")
         .env("XDR_INPUT_CLIENT_RATE", "2")
-        .env("XDR_LOGIN_RATE", "2");
+        .env("XDR_LOGIN_RATE", "2")
+        .env("XDR_INPUT_LISTEN", format!("http-input={HOST}:8090"));
     let mut up = xdr_tests::ServiceProcess::watch("xdrctl up", command);
     up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
         l.starts_with("xdr mesh is up")
@@ -387,6 +388,34 @@ fn input_past_a_limit_is_answered_413_429_or_503_and_the_gateway_stays_up() {
         codes.push(tried.code);
     }
     assert_eq!(codes, [401, 401, 429]);
+
+    // The collector's own port: /input there is that collector's, and nothing else is served.
+    let own = curl(
+        &[
+            "--interface",
+            "127.0.0.17",
+            "--data",
+            r#"{"RequestUrl":"http://own-port.example/"}"#,
+            &format!("http://{HOST}:8090/input"),
+        ],
+        b"",
+    );
+    assert_eq!(own.code, 200, "{}", own.body);
+    assert_eq!(own.body["accepted"], 1);
+    let other = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://{HOST}:8090/openapi.json"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&other.stdout), "404");
 
     // Still up, and still taking input.
     let mut taken = None;

@@ -60,6 +60,29 @@ pub struct InputArgs {
     /// answer is 429 with `Retry-After`. 0: no limit.
     #[arg(long, env = "XDR_INPUT_CLIENT_RATE", default_value_t = 50_000)]
     input_client_rate: u32,
+    /// A port of a collector's own, as each KUMA http collector has: `COLLECTOR=ADDR` (the
+    /// collector's id, or its name in Main), serving `POST /input` for it alone. Repeatable.
+    #[arg(
+        long,
+        env = "XDR_INPUT_LISTEN",
+        value_name = "COLLECTOR=ADDR",
+        value_delimiter = ',',
+        value_parser = own_port
+    )]
+    pub input_listen: Vec<(String, std::net::SocketAddr)>,
+}
+
+fn own_port(text: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (collector, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: COLLECTOR=ADDR"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?}: not an address: {e}"))?;
+    if collector.is_empty() {
+        return Err(format!("{text:?}: name the collector before `=`"));
+    }
+    Ok((collector.to_owned(), addr))
 }
 
 pub struct Input {
@@ -102,6 +125,24 @@ pub fn router(input: Arc<Input>) -> Router {
     Router::new()
         .route("/input", post(quickstart_input))
         .route("/collectors/{id}/input", post(collector_input))
+        .with_state(input)
+}
+
+/// `POST /input` for `collector` alone: a port of the collector's own.
+pub fn own_port_router(input: Arc<Input>, collector: String) -> Router {
+    let handler = move |State(input): State<Arc<Input>>,
+                        ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                        headers: HeaderMap,
+                        body: Body| {
+        let collector = collector.clone();
+        async move {
+            take(&input, peer, &collector, "", &headers, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+    };
+    Router::new()
+        .route("/input", post(handler))
         .with_state(input)
 }
 
