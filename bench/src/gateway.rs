@@ -39,8 +39,9 @@ pub struct Args {
     /// Folder with the service binaries [default: xdr-bench's own]; use release builds.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// HTTP connections posting one event per request.
-    #[arg(long, default_value_t = 128)]
+    /// HTTP connections posting one event per request (each waits for its answer: the
+    /// posts in flight).
+    #[arg(long, default_value_t = 256)]
     connections: usize,
     /// How long each measurement runs.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

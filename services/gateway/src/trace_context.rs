@@ -11,7 +11,6 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -23,13 +22,16 @@ pub struct TraceContext {
     flags: u8,
 }
 
+/// A random id, never all zero (invalid in a traceparent). Ids need to be unique, not secret:
+/// a fast generator, not a system call per request (that was visible in `perf`).
 fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // An all-zero id is invalid; the system's random source does not give one in practice.
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system's random source works");
-    bytes
+    loop {
+        let mut bytes = [0u8; N];
+        fastrand::fill(&mut bytes);
+        if bytes != [0; N] {
+            return bytes;
+        }
+    }
 }
 
 fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -71,17 +73,33 @@ impl TraceContext {
     }
 }
 
+impl TraceContext {
+    /// `00-<trace id>-<span id>-<flags>`, 55 characters.
+    fn header_value(&self) -> HeaderValue {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        let mut at = 3;
+        let mut put = |bytes: &[u8], text: &mut [u8; 55]| {
+            for b in bytes {
+                text[at] = DIGITS[usize::from(b >> 4)];
+                text[at + 1] = DIGITS[usize::from(b & 0xf)];
+                at += 2;
+            }
+            at += 1;
+        };
+        put(&self.trace_id, &mut text);
+        put(&self.span_id, &mut text);
+        put(&[self.flags], &mut text);
+        text[35] = b'-';
+        text[52] = b'-';
+        HeaderValue::from_bytes(&text).expect("hex digits and dashes are a header value")
+    }
+}
+
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("00-")?;
-        for b in self.trace_id {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str("-")?;
-        for b in self.span_id {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "-{:02x}", self.flags)
+        f.write_str(self.header_value().to_str().expect("ASCII"))
     }
 }
 
@@ -95,10 +113,9 @@ pub async fn propagate(mut request: Request, next: Next) -> Response {
     );
     request.extensions_mut().insert(context);
     let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        HeaderName::from_static(TRACEPARENT),
-        HeaderValue::from_str(&context.to_string()).expect("hex is a header value"),
-    );
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(TRACEPARENT), context.header_value());
     response
 }
 
