@@ -11,7 +11,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, Path, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
@@ -72,6 +72,12 @@ fn problem(error: PeopleError) -> Problem {
 
 fn invalid(message: String) -> Problem {
     problem(PeopleError::Invalid(message))
+}
+
+/// A JSON body, or a 400 saying what is wrong with it.
+fn json_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    body.map(|Json(value)| value)
+        .map_err(|e| invalid(format!("body: {}", e.body_text())))
 }
 
 /// A user or tenant name as it can travel in gRPC metadata: 1..=128 visible ASCII characters.
@@ -146,10 +152,10 @@ async fn create_user(
     State(state): State<PeopleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<NewUser>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let person = state.person(peer, &headers)?;
-    let Json(new) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    let new = json_of(body)?;
     let tenant = if new.tenant.is_empty() {
         person.tenant.clone()
     } else {
@@ -245,10 +251,10 @@ async fn set_password(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<NewPassword>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewPassword>, JsonRejection>,
 ) -> Result<Json<UserView>, Problem> {
     let person = state.person(peer, &headers)?;
-    let Json(new) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    let new = json_of(body)?;
     let user = (state.people.user(&name))
         .ok_or_else(|| problem(PeopleError::NotFound(format!("user {name:?}"))))?;
     if user.name != person.user {
@@ -279,7 +285,7 @@ const MAX_LOGIN_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
 async fn login(
     State(state): State<PeopleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, Problem> {
     if let Some(rate) = &state.login_rate
         && let Err(not_until) = rate.check_key(&peer.ip())
@@ -292,7 +298,7 @@ async fn login(
         )
         .retry_after(wait));
     }
-    let Json(login) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    let login = json_of(body)?;
     if login.password.chars().count() > passwords::MAX_CHARS {
         return Err(invalid(
             passwords::refusal(&login.password).unwrap_or_default(),
@@ -389,10 +395,10 @@ async fn create_token(
     State(state): State<PeopleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let person = state.person(peer, &headers)?;
-    let Json(new) = body.map_err(|e| invalid(format!("body: {}", e.body_text())))?;
+    let new = json_of(body)?;
     let user = if new.user.is_empty() {
         person.user.clone()
     } else {

@@ -172,6 +172,11 @@ impl People {
                 "the gateway holds {MAX_USERS} users, the most it may"
             )));
         }
+        self.put_user(&mut held, user)
+    }
+
+    /// Writes `user` and holds it.
+    fn put_user(&self, held: &mut Held, user: User) -> Result<User, PeopleError> {
         self.write(|w| {
             w.open_table(USERS)?
                 .insert(user.name.as_str(), encode(&user).as_slice())?;
@@ -181,19 +186,24 @@ impl People {
         Ok(user)
     }
 
+    /// Writes `token` and holds it.
+    fn put_token(&self, held: &mut Held, token: Token) -> Result<Token, PeopleError> {
+        self.write(|w| {
+            w.open_table(TOKENS)?
+                .insert(token.digest.as_str(), encode(&token).as_slice())?;
+            Ok(())
+        })?;
+        held.tokens.insert(token.digest.clone(), token.clone());
+        Ok(token)
+    }
+
     /// Sets user `name`'s password hash.
     pub fn set_password(&self, name: &str, password_hash: String) -> Result<User, PeopleError> {
         let mut held = self.held();
         let mut user = (held.users.get(name).cloned())
             .ok_or_else(|| PeopleError::NotFound(format!("user {name:?}")))?;
         user.password_hash = password_hash;
-        self.write(|w| {
-            w.open_table(USERS)?
-                .insert(user.name.as_str(), encode(&user).as_slice())?;
-            Ok(())
-        })?;
-        held.users.insert(user.name.clone(), user.clone());
-        Ok(user)
+        self.put_user(&mut held, user)
     }
 
     /// Deletes user `name` and every token of theirs.
@@ -257,30 +267,18 @@ impl People {
                 )));
             }
         }
-        self.write(|w| {
-            w.open_table(TOKENS)?
-                .insert(token.digest.as_str(), encode(&token).as_slice())?;
-            Ok(())
-        })?;
-        held.tokens.insert(token.digest.clone(), token.clone());
-        Ok(token)
+        self.put_token(&mut held, token)
     }
 
     /// Revokes the token `id`; it stays listed as revoked.
     pub fn revoke(&self, id: &str) -> Result<Token, PeopleError> {
         let mut held = self.held();
-        let token = (held.tokens.values_mut())
+        let mut revoked = (held.tokens.values())
             .find(|t| t.id == id)
+            .cloned()
             .ok_or_else(|| PeopleError::NotFound(format!("token {id:?}")))?;
-        let mut revoked = token.clone();
         revoked.revoked = true;
-        self.write(|w| {
-            w.open_table(TOKENS)?
-                .insert(revoked.digest.as_str(), encode(&revoked).as_slice())?;
-            Ok(())
-        })?;
-        *token = revoked.clone();
-        Ok(revoked)
+        self.put_token(&mut held, revoked)
     }
 
     fn write(
@@ -310,5 +308,66 @@ pub fn first_admin() -> User {
         role: Role::MainAdministrator.name().to_owned(),
         created_ms: now_ms(),
         password_hash: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(user: &str, digest: &str, expires_ms: i64) -> Token {
+        Token {
+            id: format!("id-{digest}"),
+            digest: digest.into(),
+            user: user.into(),
+            description: String::new(),
+            created_ms: now_ms(),
+            expires_ms,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn people_survive_a_restart_and_dead_tokens_authenticate_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let people = People::open(dir.path()).unwrap();
+        assert!(people.is_empty());
+        people.add_user(first_admin()).unwrap();
+        assert!(matches!(
+            people.add_user(first_admin()),
+            Err(PeopleError::Exists(_))
+        ));
+        people.add_token(token(FIRST_ADMIN, "live", 0)).unwrap();
+        people
+            .add_token(token(FIRST_ADMIN, "gone", now_ms() - 1))
+            .unwrap();
+        people.add_token(token(FIRST_ADMIN, "revoked", 0)).unwrap();
+        people.revoke("id-revoked").unwrap();
+        assert!(matches!(
+            people.add_token(token("nobody", "x", 0)),
+            Err(PeopleError::NotFound(_))
+        ));
+        people
+            .set_password(FIRST_ADMIN, "$argon2id$placeholder".into())
+            .unwrap();
+        drop(people);
+
+        let people = People::open(dir.path()).unwrap();
+        let (user, _) = people.authenticate("live").expect("a live token");
+        assert_eq!(user.name, FIRST_ADMIN);
+        assert_eq!(user.password_hash, "$argon2id$placeholder");
+        assert!(people.authenticate("gone").is_none(), "expired");
+        assert!(people.authenticate("revoked").is_none());
+        assert!(people.authenticate("unknown").is_none());
+        assert!(
+            people
+                .tokens()
+                .iter()
+                .any(|t| t.id == "id-revoked" && t.revoked)
+        );
+        // A deleted user's tokens go with them.
+        people.delete_user(FIRST_ADMIN).unwrap();
+        assert!(people.authenticate("live").is_none());
+        assert!(people.tokens().is_empty());
     }
 }
