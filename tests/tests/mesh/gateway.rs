@@ -36,6 +36,8 @@ fn healthz_is_200_while_all_serve_and_503_naming_the_one_down() {
         .map(|s| ServiceProcess::start(s, &pki))
         .collect();
     let mut args = vec!["--http-listen".to_owned(), "127.0.0.1:0".to_owned()];
+    args.push("--data-dir".into());
+    args.push(pki.scratch().join("gateway").display().to_string());
     for (name, process) in SERVICES.iter().zip(&services) {
         args.push(format!("--{name}-addr"));
         args.push(process.listening_addr().to_string());

@@ -11,6 +11,8 @@ fn the_gateway_serves_https_with_the_certificate_the_dev_pki_writes() {
     let pki = TestPki::new();
     let certs = pki.certs();
     let mut args: Vec<String> = vec!["--http-listen".into(), "127.0.0.1:0".into()];
+    args.push("--data-dir".into());
+    args.push(pki.scratch().join("gateway").display().to_string());
     args.push("--https-cert".into());
     args.push(certs.join("gateway-https.crt").display().to_string());
     args.push("--https-key".into());
