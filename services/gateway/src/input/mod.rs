@@ -44,6 +44,9 @@ use crate::problem::Problem;
 pub const QUICKSTART_COLLECTOR: &str = "http-input";
 /// How often the per-client rate state forgets clients that went quiet.
 const FORGET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
+/// Collector ids and names are at most 128 characters: a longer key is no collector, and is
+/// not looked up (nor kept in the lookup cache).
+const MAX_COLLECTOR_KEY_BYTES: usize = 512;
 /// Refusals listed in an answer at most (the counts are always whole).
 const MAX_ERRORS_LISTED: usize = 100;
 
@@ -56,6 +59,12 @@ pub struct InputArgs {
     /// Input requests the gateway holds at once; past it the answer is 503.
     #[arg(long, env = "XDR_INPUT_MAX_IN_FLIGHT", default_value_t = 4096)]
     input_max_in_flight: usize,
+    /// Bytes of input bodies the gateway holds at once, as sent and inflated, until the
+    /// collector answers; a request that would pass it is answered 503. Each request reserves
+    /// its `Content-Length` (the largest body when it sends none) and, when compressed, room
+    /// for the largest body inflated.
+    #[arg(long, env = "XDR_INPUT_MAX_BUFFERED_BYTES", default_value_t = 512 << 20)]
+    input_max_buffered_bytes: usize,
     /// Input requests a second one client address may make (bursts of as many); past it the
     /// answer is 429 with `Retry-After`. 0: no limit.
     #[arg(long, env = "XDR_INPUT_CLIENT_RATE", default_value_t = 50_000)]
@@ -90,6 +99,9 @@ pub struct Input {
     batcher: batcher::Batcher,
     max_body_bytes: usize,
     in_flight: Arc<Semaphore>,
+    /// Bytes of bodies held, one permit a byte (see `input_max_buffered_bytes`).
+    buffered: Arc<Semaphore>,
+    max_buffered_bytes: usize,
     client_rate: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -102,6 +114,10 @@ impl Input {
             batcher: batcher::Batcher::new(collector),
             max_body_bytes: args.input_max_body_bytes,
             in_flight: Arc::new(Semaphore::new(args.input_max_in_flight)),
+            buffered: Arc::new(Semaphore::new(
+                args.input_max_buffered_bytes.min(Semaphore::MAX_PERMITS),
+            )),
+            max_buffered_bytes: args.input_max_buffered_bytes,
             client_rate,
         });
         // The rate state holds one entry per client address seen lately, not for ever.
@@ -195,6 +211,37 @@ struct Refusal {
     reason: String,
 }
 
+impl Input {
+    /// Room in the buffered bytes for the body `headers` announce, held until the answer: a
+    /// flood of large posts is refused, never all held.
+    fn room_for(&self, headers: &HeaderMap) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+        let max = self.max_body_bytes;
+        let sent = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(max, |length| length.min(max));
+        let inflated = if headers.contains_key(axum::http::header::CONTENT_ENCODING) {
+            max
+        } else {
+            0
+        };
+        let bytes = (sent + inflated).clamp(1, self.max_buffered_bytes.max(1));
+        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.buffered
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the gateway holds as many input bytes as it takes; retry",
+                )
+                .retry_after(Duration::from_secs(1))
+            })
+    }
+}
+
 async fn take(
     input: &Input,
     peer: SocketAddr,
@@ -225,10 +272,18 @@ async fn take(
         )
         .retry_after(Duration::from_secs(1)));
     };
+    if collector.len() > MAX_COLLECTOR_KEY_BYTES {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("collector: an id or name of at most {MAX_COLLECTOR_KEY_BYTES} bytes"),
+        ));
+    }
     let collector = input.collectors.find(collector, tenant).await?;
     if let Some(digest) = &collector.token_sha256 {
         check_source_token(headers, digest)?;
     }
+    let _room = input.room_for(headers)?;
     let raw = body::read(headers, body, input.max_body_bytes).await?;
     let events = xdr_mesh::lines::events_in(&raw, collector.delimiter).count();
     if events == 0 {

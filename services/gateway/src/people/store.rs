@@ -20,6 +20,9 @@ const TOKENS: TableDefinition<'static, &'static str, &'static [u8]> =
 /// Users and live tokens at most: each costs a record read on every start.
 pub const MAX_USERS: usize = 10_000;
 pub const MAX_TOKENS: usize = 10_000;
+/// Live tokens of one user at most: sign-ins and `token create` cannot fill the gateway's
+/// table for everyone else.
+pub const MAX_TOKENS_PER_USER: usize = 100;
 /// The first Main administrator, made on fresh data.
 pub const FIRST_ADMIN: &str = "admin";
 
@@ -244,22 +247,20 @@ impl People {
         if !held.users.contains_key(&token.user) {
             return Err(PeopleError::NotFound(format!("user {:?}", token.user)));
         }
-        if held.tokens.len() >= MAX_TOKENS {
+        let theirs = |held: &Held| {
+            held.tokens
+                .values()
+                .filter(|t| t.user == token.user)
+                .count()
+        };
+        if held.tokens.len() >= MAX_TOKENS || theirs(&held) >= MAX_TOKENS_PER_USER {
             // Expired and revoked tokens make room before a new one is refused.
-            let now = now_ms();
-            let dead: Vec<String> = (held.tokens.values())
-                .filter(|t| t.revoked || (t.expires_ms != 0 && t.expires_ms <= now))
-                .map(|t| t.digest.clone())
-                .collect();
-            self.write(|w| {
-                let mut tokens = w.open_table(TOKENS)?;
-                for digest in &dead {
-                    tokens.remove(digest.as_str())?;
-                }
-                Ok(())
-            })?;
-            for digest in dead {
-                held.tokens.remove(&digest);
+            self.forget_dead_tokens(&mut held)?;
+            if theirs(&held) >= MAX_TOKENS_PER_USER {
+                return Err(PeopleError::Full(format!(
+                    "user {:?} holds {MAX_TOKENS_PER_USER} live tokens, the most one may; revoke some",
+                    token.user
+                )));
             }
             if held.tokens.len() >= MAX_TOKENS {
                 return Err(PeopleError::Full(format!(
@@ -268,6 +269,26 @@ impl People {
             }
         }
         self.put_token(&mut held, token)
+    }
+
+    /// Deletes expired and revoked tokens.
+    fn forget_dead_tokens(&self, held: &mut Held) -> Result<(), PeopleError> {
+        let now = now_ms();
+        let dead: Vec<String> = (held.tokens.values())
+            .filter(|t| t.revoked || (t.expires_ms != 0 && t.expires_ms <= now))
+            .map(|t| t.digest.clone())
+            .collect();
+        self.write(|w| {
+            let mut tokens = w.open_table(TOKENS)?;
+            for digest in &dead {
+                tokens.remove(digest.as_str())?;
+            }
+            Ok(())
+        })?;
+        for digest in dead {
+            held.tokens.remove(&digest);
+        }
+        Ok(())
     }
 
     /// Revokes the token `id`; it stays listed as revoked.
@@ -365,6 +386,18 @@ mod tests {
                 .iter()
                 .any(|t| t.id == "id-revoked" && t.revoked)
         );
+        // One user's live tokens are capped; revoked ones make room.
+        for n in 0..MAX_TOKENS_PER_USER - 1 {
+            people
+                .add_token(token(FIRST_ADMIN, &format!("t{n}"), 0))
+                .unwrap();
+        }
+        assert!(matches!(
+            people.add_token(token(FIRST_ADMIN, "one-too-many", 0)),
+            Err(PeopleError::Full(_))
+        ));
+        people.revoke("id-t0").unwrap();
+        people.add_token(token(FIRST_ADMIN, "room", 0)).unwrap();
         // A deleted user's tokens go with them.
         people.delete_user(FIRST_ADMIN).unwrap();
         assert!(people.authenticate("live").is_none());
