@@ -13,7 +13,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tower::{ServiceBuilder, ServiceExt};
 
-use crate::{log_limit::LogLimiter, shutdown::CancellationToken};
+use crate::{log_limit::LogLimiter, shutdown::CancellationToken, write_deadline::WriteDeadline};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -148,7 +148,8 @@ pub async fn serve(
 
 /// One connection, HTTP/1.1 only: curl and Prometheus speak it, and its head deadline also
 /// closes a kept-alive connection that sends nothing more (an idle HTTP/2 connection answering
-/// pings would hold its slot for ever). On shutdown it finishes the request it is serving.
+/// pings would hold its slot for ever). A write the client does not read within the same
+/// deadline closes it too. On shutdown it finishes the request it is serving.
 async fn serve_connection<I, S>(io: I, service: S, limits: HttpLimits, stopping: CancellationToken)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -163,7 +164,10 @@ where
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(
+            TokioIo::new(WriteDeadline::new(io, limits.header_timeout)),
+            service,
+        );
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,

@@ -32,6 +32,7 @@ pub mod store;
 pub mod stream;
 pub mod telemetry;
 pub mod tls;
+mod write_deadline;
 
 pub use access::AccessPolicy;
 
