@@ -20,6 +20,8 @@ const TOKENS: TableDefinition<'static, &'static str, &'static [u8]> =
 /// Users and live tokens at most: each costs a record read on every start.
 pub const MAX_USERS: usize = 10_000;
 pub const MAX_TOKENS: usize = 10_000;
+/// Users of one tenant at most: a tenant administrator cannot fill the gateway's table.
+pub const MAX_USERS_PER_TENANT: usize = 1_000;
 /// Live tokens of one user at most: sign-ins and `token create` cannot fill the gateway's
 /// table for everyone else.
 pub const MAX_TOKENS_PER_USER: usize = 100;
@@ -169,6 +171,13 @@ impl People {
         let mut held = self.held();
         if held.users.contains_key(&user.name) {
             return Err(PeopleError::Exists(format!("user {:?}", user.name)));
+        }
+        let in_tenant = held.users.values().filter(|u| u.tenant == user.tenant).count();
+        if in_tenant >= MAX_USERS_PER_TENANT {
+            return Err(PeopleError::Full(format!(
+                "tenant {:?} has {MAX_USERS_PER_TENANT} users, the most one may",
+                user.tenant
+            )));
         }
         if held.users.len() >= MAX_USERS {
             return Err(PeopleError::Full(format!(
