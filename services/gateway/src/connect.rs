@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use prost_reflect::MethodDescriptor;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{client::Grpc, metadata::MetadataValue, transport::Channel};
 use xdr_mesh::caller::{ROLE_HEADER, TENANT_HEADER, USER_HEADER};
 use xdr_proto::json::{self, EncodedCodec};
@@ -43,6 +44,33 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ConnectState {
     pub upstreams: Upstreams,
     pub people: PeopleState,
+    /// Calls held at once (each may hold a 4 MiB body and an 8 MiB reply).
+    pub in_flight: Arc<Semaphore>,
+}
+
+/// Calls the gateway makes for people at once; past it the answer is 503.
+pub const MAX_CALLS_IN_FLIGHT: usize = 256;
+
+impl ConnectState {
+    pub fn new(upstreams: Upstreams, people: PeopleState) -> Self {
+        ConnectState {
+            upstreams,
+            people,
+            in_flight: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+        }
+    }
+
+    /// A slot for one call, held until it is answered, or 503.
+    pub fn slot(&self) -> Result<OwnedSemaphorePermit, Problem> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the gateway holds as many calls as it takes; retry",
+            )
+            .retry_after(Duration::from_secs(1))
+        })
+    }
 }
 
 pub fn router(state: Arc<ConnectState>) -> Router {
@@ -75,6 +103,8 @@ pub struct Call {
     pub timeout: Duration,
     /// Sent on as `traceparent`.
     pub trace: TraceContext,
+    /// Its place among the calls in flight, given back when it is answered.
+    pub slot: OwnedSemaphorePermit,
 }
 
 async fn prepare(
@@ -100,6 +130,7 @@ async fn prepare(
     let channel = state.upstreams.serving(service).ok_or_else(not_found)?;
     // Who first: an unauthenticated caller learns nothing about the body.
     let person = state.people.person(peer, headers)?;
+    let slot = state.slot()?;
     let text = json_body(headers, body).await?;
     let text = if text.trim().is_empty() { "{}" } else { &text };
     let request = json::json_to_protobuf(descriptor.input(), text)
@@ -118,6 +149,7 @@ async fn prepare(
         person,
         timeout,
         trace,
+        slot,
     })
 }
 
@@ -177,14 +209,15 @@ impl Call {
     }
 
     /// Calls the service and answers: JSON, NDJSON for a server stream, or the error.
-    pub async fn run(self) -> Response {
+    pub async fn run(mut self) -> Response {
         let path = format!(
             "/{}/{}",
             self.method.parent_service().full_name(),
             self.method.name()
         );
         let path = http::uri::PathAndQuery::try_from(path).expect("a descriptor names a path");
-        let request = match self.grpc_request(self.request.clone()) {
+        let message = std::mem::take(&mut self.request);
+        let request = match self.grpc_request(message) {
             Ok(request) => request,
             Err(problem) => return problem.into_response(),
         };
@@ -226,8 +259,10 @@ impl Call {
         }
     }
 
-    fn ndjson_replies(&self, replies: tonic::Streaming<Vec<u8>>) -> Response {
+    /// The stream's messages as lines; the call keeps its slot until the stream ends.
+    fn ndjson_replies(self, replies: tonic::Streaming<Vec<u8>>) -> Response {
         let output = self.method.output();
+        let slot = self.slot;
         let lines = replies
             .map(move |reply| {
                 let line = match reply {
@@ -253,7 +288,8 @@ impl Call {
                 *ended = error;
                 std::future::ready(Some(line))
             })
-            .map(|line: Result<String, std::convert::Infallible>| {
+            .map(move |line: Result<String, std::convert::Infallible>| {
+                let _held = &slot;
                 line.map(|text| Bytes::from(text + "\n"))
             });
         (

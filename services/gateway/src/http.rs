@@ -17,10 +17,10 @@ pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router
     // Installed before anything is counted: counts made before the recorder are lost.
     xdr_mesh::metrics::recorder();
     crate::metrics::describe();
-    let calls = Arc::new(crate::connect::ConnectState {
-        upstreams: state.upstreams.clone(),
-        people: people.clone(),
-    });
+    let calls = Arc::new(crate::connect::ConnectState::new(
+        state.upstreams.clone(),
+        people.clone(),
+    ));
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(state.clone())

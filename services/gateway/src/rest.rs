@@ -99,6 +99,7 @@ async fn prepare(
         .serving(service)
         .expect("routes are made for served services only");
     let person = state.people.person(peer, headers)?;
+    let slot = state.slot()?;
     let input = binding.method.input();
     let mut request = match binding.body.as_str() {
         "" => Map::new(),
@@ -132,6 +133,7 @@ async fn prepare(
         person,
         timeout: CALL_TIMEOUT,
         trace,
+        slot,
     })
 }
 

@@ -172,7 +172,11 @@ impl People {
         if held.users.contains_key(&user.name) {
             return Err(PeopleError::Exists(format!("user {:?}", user.name)));
         }
-        let in_tenant = held.users.values().filter(|u| u.tenant == user.tenant).count();
+        let in_tenant = held
+            .users
+            .values()
+            .filter(|u| u.tenant == user.tenant)
+            .count();
         if in_tenant >= MAX_USERS_PER_TENANT {
             return Err(PeopleError::Full(format!(
                 "tenant {:?} has {MAX_USERS_PER_TENANT} users, the most one may",
