@@ -1,5 +1,5 @@
-//! Who may call the playbook service: the collector raises alerts from threat-intel matches;
-//! people reach alerts, playbooks and secrets through the gateway or as operators.
+//! Who may call the playbook service: collectors raise alerts from threat-intel matches;
+//! people reach alerts, playbooks and secrets through the gateway, or are operators.
 
 use xdr_mesh::{
     AccessPolicy,
@@ -11,7 +11,7 @@ pub fn policy() -> AccessPolicy {
         .allow_service("xdr.v1.Playbook", &[GATEWAY.name, OPERATOR])
         .allow_method(
             "xdr.v1.Playbook",
-            "CreateAlert",
-            &[COLLECTOR.name, GATEWAY.name, OPERATOR],
+            "RaiseAlerts",
+            &[COLLECTOR.name, OPERATOR],
         )
 }
