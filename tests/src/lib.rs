@@ -17,6 +17,7 @@ pub mod mesh_up;
 pub mod metrics;
 pub mod paths;
 pub mod pki;
+pub mod playbook;
 pub mod process;
 pub mod raw_grpc;
 pub mod threatintel;
