@@ -1,0 +1,190 @@
+//! Launches when UserGate is not as it should be: a session that expires mid-launch (signed
+//! in again once), an appliance that is down, a login refused, a URL list fed from a URL
+//! (a partial outcome naming what was and was not blocked) — each a clear outcome in the
+//! alert's history, the service still up.
+
+use serde_json::{Value, json};
+use xdr_tests::{
+    ServiceProcess, TestPki,
+    playbook::{As, USERGATE_LOGIN, UserGate, matched_event, ok, raise, usergate_secret},
+};
+
+const PASSWORD: &str = "Utm-pa55-91bd02";
+const ALICE: As<'static> = As::Person("alice", "Main", "tier1-analyst");
+
+fn block(pki: &TestPki, server: &ServiceProcess, alert: &Value) -> Value {
+    ok(
+        pki,
+        server,
+        ALICE,
+        "LaunchPlaybook",
+        &json!({"playbookId": "usergate.block_host", "alertId": alert}),
+    )
+}
+
+fn one_alert(pki: &TestPki, server: &ServiceProcess, id: &str) -> Value {
+    raise(
+        pki,
+        server,
+        &[matched_event(
+            id,
+            "Main",
+            "http://fakess123bn.nu",
+            "203.0.113.9",
+        )],
+    )["alertIds"][0]
+        .clone()
+}
+
+#[test]
+fn a_session_that_expires_mid_launch_is_signed_in_again_once() {
+    let pki = TestPki::new();
+    let usergate = UserGate::start(PASSWORD, "5m");
+    let server = ServiceProcess::start("playbook", &pki);
+    usergate_secret(&pki, &server, "Main", &usergate, PASSWORD);
+    let alert = one_alert(&pki, &server, "ev-expiry");
+    // Three calls into the launch the appliance forgets every session.
+    usergate.control("POST", "expire-sessions", Some(json!({"after_calls": 3})));
+    let run = block(&pki, &server, &alert);
+    assert_eq!(run["outcome"], "RUN_OUTCOME_SUCCEEDED", "{run}");
+    let actions = run["actions"].to_string();
+    assert!(
+        actions.contains("session expired (fault 104): signing in again"),
+        "{actions}"
+    );
+    let logins = usergate.state()["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| *c == "v2.core.login")
+        .count();
+    assert_eq!(logins, 2, "one sign-in, and one again");
+    assert_eq!(usergate.list_items("XDR blocked hosts"), ["203.0.113.9"]);
+}
+
+#[test]
+fn usergate_down_or_refusing_the_login_fails_the_launch_with_a_clear_message() {
+    let pki = TestPki::new();
+    let server = ServiceProcess::start("playbook", &pki);
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    ok(
+        &pki,
+        &server,
+        As::Operator,
+        "CreateSecret",
+        &json!({"name": "usergate", "tenant": "Main", "type": "SECRET_TYPE_CREDENTIALS",
+                "user": USERGATE_LOGIN, "password": PASSWORD,
+                "url": format!("http://{closed}/rpc")}),
+    );
+    let alert = one_alert(&pki, &server, "ev-down");
+    let run = block(&pki, &server, &alert);
+    assert_eq!(run["outcome"], "RUN_OUTCOME_FAILED", "{run}");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("UserGate is unreachable"),
+        "{run}"
+    );
+
+    // The appliance is back, but the password in the secret is not its own.
+    let usergate = UserGate::start("another-password", "5m");
+    let secret = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "ListSecrets",
+        &json!({"tenant": "Main"}),
+    )["secrets"][0]["id"]
+        .clone();
+    ok(
+        &pki,
+        &server,
+        As::Operator,
+        "UpdateSecret",
+        &json!({"id": secret, "tenant": "Main", "user": USERGATE_LOGIN, "url": usergate.url()}),
+    );
+    let refused = block(&pki, &server, &alert);
+    assert_eq!(refused["outcome"], "RUN_OUTCOME_FAILED", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("refused the login of `xdr-api`"),
+        "{message}"
+    );
+    assert!(!refused.to_string().contains(PASSWORD));
+
+    // Rotating the password is an update of the secret: the next launch works.
+    ok(
+        &pki,
+        &server,
+        As::Operator,
+        "UpdateSecret",
+        &json!({"id": secret, "tenant": "Main", "user": USERGATE_LOGIN, "url": usergate.url(),
+                "password": "another-password"}),
+    );
+    assert_eq!(
+        block(&pki, &server, &alert)["outcome"],
+        "RUN_OUTCOME_SUCCEEDED"
+    );
+
+    // Each outcome is in the history.
+    let alert = ok(&pki, &server, ALICE, "GetAlert", &json!({"id": alert}));
+    let outcomes: Vec<&Value> = alert["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["launch"]["outcome"])
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "RUN_OUTCOME_FAILED",
+            "RUN_OUTCOME_FAILED",
+            "RUN_OUTCOME_SUCCEEDED"
+        ]
+    );
+}
+
+#[test]
+fn a_url_list_fed_from_a_url_makes_a_partial_outcome_naming_what_was_not_blocked() {
+    let pki = TestPki::new();
+    let usergate = UserGate::start(PASSWORD, "5m");
+    usergate.control(
+        "POST",
+        "lists",
+        Some(json!({"name": "XDR blocked URLs", "type": "url", "url": "http://feeds.example/urls.txt"})),
+    );
+    let server = ServiceProcess::start("playbook", &pki);
+    usergate_secret(&pki, &server, "Main", &usergate, PASSWORD);
+    let alert = one_alert(&pki, &server, "ev-fed");
+    let run = block(&pki, &server, &alert);
+    assert_eq!(run["outcome"], "RUN_OUTCOME_PARTIAL", "{run}");
+    let message = run["message"].as_str().unwrap();
+    assert!(message.contains("Done: 203.0.113.9"), "{message}");
+    assert!(
+        message.contains("Not done: http://fakess123bn.nu"),
+        "{message}"
+    );
+    assert!(message.contains("fault 2003"), "{message}");
+    let not_done: Vec<&Value> = run["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["done"] != true)
+        .map(|i| &i["value"])
+        .collect();
+    assert_eq!(
+        not_done,
+        ["http://fakess123bn.nu", "fakess123bn.nu"],
+        "{run}"
+    );
+    assert_eq!(usergate.list_items("XDR blocked hosts"), ["203.0.113.9"]);
+    assert_eq!(
+        usergate.list_items("XDR blocked URLs"),
+        Vec::<String>::new()
+    );
+}
