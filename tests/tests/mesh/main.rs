@@ -21,6 +21,7 @@ mod load_shedding;
 mod malformed_requests;
 mod metrics;
 mod people;
+mod playbook_access;
 mod playbook_faults;
 mod playbook_usergate;
 mod reflection_and_health;
