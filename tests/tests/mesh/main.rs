@@ -22,6 +22,7 @@ mod malformed_requests;
 mod metrics;
 mod people;
 mod playbook_access;
+mod playbook_alerts;
 mod playbook_faults;
 mod playbook_usergate;
 mod reflection_and_health;
