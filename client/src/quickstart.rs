@@ -9,9 +9,9 @@ use xdr_mesh::{
     directory::{COLLECTOR, ENRICHMENT},
 };
 use xdr_proto::pb::{
-    CollectorConfig, EnrichmentRule, FieldMap, FieldMapping, IndicatorType, ListCollectorsRequest,
-    Normalizer, PageRequest, SourceKind, Transport, collector_client::CollectorClient,
-    enrichment_client::EnrichmentClient,
+    CollectorConfig, Destination, DestinationKind, EnrichmentRule, FieldMap, FieldMapping,
+    IndicatorType, ListCollectorsRequest, Normalizer, PageRequest, SourceKind, Transport,
+    collector_client::CollectorClient, enrichment_client::EnrichmentClient,
 };
 
 use crate::connect::{Target, failed};
@@ -102,7 +102,19 @@ async fn make(args: &Args) -> anyhow::Result<()> {
                 ..Default::default()
             }),
             rule_ids: vec![rule.id],
-            description: "The seed's test collector: JSON events, RequestUrl mapped, enriched by Test CT enrichment (xdrctl quickstart).".into(),
+            // Stored, and raised as alerts when threat intelligence matched (the seed's
+            // UserGate story starts from such an alert).
+            destinations: vec![
+                Destination {
+                    kind: DestinationKind::Storage as i32,
+                    filter: None,
+                },
+                Destination {
+                    kind: DestinationKind::Alerts as i32,
+                    filter: None,
+                },
+            ],
+            description: "The seed's test collector: JSON events, RequestUrl mapped, enriched by Test CT enrichment, stored, and raised as alerts on a threat-intel match (xdrctl quickstart).".into(),
             ..Default::default()
         })
         .await

@@ -14,7 +14,9 @@ use anyhow::{Context, bail, ensure};
 use tokio::process::{Child, Command};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use xdr_mesh::directory::{self, COLLECTOR, ENRICHMENT, GATEWAY, ServiceEntry, THREATINTEL};
+use xdr_mesh::directory::{
+    self, COLLECTOR, ENRICHMENT, GATEWAY, PLAYBOOK, ServiceEntry, THREATINTEL,
+};
 
 use crate::{
     connect::Target,
@@ -228,12 +230,12 @@ async fn start_all(
                 .arg(format!("{}:{CYBERTRACE_PORT}", args.bind));
         }
         // The services they call, on the same address: their defaults are 127.0.0.1.
-        let upstream = match service.name {
-            name if name == ENRICHMENT.name => Some(THREATINTEL),
-            name if name == COLLECTOR.name => Some(ENRICHMENT),
-            _ => None,
+        let upstreams: &[ServiceEntry] = match service.name {
+            name if name == ENRICHMENT.name => &[THREATINTEL],
+            name if name == COLLECTOR.name => &[ENRICHMENT, PLAYBOOK],
+            _ => &[],
         };
-        if let Some(upstream) = upstream {
+        for &upstream in upstreams {
             command
                 .arg(format!("--{}-addr", upstream.name))
                 .arg(layout::dial_addr(args.bind, grpc_port(upstream)).to_string());

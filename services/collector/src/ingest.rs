@@ -25,6 +25,7 @@ use xdr_proto::pb::{
 };
 
 use crate::{
+    alerts::{AlertFilters, AlertOutbox, passing},
     collectors::CollectorCatalog,
     enrich_link::EnrichmentLink,
     normalize::Normalizer,
@@ -64,6 +65,8 @@ pub struct Ingest {
     pub collectors: Arc<CollectorCatalog>,
     link: EnrichmentLink,
     writer: Writer,
+    alerts: Arc<AlertOutbox>,
+    alert_filters: AlertFilters,
     pub stats: Stats,
     limits: Limits,
     budget: Arc<Semaphore>,
@@ -75,6 +78,7 @@ impl Ingest {
         collectors: Arc<CollectorCatalog>,
         link: EnrichmentLink,
         writer: Writer,
+        alerts: Arc<AlertOutbox>,
         limits: Limits,
     ) -> Self {
         let budget_bytes = limits.budget_bytes.clamp(1, u32::MAX as usize);
@@ -82,6 +86,8 @@ impl Ingest {
             collectors,
             link,
             writer,
+            alerts,
+            alert_filters: AlertFilters::default(),
             stats: Stats::default(),
             limits: Limits {
                 budget_bytes,
@@ -149,6 +155,24 @@ impl Ingest {
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let tally = Tally::of(refused, &events);
+        // Alert events are buffered first: a batch refused for a full or failing disk then
+        // leaves nothing behind in the store to be doubled when it is sent again.
+        let alerting = self
+            .alert_filters
+            .of(&collector)
+            .map(|filter| passing(&filter, &events))
+            .unwrap_or_default();
+        if !alerting.is_empty() {
+            let outbox = self.alerts.clone();
+            let buffered = tokio::task::spawn_blocking(move || outbox.push(alerting))
+                .await
+                .map_err(|e| Status::internal(format!("buffering alert events failed: {e}")))?;
+            if let Err(error) = buffered {
+                tracing::warn!(collector = %collector.name, %error, "alert events were not buffered");
+                self.stats.refused_batch(&collector, tally.received());
+                return Err(Status::unavailable(format!("the alert buffer: {error}")));
+            }
+        }
         if stores
             && !events.is_empty()
             && let Err(failed) = self.writer.write(events, Some(room)).await
@@ -419,6 +443,7 @@ mod tests {
             collectors,
             EnrichmentLink::new(channel, Duration::from_secs(1)),
             Writer::start(store.clone(), &dir.path().join("buffer")).unwrap(),
+            Arc::new(AlertOutbox::open(&dir.path().join("alerts")).unwrap()),
             Limits {
                 budget_bytes: 1000,
                 admission_wait: Duration::from_millis(100),

@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use xdr_collector::{
+    alerts::AlertOutbox,
     collectors::CollectorCatalog,
     enrich_link::EnrichmentLink,
     ingest::{Ingest, Limits},
@@ -19,7 +20,7 @@ use xdr_collector::{
 use xdr_mesh::{
     MeshServer,
     config::ServiceArgs,
-    directory::{COLLECTOR, ENRICHMENT},
+    directory::{COLLECTOR, ENRICHMENT, PLAYBOOK},
 };
 use xdr_proto::pb::collector_server::CollectorServer;
 
@@ -45,6 +46,9 @@ struct Config {
     /// batches wait a little, then are refused with RESOURCE_EXHAUSTED and a retry hint.
     #[arg(long, env = "XDR_INGEST_BUDGET_BYTES", default_value_t = Limits::default().budget_bytes)]
     ingest_budget_bytes: usize,
+    /// The playbook service that collectors with an "alerts" destination send events to.
+    #[arg(long, env = "XDR_PLAYBOOK_ADDR", default_value_t = PLAYBOOK.dial_addr())]
+    playbook_addr: String,
     /// Delete events older than this (`30d`, `12h`); none: keep every event.
     #[arg(long, env = "XDR_RETENTION", value_parser = humantime::parse_duration)]
     retention: Option<Duration>,
@@ -70,11 +74,23 @@ async fn main() -> anyhow::Result<()> {
     let enrichment =
         xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
             .context("the enrichment address")?;
+    let alerts = Arc::new(
+        AlertOutbox::open(&runtime.data_dir.path().join("alerts-buffer"))
+            .context("opening the alert buffer")?,
+    );
+    let playbook = xdr_mesh::channel::lazy(&config.playbook_addr, PLAYBOOK.name, &runtime.tls)
+        .context("the playbook address")?;
+    tokio::spawn(
+        alerts
+            .clone()
+            .deliver_forever(playbook, runtime.shutdown.clone()),
+    );
     let ingest = Ingest::new(
         Arc::new(collectors),
         EnrichmentLink::new(enrichment.clone(), config.enrichment_timeout),
         Writer::start(store.clone(), &runtime.data_dir.path().join("buffer"))
             .context("opening the disk buffer")?,
+        alerts.clone(),
         Limits {
             budget_bytes: config.ingest_budget_bytes,
             ..Limits::default()

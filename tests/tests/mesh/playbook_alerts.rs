@@ -15,7 +15,14 @@ fn a_burst_is_one_alert_and_duplicates_count_once() {
     let pki = TestPki::new();
     let server = ServiceProcess::start("playbook", &pki);
     let burst: Vec<Value> = (0..50)
-        .map(|i| matched_event(&format!("burst-{i}"), "Main", "http://fakess123bn.nu", "203.0.113.9"))
+        .map(|i| {
+            matched_event(
+                &format!("burst-{i}"),
+                "Main",
+                "http://fakess123bn.nu",
+                "203.0.113.9",
+            )
+        })
         .collect();
     let first = raise(&pki, &server, &burst);
     assert_eq!(first["newAlerts"], 1, "{first}");
@@ -29,13 +36,21 @@ fn a_burst_is_one_alert_and_duplicates_count_once() {
     let alert = ok(&pki, &server, ALICE, "GetAlert", &json!({"id": ids[0]}));
     assert_eq!(alert["eventCount"], "50", "{alert}");
     assert_eq!(alert["status"], "ALERT_STATUS_NEW");
-    assert_eq!(alert["severity"], "SEVERITY_HIGH", "KL_Malicious_URL is high");
+    assert_eq!(
+        alert["severity"], "SEVERITY_HIGH",
+        "KL_Malicious_URL is high"
+    );
     assert_eq!(alert["eventIds"].as_array().unwrap().len(), 50);
     let observables: Vec<(&str, &str)> = alert["observables"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["value"].as_str().unwrap(), o["category"].as_str().unwrap_or("")))
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap(),
+                o["category"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         observables,
@@ -48,7 +63,16 @@ fn a_burst_is_one_alert_and_duplicates_count_once() {
     );
 
     // Other matches make another alert; a closed alert takes no more events.
-    let other = raise(&pki, &server, &[matched_event("o-1", "Main", "http://other.example", "203.0.113.50")]);
+    let other = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "o-1",
+            "Main",
+            "http://other.example",
+            "203.0.113.50",
+        )],
+    );
     assert_eq!(other["newAlerts"], 1);
     ok(
         &pki,
@@ -57,14 +81,31 @@ fn a_burst_is_one_alert_and_duplicates_count_once() {
         "UpdateAlert",
         &json!({"id": ids[0], "status": "ALERT_STATUS_CLOSED"}),
     );
-    let after_close = raise(&pki, &server, &[matched_event("late-1", "Main", "http://fakess123bn.nu", "203.0.113.9")]);
+    let after_close = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "late-1",
+            "Main",
+            "http://fakess123bn.nu",
+            "203.0.113.9",
+        )],
+    );
     assert_eq!(after_close["newAlerts"], 1, "{after_close}");
     assert_ne!(after_close["alertIds"][0], *ids[0]);
 
     // Listing: newest first, filtered by status, paged.
     let all = ok(&pki, &server, ALICE, "ListAlerts", &json!({}));
-    let listed: Vec<&Value> = all["alerts"].as_array().unwrap().iter().map(|a| &a["id"]).collect();
-    assert_eq!(listed, [&after_close["alertIds"][0], &other["alertIds"][0], ids[0]]);
+    let listed: Vec<&Value> = all["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(
+        listed,
+        [&after_close["alertIds"][0], &other["alertIds"][0], ids[0]]
+    );
     let open = ok(
         &pki,
         &server,
@@ -73,7 +114,13 @@ fn a_burst_is_one_alert_and_duplicates_count_once() {
         &json!({"statuses": ["ALERT_STATUS_NEW"]}),
     );
     assert_eq!(open["alerts"].as_array().unwrap().len(), 2);
-    let page = ok(&pki, &server, ALICE, "ListAlerts", &json!({"page": {"pageSize": 2}}));
+    let page = ok(
+        &pki,
+        &server,
+        ALICE,
+        "ListAlerts",
+        &json!({"page": {"pageSize": 2}}),
+    );
     assert_eq!(page["alerts"].as_array().unwrap().len(), 2);
     let token = page["page"]["nextPageToken"].as_str().unwrap();
     let rest = ok(
@@ -107,17 +154,49 @@ fn bad_events_are_refused_by_field_and_nothing_is_half_taken() {
         "RaiseAlerts",
         &json!({"events": [good, shared.clone()]}),
     );
-    assert!(outcome.stderr.contains("InvalidArgument"), "{}", outcome.stderr);
-    assert!(outcome.stderr.contains("events[1].tenant"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("InvalidArgument"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("events[1].tenant"),
+        "{}",
+        outcome.stderr
+    );
     shared["tenant"] = json!("Main");
     shared["id"] = json!("");
-    let outcome = rpc(&pki, &server, As::Service("collector"), "RaiseAlerts", &json!({"events": [shared]}));
-    assert!(outcome.stderr.contains("events[0].id"), "{}", outcome.stderr);
+    let outcome = rpc(
+        &pki,
+        &server,
+        As::Service("collector"),
+        "RaiseAlerts",
+        &json!({"events": [shared]}),
+    );
+    assert!(
+        outcome.stderr.contains("events[0].id"),
+        "{}",
+        outcome.stderr
+    );
     let listed = ok(&pki, &server, ALICE, "ListAlerts", &json!({}));
-    assert_eq!(listed["alerts"], Value::Null, "the refused batch left nothing: {listed}");
+    assert_eq!(
+        listed["alerts"],
+        Value::Null,
+        "the refused batch left nothing: {listed}"
+    );
     // The enrichment service may not raise alerts; only collectors (and operators).
-    let enrichment = rpc(&pki, &server, As::Service("enrichment"), "RaiseAlerts", &json!({}));
-    assert!(enrichment.stderr.contains("PermissionDenied"), "{}", enrichment.stderr);
+    let enrichment = rpc(
+        &pki,
+        &server,
+        As::Service("enrichment"),
+        "RaiseAlerts",
+        &json!({}),
+    );
+    assert!(
+        enrichment.stderr.contains("PermissionDenied"),
+        "{}",
+        enrichment.stderr
+    );
 }
 
 #[test]
@@ -126,8 +205,26 @@ fn an_incident_groups_alerts_and_a_launch_on_it_covers_all_their_observables() {
     let usergate = UserGate::start("Utm-incident-1", "5m");
     let server = ServiceProcess::start("playbook", &pki);
     usergate_secret(&pki, &server, "Main", &usergate, "Utm-incident-1");
-    let a = raise(&pki, &server, &[matched_event("i-1", "Main", "http://one.example", "203.0.113.1")]);
-    let b = raise(&pki, &server, &[matched_event("i-2", "Main", "http://two.example", "203.0.113.2")]);
+    let a = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "i-1",
+            "Main",
+            "http://one.example",
+            "203.0.113.1",
+        )],
+    );
+    let b = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "i-2",
+            "Main",
+            "http://two.example",
+            "203.0.113.2",
+        )],
+    );
     let (a, b) = (a["alertIds"][0].clone(), b["alertIds"][0].clone());
     let incident = ok(
         &pki,
@@ -150,9 +247,18 @@ fn an_incident_groups_alerts_and_a_launch_on_it_covers_all_their_observables() {
     let mut hosts = usergate.list_items("XDR blocked hosts");
     hosts.sort();
     assert_eq!(hosts, ["203.0.113.1", "203.0.113.2"]);
-    let kept = ok(&pki, &server, ALICE, "GetIncident", &json!({"id": incident["id"]}));
+    let kept = ok(
+        &pki,
+        &server,
+        ALICE,
+        "GetIncident",
+        &json!({"id": incident["id"]}),
+    );
     let history = kept["history"].as_array().unwrap();
-    assert_eq!(history.last().unwrap()["launch"]["incidentId"], incident["id"]);
+    assert_eq!(
+        history.last().unwrap()["launch"]["incidentId"],
+        incident["id"]
+    );
     let closed = ok(
         &pki,
         &server,

@@ -180,17 +180,39 @@ pub fn validated(mut config: CollectorConfig) -> Result<CollectorConfig, Invalid
     if config.destinations.is_empty() {
         config.destinations.push(Destination {
             kind: DestinationKind::Storage as i32,
+            filter: None,
         });
     }
     for (i, destination) in config.destinations.iter().enumerate() {
-        if destination.kind != DestinationKind::Storage as i32 {
-            return Err(invalid(
-                format!("destinations[{i}].kind"),
-                "only the event store (DESTINATION_KIND_STORAGE) is a destination",
-            ));
+        let field = |name: &str| format!("destinations[{i}].{name}");
+        match DestinationKind::try_from(destination.kind) {
+            Ok(DestinationKind::Storage) if destination.filter.is_some() => {
+                return Err(invalid(
+                    field("filter"),
+                    "the event store takes every event",
+                ));
+            }
+            Ok(DestinationKind::Storage) => {}
+            Ok(DestinationKind::Alerts) => {
+                crate::alerts::compile(destination, &config.tenant).map_err(|e| {
+                    // The compiler names its fields from `filter` on.
+                    invalid(field(&e.field), e.reason)
+                })?;
+            }
+            _ => {
+                return Err(invalid(
+                    field("kind"),
+                    "DESTINATION_KIND_STORAGE (the event store) or DESTINATION_KIND_ALERTS (the playbook service)",
+                ));
+            }
+        }
+        if config.destinations[..i]
+            .iter()
+            .any(|d| d.kind == destination.kind)
+        {
+            return Err(invalid(field("kind"), "named twice"));
         }
     }
-    config.destinations.dedup();
     Ok(config)
 }
 
@@ -267,8 +289,24 @@ mod tests {
             ),
             (|c| c.rule_ids = vec!["a".into(), "a".into()], "rule_ids[1]"),
             (
-                |c| c.destinations = vec![Destination { kind: 7 }],
+                |c| {
+                    c.destinations = vec![Destination {
+                        kind: 7,
+                        filter: None,
+                    }]
+                },
                 "destinations[0].kind",
+            ),
+            (
+                |c| {
+                    c.destinations = vec![Destination {
+                        kind: DestinationKind::Alerts as i32,
+                        filter: Some(xdr_proto::pb::FilterNode {
+                            node: Some(xdr_proto::pb::filter_node::Node::FilterId("saved".into())),
+                        }),
+                    }]
+                },
+                "destinations[0].filter.filter_id",
             ),
         ];
         for (change, field) in cases {

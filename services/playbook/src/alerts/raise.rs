@@ -133,6 +133,12 @@ impl AlertStore {
             }
             return Err(StoreFailure::new(error).into());
         }
+        tracing::info!(
+            events = events.len(),
+            new_alerts = reply.new_alerts,
+            duplicates = reply.duplicates,
+            "events raised"
+        );
         Ok(reply)
     }
 
