@@ -57,8 +57,6 @@ fn openapi_document_describes_the_routes_and_schemathesis_finds_no_server_error(
     assert!(document["paths"]["/input"]["post"]["security"] == Value::Array(vec![]));
 
     // schemathesis loads the document (it refuses an invalid one) and fuzzes every operation.
-    // The playbook service answers UNIMPLEMENTED (501) until its issue lands: its operations
-    // are left out, by their tag.
     let fuzz = Command::new(paths::schemathesis())
         .args(["run", &url])
         .args(["-H", &format!("Authorization: Bearer {token}")])
@@ -72,7 +70,6 @@ fn openapi_document_describes_the_routes_and_schemathesis_finds_no_server_error(
             "1",
             "--no-shrink",
         ])
-        .args(["--exclude-tag", "Playbook"])
         .args(["--request-timeout", "30"])
         .env("SCHEMATHESIS_HOOKS", "")
         // It keeps a cache in its working folder.
