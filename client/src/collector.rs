@@ -173,10 +173,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn print_json(config: &CollectorConfig) -> anyhow::Result<()> {
-    let text = xdr_proto::json::to_json("xdr.v1.CollectorConfig", config)?;
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(())
+    crate::print_json("xdr.v1.CollectorConfig", config)
 }
 
 /// `SOURCE[=FIELD][:TYPE]` as a mapping row.

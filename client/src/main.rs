@@ -1,5 +1,6 @@
 //! `xdrctl`: the operator's command line for the xdr mesh.
 
+mod alerts;
 mod call;
 mod certs;
 mod child;
@@ -8,10 +9,12 @@ mod connect;
 mod ingest;
 mod layout;
 mod people;
+mod playbook;
 mod probe;
 mod quickstart;
 mod rules;
 mod search;
+mod secret;
 mod status;
 mod up;
 
@@ -53,6 +56,15 @@ enum Command {
     /// API tokens: list, create, revoke.
     #[command(subcommand)]
     Token(people::TokenCommand),
+    /// Alerts raised from threat-intel matches.
+    #[command(subcommand)]
+    Alerts(alerts::Command),
+    /// Response playbooks: list them, launch one on an alert.
+    #[command(subcommand)]
+    Playbook(playbook::Command),
+    /// Credentials the playbooks sign in with (passwords never shown).
+    #[command(subcommand)]
+    Secret(secret::Command),
 }
 
 #[tokio::main]
@@ -69,5 +81,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(&args).await,
         Command::User(command) => people::users(command).await,
         Command::Token(command) => people::tokens(command).await,
+        Command::Alerts(command) => alerts::run(command).await,
+        Command::Playbook(command) => playbook::run(command).await,
+        Command::Secret(command) => secret::run(command).await,
     }
+}
+
+/// `message` (of protobuf type `type_name`) as pretty JSON on standard output.
+pub fn print_json(type_name: &str, message: &impl prost::Message) -> anyhow::Result<()> {
+    let text = xdr_proto::json::to_json(type_name, message)?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
 }

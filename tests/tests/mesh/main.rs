@@ -29,6 +29,7 @@ mod playbook_usergate;
 mod reflection_and_health;
 mod saved_filter_limits;
 mod seed_cybertrace;
+mod seed_usergate;
 mod shutdown;
 mod silent_connections;
 mod store_failures;
