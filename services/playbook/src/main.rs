@@ -8,7 +8,7 @@ use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs, directory::PLAYBOOK};
 use xdr_playbook::{
     access,
-    alerts::{AlertStore, RaisePolicy, SeverityMap},
+    alerts::{self, AlertStore, RaisePolicy, SeverityMap},
     grpc::PlaybookService,
     playbooks::{self, ProtectedSet, Runner, TimedBlocks},
     secrets::{SecretCipher, SecretStore},
@@ -52,6 +52,10 @@ struct Config {
     /// Events with the same matches join an open alert whose last event is at most this old.
     #[arg(long, env = "XDR_ALERT_GROUP_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
     alert_group_window: Duration,
+    /// How long a raised event's id is remembered, so the same event sent again is not
+    /// counted twice (collectors send again within minutes of an outage).
+    #[arg(long, env = "XDR_ALERT_DEDUP_WINDOW", default_value = "7d", value_parser = humantime::parse_duration)]
+    alert_dedup_window: Duration,
     /// Alert severity of threat-intel categories, `CATEGORY=low|medium|high|critical` each,
     /// over the defaults taken from the category's words.
     #[arg(
@@ -119,11 +123,14 @@ async fn main() -> anyhow::Result<()> {
         config.block_sweep_interval,
         runtime.shutdown.clone(),
     ));
+    let alerts = Arc::new(alerts);
+    tokio::spawn(alerts::forget_old_event_ids(
+        alerts.clone(),
+        config.alert_dedup_window,
+        runtime.shutdown.clone(),
+    ));
     MeshServer::new(&runtime, access::policy())
-        .add_service(PlaybookServer::new(PlaybookService::new(
-            Arc::new(alerts),
-            runner,
-        )))
+        .add_service(PlaybookServer::new(PlaybookService::new(alerts, runner)))
         .serve()
         .await
         .context("serving")

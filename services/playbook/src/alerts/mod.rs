@@ -15,4 +15,4 @@ pub use incidents::IncidentChange;
 pub use observables::host_of;
 pub use raise::{MAX_EVENTS_PER_CALL, RaisePolicy};
 pub use severity::SeverityMap;
-pub use store::{AlertFilter, AlertStore, MAX_HISTORY};
+pub use store::{AlertFilter, AlertStore, MAX_HISTORY, forget_old_event_ids};

@@ -10,6 +10,8 @@ use xdr_proto::pb::{Event, IndicatorType, Observable, field_value::Kind};
 /// The most observables an alert keeps.
 pub const MAX_OBSERVABLES: usize = 1000;
 
+/// Longer values are not taken as observables (nothing to block there).
+const MAX_VALUE_BYTES: usize = 2048;
 /// KUMA fields read for observables, with the type of what they hold.
 const FIELDS: [(&str, IndicatorType); 9] = [
     ("SourceAddress", IndicatorType::Ip),
@@ -26,7 +28,11 @@ const FIELDS: [(&str, IndicatorType); 9] = [
 /// The observables of `event`, matched ones first.
 pub fn of_event(event: &Event) -> Vec<Observable> {
     let mut found = Vec::new();
-    for ti in &event.ti {
+    for ti in event
+        .ti
+        .iter()
+        .filter(|ti| ti.value.len() <= MAX_VALUE_BYTES)
+    {
         let kind = IndicatorType::try_from(ti.indicator_type).unwrap_or(IndicatorType::Unspecified);
         let matched = |r#type: IndicatorType, value: String| Observable {
             r#type: r#type as i32,
@@ -47,7 +53,7 @@ pub fn of_event(event: &Event) -> Vec<Observable> {
         let Some(Kind::Text(value)) = event.fields.get(name).and_then(|v| v.kind.as_ref()) else {
             continue;
         };
-        if value.is_empty() || value.len() > 2048 {
+        if value.is_empty() || value.len() > MAX_VALUE_BYTES {
             continue;
         }
         found.push(Observable {

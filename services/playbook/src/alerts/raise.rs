@@ -25,6 +25,8 @@ use crate::clock::now_ms;
 const MAX_EVENT_IDS: usize = 1000;
 /// Events one `RaiseAlerts` call may carry.
 pub const MAX_EVENTS_PER_CALL: usize = 10_000;
+/// The longest title made from an event's matches.
+const MAX_TITLE_CHARS: usize = 512;
 /// The longest grouping key kept as text; longer ones are kept as their digest.
 const MAX_KEY_TEXT: usize = 256;
 
@@ -59,7 +61,7 @@ pub fn grouping_key(event: &Event) -> String {
 }
 
 fn title_of(event: &Event) -> String {
-    match event.ti.first() {
+    let title = match event.ti.first() {
         Some(ti) => {
             let more = event.ti.len() - 1;
             let tail = if more > 0 {
@@ -70,7 +72,8 @@ fn title_of(event: &Event) -> String {
             format!("{} matched {}{tail}", ti.category, ti.matched_indicator)
         }
         None => format!("Events from collector {}", event.collector),
-    }
+    };
+    xdr_mesh::quote::truncated(&title, MAX_TITLE_CHARS).into_owned()
 }
 
 impl AlertStore {
@@ -97,6 +100,7 @@ impl AlertStore {
         let mut reply = RaiseAlertsReply::default();
         let write = self.db.begin_write().map_err(StoreFailure::new)?;
         let mut added = Vec::new();
+        let mut left_out = 0_usize;
         for event in events {
             let raised_key = key(&event.tenant, &event.id);
             let taken = {
@@ -111,7 +115,11 @@ impl AlertStore {
                 reply.alert_ids.push(String::new());
                 continue;
             }
-            let (alert_id, new) = self.place(&write, event, now, &counts)?;
+            let Some((alert_id, new)) = self.place(&write, event, now, &counts)? else {
+                left_out += 1;
+                reply.alert_ids.push(String::new());
+                continue;
+            };
             if new {
                 reply.new_alerts += 1;
                 *counts.entry(event.tenant.clone()).or_insert(0) += 1;
@@ -133,6 +141,14 @@ impl AlertStore {
             }
             return Err(StoreFailure::new(error).into());
         }
+        if left_out > 0 {
+            // Refusing the call would hold every other tenant's alerts back behind these.
+            tracing::warn!(
+                left_out,
+                max = MAX_ALERTS_PER_TENANT,
+                "events left out: their tenant holds the most alerts it may"
+            );
+        }
         tracing::info!(
             events = events.len(),
             new_alerts = reply.new_alerts,
@@ -143,14 +159,14 @@ impl AlertStore {
     }
 
     /// Puts `event` into the open alert of its key, or a new one: the alert's id, and
-    /// whether it is new.
+    /// whether it is new; none when it would be new and its tenant holds the most alerts.
     fn place(
         &self,
         write: &WriteTransaction,
         event: &Event,
         now: i64,
         counts: &std::collections::HashMap<String, usize>,
-    ) -> Result<(String, bool), AlertError> {
+    ) -> Result<Option<(String, bool)>, AlertError> {
         let group = key(&event.tenant, &grouping_key(event));
         let mut groups = write.open_table(OPEN_GROUPS).map_err(StoreFailure::new)?;
         let mut alerts = write.open_table(ALERTS).map_err(StoreFailure::new)?;
@@ -183,15 +199,11 @@ impl AlertStore {
                         prost::Message::encode_to_vec(&alert).as_slice(),
                     )
                     .map_err(StoreFailure::new)?;
-                return Ok((id, false));
+                return Ok(Some((id, false)));
             }
         }
         if counts.get(&event.tenant).copied().unwrap_or(0) >= MAX_ALERTS_PER_TENANT {
-            return Err(AlertError::TooMany {
-                what: "alerts",
-                tenant: event.tenant.clone(),
-                max: MAX_ALERTS_PER_TENANT,
-            });
+            return Ok(None);
         }
         let mut observables_found: Vec<Observable> = Vec::new();
         observables::merge(&mut observables_found, observables::of_event(event));
@@ -221,7 +233,7 @@ impl AlertStore {
             .insert(group.as_str(), alert.id.as_bytes())
             .map_err(StoreFailure::new)?;
         tracing::info!(alert = %alert.id, tenant = %quoted(&alert.tenant), title = %alert.title, "alert raised");
-        Ok((alert.id, true))
+        Ok(Some((alert.id, true)))
     }
 
     /// An alert an analyst opens by hand.
@@ -281,6 +293,49 @@ mod tests {
             matched_indicator: indicator.into(),
             ..TiMatch::default()
         }
+    }
+
+    fn store(dir: &std::path::Path) -> AlertStore {
+        let db = std::sync::Arc::new(redb::Database::create(dir.join("a.redb")).unwrap());
+        let policy = RaisePolicy {
+            window: Duration::from_secs(60),
+            severities: SeverityMap::default(),
+        };
+        AlertStore::open(db, policy).unwrap()
+    }
+
+    #[test]
+    fn raised_ids_are_remembered_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let event = Event {
+            id: "e-1".into(),
+            tenant: "Main".into(),
+            ti: vec![matched("KL_Malicious_URL", "x.nu")],
+            ..Event::default()
+        };
+        assert_eq!(
+            store
+                .raise(std::slice::from_ref(&event))
+                .unwrap()
+                .new_alerts,
+            1
+        );
+        assert_eq!(
+            store
+                .raise(std::slice::from_ref(&event))
+                .unwrap()
+                .duplicates,
+            1
+        );
+        assert_eq!(store.forget_raised_before(now_ms() - 60_000).unwrap(), 0);
+        assert_eq!(store.forget_raised_before(now_ms() + 1).unwrap(), 1);
+        let again = store.raise(std::slice::from_ref(&event)).unwrap();
+        assert_eq!(
+            (again.duplicates, again.new_alerts),
+            (0, 0),
+            "joins its open alert"
+        );
     }
 
     #[test]

@@ -175,6 +175,70 @@ impl AlertStore {
     }
 }
 
+impl AlertStore {
+    /// Forgets the raised event ids taken before `before_ms` (a collector sends again within
+    /// minutes, not weeks), in transactions of at most 10,000; how many.
+    pub fn forget_raised_before(&self, before_ms: i64) -> Result<usize, AlertError> {
+        const CHUNK: usize = 10_000;
+        let mut forgotten = 0;
+        loop {
+            let doomed: Vec<String> = {
+                let read = self.db.begin_read().map_err(StoreFailure::new)?;
+                let table = read.open_table(RAISED).map_err(StoreFailure::new)?;
+                let mut doomed = Vec::new();
+                for entry in table.iter().map_err(StoreFailure::new)? {
+                    let (key, value) = entry.map_err(StoreFailure::new)?;
+                    let at = value
+                        .value()
+                        .get(..8)
+                        .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+                    if (at as i64) < before_ms {
+                        doomed.push(key.value().to_owned());
+                        if doomed.len() == CHUNK {
+                            break;
+                        }
+                    }
+                }
+                doomed
+            };
+            if doomed.is_empty() {
+                return Ok(forgotten);
+            }
+            let write = self.db.begin_write().map_err(StoreFailure::new)?;
+            {
+                let mut table = write.open_table(RAISED).map_err(StoreFailure::new)?;
+                for key in &doomed {
+                    table.remove(key.as_str()).map_err(StoreFailure::new)?;
+                }
+            }
+            write.commit().map_err(StoreFailure::new)?;
+            forgotten += doomed.len();
+        }
+    }
+}
+
+/// Forgets raised event ids older than `window`, every hour until `shutdown`.
+pub async fn forget_old_event_ids(
+    store: Arc<AlertStore>,
+    window: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let before = now_ms() - window.as_millis() as i64;
+        let pruning = store.clone();
+        match tokio::task::spawn_blocking(move || pruning.forget_raised_before(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(forgotten)) => tracing::info!(forgotten, "old raised event ids forgotten"),
+            Ok(Err(error)) => tracing::warn!(%error, "forgetting old raised event ids failed"),
+            Err(error) => tracing::warn!(%error, "the pruning task failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 /// Applies a status and an assignee change, each as a history entry; whether anything
 /// changed.
 pub(super) fn record_changes(
