@@ -43,11 +43,14 @@ pub fn compile(destination: &Destination, tenant: &str) -> Result<Compiled, Inva
     xdr_filter::compile(&node, tenant, &Inline)
 }
 
+/// A collector's tenant and its alerts destination, encoded.
+type FilterKey = (String, Vec<u8>);
+
 /// The alert filters of the collectors, each compiled once.
 #[derive(Default)]
 pub struct AlertFilters {
     /// By tenant and the destination's encoding: a changed filter is compiled anew.
-    compiled: Mutex<HashMap<(String, Vec<u8>), Option<Arc<Compiled>>>>,
+    compiled: Mutex<HashMap<FilterKey, Option<Arc<Compiled>>>>,
 }
 
 impl AlertFilters {

@@ -74,11 +74,10 @@ pub fn merge(into: &mut Vec<Observable>, more: impl IntoIterator<Item = Observab
             .iter()
             .position(|o| o.r#type == observable.r#type && o.value == observable.value);
         match present {
-            Some(i) => {
-                if into[i].category.is_empty() && !observable.category.is_empty() {
-                    into[i] = observable;
-                }
+            Some(i) if into[i].category.is_empty() && !observable.category.is_empty() => {
+                into[i] = observable;
             }
+            Some(_) => {}
             None if into.len() < MAX_OBSERVABLES => into.push(observable),
             None => {}
         }

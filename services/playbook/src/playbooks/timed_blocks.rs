@@ -126,16 +126,20 @@ pub async fn sweep_forever(
     }
 }
 
+/// A tenant and the secret its blocks were made with: one appliance session.
+type Appliance = (String, String);
+/// Whether a network list (else a URL list), and its name.
+type ListRef = (bool, String);
+/// A record's key and the value it blocked.
+type DueValue = (String, String);
+
 async fn sweep(blocks: &TimedBlocks, runner: &Runner) -> Result<(), StoreFailure> {
     let due = blocks.due(now_ms())?;
     if due.is_empty() {
         return Ok(());
     }
     // One session per appliance (tenant and secret), one listing per list.
-    let mut by_appliance: BTreeMap<
-        (String, String),
-        BTreeMap<(bool, String), Vec<(String, String)>>,
-    > = BTreeMap::new();
+    let mut by_appliance: BTreeMap<Appliance, BTreeMap<ListRef, Vec<DueValue>>> = BTreeMap::new();
     for (key, block) in due {
         by_appliance
             .entry((block.tenant, block.secret))
