@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod http;
 pub mod json;
+mod redacted;
 pub mod wire;
 
 /// Generated messages, clients and servers of package `xdr.v1`. The enrichment service serves
