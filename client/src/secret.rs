@@ -47,6 +47,14 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Signs in with secret ID, checks the session and logs out.
+    Test {
+        id: String,
+        #[arg(long, default_value = xdr_mesh::caller::MAIN_TENANT)]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
     Delete {
         id: String,
         #[arg(long, default_value = xdr_mesh::caller::MAIN_TENANT)]
@@ -145,6 +153,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .map_err(failed)?;
             println!("the password of {:?} is replaced", current.name);
+            Ok(())
+        }
+        Command::Test { id, tenant, target } => {
+            let tested = PlaybookClient::new(target.channel(&PLAYBOOK).await?)
+                .test_secret(xdr_proto::pb::TestSecretRequest { id, tenant })
+                .await
+                .map_err(failed)?
+                .into_inner();
+            for action in &tested.actions {
+                println!("  sent: {action}");
+            }
+            println!("{}", tested.message);
+            anyhow::ensure!(tested.ok, "the secret does not work");
             Ok(())
         }
         Command::Delete { id, tenant, target } => {

@@ -15,24 +15,37 @@ pub const USERGATE_LOGIN: &str = "xdr-api";
 pub struct UserGate {
     pub process: ServiceProcess,
     pub addr: SocketAddr,
+    https: bool,
 }
 
 impl UserGate {
     /// An emulator on a free loopback port taking `password`, sessions expiring after
     /// `session_ttl` (`5m`, `2s`).
     pub fn start(password: &str, session_ttl: &str) -> Self {
+        Self::start_with(password, session_ttl, &[])
+    }
+
+    /// As [`start`](Self::start), with more flags (`--tls-cert`, `--tls-key`).
+    pub fn start_with(password: &str, session_ttl: &str, extra: &[&str]) -> Self {
         let mut command = Command::new(paths::binary("usergate-emulator"));
         command
             .args(["--listen", "127.0.0.1:0", "--login", USERGATE_LOGIN])
             .args(["--session-ttl", session_ttl])
+            .args(extra)
             .env("USERGATE_PASSWORD", password);
         let process = ServiceProcess::watch("usergate-emulator", command);
         let addr = process.listening_addr();
-        UserGate { process, addr }
+        let https = extra.contains(&"--tls-cert");
+        UserGate {
+            process,
+            addr,
+            https,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/rpc", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/rpc", self.addr)
     }
 
     /// What the appliance holds now.
@@ -43,9 +56,14 @@ impl UserGate {
     /// `POST /control/<path>` with `body`; its JSON answer (null when empty).
     pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let mut command = Command::new("curl");
+        let scheme = if self.https { "https" } else { "http" };
         command
             .args(["-sS", "--fail", "--max-time", "10", "-X", method])
-            .arg(format!("http://{}/control/{path}", self.addr));
+            .arg(format!("{scheme}://{}/control/{path}", self.addr));
+        if self.https {
+            // The test's side door; what the playbook service checks is its own connection.
+            command.arg("--insecure");
+        }
         if let Some(body) = body {
             command
                 .args(["-H", "content-type: application/json", "--data"])

@@ -116,6 +116,20 @@ fn usergate_down_or_refusing_the_login_fails_the_launch_with_a_clear_message() {
         "{message}"
     );
     assert!(!refused.to_string().contains(PASSWORD));
+    let tested = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "TestSecret",
+        &json!({"id": secret}),
+    );
+    assert!(
+        tested["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the login"),
+        "{tested}"
+    );
 
     // Rotating the password is an update of the secret: the next launch works.
     ok(
@@ -186,5 +200,79 @@ fn a_url_list_fed_from_a_url_makes_a_partial_outcome_naming_what_was_not_blocked
     assert_eq!(
         usergate.list_items("XDR blocked URLs"),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_https_appliance_is_reached_through_the_ca_in_its_secret_and_only_so() {
+    let pki = TestPki::new();
+    let certs = pki.certs();
+    let (cert, key) = (
+        certs.join("gateway-https.crt"),
+        certs.join("gateway-https.key"),
+    );
+    let usergate = UserGate::start_with(
+        PASSWORD,
+        "5m",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let server = ServiceProcess::start("playbook", &pki);
+    let secret = |name: &str, ca: &str| {
+        ok(
+            &pki,
+            &server,
+            As::Operator,
+            "CreateSecret",
+            &json!({"name": name, "tenant": "Main", "type": "SECRET_TYPE_CREDENTIALS",
+                    "user": USERGATE_LOGIN, "password": PASSWORD, "url": usergate.url(),
+                    "caPem": ca}),
+        )["id"]
+            .clone()
+    };
+    // An https URL without a CA is refused where it is given.
+    let refused = xdr_tests::playbook::rpc(
+        &pki,
+        &server,
+        As::Operator,
+        "CreateSecret",
+        &json!({"name": "no-ca", "tenant": "Main", "type": "SECRET_TYPE_CREDENTIALS",
+                "user": USERGATE_LOGIN, "password": PASSWORD, "url": usergate.url()}),
+    );
+    assert!(refused.stderr.contains("ca_pem"), "{}", refused.stderr);
+    let mesh_ca = std::fs::read_to_string(certs.join("ca.crt")).unwrap();
+    let good = secret("usergate", &mesh_ca);
+    let tested = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "TestSecret",
+        &json!({"id": good}),
+    );
+    assert_eq!(tested["ok"], true, "{tested}");
+    let alert = one_alert(&pki, &server, "ev-https");
+    assert_eq!(
+        block(&pki, &server, &alert)["outcome"],
+        "RUN_OUTCOME_SUCCEEDED"
+    );
+    assert_eq!(usergate.list_items("XDR blocked hosts"), ["203.0.113.9"]);
+    // Another CA's certificate does not do.
+    let other = TestPki::new();
+    let other_ca = std::fs::read_to_string(other.certs().join("ca.crt")).unwrap();
+    let wrong = secret("wrong-ca", &other_ca);
+    let tested = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "TestSecret",
+        &json!({"id": wrong}),
+    );
+    assert!(
+        tested["message"].as_str().unwrap().contains("TLS"),
+        "{tested}"
     );
 }

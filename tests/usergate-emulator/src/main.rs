@@ -40,6 +40,11 @@ struct Args {
     login: String,
     #[arg(long, env = "USERGATE_PASSWORD", hide_env_values = true)]
     password: String,
+    /// Serve HTTPS with this PEM certificate chain (and `--tls-key`) instead of HTTP.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
     /// A session unused for this long expires (fault 104).
     #[arg(long, env = "USERGATE_SESSION_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
     session_ttl: Duration,
@@ -51,8 +56,8 @@ type AppState = Arc<Mutex<State>>;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let state: AppState = Arc::new(Mutex::new(State::new(
-        args.login,
-        args.password,
+        args.login.clone(),
+        args.password.clone(),
         args.session_ttl,
     )));
     let app = Router::new()
@@ -63,12 +68,34 @@ async fn main() -> anyhow::Result<()> {
         .route("/control/lists", post(add_list))
         .route("/control/faults", post(arm_fault))
         .with_state(state);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            xdr_mesh::tls::install_crypto_provider();
+            Some(xdr_mesh::tls::https_server_config(cert, key)?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "{}",
         json!({"message": "listening", "addr": listener.local_addr()?.to_string()})
     );
-    axum::serve(listener, app).await?;
+    let limits = xdr_mesh::http::HttpLimits {
+        max_connections: 256,
+        header_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let never = tokio_util::sync::CancellationToken::new();
+    xdr_mesh::http::serve(
+        "usergate emulator listening",
+        listener,
+        app,
+        limits,
+        never,
+        tls,
+    )
+    .await;
     Ok(())
 }
 

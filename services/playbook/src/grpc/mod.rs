@@ -18,8 +18,9 @@ use xdr_proto::pb::{
     DeleteSecretRequest, GetAlertRequest, GetIncidentRequest, GetSecretRequest, Incident,
     LaunchPlaybookRequest, ListAlertsReply, ListAlertsRequest, ListIncidentsReply,
     ListIncidentsRequest, ListPlaybooksReply, ListPlaybooksRequest, ListSecretsReply,
-    ListSecretsRequest, PlaybookRun, RaiseAlertsReply, RaiseAlertsRequest, Secret,
-    UpdateAlertRequest, UpdateIncidentRequest, UpdateSecretRequest, playbook_server::Playbook,
+    ListSecretsRequest, PlaybookRun, RaiseAlertsReply, RaiseAlertsRequest, Secret, TestSecretReply,
+    TestSecretRequest, UpdateAlertRequest, UpdateIncidentRequest, UpdateSecretRequest,
+    playbook_server::Playbook,
 };
 
 use crate::{alerts::AlertStore, playbooks::Runner};
@@ -220,6 +221,15 @@ impl Playbook for PlaybookService {
             secrets,
             page: Some(page),
         }))
+    }
+
+    async fn test_secret(
+        &self,
+        request: Request<TestSecretRequest>,
+    ) -> Result<Response<TestSecretReply>, Status> {
+        secrets::test(&self.runner, request)
+            .await
+            .map(Response::new)
     }
 
     async fn delete_secret(

@@ -163,6 +163,20 @@ impl SecretStore {
                 name: name.to_owned(),
                 tenant: tenant.to_owned(),
             })?;
+        self.decrypted(record)
+    }
+
+    /// The credentials in secret `id` of `tenant`, decrypted.
+    pub fn credentials_by_id(&self, tenant: &str, id: &str) -> Result<Credentials, SecretError> {
+        let records = self.records.read().expect("secret map lock");
+        let record = records
+            .get(id)
+            .filter(|r| r.secret.as_ref().is_some_and(|s| s.tenant == tenant))
+            .ok_or_else(|| SecretError::NotFound(id.to_owned()))?;
+        self.decrypted(record)
+    }
+
+    fn decrypted(&self, record: &SecretRecord) -> Result<Credentials, SecretError> {
         let secret = record.secret.clone().unwrap_or_default();
         let password = self.cipher.open(&record.sealed_password, &secret.id)?;
         Ok(Credentials {

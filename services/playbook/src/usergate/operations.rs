@@ -311,6 +311,13 @@ impl Session<'_> {
         }
     }
 
+    /// Whether the session is alive (`v2.core.session.ping`).
+    pub async fn ping(&mut self) -> Result<(), CallError> {
+        self.call(Call::Ping, String::new(), Vec::new())
+            .await
+            .map(drop)
+    }
+
     pub async fn active_users(&mut self) -> Result<Vec<ActiveUser>, CallError> {
         let answer = self
             .call(Call::ActiveUsers, String::new(), Vec::new())
