@@ -199,3 +199,91 @@ fn alerts_history_and_secrets_survive_a_restart() {
         "the password is encrypted at rest"
     );
 }
+
+#[test]
+fn one_tenant_runs_at_most_four_launches_at_once_and_others_still_launch() {
+    let pki = TestPki::new();
+    let usergate = UserGate::start(PASSWORD, "5m");
+    let server = ServiceProcess::start("playbook", &pki);
+    // One secret in Shared serves every tenant.
+    usergate_secret(&pki, &server, "Shared", &usergate, PASSWORD);
+    let main_alert = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "busy-1",
+            "Main",
+            "http://a.example",
+            "203.0.113.1",
+        )],
+    )["alertIds"][0]
+        .clone();
+    let acme_alert = raise(
+        &pki,
+        &server,
+        &[matched_event(
+            "busy-2",
+            "Acme",
+            "http://b.example",
+            "203.0.113.2",
+        )],
+    )["alertIds"][0]
+        .clone();
+    usergate.control(
+        "POST",
+        "delays",
+        Some(json!({"method": "v1.auth.active.users.list", "ms": 3000})),
+    );
+    let launch = |alert: &Value| json!({"playbookId": "usergate.logout_users", "alertId": alert});
+    std::thread::scope(|scope| {
+        let slow: Vec<_> = (0..4)
+            .map(|_| {
+                let request = launch(&main_alert);
+                let (pki, server) = (&pki, &server);
+                scope.spawn(move || {
+                    ok(
+                        pki,
+                        server,
+                        As::Person("p", "Main", "tier1-analyst"),
+                        "LaunchPlaybook",
+                        &request,
+                    )
+                })
+            })
+            .collect();
+        // Once the four are inside UserGate, a fifth of Main is refused at once...
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let calls = usergate.state()["calls"].to_string();
+            if calls.matches("v1.auth.active.users.list").count() == 4 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{calls}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let fifth = rpc(
+            &pki,
+            &server,
+            As::Person("p", "Main", "tier1-analyst"),
+            "LaunchPlaybook",
+            &launch(&main_alert),
+        );
+        refused(
+            &fifth,
+            "ResourceExhausted",
+            "tenant `Main` has 4 playbook launches running",
+        );
+        // ...while another tenant still launches.
+        let acme = ok(
+            &pki,
+            &server,
+            As::Person("q", "Acme", "tier1-analyst"),
+            "LaunchPlaybook",
+            &launch(&acme_alert),
+        );
+        assert_eq!(acme["outcome"], "RUN_OUTCOME_SUCCEEDED", "{acme}");
+        for launched in slow {
+            assert_eq!(launched.join().unwrap()["outcome"], "RUN_OUTCOME_SUCCEEDED");
+        }
+    });
+}

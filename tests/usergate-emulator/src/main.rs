@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/control/users", post(add_user))
         .route("/control/lists", post(add_list))
         .route("/control/faults", post(arm_fault))
+        .route("/control/delays", post(add_delay))
         .with_state(state);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -102,6 +103,15 @@ async fn main() -> anyhow::Result<()> {
 async fn rpc_call(Shared(state): Shared<AppState>, body: String) -> (StatusCode, String) {
     let answer = match MethodCall::from_xml(&body) {
         Ok(call) => {
+            // Recorded as it arrives: a test sees a slow call while it is being answered.
+            let delay = {
+                let mut state = state.lock().expect("state lock");
+                state.calls.push(call.name.to_string());
+                state.delays.get(call.name.as_ref()).copied()
+            };
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
             let mut state = state.lock().expect("state lock");
             rpc::call(&mut state, &call.name, &call.params)
         }
@@ -198,5 +208,20 @@ async fn arm_fault(Shared(state): Shared<AppState>, Json(fault): Json<NewFault>)
         message: fault.message,
         times: fault.times,
     });
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct NewDelay {
+    method: String,
+    ms: u64,
+}
+
+async fn add_delay(Shared(state): Shared<AppState>, Json(delay): Json<NewDelay>) -> StatusCode {
+    state
+        .lock()
+        .expect("state lock")
+        .delays
+        .insert(delay.method, Duration::from_millis(delay.ms));
     StatusCode::NO_CONTENT
 }

@@ -48,6 +48,9 @@ pub struct State {
     pub content_rules: Vec<Rule>,
     pub users: Vec<ActiveUser>,
     pub faults: Vec<ArmedFault>,
+    /// Set by a test: calls of these methods are answered only after this long, as a slow
+    /// appliance would.
+    pub delays: HashMap<String, Duration>,
     /// Set by a test: after this many more authenticated calls every session expires, as
     /// if the appliance's timeout struck in the middle of a client's work.
     pub expire_after_calls: Option<u32>,
@@ -69,6 +72,7 @@ impl State {
             users: Vec::new(),
             faults: Vec::new(),
             expire_after_calls: None,
+            delays: HashMap::new(),
             calls: Vec::new(),
             next_id: 1,
         }

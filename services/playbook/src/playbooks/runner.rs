@@ -3,7 +3,11 @@
 //! one message for the analyst. A failure of one call costs its items; a failure that ends
 //! the session (unreachable, login refused) ends the run.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::sync::Semaphore;
 use xdr_mesh::quote::{quoted, truncated};
@@ -23,8 +27,10 @@ use crate::{
 
 /// The longest message shown for a run (the items say the rest).
 const MAX_MESSAGE: usize = 2000;
-/// Launches running at once; more are refused rather than queued behind a slow appliance.
+/// Launches running at once, and of one tenant; more are refused rather than queued behind
+/// a slow appliance (one tenant cannot take every slot).
 const MAX_RUNNING: usize = 16;
+const MAX_RUNNING_PER_TENANT: usize = 4;
 
 pub struct Runner {
     playbooks: Vec<PlaybookDefinition>,
@@ -34,6 +40,25 @@ pub struct Runner {
     timeout: Duration,
     timed_blocks: Arc<TimedBlocks>,
     running: Semaphore,
+    running_by_tenant: Mutex<HashMap<String, usize>>,
+}
+
+/// A tenant's share of the running launches, given back when dropped.
+struct TenantSlot<'r> {
+    runner: &'r Runner,
+    tenant: String,
+}
+
+impl Drop for TenantSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.runner.running_by_tenant.lock().expect("slots lock");
+        if let Some(count) = running.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 /// One launch, as the caller asked for it.
@@ -60,8 +85,12 @@ pub struct RunLog {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{MAX_RUNNING} playbook launches are running: try again when one has finished")]
-pub struct Busy;
+pub enum Busy {
+    #[error("{MAX_RUNNING} playbook launches are running: try again when one has finished")]
+    Service,
+    #[error("tenant {} has {MAX_RUNNING_PER_TENANT} playbook launches running: try again when one has finished", quoted(.0))]
+    Tenant(String),
+}
 
 impl Runner {
     pub fn new(
@@ -80,6 +109,7 @@ impl Runner {
             timeout,
             timed_blocks,
             running: Semaphore::new(MAX_RUNNING),
+            running_by_tenant: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,7 +134,8 @@ impl Runner {
     }
 
     pub async fn run(&self, launch: Launch<'_>) -> Result<PlaybookRun, Busy> {
-        let _slot = self.running.try_acquire().map_err(|_| Busy)?;
+        let _slot = self.running.try_acquire().map_err(|_| Busy::Service)?;
+        let _tenant_slot = self.tenant_slot(&launch.tenant)?;
         let mut run = PlaybookRun {
             playbook: launch.playbook.id.clone(),
             launched_by: launch.by.clone(),
@@ -127,6 +158,19 @@ impl Runner {
             "playbook run"
         );
         Ok(run)
+    }
+
+    fn tenant_slot(&self, tenant: &str) -> Result<TenantSlot<'_>, Busy> {
+        let mut running = self.running_by_tenant.lock().expect("slots lock");
+        let count = running.entry(tenant.to_owned()).or_insert(0);
+        if *count >= MAX_RUNNING_PER_TENANT {
+            return Err(Busy::Tenant(tenant.to_owned()));
+        }
+        *count += 1;
+        Ok(TenantSlot {
+            runner: self,
+            tenant: tenant.to_owned(),
+        })
     }
 
     /// Carries the steps out, or gives the outcome when there is nothing to do.
