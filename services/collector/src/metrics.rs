@@ -10,6 +10,7 @@ const EVENTS: &str = "xdr_collector_events_total";
 const BATCHES_REFUSED: &str = "xdr_collector_batches_refused_total";
 const BATCH_SECONDS: &str = "xdr_collector_batch_duration_seconds";
 const GROUP_BATCHES: &str = "xdr_collector_group_commit_batches";
+const ALERT_EVENTS: &str = "xdr_collector_alert_events_total";
 
 /// Names, units and help of every metric; once per process.
 pub fn describe() {
@@ -27,6 +28,10 @@ pub fn describe() {
             BATCH_SECONDS,
             Unit::Seconds,
             "time from a batch's arrival to its acknowledgement, enrichment and storage included"
+        );
+        describe_counter!(
+            ALERT_EVENTS,
+            "events of the alerts destination, by outcome: buffered, delivered (to the playbook service), refused (by it), left_out (the buffer full)"
         );
         describe_histogram!(
             GROUP_BATCHES,
@@ -52,4 +57,10 @@ pub fn batch_answered(took: Duration) {
 
 pub fn group_committed(batches: usize) {
     histogram!(GROUP_BATCHES).record(batches as f64);
+}
+
+pub fn alert_events(outcome: &'static str, count: usize) {
+    if count > 0 {
+        counter!(ALERT_EVENTS, "outcome" => outcome).increment(count as u64);
+    }
 }

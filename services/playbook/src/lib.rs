@@ -6,6 +6,7 @@ pub mod access;
 pub mod alerts;
 mod clock;
 pub mod grpc;
+pub mod metrics;
 pub mod playbooks;
 pub mod secrets;
 pub mod usergate;

@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse_service(&PLAYBOOK);
     let runtime =
         xdr_mesh::service::start(PLAYBOOK, &config.service).context("starting xdr-playbook")?;
+    xdr_playbook::metrics::describe();
     let methods = MethodTable::with_overrides(&config.usergate_methods)
         .map_err(anyhow::Error::msg)
         .context("--usergate-method")?;

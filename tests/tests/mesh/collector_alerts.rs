@@ -137,4 +137,22 @@ fn a_matched_event_becomes_an_alert_and_waits_while_the_playbook_service_is_down
     // Same matches within the window: the event joined the open alert.
     assert_eq!(alert["eventCount"], "2", "{alert}");
     assert_eq!(alert["eventIds"][1], second["ids"][0], "{alert}");
+    // The collector counts the delivery once the answer is back: look until it has (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let scraped = xdr_tests::metrics::scrape(server.metrics_addr());
+        let delivered = xdr_tests::metrics::sample(
+            &scraped,
+            "xdr_collector_alert_events_total",
+            &["outcome=\"delivered\""],
+        );
+        if delivered == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted collector sent the kept one: {scraped}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -148,6 +148,24 @@ fn block_host_puts_threat_observables_on_usergate_and_a_rerun_changes_nothing() 
         "the login is shown without its password: {actions}"
     );
 
+    // Metrics count the launches and the calls, by outcome.
+    let scraped = xdr_tests::metrics::scrape(server.metrics_addr());
+    let launches = xdr_tests::metrics::sample(
+        &scraped,
+        "xdr_playbook_launches_total",
+        &[
+            "outcome=\"RUN_OUTCOME_SUCCEEDED\"",
+            "playbook=\"usergate.block_host\"",
+        ],
+    );
+    assert_eq!(launches, Some(2.0), "{scraped}");
+    let logins = xdr_tests::metrics::sample(
+        &scraped,
+        "xdr_playbook_usergate_calls_total",
+        &["call=\"login\"", "result=\"ok\""],
+    );
+    assert_eq!(logins, Some(2.0), "{scraped}");
+
     // The password appears in no answer and no log line.
     let secrets = ok(
         &pki,

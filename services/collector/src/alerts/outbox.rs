@@ -100,6 +100,7 @@ impl AlertOutbox {
         let mut pending = self.pending.lock().expect("outbox lock");
         if pending.events + events.len() > MAX_PENDING_EVENTS {
             pending.left_out += events.len() as u64;
+            crate::metrics::alert_events("left_out", events.len());
             tracing::warn!(
                 left_out = pending.left_out,
                 waiting = pending.events,
@@ -108,6 +109,7 @@ impl AlertOutbox {
             return Ok(());
         }
         let sequence = pending.buffer.append(&[&events])?[0];
+        crate::metrics::alert_events("buffered", events.len());
         pending.events += events.len();
         pending.batches.push_back((sequence, events));
         drop(pending);
@@ -141,12 +143,14 @@ impl AlertOutbox {
             match send_batch(&mut client, &events).await {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
+                    crate::metrics::alert_events("delivered", events.len());
                     self.sent(sequence, events.len());
                 }
                 // The playbook service refuses the events themselves: sending them again
                 // cannot help, and would hold every later alert back.
                 Err(status) if status.code() == Code::InvalidArgument => {
                     tracing::error!(%sequence, error = %status.message(), "alert events refused and dropped");
+                    crate::metrics::alert_events("refused", events.len());
                     self.sent(sequence, events.len());
                 }
                 Err(status) => {

@@ -141,6 +141,12 @@ impl AlertStore {
             }
             return Err(StoreFailure::new(error).into());
         }
+        let joined =
+            events.len() - left_out - reply.new_alerts as usize - reply.duplicates as usize;
+        crate::metrics::alert_events("new_alert", reply.new_alerts.into());
+        crate::metrics::alert_events("joined", joined as u64);
+        crate::metrics::alert_events("duplicate", reply.duplicates.into());
+        crate::metrics::alert_events("left_out", left_out as u64);
         if left_out > 0 {
             // Refusing the call would hold every other tenant's alerts back behind these.
             tracing::warn!(

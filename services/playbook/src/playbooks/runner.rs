@@ -157,6 +157,7 @@ impl Runner {
             playbook = %run.playbook, by = %quoted(&run.launched_by), outcome = ?outcome,
             "playbook run"
         );
+        crate::metrics::launch(&run.playbook, outcome.as_str_name());
         Ok(run)
     }
 

@@ -36,6 +36,18 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Fault { .. } => "fault",
+            CallError::LoginRefused { .. } => "login_refused",
+            CallError::Unreachable(_) => "unreachable",
+            CallError::Timeout(_) => "timeout",
+            CallError::Protocol(_) => "protocol",
+            CallError::Config(_) => "config",
+        }
+    }
+
     pub fn fault_code(&self) -> Option<i32> {
         match self {
             CallError::Fault { code, .. } => Some(*code),

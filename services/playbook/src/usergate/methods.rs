@@ -51,6 +51,11 @@ impl Call {
         Call::LogoutUser,
     ];
 
+    /// Its name in `--usergate-method KEY=METHOD` (and in metrics).
+    pub fn key(self) -> &'static str {
+        self.key_and_default().0
+    }
+
     /// Its name in `--usergate-method KEY=METHOD`, and its default method.
     fn key_and_default(self) -> (&'static str, &'static str) {
         match self {

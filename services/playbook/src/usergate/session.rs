@@ -72,28 +72,39 @@ impl<'m> Session<'m> {
         }
         let method = self.methods.get(call).to_owned();
         self.actions.push(format!("{method}({describe})"));
-        match self.send(&method, &args).await {
+        match self.send(call, &method, &args).await {
             Err(error) if error.is_fault(FAULT_SESSION_EXPIRED) => {
                 self.actions
                     .push("session expired (fault 104): signing in again".into());
                 self.token = None;
                 self.sign_in().await?;
                 self.actions.push(format!("{method}({describe})"));
-                self.send(&method, &args).await
+                self.send(call, &method, &args).await
             }
             answer => answer,
         }
     }
 
-    async fn send(&self, method: &str, args: &[Value]) -> Result<Value, CallError> {
+    async fn send(&self, call: Call, method: &str, args: &[Value]) -> Result<Value, CallError> {
         let token = self.token.clone().unwrap_or_default();
         let mut params = Vec::with_capacity(args.len() + 1);
         params.push(Value::String(token));
         params.extend_from_slice(args);
-        self.endpoint
-            .call(method, params)
+        self.measured(call, self.endpoint.call(method, params))
             .await
             .map_err(|e| self.scrubbed(e))
+    }
+
+    async fn measured(
+        &self,
+        call: Call,
+        answer: impl std::future::Future<Output = Result<Value, CallError>>,
+    ) -> Result<Value, CallError> {
+        let started = std::time::Instant::now();
+        let answer = answer.await;
+        let result = answer.as_ref().map_or_else(CallError::kind, |_| "ok");
+        crate::metrics::usergate_call(call.key(), result, started.elapsed());
+        answer
     }
 
     async fn sign_in(&mut self) -> Result<(), CallError> {
@@ -103,16 +114,13 @@ impl<'m> Session<'m> {
             quoted(&self.login)
         ));
         let options = BTreeMap::from([("origin".to_owned(), Value::String(ORIGIN.into()))]);
+        let params = vec![
+            Value::String(self.login.clone()),
+            Value::String(self.password.clone()),
+            Value::Struct(options),
+        ];
         let answer = self
-            .endpoint
-            .call(
-                &method,
-                vec![
-                    Value::String(self.login.clone()),
-                    Value::String(self.password.clone()),
-                    Value::Struct(options),
-                ],
-            )
+            .measured(Call::Login, self.endpoint.call(&method, params))
             .await
             .map_err(|e| match self.scrubbed(e) {
                 CallError::Fault { code, message } => CallError::LoginRefused {
