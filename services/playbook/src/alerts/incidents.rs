@@ -3,9 +3,7 @@
 
 use redb::WriteTransaction;
 use xdr_mesh::{error::invalid, id::new_time_ordered_uuid, store::StoreFailure};
-use xdr_proto::pb::{
-    Alert, AlertStatus, Incident, PageInfo, PageRequest, PlaybookRun, history_entry::Change,
-};
+use xdr_proto::pb::{Alert, AlertStatus, Incident, PageInfo, PageRequest, history_entry::Change};
 
 use super::{
     error::AlertError,
@@ -119,33 +117,6 @@ impl AlertStore {
         }
         write.commit().map_err(StoreFailure::new)?;
         Ok(incident)
-    }
-
-    /// Writes a playbook run to the history of the incident `id`.
-    pub fn record_incident_launch(
-        &self,
-        tenant: &str,
-        id: &str,
-        run: &PlaybookRun,
-    ) -> Result<(), AlertError> {
-        let write = self.db.begin_write().map_err(StoreFailure::new)?;
-        modify(
-            &write,
-            INCIDENTS,
-            &key(tenant, id),
-            "incident",
-            id,
-            |i: &mut Incident| {
-                push_history(
-                    &mut i.history,
-                    &run.launched_by,
-                    Change::Launch(run.clone()),
-                )?;
-                Ok(true)
-            },
-        )?;
-        write.commit().map_err(StoreFailure::new)?;
-        Ok(())
     }
 
     /// The alerts of an incident (those still there).

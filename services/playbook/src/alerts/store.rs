@@ -12,7 +12,8 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use xdr_mesh::store::StoreFailure;
 use xdr_proto::pb::{
-    Alert, AlertStatus, HistoryEntry, PageInfo, PageRequest, PlaybookRun, history_entry::Change,
+    Alert, AlertStatus, HistoryEntry, Incident, PageInfo, PageRequest, PlaybookRun,
+    history_entry::Change,
 };
 
 use super::{error::AlertError, raise::RaisePolicy};
@@ -147,29 +148,33 @@ impl AlertStore {
         Ok(alert)
     }
 
-    /// Writes a playbook run to the history of the alert `id`.
-    pub fn record_launch(
-        &self,
-        tenant: &str,
-        id: &str,
-        run: &PlaybookRun,
-    ) -> Result<(), AlertError> {
+    /// Writes a playbook run to the history of the alert or the incident it ran on.
+    pub fn record_launch(&self, tenant: &str, run: &PlaybookRun) -> Result<(), AlertError> {
+        let launched = |history: &mut Vec<HistoryEntry>| {
+            push_history(history, &run.launched_by, Change::Launch(run.clone())).map(|()| true)
+        };
         let write = self.db.begin_write().map_err(StoreFailure::new)?;
-        modify(
-            &write,
-            ALERTS,
-            &key(tenant, id),
-            "alert",
-            id,
-            |alert: &mut Alert| {
-                push_history(
-                    &mut alert.history,
-                    &run.launched_by,
-                    Change::Launch(run.clone()),
-                )?;
-                Ok(true)
-            },
-        )?;
+        if run.incident_id.is_empty() {
+            let id = &run.alert_id;
+            modify(
+                &write,
+                ALERTS,
+                &key(tenant, id),
+                "alert",
+                id,
+                |a: &mut Alert| launched(&mut a.history),
+            )?;
+        } else {
+            let id = &run.incident_id;
+            modify(
+                &write,
+                INCIDENTS,
+                &key(tenant, id),
+                "incident",
+                id,
+                |i: &mut Incident| launched(&mut i.history),
+            )?;
+        }
         write.commit().map_err(StoreFailure::new)?;
         Ok(())
     }

@@ -77,14 +77,7 @@ pub async fn launch(
     };
     if !request.dry_run {
         let (store, recorded) = (store.clone(), run.clone());
-        blocking(move || {
-            if recorded.alert_id.is_empty() {
-                store.record_incident_launch(&tenant, &recorded.incident_id, &recorded)
-            } else {
-                store.record_launch(&tenant, &recorded.alert_id, &recorded)
-            }
-        })
-        .await?;
+        blocking(move || store.record_launch(&tenant, &recorded)).await?;
     }
     Ok(run)
 }
