@@ -88,6 +88,12 @@ impl SqliteStore {
     /// `partition_events` events.
     pub(crate) fn open_with(path: &Path, partition_events: u64) -> Result<Self, EventStoreError> {
         let writer = Connection::open(path).map_err(failure)?;
+        // Before the schema: the upkeep thread of a store just closed (or `PRAGMA optimize`
+        // of one opening) may hold a lock for a moment; without a timeout the migration fails
+        // at once with "database is locked".
+        writer
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(failure)?;
         writer.execute_batch(schema_sql()).map_err(failure)?;
         partitions::ensure(&writer).map_err(failure)?;
         let open_reader = || {
