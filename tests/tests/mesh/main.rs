@@ -41,4 +41,5 @@ mod threatintel_internal_ti;
 mod threatintel_lookup;
 mod tls_refusals;
 mod url_indicators;
+mod usergate_emulator;
 mod xdrctl;
