@@ -171,8 +171,9 @@ impl Caller {
         };
         let (user, tenant) = (text(USER_HEADER, user)?, text(TENANT_HEADER, tenant)?);
         let role_name = text(ROLE_HEADER, role)?;
+        // A role outside the table may do nothing: refused as a permission, naming it.
         let role = Role::from_name(&role_name).ok_or_else(|| {
-            Status::invalid_argument(format!(
+            Status::permission_denied(format!(
                 "{ROLE_HEADER}: {} is not a role",
                 quoted(&role_name)
             ))
@@ -309,6 +310,7 @@ mod tests {
             (ROLE_HEADER, "root"),
         ]);
         let refused = Caller::resolve(&gateway, &bad_role).unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
         assert!(
             refused.message().contains("`root` is not a role"),
             "{refused:?}"

@@ -128,7 +128,8 @@ fn person_metadata_from_anyone_but_the_gateway_is_refused() {
         &json!({}),
     );
     assert!(
-        unknown.stderr.contains("`root` is not a role"),
+        unknown.stderr.contains("`root` is not a role")
+            && unknown.stderr.contains("PermissionDenied"),
         "{}",
         unknown.stderr
     );

@@ -97,5 +97,9 @@ except rpc.Fault as f:
         ])
         .output()
         .expect("python3 runs");
-    assert_eq!(String::from_utf8_lossy(&fed.stdout).trim(), "2003 False", "{fed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&fed.stdout).trim(),
+        "2003 False",
+        "{fed:?}"
+    );
 }
