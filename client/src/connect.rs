@@ -23,6 +23,10 @@ pub struct Target {
     /// The server's `host:port`, instead of the service's default address on `--host`.
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
+    /// Dial each service at its own name and default port (`collector:7201`), as the
+    /// services of docker-compose are reached, instead of at `--host`.
+    #[arg(long, env = "XDR_DIAL_BY_NAME", conflicts_with = "addr")]
+    pub by_name: bool,
     /// Longest one call may take.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -31,11 +35,11 @@ pub struct Target {
 impl Target {
     /// A connected channel to `service`, each call on it bounded by `--timeout`.
     pub async fn channel(&self, service: &ServiceEntry) -> anyhow::Result<Channel> {
+        let port = service.grpc_port.context("no gRPC port")?;
         let addr = match &self.addr {
             Some(addr) => addr.clone(),
-            None => {
-                layout::dial_addr(self.host, service.grpc_port.context("no gRPC port")?).to_string()
-            }
+            None if self.by_name => format!("{}:{port}", service.name),
+            None => layout::dial_addr(self.host, port).to_string(),
         };
         let tls = probe::operator_tls(&Home::new(&self.home).certs())?;
         channel::endpoint(&addr, service.name, &tls)?

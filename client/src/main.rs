@@ -6,6 +6,7 @@ mod certs;
 mod child;
 mod collector;
 mod connect;
+mod health;
 mod ingest;
 mod layout;
 mod people;
@@ -39,6 +40,8 @@ enum Command {
     Up(up::Args),
     /// Show whether each service of a running mesh is SERVING.
     Status(status::Args),
+    /// Exits 0 when one service answers SERVING (for container health checks).
+    Health(health::Args),
     /// Call a unary RPC with a JSON request and print its JSON reply.
     Call(call::Args),
     /// Create the seed's enrichment rule and collector (`http-input`) unless they exist.
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Certs(args) => certs::run(&args),
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::Health(args) => health::run(&args).await,
         Command::Call(args) => call::run(&args).await,
         Command::Quickstart(args) => quickstart::run(&args).await,
         Command::Collector(command) => collector::run(command).await,

@@ -105,6 +105,7 @@ async fn quickstart(args: &Args) -> anyhow::Result<()> {
         home: args.home.clone(),
         host: layout::dial_addr(args.bind, 0).ip(),
         addr: None,
+        by_name: false,
         timeout: Duration::from_secs(30),
     };
     crate::quickstart::run(&crate::quickstart::Args { target })

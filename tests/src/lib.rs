@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod collector;
+pub mod compose;
 pub mod enrichment;
 pub mod grpcurl;
 pub mod mesh_up;
