@@ -26,14 +26,16 @@ pub struct Compose {
 
 impl Compose {
     /// `docker-compose up -d` as project `name` on `bind`; returns once the quickstart has run.
+    /// What a killed earlier run of the same project left is taken down first.
     pub fn up(name: &str, bind: &'static str) -> Self {
         build_image();
         let compose = Compose {
-            project: format!("{name}{}", std::process::id()),
+            project: name.to_owned(),
             dir: tempfile::tempdir().expect("a temporary folder"),
             bind,
             usergate_password: format!("ug-{}", std::process::id()),
         };
+        let _ = compose.run(&["down", "--volumes", "--remove-orphans", "--timeout", "2"]);
         let up = compose.run(&["up", "-d", "--quiet-pull"]);
         assert!(up.status.success(), "up: {}", text(&up));
         // The quickstart runs once every service it needs is healthy (the health checks retry

@@ -10,6 +10,7 @@ mod collector_durability;
 mod collector_ingest;
 mod collector_search;
 mod compose;
+mod compose_faults;
 mod compose_stories;
 mod configuration;
 mod cybertrace_source;
