@@ -6,6 +6,9 @@
 #
 #   docker/build-image.sh            the debug binaries (what the tests build anyway)
 #   XDR_IMAGE_PROFILE=release docker/build-image.sh
+#   XDR_IMAGE_SKIP_BUILD=1 ...       package the binaries there are, build nothing (the
+#                                    tests: tests/run.sh built them, and a cargo run from
+#                                    inside a test's environment would rebuild C crates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +37,12 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
-if [ "$profile" = release ]; then
-  cargo build --release --workspace --bins
-else
-  cargo build --workspace --bins
+if [ -z "${XDR_IMAGE_SKIP_BUILD:-}" ]; then
+  if [ "$profile" = release ]; then
+    cargo build --release --workspace --bins
+  else
+    cargo build --workspace --bins
+  fi
 fi
 
 context=target/docker/context
@@ -45,6 +50,7 @@ rm -rf "$context" && mkdir -p "$context/bin" "$context/feeds"
 # The demo feed (the seeds' test indicators), as `xdrctl up` gives a fresh mesh.
 cp services/threatintel/feeds/Demo.json "$context/feeds/"
 for binary in "${binaries[@]}"; do
+  [ -x "target/$profile/$binary" ] || { echo "docker/build-image.sh: target/$profile/$binary is not built" >&2; exit 1; }
   cp "target/$profile/$binary" "$context/bin/"
 done
 docker build -q -f docker/runtime.Dockerfile --build-arg BASE="$base" -t xdr-mesh:dev "$context" >/dev/null
