@@ -148,15 +148,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Posted {
-    events_per_second: f64,
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Posted {
+    pub events_per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
 }
 
 /// Posts `bodies` (cycled) over `connections` keep-alive connections for `duration`; every
 /// answer must be a 200 accepting every event of its body.
-async fn post_for(
+pub(crate) async fn post_for(
     addr: SocketAddr,
     path: &str,
     bodies: &[Bytes],

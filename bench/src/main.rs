@@ -4,6 +4,7 @@
 
 mod collector;
 mod dataset;
+mod e2e;
 mod enrichment;
 mod gateway;
 mod server;
@@ -32,6 +33,11 @@ enum Scenario {
     /// HTTP input through the gateway, one and 1,000 events per request, against the
     /// collector's IngestStream directly.
     Gateway(gateway::Args),
+    /// A running mesh end to end (compose or `xdrctl up`): events/s through `/input`, and
+    /// the time from a post to a search that finds it, under that load.
+    E2e(e2e::Args),
+    /// Writes the generated feed (for `bench/e2e/run.sh`) and prints its folder.
+    Feed(e2e::FeedArgs),
 }
 
 /// The median and the 99th percentile of `latencies` (sorted here); zero when empty.
@@ -56,5 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Enrichment(args) => enrichment::run(args).await,
         Scenario::Collector(args) => collector::run(args).await,
         Scenario::Gateway(args) => gateway::run(args).await,
+        Scenario::E2e(args) => e2e::run(args).await,
+        Scenario::Feed(args) => e2e::feed(args),
     }
 }
