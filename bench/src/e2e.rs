@@ -71,8 +71,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let bodies = raw_batches(args.indicators, args.batch);
     // Warm-up: connections, the collector's stream, the store's first partition.
-    post_for(args.gateway, "/input", &bodies, args.connections, Duration::from_secs(2)).await?;
-    let load = post_for(args.gateway, "/input", &bodies, args.connections, args.duration);
+    post_for(
+        args.gateway,
+        "/input",
+        &bodies,
+        args.connections,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let load = post_for(
+        args.gateway,
+        "/input",
+        &bodies,
+        args.connections,
+        args.duration,
+    );
     let probes = probe_for(args.gateway, &args.token, args.duration);
     let (load, mut latencies) = tokio::try_join!(load, probes)?;
     let (p50, p99) = super::percentiles(&mut latencies);
@@ -92,14 +105,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Sets the RPS limit of the seed's rule "Test CT enrichment" (tenant Shared).
 async fn set_rule_rps(gateway: SocketAddr, token: &str, rps: u32) -> anyhow::Result<()> {
-    let (status, listed) = http(gateway, "GET", "/v1/enrichment/rules?tenant=Shared", Some(token), None).await?;
+    let (status, listed) = http(
+        gateway,
+        "GET",
+        "/v1/enrichment/rules?tenant=Shared",
+        Some(token),
+        None,
+    )
+    .await?;
     anyhow::ensure!(status == 200, "listing rules: {status} {listed}");
     let mut rule = listed["rules"]
         .as_array()
-        .and_then(|rules| rules.iter().find(|r| r["name"] == "Test CT enrichment").cloned())
+        .and_then(|rules| {
+            rules
+                .iter()
+                .find(|r| r["name"] == "Test CT enrichment")
+                .cloned()
+        })
         .ok_or_else(|| anyhow::anyhow!("no rule \"Test CT enrichment\": {listed}"))?;
     rule["rps"] = rps.into();
-    let path = format!("/v1/enrichment/rules/{}", rule["id"].as_str().unwrap_or_default());
+    let path = format!(
+        "/v1/enrichment/rules/{}",
+        rule["id"].as_str().unwrap_or_default()
+    );
     let (status, saved) = http(gateway, "PUT", &path, Some(token), Some(rule.to_string())).await?;
     anyhow::ensure!(status == 200, "updating the rule: {status} {saved}");
     println!("the seed's rule now allows {rps} lookups a second");
@@ -107,7 +135,11 @@ async fn set_rule_rps(gateway: SocketAddr, token: &str, rps: u32) -> anyhow::Res
 }
 
 /// Posts a marked event every 200 ms for `duration` and times each until a search finds it.
-async fn probe_for(gateway: SocketAddr, token: &str, duration: Duration) -> anyhow::Result<Vec<Duration>> {
+async fn probe_for(
+    gateway: SocketAddr,
+    token: &str,
+    duration: Duration,
+) -> anyhow::Result<Vec<Duration>> {
     let run = std::process::id();
     let started = Instant::now();
     let mut latencies = Vec::new();
@@ -134,7 +166,10 @@ async fn probe_for(gateway: SocketAddr, token: &str, duration: Duration) -> anyh
             if count == "1" || count == 1 {
                 break;
             }
-            anyhow::ensure!(at.elapsed() < Duration::from_secs(60), "probe {n} never found: {found}");
+            anyhow::ensure!(
+                at.elapsed() < Duration::from_secs(60),
+                "probe {n} never found: {found}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         latencies.push(at.elapsed());

@@ -70,6 +70,12 @@ impl Grpcurl {
     }
 
     /// Gives up dialing after `secs` (a later flag wins over the default of 10).
+    /// Gives up on the whole call after `secs` (the last `-max-time` given wins).
+    pub fn max_time_secs(mut self, secs: f32) -> Self {
+        self.command.args(["-max-time", &secs.to_string()]);
+        self
+    }
+
     pub fn connect_timeout_secs(mut self, secs: u32) -> Self {
         self.command.args(["-connect-timeout", &secs.to_string()]);
         self

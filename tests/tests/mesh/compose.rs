@@ -31,6 +31,9 @@ fn the_local_image_is_the_dockerfiles_runtime_stage() {
         rest.lines().skip(1).map(str::to_owned).collect()
     };
     let local = shared("docker/runtime.Dockerfile");
-    assert!(local.iter().any(|l| l.starts_with("ENV XDR_TLS_DIR")), "{local:?}");
+    assert!(
+        local.iter().any(|l| l.starts_with("ENV XDR_TLS_DIR")),
+        "{local:?}"
+    );
     assert_eq!(local, shared("Dockerfile"));
 }

@@ -276,3 +276,39 @@ fn an_https_appliance_is_reached_through_the_ca_in_its_secret_and_only_so() {
         "{tested}"
     );
 }
+
+#[test]
+fn a_launch_whose_caller_gives_up_still_finishes_and_is_in_the_history() {
+    let pki = TestPki::new();
+    let usergate = UserGate::start(PASSWORD, "5m");
+    let server = ServiceProcess::start("playbook", &pki);
+    usergate_secret(&pki, &server, "Main", &usergate, PASSWORD);
+    usergate.control(
+        "POST",
+        "users",
+        Some(json!({"login": "bob", "ip": "10.0.0.21"})),
+    );
+    usergate.control(
+        "POST",
+        "delays",
+        Some(json!({"method": "v1.auth.active.users.list", "ms": 2500})),
+    );
+    let alert = one_alert(&pki, &server, "ev-impatient");
+    let gave_up = xdr_tests::Grpcurl::new(&pki, xdr_tests::Cert::Named("gateway"))
+        .header("x-xdr-user", "alice")
+        .header("x-xdr-tenant", "Main")
+        .header("x-xdr-role", "tier1-analyst")
+        .max_time_secs(1.0)
+        .data(&json!({"playbookId": "usergate.logout_users", "alertId": alert}).to_string())
+        .call(server.listening_addr(), &["xdr.v1.Playbook/LaunchPlaybook"]);
+    assert!(!gave_up.success, "{}", gave_up.stdout);
+    server.wait_for_log("the run recorded", |l| {
+        l["message"] == "launch recorded in the history"
+    });
+    let kept = ok(&pki, &server, ALICE, "GetAlert", &json!({"id": alert}));
+    assert_eq!(
+        kept["history"][0]["launch"]["outcome"], "RUN_OUTCOME_SUCCEEDED",
+        "{kept}"
+    );
+    assert_eq!(usergate.state()["users"], json!([]));
+}

@@ -27,7 +27,7 @@ pub async fn launch(
 ) -> Result<PlaybookRun, Status> {
     let (tenant, by) = authorized(&request, Action::LaunchPlaybooks, &request.get_ref().tenant)?;
     let request = request.into_inner();
-    let playbook = runner.find(&request.playbook_id).ok_or_else(|| {
+    let playbook = runner.find(&request.playbook_id).cloned().ok_or_else(|| {
         Status::not_found(format!(
             "playbook_id: {} is not a playbook (ListPlaybooks names them)",
             quoted(&request.playbook_id)
@@ -57,29 +57,43 @@ pub async fn launch(
         );
         blocking(move || observables_of(&store, &tenant, &alert_id, &incident_id)).await?
     };
-    let run = runner
-        .run(Launch {
-            playbook,
-            tenant: tenant.clone(),
-            by,
-            observables,
-            named,
-            dry_run: request.dry_run,
-            block_for: (request.block_seconds > 0)
-                .then(|| Duration::from_secs(request.block_seconds.into())),
-        })
-        .await
-        .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
-    let run = PlaybookRun {
-        alert_id: request.alert_id.clone(),
-        incident_id: request.incident_id.clone(),
-        ..run
+    let launch = Launch {
+        playbook,
+        tenant: tenant.clone(),
+        by,
+        observables,
+        named,
+        dry_run: request.dry_run,
+        block_for: (request.block_seconds > 0)
+            .then(|| Duration::from_secs(request.block_seconds.into())),
     };
-    if !request.dry_run {
-        let (store, recorded) = (store.clone(), run.clone());
-        blocking(move || store.record_launch(&tenant, &recorded)).await?;
-    }
-    Ok(run)
+    // The run goes on a task of its own: once UserGate is being changed, a caller that gives
+    // up (its deadline, a closed connection) must not cut the run short or leave it out of
+    // the history.
+    let (runner, store) = (runner.clone(), store.clone());
+    let running = tokio::spawn(async move {
+        let run = runner
+            .run(launch)
+            .await
+            .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
+        let run = PlaybookRun {
+            alert_id: request.alert_id,
+            incident_id: request.incident_id,
+            ..run
+        };
+        if !request.dry_run {
+            let recorded = run.clone();
+            blocking(move || store.record_launch(&tenant, &recorded)).await?;
+            tracing::info!(
+                alert = %run.alert_id, incident = %run.incident_id, playbook = %run.playbook,
+                "launch recorded in the history"
+            );
+        }
+        Ok::<_, Status>(run)
+    });
+    running
+        .await
+        .map_err(|e| Status::internal(format!("the launch task failed: {e}")))?
 }
 
 /// The observables of the alert or incident a launch names (exactly one of them), once its

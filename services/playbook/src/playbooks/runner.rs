@@ -62,8 +62,8 @@ impl Drop for TenantSlot<'_> {
 }
 
 /// One launch, as the caller asked for it.
-pub struct Launch<'p> {
-    pub playbook: &'p PlaybookDefinition,
+pub struct Launch {
+    pub playbook: PlaybookDefinition,
     pub tenant: String,
     pub by: String,
     /// The alert's (or incident's) observables and those named at launch.
@@ -133,7 +133,7 @@ impl Runner {
         self.timeout
     }
 
-    pub async fn run(&self, launch: Launch<'_>) -> Result<PlaybookRun, Busy> {
+    pub async fn run(&self, launch: Launch) -> Result<PlaybookRun, Busy> {
         let _slot = self.running.try_acquire().map_err(|_| Busy::Service)?;
         let _tenant_slot = self.tenant_slot(&launch.tenant)?;
         let mut run = PlaybookRun {
@@ -177,7 +177,7 @@ impl Runner {
     /// Carries the steps out, or gives the outcome when there is nothing to do.
     async fn carry_out(
         &self,
-        launch: &Launch<'_>,
+        launch: &Launch,
         run: &mut PlaybookRun,
         log: &mut RunLog,
     ) -> Option<(RunOutcome, String)> {
@@ -235,7 +235,7 @@ impl Runner {
     /// Writes the values a block step added, so they are removed when `lifetime` is over.
     fn remember(
         &self,
-        launch: &Launch<'_>,
+        launch: &Launch,
         added: Vec<(ListKind, String, String)>,
         lifetime: Duration,
         log: &mut RunLog,
@@ -262,7 +262,7 @@ impl Runner {
 /// What a launch acts on: matched observables and those named, minus protected ones (named
 /// in `protected_out`) and hashes (UserGate lists hold addresses and URLs).
 fn targets(
-    launch: &Launch<'_>,
+    launch: &Launch,
     protected: &ProtectedSet,
     protected_out: &mut Vec<String>,
 ) -> Vec<Observable> {
