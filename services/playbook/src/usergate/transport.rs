@@ -125,10 +125,38 @@ impl Endpoint {
     }
 }
 
+/// Arrays and structs nested in an answer at most (UserGate's answers nest two or three).
+/// dxr 0.9 refuses a 200,000-deep answer by itself (checked), but how deep a recursive parser
+/// may be driven is ours to bound, not a parser version's: a broken appliance or someone in
+/// the middle of plain HTTP gets a short refusal before any parsing.
+const MAX_NESTING: usize = 32;
+
+/// Whether no array or struct in `text` sits deeper than [`MAX_NESTING`].
+fn nesting_within_bounds(text: &str) -> bool {
+    let mut depth = 0_usize;
+    for (at, _) in text.match_indices('<') {
+        let tag = &text[at + 1..];
+        if tag.starts_with("array") || tag.starts_with("struct") {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return false;
+            }
+        } else if tag.starts_with("/array") || tag.starts_with("/struct") {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    true
+}
+
 /// The value or the fault an answer carries.
 fn parse_answer(answer: &[u8]) -> Result<Value, CallError> {
     let text = std::str::from_utf8(answer)
         .map_err(|_| CallError::Protocol("the answer is not UTF-8".into()))?;
+    if !nesting_within_bounds(text) {
+        return Err(CallError::Protocol(format!(
+            "the answer nests arrays and structs more than {MAX_NESTING} deep"
+        )));
+    }
     if let Ok(response) = MethodResponse::from_xml(text) {
         return Ok(response.value);
     }
@@ -193,6 +221,26 @@ mod tests {
             parse_answer(b"<html>busy</html>"),
             Err(CallError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn an_answer_nested_too_deep_is_refused_before_it_is_parsed() {
+        let depth = 200_000;
+        let answer = format!(
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value>{}{}</value></param></params></methodResponse>",
+            "<array><data><value>".repeat(depth),
+            "</value></data></array>".repeat(depth)
+        );
+        match parse_answer(answer.as_bytes()) {
+            Err(CallError::Protocol(why)) => assert!(why.contains("nests"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let shallow = MethodResponse {
+            value: Value::Array(vec![Value::Array(vec![Value::Integer(1)])]),
+        }
+        .to_xml()
+        .unwrap();
+        assert!(parse_answer(shallow.as_bytes()).is_ok());
     }
 
     #[test]
