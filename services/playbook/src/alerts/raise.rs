@@ -4,7 +4,7 @@
 //! events with the same key joined within the window, so a burst makes one alert; failing
 //! that, the event opens a new alert.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use redb::{ReadableTable, WriteTransaction};
 use xdr_mesh::{
@@ -29,6 +29,39 @@ pub const MAX_EVENTS_PER_CALL: usize = 10_000;
 const MAX_TITLE_CHARS: usize = 512;
 /// The longest grouping key kept as text; longer ones are kept as their digest.
 const MAX_KEY_TEXT: usize = 256;
+
+/// The alerts and open groups one `RaiseAlerts` call changes, held until it ends: a burst of
+/// a thousand events for one alert then costs one read and one write of it, not a thousand.
+#[derive(Default)]
+struct Touched {
+    /// By `tenant \0 alert id`.
+    alerts: HashMap<String, Alert>,
+    /// `tenant \0 grouping key` → the open alert, for groups read or made in this call.
+    groups: HashMap<String, String>,
+    /// Groups opened in this call, to write.
+    new_groups: Vec<String>,
+}
+
+impl Touched {
+    fn write(self, write: &WriteTransaction) -> Result<(), AlertError> {
+        let mut alerts = write.open_table(ALERTS).map_err(StoreFailure::new)?;
+        for (alert_key, alert) in &self.alerts {
+            alerts
+                .insert(
+                    alert_key.as_str(),
+                    prost::Message::encode_to_vec(alert).as_slice(),
+                )
+                .map_err(StoreFailure::new)?;
+        }
+        let mut groups = write.open_table(OPEN_GROUPS).map_err(StoreFailure::new)?;
+        for group in &self.new_groups {
+            groups
+                .insert(group.as_str(), self.groups[group].as_bytes())
+                .map_err(StoreFailure::new)?;
+        }
+        Ok(())
+    }
+}
 
 /// How events become alerts.
 #[derive(Clone, Debug)]
@@ -99,41 +132,45 @@ impl AlertStore {
         let mut counts = self.counts.lock().expect("alert counts lock");
         let mut reply = RaiseAlertsReply::default();
         let write = self.db.begin_write().map_err(StoreFailure::new)?;
+        let mut batch = Touched::default();
         let mut added = Vec::new();
         let mut left_out = 0_usize;
-        for event in events {
-            let raised_key = key(&event.tenant, &event.id);
-            let taken = {
-                let raised = write.open_table(RAISED).map_err(StoreFailure::new)?;
-                raised
+        {
+            let mut raised = write.open_table(RAISED).map_err(StoreFailure::new)?;
+            let groups = write.open_table(OPEN_GROUPS).map_err(StoreFailure::new)?;
+            let alerts = write.open_table(ALERTS).map_err(StoreFailure::new)?;
+            for event in events {
+                let raised_key = key(&event.tenant, &event.id);
+                if raised
                     .get(raised_key.as_str())
                     .map_err(StoreFailure::new)?
                     .is_some()
-            };
-            if taken {
-                reply.duplicates += 1;
-                reply.alert_ids.push(String::new());
-                continue;
+                {
+                    reply.duplicates += 1;
+                    reply.alert_ids.push(String::new());
+                    continue;
+                }
+                let Some((alert_id, new)) =
+                    self.place(&mut batch, &groups, &alerts, event, now, &counts)?
+                else {
+                    left_out += 1;
+                    reply.alert_ids.push(String::new());
+                    continue;
+                };
+                if new {
+                    reply.new_alerts += 1;
+                    *counts.entry(event.tenant.clone()).or_insert(0) += 1;
+                    added.push(event.tenant.clone());
+                }
+                let mut value = (now as u64).to_be_bytes().to_vec();
+                value.extend_from_slice(alert_id.as_bytes());
+                raised
+                    .insert(raised_key.as_str(), value.as_slice())
+                    .map_err(StoreFailure::new)?;
+                reply.alert_ids.push(alert_id);
             }
-            let Some((alert_id, new)) = self.place(&write, event, now, &counts)? else {
-                left_out += 1;
-                reply.alert_ids.push(String::new());
-                continue;
-            };
-            if new {
-                reply.new_alerts += 1;
-                *counts.entry(event.tenant.clone()).or_insert(0) += 1;
-                added.push(event.tenant.clone());
-            }
-            let mut value = (now as u64).to_be_bytes().to_vec();
-            value.extend_from_slice(alert_id.as_bytes());
-            write
-                .open_table(RAISED)
-                .map_err(StoreFailure::new)?
-                .insert(raised_key.as_str(), value.as_slice())
-                .map_err(StoreFailure::new)?;
-            reply.alert_ids.push(alert_id);
         }
+        batch.write(&write)?;
         if let Err(error) = write.commit() {
             // Nothing was kept: take back the counts.
             for tenant in added {
@@ -166,29 +203,35 @@ impl AlertStore {
 
     /// Puts `event` into the open alert of its key, or a new one: the alert's id, and
     /// whether it is new; none when it would be new and its tenant holds the most alerts.
+    /// Alerts are changed in `batch`, written once per call however many events they take.
     fn place(
         &self,
-        write: &WriteTransaction,
+        batch: &mut Touched,
+        groups: &impl ReadableTable<&'static str, &'static [u8]>,
+        alerts: &impl ReadableTable<&'static str, &'static [u8]>,
         event: &Event,
         now: i64,
-        counts: &std::collections::HashMap<String, usize>,
+        counts: &HashMap<String, usize>,
     ) -> Result<Option<(String, bool)>, AlertError> {
         let group = key(&event.tenant, &grouping_key(event));
-        let mut groups = write.open_table(OPEN_GROUPS).map_err(StoreFailure::new)?;
-        let mut alerts = write.open_table(ALERTS).map_err(StoreFailure::new)?;
-        let open_id = groups
-            .get(group.as_str())
-            .map_err(StoreFailure::new)?
-            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        let open_id = match batch.groups.get(&group) {
+            Some(id) => Some(id.clone()),
+            None => groups
+                .get(group.as_str())
+                .map_err(StoreFailure::new)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned()),
+        };
         let window_ms = self.policy.window.as_millis() as i64;
         if let Some(id) = open_id {
             let alert_key = key(&event.tenant, &id);
-            let current = alerts
-                .get(alert_key.as_str())
-                .map_err(StoreFailure::new)?
-                .map(|bytes| decode::<Alert>(bytes.value()))
-                .transpose()?;
-            if let Some(mut alert) = current.filter(|a| {
+            if !batch.alerts.contains_key(&alert_key)
+                && let Some(bytes) = alerts.get(alert_key.as_str()).map_err(StoreFailure::new)?
+            {
+                batch
+                    .alerts
+                    .insert(alert_key.clone(), decode::<Alert>(bytes.value())?);
+            }
+            if let Some(alert) = batch.alerts.get_mut(&alert_key).filter(|a| {
                 a.status != AlertStatus::Closed as i32 && a.last_event_at_ms + window_ms >= now
             }) {
                 alert.event_count += 1;
@@ -199,12 +242,6 @@ impl AlertStore {
                 let severity = self.policy.severities.of_event(event) as i32;
                 alert.severity = alert.severity.max(severity);
                 observables::merge(&mut alert.observables, observables::of_event(event));
-                alerts
-                    .insert(
-                        alert_key.as_str(),
-                        prost::Message::encode_to_vec(&alert).as_slice(),
-                    )
-                    .map_err(StoreFailure::new)?;
                 return Ok(Some((id, false)));
             }
         }
@@ -229,17 +266,12 @@ impl AlertStore {
             last_event_at_ms: now,
             incident_id: String::new(),
         };
-        alerts
-            .insert(
-                key(&alert.tenant, &alert.id).as_str(),
-                prost::Message::encode_to_vec(&alert).as_slice(),
-            )
-            .map_err(StoreFailure::new)?;
-        groups
-            .insert(group.as_str(), alert.id.as_bytes())
-            .map_err(StoreFailure::new)?;
         tracing::info!(alert = %alert.id, tenant = %quoted(&alert.tenant), title = %alert.title, "alert raised");
-        Ok(Some((alert.id, true)))
+        let id = alert.id.clone();
+        batch.groups.insert(group.clone(), id.clone());
+        batch.new_groups.push(group);
+        batch.alerts.insert(key(&alert.tenant, &id), alert);
+        Ok(Some((id, true)))
     }
 
     /// An alert an analyst opens by hand.
