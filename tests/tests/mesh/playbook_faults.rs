@@ -90,9 +90,6 @@ fn usergate_down_or_refusing_the_login_fails_the_launch_with_a_clear_message() {
             .contains("UserGate is unreachable"),
         "{run}"
     );
-
-    // The appliance is back, but the password in the secret is not its own.
-    let usergate = UserGate::start("another-password", "5m");
     let secret = ok(
         &pki,
         &server,
@@ -101,12 +98,41 @@ fn usergate_down_or_refusing_the_login_fails_the_launch_with_a_clear_message() {
         &json!({"tenant": "Main"}),
     )["secrets"][0]["id"]
         .clone();
-    ok(
+    let tested = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "TestSecret",
+        &json!({"id": secret}),
+    );
+    assert_eq!(tested["ok"], Value::Null, "false is left out: {tested}");
+    assert!(
+        tested["message"].as_str().unwrap().contains("unreachable"),
+        "{tested}"
+    );
+
+    // The appliance is back, but the password in the secret is not its own.
+    let usergate = UserGate::start("another-password", "5m");
+    // The stored password is not sent to a new address without being given again.
+    let moved = xdr_tests::playbook::rpc(
         &pki,
         &server,
         As::Operator,
         "UpdateSecret",
         &json!({"id": secret, "tenant": "Main", "user": USERGATE_LOGIN, "url": usergate.url()}),
+    );
+    assert!(
+        moved.stderr.contains("password: required when the url"),
+        "{}",
+        moved.stderr
+    );
+    ok(
+        &pki,
+        &server,
+        As::Operator,
+        "UpdateSecret",
+        &json!({"id": secret, "tenant": "Main", "user": USERGATE_LOGIN, "url": usergate.url(),
+                "password": PASSWORD}),
     );
     let refused = block(&pki, &server, &alert);
     assert_eq!(refused["outcome"], "RUN_OUTCOME_FAILED", "{refused}");
@@ -139,6 +165,21 @@ fn usergate_down_or_refusing_the_login_fails_the_launch_with_a_clear_message() {
         "UpdateSecret",
         &json!({"id": secret, "tenant": "Main", "user": USERGATE_LOGIN, "url": usergate.url(),
                 "password": "another-password"}),
+    );
+    let tested = ok(
+        &pki,
+        &server,
+        As::Operator,
+        "TestSecret",
+        &json!({"id": secret}),
+    );
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert!(
+        usergate.state()["calls"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("v2.core.session.ping")),
+        "the session was checked"
     );
     assert_eq!(
         block(&pki, &server, &alert)["outcome"],

@@ -123,6 +123,19 @@ impl SecretStore {
         secret.r#type = old_secret.r#type;
         let password = match change.password {
             Some(password) => password.into_bytes(),
+            // The stored password goes only where it went before: whoever points a secret
+            // elsewhere (another URL, CA or login) gives the password again, or could collect
+            // one they were never told.
+            None if secret.url != old_secret.url
+                || secret.ca_pem != old_secret.ca_pem
+                || secret.user != old_secret.user =>
+            {
+                return Err(xdr_mesh::error::invalid(
+                    "password",
+                    "required when the url, ca_pem or user changes",
+                )
+                .into());
+            }
             None => self.cipher.open(&old.sealed_password, id)?,
         };
         self.save(&mut records, secret, &password)
