@@ -192,3 +192,13 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `text` percent-encoded for a query string.
+pub fn query_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -15,7 +15,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xdr_tests::compose::{Compose, eventually, text};
+use xdr_tests::compose::{Compose, eventually, query_encoded, text};
 
 /// Posts the seed's event to `/input`; its id once acknowledged (none when refused or the
 /// collector is away).
@@ -83,7 +83,7 @@ fn stored(compose: &Compose, token: &str) -> Vec<(String, String, String)> {
     let sql = "SELECT * FROM events ORDER BY Timestamp LIMIT 10000";
     let (code, found) = compose.http(
         "GET",
-        &format!("/v1/events?sql={}", encode(sql)),
+        &format!("/v1/events?sql={}", query_encoded(sql)),
         Some(token),
         None,
     );
@@ -162,13 +162,4 @@ fn stopped_threat_intel_and_a_killed_collector_lose_no_acknowledged_event() {
         "the events of the outage are stored without matches"
     );
     assert_eq!(ids.len(), stored.len(), "no event stored twice");
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use xdr_tests::{
     Cert, Grpcurl,
-    compose::{Compose, eventually, text},
+    compose::{Compose, eventually, query_encoded, text},
 };
 
 const SEED_EVENT: &str = r#"{"RequestUrl":"http://fakess123bn.nu"}"#;
@@ -55,7 +55,7 @@ fn the_seeds_stories_run_through_the_compose_environment() {
         .unwrap();
     let said = String::from_utf8_lossy(&curl.stdout);
     assert!(said.contains("\"accepted\":1"), "{said}");
-    let query = format!("/v1/events?sql={}", urlencoded(SEED_SELECT));
+    let query = format!("/v1/events?sql={}", query_encoded(SEED_SELECT));
     let (code, found) = compose.http("GET", &query, Some(&admin), None);
     assert_eq!(code, 200, "{found}");
     let event = &found["events"][0];
@@ -233,13 +233,4 @@ fn the_seeds_stories_run_through_the_compose_environment() {
             "{service} answered a caller without a certificate"
         );
     }
-}
-
-fn urlencoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
