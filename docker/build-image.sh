@@ -54,4 +54,6 @@ for binary in "${binaries[@]}"; do
   cp "target/$profile/$binary" "$context/bin/"
 done
 docker build -q -f docker/runtime.Dockerfile --build-arg BASE="$base" -t xdr-mesh:dev "$context" >/dev/null
+# The image the tag left (half a gigabyte a build: every test run makes one).
+docker image prune -f --filter label=org.xdr-mesh.image >/dev/null
 echo "built xdr-mesh:dev ($profile binaries on $base)"

@@ -8,6 +8,7 @@ COPY feeds/ /usr/share/xdr/feeds/
 # --- runtime (shared with ../Dockerfile) ---
 ENV XDR_TLS_DIR=/etc/xdr/certs \
     XDR_LOG_FORMAT=json
+LABEL org.xdr-mesh.image="runtime"
 VOLUME ["/var/lib/xdr"]
 WORKDIR /var/lib/xdr
 EXPOSE 7201 7202 7203 7204 8080 4040 4317
