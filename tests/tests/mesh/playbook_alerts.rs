@@ -267,6 +267,16 @@ fn an_incident_groups_alerts_and_a_launch_on_it_covers_all_their_observables() {
         &json!({"id": incident["id"], "status": "ALERT_STATUS_CLOSED"}),
     );
     assert_eq!(closed["status"], "ALERT_STATUS_CLOSED");
+    let listed = |filter: Value| {
+        ok(&pki, &server, ALICE, "ListIncidents", &filter)["incidents"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(listed(json!({"statuses": ["ALERT_STATUS_CLOSED"]})), 1);
+    assert_eq!(listed(json!({"statuses": ["ALERT_STATUS_NEW"]})), 0);
+    assert_eq!(listed(json!({"minSeverity": "SEVERITY_HIGH"})), 1);
+    assert_eq!(listed(json!({"minSeverity": "SEVERITY_CRITICAL"})), 0);
+    assert_eq!(listed(json!({"sinceMs": "4102444800000"})), 0, "none from 2100 on");
     let missing = rpc(
         &pki,
         &server,

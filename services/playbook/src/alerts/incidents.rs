@@ -8,8 +8,8 @@ use xdr_proto::pb::{Alert, AlertStatus, Incident, PageInfo, PageRequest, history
 use super::{
     error::AlertError,
     store::{
-        ALERTS, AlertStore, INCIDENTS, key, list_records, modify, push_history, read_record,
-        record_changes,
+        ALERTS, AlertFilter, AlertStore, INCIDENTS, key, list_records, modify, push_history,
+        read_record, record_changes,
     },
 };
 use crate::clock::now_ms;
@@ -73,14 +73,15 @@ impl AlertStore {
         })
     }
 
+    /// A page of `tenant`'s incidents that `filter` admits, newest first.
     pub fn list_incidents(
         &self,
         tenant: &str,
-        statuses: &[i32],
+        filter: &AlertFilter,
         page: Option<&PageRequest>,
     ) -> Result<(Vec<Incident>, PageInfo), AlertError> {
         list_records(&self.db, INCIDENTS, tenant, page, |i: &Incident| {
-            statuses.is_empty() || statuses.contains(&i.status)
+            filter.admits(i.status, i.severity, i.created_at_ms, &i.assignee)
         })
     }
 

@@ -50,7 +50,7 @@ pub(super) fn key(tenant: &str, id: &str) -> String {
     format!("{tenant}\0{id}")
 }
 
-/// Which alerts a listing wants.
+/// Which alerts (or incidents) a listing wants.
 #[derive(Default)]
 pub struct AlertFilter {
     pub statuses: Vec<i32>,
@@ -61,12 +61,19 @@ pub struct AlertFilter {
 }
 
 impl AlertFilter {
-    fn admits(&self, alert: &Alert) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&alert.status))
-            && alert.severity >= self.min_severity
-            && (self.since_ms == 0 || alert.created_at_ms >= self.since_ms)
-            && (self.until_ms == 0 || alert.created_at_ms < self.until_ms)
-            && (self.assignee.is_empty() || alert.assignee == self.assignee)
+    /// Whether an alert or incident with these fields is wanted.
+    pub(super) fn admits(
+        &self,
+        status: i32,
+        severity: i32,
+        created_at_ms: i64,
+        assignee: &str,
+    ) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&status))
+            && severity >= self.min_severity
+            && (self.since_ms == 0 || created_at_ms >= self.since_ms)
+            && (self.until_ms == 0 || created_at_ms < self.until_ms)
+            && (self.assignee.is_empty() || assignee == self.assignee)
     }
 }
 
@@ -101,7 +108,9 @@ impl AlertStore {
         filter: &AlertFilter,
         page: Option<&PageRequest>,
     ) -> Result<(Vec<Alert>, PageInfo), AlertError> {
-        list_records(&self.db, ALERTS, tenant, page, |a: &Alert| filter.admits(a))
+        list_records(&self.db, ALERTS, tenant, page, |a: &Alert| {
+            filter.admits(a.status, a.severity, a.created_at_ms, &a.assignee)
+        })
     }
 
     /// Sets the status and the assignee when given, each change written to the history.

@@ -10,8 +10,8 @@ use xdr_mesh::{
 };
 use xdr_proto::pb::{
     Alert, AlertStatus, CreateAlertRequest, CreateIncidentRequest, Incident, ListAlertsReply,
-    ListAlertsRequest, Observable, RaiseAlertsReply, RaiseAlertsRequest, Severity,
-    UpdateAlertRequest, UpdateIncidentRequest,
+    ListAlertsRequest, ListIncidentsReply, ListIncidentsRequest, Observable, RaiseAlertsReply,
+    RaiseAlertsRequest, Severity, UpdateAlertRequest, UpdateIncidentRequest,
 };
 
 use super::{authorized, blocking};
@@ -63,24 +63,64 @@ pub async fn list(
 ) -> Result<ListAlertsReply, Status> {
     let (tenant, _) = authorized(&request, Action::Read, &request.get_ref().tenant)?;
     let request = request.into_inner();
-    for (i, status) in request.statuses.iter().enumerate() {
-        if AlertStatus::try_from(*status).is_err() {
-            return Err(invalid(format!("statuses[{i}]"), "not an alert status").to_status());
-        }
-    }
-    let filter = AlertFilter {
-        statuses: request.statuses,
-        min_severity: request.min_severity,
-        since_ms: request.since_ms,
-        until_ms: request.until_ms,
-        assignee: request.assignee,
-    };
+    let filter = filter_of(
+        request.statuses,
+        request.min_severity,
+        request.since_ms,
+        request.until_ms,
+        request.assignee,
+    )?;
     let store = store.clone();
     let page = request.page;
     let (alerts, page) = blocking(move || store.list(&tenant, &filter, page.as_ref())).await?;
     Ok(ListAlertsReply {
         alerts,
         page: Some(page),
+    })
+}
+
+pub async fn list_incidents(
+    store: &Arc<AlertStore>,
+    request: Request<ListIncidentsRequest>,
+) -> Result<ListIncidentsReply, Status> {
+    let (tenant, _) = authorized(&request, Action::Read, &request.get_ref().tenant)?;
+    let request = request.into_inner();
+    let filter = filter_of(
+        request.statuses,
+        request.min_severity,
+        request.since_ms,
+        request.until_ms,
+        request.assignee,
+    )?;
+    let store = store.clone();
+    let page = request.page;
+    let (incidents, page) =
+        blocking(move || store.list_incidents(&tenant, &filter, page.as_ref())).await?;
+    Ok(ListIncidentsReply {
+        incidents,
+        page: Some(page),
+    })
+}
+
+/// A listing's filter, its statuses checked.
+fn filter_of(
+    statuses: Vec<i32>,
+    min_severity: i32,
+    since_ms: i64,
+    until_ms: i64,
+    assignee: String,
+) -> Result<AlertFilter, Status> {
+    for (i, status) in statuses.iter().enumerate() {
+        if AlertStatus::try_from(*status).is_err() {
+            return Err(invalid(format!("statuses[{i}]"), "not an alert status").to_status());
+        }
+    }
+    Ok(AlertFilter {
+        statuses,
+        min_severity,
+        since_ms,
+        until_ms,
+        assignee,
     })
 }
 

@@ -139,17 +139,9 @@ impl Playbook for PlaybookService {
         &self,
         request: Request<ListIncidentsRequest>,
     ) -> Result<Response<ListIncidentsReply>, Status> {
-        let (tenant, _) = authorized(&request, Action::Read, &request.get_ref().tenant)?;
-        let request = request.into_inner();
-        let store = self.alerts.clone();
-        let (incidents, page) = blocking(move || {
-            store.list_incidents(&tenant, &request.statuses, request.page.as_ref())
-        })
-        .await?;
-        Ok(Response::new(ListIncidentsReply {
-            incidents,
-            page: Some(page),
-        }))
+        alerts::list_incidents(&self.alerts, request)
+            .await
+            .map(Response::new)
     }
 
     async fn update_incident(
