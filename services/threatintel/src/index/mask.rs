@@ -50,6 +50,14 @@ pub fn parse_mask(input: &str) -> Result<MaskPattern, IndicatorError> {
         None => ("", host.as_str()),
     };
     let anchor_host = if bare.contains('*') {
+        // Not parsed as a host (the `*` is no host character): checked here instead, or a
+        // host such as ` *` would be filed as a pattern that does not read back as itself.
+        if !bare
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '*'))
+        {
+            return Err(bad("a host holds letters, digits, `-`, `_`, `.` and `*`"));
+        }
         None
     } else {
         let parsed = ::url::Host::parse(bare).map_err(|e| bad(&e.to_string()))?;
