@@ -276,7 +276,11 @@ fn an_incident_groups_alerts_and_a_launch_on_it_covers_all_their_observables() {
     assert_eq!(listed(json!({"statuses": ["ALERT_STATUS_NEW"]})), 0);
     assert_eq!(listed(json!({"minSeverity": "SEVERITY_HIGH"})), 1);
     assert_eq!(listed(json!({"minSeverity": "SEVERITY_CRITICAL"})), 0);
-    assert_eq!(listed(json!({"sinceMs": "4102444800000"})), 0, "none from 2100 on");
+    assert_eq!(
+        listed(json!({"sinceMs": "4102444800000"})),
+        0,
+        "none from 2100 on"
+    );
     let missing = rpc(
         &pki,
         &server,
