@@ -8,7 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use prost::Message;
@@ -242,11 +242,7 @@ pub fn busy(why: String) -> Status {
     status
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use xdr_mesh::clock::now_ms;
 
 /// The events of `request` as `collector` takes them, and the ones it refuses.
 fn events_of(

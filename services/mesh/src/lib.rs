@@ -7,6 +7,7 @@ pub mod access;
 pub mod call_limit;
 pub mod caller;
 pub mod channel;
+pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod diagnostics;

@@ -4,7 +4,6 @@
 
 pub mod access;
 pub mod alerts;
-mod clock;
 pub mod grpc;
 pub mod metrics;
 pub mod playbooks;

@@ -8,7 +8,7 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -19,11 +19,7 @@ use crate::{
     internal_ti::{InternalTi, StoreError},
 };
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use xdr_mesh::clock::now_ms;
 
 pub struct IndicatorStore {
     feeds: ArcSwap<IndicatorIndex>,

@@ -7,7 +7,6 @@ use std::{
     collections::HashMap,
     path::Path,
     sync::{Arc, Mutex, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -93,11 +92,7 @@ pub struct People {
     held: Mutex<Held>,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use xdr_mesh::clock::now_ms;
 
 impl People {
     /// Opens (or makes) the store in `dir`.

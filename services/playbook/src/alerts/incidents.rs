@@ -12,7 +12,7 @@ use super::{
         read_record, record_changes,
     },
 };
-use crate::clock::now_ms;
+use xdr_mesh::clock::now_ms;
 
 /// Alerts one incident may hold.
 const MAX_ALERTS_PER_INCIDENT: usize = 1000;

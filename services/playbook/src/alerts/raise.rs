@@ -19,7 +19,7 @@ use super::{
     severity::SeverityMap,
     store::{ALERTS, AlertStore, MAX_ALERTS_PER_TENANT, OPEN_GROUPS, RAISED, decode, key},
 };
-use crate::clock::now_ms;
+use xdr_mesh::clock::now_ms;
 
 /// Event ids an alert keeps (its `event_count` counts all).
 const MAX_EVENT_IDS: usize = 1000;

@@ -17,7 +17,7 @@ use xdr_proto::pb::{
 };
 
 use super::{error::AlertError, raise::RaisePolicy};
-use crate::clock::now_ms;
+use xdr_mesh::clock::now_ms;
 
 pub(super) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 pub(super) const ALERTS: Table = TableDefinition::new("alerts");

@@ -19,8 +19,9 @@ use super::{
     steps,
     timed_blocks::{TimedBlock, TimedBlocks},
 };
+use xdr_mesh::clock::now_ms;
+
 use crate::{
-    clock::now_ms,
     secrets::SecretStore,
     usergate::{ListKind, MethodTable, Session},
 };

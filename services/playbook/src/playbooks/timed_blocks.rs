@@ -11,10 +11,9 @@ use tokio_util::sync::CancellationToken;
 use xdr_mesh::{quote::quoted, store::StoreFailure};
 
 use super::runner::Runner;
-use crate::{
-    clock::now_ms,
-    usergate::{ListKind, Session},
-};
+use xdr_mesh::clock::now_ms;
+
+use crate::usergate::{ListKind, Session};
 
 /// `expiry (16 hex digits) \0 random id` → a [`TimedBlock`].
 const TIMED_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("timed_blocks");

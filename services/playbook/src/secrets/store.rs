@@ -9,7 +9,7 @@ use std::{
 
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use xdr_mesh::{caller::SHARED_TENANT, quote::quoted, store::StoreFailure};
+use xdr_mesh::{caller::SHARED_TENANT, clock::now_ms, quote::quoted, store::StoreFailure};
 use xdr_proto::pb::Secret;
 
 use super::{
@@ -207,7 +207,7 @@ impl SecretStore {
         mut secret: Secret,
         password: &[u8],
     ) -> Result<Secret, SecretError> {
-        secret.updated_at_ms = crate::clock::now_ms();
+        secret.updated_at_ms = now_ms();
         let record = SecretRecord {
             sealed_password: self.cipher.seal(password, &secret.id)?,
             secret: Some(secret.clone()),
