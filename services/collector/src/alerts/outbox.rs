@@ -24,8 +24,9 @@ use xdr_proto::pb::{Event, RaiseAlertsRequest, playbook_client::PlaybookClient};
 
 use crate::buffer::DiskBuffer;
 
-/// Events waiting to be sent at most.
+/// Events waiting to be sent at most, and their bytes (an event may be megabytes).
 const MAX_PENDING_EVENTS: usize = 200_000;
+const MAX_PENDING_BYTES: usize = 256 << 20;
 /// One `RaiseAlerts` call carries at most this many events and about this many bytes (the
 /// playbook service takes 4 MiB messages).
 const CALL_EVENTS: usize = 1000;
@@ -40,6 +41,7 @@ struct Pending {
     buffer: DiskBuffer,
     batches: VecDeque<(u64, Vec<Event>)>,
     events: usize,
+    bytes: usize,
     left_out: u64,
 }
 
@@ -69,6 +71,7 @@ impl AlertOutbox {
             .map(|r| (r.sequence, r.events))
             .collect();
         let events = batches.iter().map(|(_, e)| e.len()).sum();
+        let bytes = batches.iter().map(|(_, e)| encoded_len(e)).sum();
         if events > 0 {
             tracing::info!(
                 events,
@@ -81,6 +84,7 @@ impl AlertOutbox {
                 buffer,
                 batches,
                 events,
+                bytes,
                 left_out: 0,
             }),
             wake: Notify::new(),
@@ -97,8 +101,11 @@ impl AlertOutbox {
         for event in &mut events {
             event.raw.clear();
         }
+        let size = encoded_len(&events);
         let mut pending = self.pending.lock().expect("outbox lock");
-        if pending.events + events.len() > MAX_PENDING_EVENTS {
+        if pending.events + events.len() > MAX_PENDING_EVENTS
+            || pending.bytes + size > MAX_PENDING_BYTES
+        {
             pending.left_out += events.len() as u64;
             crate::metrics::alert_events("left_out", events.len());
             tracing::warn!(
@@ -111,6 +118,7 @@ impl AlertOutbox {
         let sequence = pending.buffer.append(&[&events])?[0];
         crate::metrics::alert_events("buffered", events.len());
         pending.events += events.len();
+        pending.bytes += size;
         pending.batches.push_back((sequence, events));
         drop(pending);
         self.wake.notify_one();
@@ -176,7 +184,9 @@ impl AlertOutbox {
             return;
         }
         let mut pending = self.pending.lock().expect("outbox lock");
-        pending.batches.pop_front();
+        if let Some((_, batch)) = pending.batches.pop_front() {
+            pending.bytes -= encoded_len(&batch);
+        }
         pending.events -= events;
         pending.buffer.release_through(sequence);
         tracing::debug!(sequence, events, "alert events delivered");
@@ -207,6 +217,10 @@ async fn send_batch(
         start = end;
     }
     Ok(())
+}
+
+fn encoded_len(events: &[Event]) -> usize {
+    events.iter().map(Message::encoded_len).sum()
 }
 
 fn write_sent(dir: &Path, sequence: u64) -> io::Result<()> {

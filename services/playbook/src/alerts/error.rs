@@ -18,7 +18,7 @@ pub enum AlertError {
         tenant: String,
         max: usize,
     },
-    #[error("the history holds {0} entries, the most it may: open an incident for more work")]
+    #[error("the history is full ({0} entries or 3 MiB at most): open an incident for more work")]
     HistoryFull(usize),
     #[error(transparent)]
     Store(#[from] StoreFailure),

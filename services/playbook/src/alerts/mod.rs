@@ -15,4 +15,6 @@ pub use incidents::IncidentChange;
 pub use observables::host_of;
 pub use raise::{MAX_EVENTS_PER_CALL, RaisePolicy};
 pub use severity::SeverityMap;
-pub use store::{AlertFilter, AlertStore, MAX_HISTORY, forget_old_event_ids};
+pub use store::{
+    AlertFilter, AlertStore, MAX_HISTORY, forget_old_event_ids, has_room_for_a_launch,
+};

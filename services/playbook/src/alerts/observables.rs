@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use xdr_mesh::quote::truncated;
 use xdr_proto::pb::{Event, IndicatorType, Observable, field_value::Kind};
 
 /// The most observables an alert keeps.
@@ -12,6 +13,8 @@ pub const MAX_OBSERVABLES: usize = 1000;
 
 /// Longer values are not taken as observables (nothing to block there).
 const MAX_VALUE_BYTES: usize = 2048;
+/// A match's category, indicator, supplier and field are kept to this many bytes each.
+const MAX_LABEL_BYTES: usize = 256;
 /// KUMA fields read for observables, with the type of what they hold.
 const FIELDS: [(&str, IndicatorType); 9] = [
     ("SourceAddress", IndicatorType::Ip),
@@ -34,13 +37,14 @@ pub fn of_event(event: &Event) -> Vec<Observable> {
         .filter(|ti| ti.value.len() <= MAX_VALUE_BYTES)
     {
         let kind = IndicatorType::try_from(ti.indicator_type).unwrap_or(IndicatorType::Unspecified);
+        let short = |text: &str| truncated(text, MAX_LABEL_BYTES).into_owned();
         let matched = |r#type: IndicatorType, value: String| Observable {
             r#type: r#type as i32,
             value,
-            category: ti.category.clone(),
-            matched_indicator: ti.matched_indicator.clone(),
-            supplier: ti.supplier.clone(),
-            field: ti.field.clone(),
+            category: short(&ti.category),
+            matched_indicator: short(&ti.matched_indicator),
+            supplier: short(&ti.supplier),
+            field: short(&ti.field),
         };
         found.push(matched(kind, ti.value.clone()));
         if kind == IndicatorType::Url

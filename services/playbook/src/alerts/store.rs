@@ -10,7 +10,7 @@ use std::{
 
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use xdr_mesh::store::StoreFailure;
+use xdr_mesh::{quote::truncated, store::StoreFailure};
 use xdr_proto::pb::{
     Alert, AlertStatus, HistoryEntry, Incident, PageInfo, PageRequest, PlaybookRun,
     history_entry::Change,
@@ -31,6 +31,14 @@ pub(super) const OPEN_GROUPS: Table = TableDefinition::new("open_alert_groups");
 pub(super) const MAX_ALERTS_PER_TENANT: usize = 1_000_000;
 /// History entries an alert or incident keeps; past it changes and launches are refused.
 pub const MAX_HISTORY: usize = 1000;
+/// An alert or incident record at most, encoded: a GetAlert answer stays under the 4 MiB a
+/// gRPC client takes. Past it no more history is written.
+pub const MAX_RECORD_BYTES: usize = 3 << 20;
+/// One launch as the history keeps it, encoded, at most: the items past it are counted, not
+/// kept (the launch's own answer has them all).
+const MAX_LAUNCH_ENTRY_BYTES: usize = 16 << 10;
+/// One listing page's records, encoded, at most; the page ends there.
+const MAX_PAGE_BYTES: usize = 2 << 20;
 /// Records read for one listing page at most (a filter that matches little stops there and
 /// hands back a token to go on from).
 const MAX_SCANNED: usize = 20_000;
@@ -159,8 +167,9 @@ impl AlertStore {
 
     /// Writes a playbook run to the history of the alert or the incident it ran on.
     pub fn record_launch(&self, tenant: &str, run: &PlaybookRun) -> Result<(), AlertError> {
+        let entry = kept_in_history(run);
         let launched = |history: &mut Vec<HistoryEntry>| {
-            push_history(history, &run.launched_by, Change::Launch(run.clone())).map(|()| true)
+            push_history(history, &run.launched_by, Change::Launch(entry.clone())).map(|()| true)
         };
         let write = self.db.begin_write().map_err(StoreFailure::new)?;
         if run.incident_id.is_empty() {
@@ -251,6 +260,45 @@ pub async fn forget_old_event_ids(
             () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
         }
     }
+}
+
+/// `run` as the history keeps it: within [`MAX_LAUNCH_ENTRY_BYTES`], the items and calls
+/// past it dropped and counted in the message.
+fn kept_in_history(run: &PlaybookRun) -> PlaybookRun {
+    let mut kept = run.clone();
+    let (items, actions) = (kept.items.len(), kept.actions.len());
+    // The calls go first (the items say what became of each value), then the items, each
+    // one's encoded size taken off as it goes (re-encoding the run per drop is quadratic).
+    use prost::encoding::{message, string};
+    let mut size = kept.encoded_len();
+    while size > MAX_LAUNCH_ENTRY_BYTES {
+        size -= if let Some(action) = kept.actions.pop() {
+            string::encoded_len(4, &action)
+        } else if let Some(item) = kept.items.pop() {
+            message::encoded_len(8, &item)
+        } else if let Some(value) = kept.protected.pop() {
+            string::encoded_len(9, &value)
+        } else {
+            break;
+        };
+    }
+    let dropped = (items - kept.items.len(), actions - kept.actions.len());
+    if dropped != (0, 0) {
+        kept.message = truncated(
+            &format!(
+                "{} ({} items and {} calls not kept in the history)",
+                kept.message, dropped.0, dropped.1
+            ),
+            MAX_LAUNCH_ENTRY_BYTES / 4,
+        )
+        .into_owned();
+    }
+    kept
+}
+
+/// Whether a record of `encoded` bytes may take one more launch.
+pub fn has_room_for_a_launch(history: usize, encoded: usize) -> bool {
+    history < MAX_HISTORY && encoded + MAX_LAUNCH_ENTRY_BYTES <= MAX_RECORD_BYTES
 }
 
 /// Applies a status and an assignee change, each as a history entry; whether anything
@@ -394,7 +442,7 @@ pub(super) fn list_records<T: Message + Default>(
             Bound::Excluded(end.as_str()),
         ))
         .map_err(StoreFailure::new)?;
-    let (mut found, mut scanned, mut last) = (Vec::new(), 0, None);
+    let (mut found, mut scanned, mut last, mut page_bytes) = (Vec::new(), 0, None, 0);
     for entry in range.rev() {
         let (key, bytes) = entry.map_err(StoreFailure::new)?;
         let id = key
@@ -406,19 +454,64 @@ pub(super) fn list_records<T: Message + Default>(
         scanned += 1;
         let record: T = decode(bytes.value())?;
         if admits(&record) {
+            page_bytes += record.encoded_len();
             found.push(record);
         }
         last = Some(id);
-        if found.len() == size || scanned == MAX_SCANNED {
+        if found.len() == size || scanned == MAX_SCANNED || page_bytes >= MAX_PAGE_BYTES {
             break;
         }
     }
     // More may follow when the scan stopped early: hand back where it stopped. A last page
     // that ends exactly at the tenant's oldest record costs one empty page more.
-    let stopped_early = found.len() == size || scanned == MAX_SCANNED;
+    let stopped_early =
+        found.len() == size || scanned == MAX_SCANNED || page_bytes >= MAX_PAGE_BYTES;
     let next_page_token = match last {
         Some(id) if stopped_early => id,
         _ => String::new(),
     };
     Ok((found, PageInfo { next_page_token }))
+}
+
+#[cfg(test)]
+mod tests {
+    use xdr_proto::pb::RunItem;
+
+    use super::*;
+
+    #[test]
+    fn a_launch_is_kept_in_the_history_within_its_budget() {
+        let run = PlaybookRun {
+            message: "Block host via UserGate succeeded".into(),
+            actions: vec!["v2.nlists.list.add.items(…)".into(); 500],
+            items: (0..2000)
+                .map(|i| RunItem {
+                    value: format!("http://host-{i}.example/{}", "x".repeat(80)),
+                    done: true,
+                    ..RunItem::default()
+                })
+                .collect(),
+            ..PlaybookRun::default()
+        };
+        let kept = kept_in_history(&run);
+        assert!(
+            kept.encoded_len() <= MAX_LAUNCH_ENTRY_BYTES,
+            "{}",
+            kept.encoded_len()
+        );
+        assert!(!kept.items.is_empty());
+        assert!(
+            kept.message.contains("not kept in the history"),
+            "{}",
+            kept.message
+        );
+        let small = PlaybookRun {
+            message: "ok".into(),
+            ..PlaybookRun::default()
+        };
+        assert_eq!(kept_in_history(&small), small);
+        assert!(has_room_for_a_launch(0, 1000));
+        assert!(!has_room_for_a_launch(0, MAX_RECORD_BYTES));
+        assert!(!has_room_for_a_launch(MAX_HISTORY, 0));
+    }
 }

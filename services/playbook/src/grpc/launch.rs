@@ -3,6 +3,7 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
+use prost::Message;
 use tonic::{Request, Status};
 use xdr_mesh::{
     caller::Action,
@@ -13,7 +14,7 @@ use xdr_proto::pb::{IndicatorType, LaunchPlaybookRequest, Observable, PlaybookRu
 
 use super::{alerts::checked_observables, authorized, blocking};
 use crate::{
-    alerts::{AlertError, AlertStore, MAX_HISTORY},
+    alerts::{AlertError, AlertStore, MAX_HISTORY, has_room_for_a_launch},
     playbooks::{Launch, Runner},
 };
 
@@ -104,22 +105,22 @@ fn observables_of(
     alert_id: &str,
     incident_id: &str,
 ) -> Result<Vec<Observable>, AlertError> {
-    let room = |history: usize| {
-        if history >= MAX_HISTORY {
-            Err(AlertError::HistoryFull(MAX_HISTORY))
-        } else {
+    let room = |history: usize, encoded: usize| {
+        if has_room_for_a_launch(history, encoded) {
             Ok(())
+        } else {
+            Err(AlertError::HistoryFull(MAX_HISTORY))
         }
     };
     match (alert_id.is_empty(), incident_id.is_empty()) {
         (false, true) => {
             let alert = store.get(tenant, alert_id)?;
-            room(alert.history.len())?;
+            room(alert.history.len(), alert.encoded_len())?;
             Ok(alert.observables)
         }
         (true, false) => {
             let incident = store.get_incident(tenant, incident_id)?;
-            room(incident.history.len())?;
+            room(incident.history.len(), incident.encoded_len())?;
             let mut observables = Vec::new();
             for alert in store.alerts_of(&incident)? {
                 for observable in alert.observables {

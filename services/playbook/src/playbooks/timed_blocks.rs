@@ -17,6 +17,9 @@ use crate::usergate::{ListKind, Session};
 
 /// `expiry (16 hex digits) \0 random id` → a [`TimedBlock`].
 const TIMED_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("timed_blocks");
+/// Blocks with a lifetime waiting at most: past it a launch's block stays until unblocked
+/// (the run says so), rather than the table growing with every launch.
+const MAX_PENDING: u64 = 100_000;
 /// Records removed by one sweep at most.
 const SWEEP_BATCH: usize = 1000;
 
@@ -50,6 +53,12 @@ impl TimedBlocks {
     }
 
     pub fn add(&self, blocks: &[TimedBlock]) -> Result<(), StoreFailure> {
+        if self.pending()? + blocks.len() as u64 > MAX_PENDING {
+            return Err(StoreFailure::with_code(
+                xdr_mesh::error::ErrorCode::ResourceExhausted,
+                format!("{MAX_PENDING} blocks with a lifetime are waiting already"),
+            ));
+        }
         let write = self.db.begin_write().map_err(StoreFailure::new)?;
         {
             let mut table = write.open_table(TIMED_BLOCKS).map_err(StoreFailure::new)?;

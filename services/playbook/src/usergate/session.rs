@@ -16,6 +16,8 @@ use super::{
 
 /// What the appliance is told the session is for (`origin` of `v2.core.login`).
 const ORIGIN: &str = "xdr-playbook";
+/// The longest description of a call kept in the action log.
+const MAX_ACTION_TEXT: usize = 300;
 /// The longest text of UserGate's kept in a message.
 const MAX_FAULT_TEXT: usize = 300;
 
@@ -71,6 +73,8 @@ impl<'m> Session<'m> {
             self.sign_in().await?;
         }
         let method = self.methods.get(call).to_owned();
+        // A call may carry a thousand values: the line says what it was, not all of them.
+        let describe = truncated(&describe, MAX_ACTION_TEXT).into_owned();
         self.actions.push(format!("{method}({describe})"));
         match self.send(call, &method, &args).await {
             Err(error) if error.is_fault(FAULT_SESSION_EXPIRED) => {
