@@ -195,10 +195,5 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 
 /// `text` percent-encoded for a query string.
 pub fn query_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

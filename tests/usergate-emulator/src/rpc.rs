@@ -129,7 +129,7 @@ fn login(state: &mut State, params: &[Value]) -> Result<Value, Fault> {
     if login != state.login || password != state.password {
         return Err(Fault::new(FAULT_LOGIN, "invalid login or password".into()));
     }
-    let token = format!("{:016x}{:016x}", rand_u64(), rand_u64());
+    let token = format!("{:032x}", fastrand::u128(..));
     let ttl = state.session_ttl;
     state.sessions.insert(token.clone(), Instant::now() + ttl);
     state.calls.push(format!("origin={origin}"));
@@ -137,13 +137,6 @@ fn login(state: &mut State, params: &[Value]) -> Result<Value, Fault> {
         ("auth_token", text(&token)),
         ("node", text("emulator")),
     ]))
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    hasher.finish()
 }
 
 fn list_kind(kind: &str) -> Result<(), Fault> {
