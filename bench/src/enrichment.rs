@@ -300,6 +300,7 @@ pub(super) async fn stream(
                         batch_id: id,
                         events,
                         rules: None,
+                        traceparent: String::new(),
                     })
                     .await
                     .is_err()

@@ -175,6 +175,7 @@ async fn stream(
                 let batch = LookupBatch {
                     batch_id: id,
                     objects: objects[offset..offset + size].to_vec(),
+                    ..Default::default()
                 };
                 sent.lock()
                     .expect("not poisoned")

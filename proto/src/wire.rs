@@ -21,6 +21,9 @@ pub struct WireEnrichBatch {
     /// The rules applied to the batch; `None`: every rule.
     #[prost(message, optional, tag = "3")]
     pub rules: Option<crate::pb::RuleSelection>,
+    /// W3C `traceparent` of the sender's span for this batch.
+    #[prost(string, tag = "4")]
+    pub traceparent: String,
 }
 
 /// `xdr.v1.LookupBatchReply` with each match as its encoded bytes.
@@ -127,10 +130,12 @@ mod tests {
             rules: Some(crate::pb::RuleSelection {
                 rule_ids: vec!["r1".into()],
             }),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         };
         let wire = WireEnrichBatch::decode(batch.encode_to_vec().as_slice()).unwrap();
         assert_eq!(wire.batch_id, 7);
         assert_eq!(wire.rules, batch.rules);
+        assert_eq!(wire.traceparent, batch.traceparent);
         assert_eq!(wire.events[1], batch.events[1].encode_to_vec());
         assert_eq!(
             EnrichBatch::decode(wire.encode_to_vec().as_slice()).unwrap(),

@@ -271,6 +271,7 @@ mod tests {
             batch_id: 9,
             events: events.to_vec(),
             rules: None,
+            traceparent: String::new(),
         };
         assert_eq!(encoded_batch(9, &events), expected.encode_to_vec());
     }

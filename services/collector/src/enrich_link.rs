@@ -74,6 +74,7 @@ impl EnrichmentLink {
             rules: Some(RuleSelection {
                 rule_ids: rule_ids.to_vec(),
             }),
+            traceparent: xdr_mesh::trace::current(),
         };
         let (answer, answered) = oneshot::channel();
         let mut pending = Pending { batch, answer };

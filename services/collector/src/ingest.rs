@@ -14,6 +14,7 @@ use std::{
 use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, metadata::MetadataValue};
+use tracing::Instrument;
 use xdr_mesh::{
     caller::{Action, Caller, Role},
     error::ServiceError,
@@ -121,8 +122,32 @@ impl Ingest {
         Ok(collector)
     }
 
-    /// `request` through `collector`: its reply once every accepted event is durable.
+    /// `request` through `collector`: its reply once every accepted event is durable. Traced
+    /// as a span of its own, a child of its first event's request (or of the call) and
+    /// linked to the others'.
     pub async fn batch(
+        &self,
+        collector: Arc<CollectorConfig>,
+        request: IngestRequest,
+    ) -> Result<IngestReply, Status> {
+        let contexts = (request
+            .raw_traces
+            .iter()
+            .map(|run| run.traceparent.as_str()))
+        .chain(request.events.iter().map(|e| e.traceparent.as_str()));
+        let parent = contexts
+            .clone()
+            .find(|c| !c.is_empty())
+            .map_or_else(xdr_mesh::trace::current, str::to_owned);
+        let span = xdr_mesh::trace::batch(
+            tracing::info_span!("ingest", otel.name = "collector.ingest", collector = %collector.name),
+            &parent,
+            contexts,
+        );
+        self.traced_batch(collector, request).instrument(span).await
+    }
+
+    async fn traced_batch(
         &self,
         collector: Arc<CollectorConfig>,
         request: IngestRequest,
@@ -143,13 +168,20 @@ impl Ingest {
         };
         let batch_id = request.batch_id;
         let parsing = collector.clone();
-        let (events, errors) = tokio::task::spawn_blocking(move || events_of(&parsing, request))
-            .await
-            .map_err(|e| Status::internal(format!("parsing failed: {e}")))??;
+        // Events that came with no request's context of their own were brought by this batch.
+        let this_batch = xdr_mesh::trace::current();
+        let (events, errors) =
+            tokio::task::spawn_blocking(move || events_of(&parsing, request, &this_batch))
+                .await
+                .map_err(|e| Status::internal(format!("parsing failed: {e}")))??;
         let refused = errors.len();
         let events = self
             .link
             .enrich(&collector.id, &collector.rule_ids, events)
+            .instrument(tracing::info_span!(
+                "enrich",
+                otel.name = "collector.enrich"
+            ))
             .await;
         let stores =
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
@@ -175,7 +207,9 @@ impl Ingest {
         }
         if stores
             && !events.is_empty()
-            && let Err(failed) = self.writer.write(events, Some(room)).await
+            && let Err(failed) = (self.writer.write(events, Some(room)))
+                .instrument(tracing::info_span!("store", otel.name = "collector.store"))
+                .await
         {
             tracing::warn!(collector = %collector.name, error = %failed, events = ids.len(), "a batch was not stored");
             self.stats.refused_batch(&collector, tally.received());
@@ -244,10 +278,16 @@ pub fn busy(why: String) -> Status {
 
 use xdr_mesh::clock::now_ms;
 
-/// The events of `request` as `collector` takes them, and the ones it refuses.
+/// A `traceparent` an event may carry: W3C's is 55 characters; a longer one is dropped
+/// rather than kept and forwarded with the event.
+const MAX_TRACEPARENT_BYTES: usize = 64;
+
+/// The events of `request` as `collector` takes them, and the ones it refuses; those without
+/// a trace context of their own get `this_batch`.
 fn events_of(
     collector: &CollectorConfig,
     request: IngestRequest,
+    this_batch: &str,
 ) -> Result<(Vec<Event>, Vec<EventError>), Status> {
     let normalizer = Normalizer::of(collector);
     // One past the limit is enough to refuse: a body of tiny pieces is never listed whole.
@@ -270,7 +310,17 @@ fn events_of(
             reason,
         });
     };
+    // Each raw piece's context: the runs in order, then this batch's.
+    let mut runs = (request.raw_traces.iter())
+        .flat_map(|run| std::iter::repeat_n(run.traceparent.as_str(), run.events as usize));
+    let mut context_of_piece = move || {
+        runs.next()
+            .filter(|c| !c.is_empty() && c.len() <= MAX_TRACEPARENT_BYTES)
+            .unwrap_or(this_batch)
+            .to_owned()
+    };
     for (index, piece) in pieces.into_iter().enumerate() {
+        let traceparent = context_of_piece();
         match normalizer.parse(piece) {
             Ok(parsed) => events.push(Event {
                 id: new_time_ordered_uuid(),
@@ -283,6 +333,7 @@ fn events_of(
                 collector: collector.name.clone(),
                 fields: parsed.fields,
                 raw: parsed.raw,
+                traceparent,
                 ..Default::default()
             }),
             Err(reason) => refuse(index, reason),
@@ -291,6 +342,9 @@ fn events_of(
     let mut given_ids = std::collections::HashSet::new();
     for (offset, mut event) in request.events.into_iter().enumerate() {
         let index = first + offset;
+        if event.traceparent.is_empty() || event.traceparent.len() > MAX_TRACEPARENT_BYTES {
+            event.traceparent = this_batch.to_owned();
+        }
         if let Err(reason) = structured(collector, &normalizer, &mut event, now) {
             refuse(index, reason);
             continue;
@@ -400,7 +454,7 @@ mod tests {
             raw: "{}\n".repeat(MAX_BATCH_EVENTS + 1).into_bytes(),
             ..Default::default()
         };
-        let refused = events_of(&collector, many).unwrap_err();
+        let refused = events_of(&collector, many, "").unwrap_err();
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
         let given = |id: &str| Event {
             id: id.into(),
@@ -410,7 +464,7 @@ mod tests {
             events: vec![given("a"), given("b"), given("a")],
             ..Default::default()
         };
-        let (events, errors) = events_of(&collector, twice).unwrap();
+        let (events, errors) = events_of(&collector, twice, "").unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!((errors[0].index, errors.len()), (2, 1), "{errors:?}");
     }

@@ -97,7 +97,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 async fn main() -> anyhow::Result<()> {
     let config: Config = xdr_mesh::config::parse();
     xdr_mesh::tls::install_crypto_provider();
-    xdr_mesh::telemetry::init(&config.log).context("log filter")?;
+    let _telemetry =
+        xdr_mesh::telemetry::init(&config.log, "xdr-gateway").context("logs and spans")?;
     let tls = config.tls.load(GATEWAY.name).context("loading TLS files")?;
     let upstreams =
         upstreams::Upstreams::dial(&config.upstreams, &tls).context("upstream addresses")?;

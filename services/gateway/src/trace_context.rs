@@ -1,18 +1,23 @@
 //! W3C Trace Context at the door: a request's `traceparent` is taken when well formed, else a
 //! trace is started; the gateway's own span is its child, sent to the services as `traceparent`
-//! metadata on every call made for the request, and answered in the response's `traceparent`
-//! header so a client can find its request in the traces.
+//! metadata on every call made for the request (and with each event posted), and answered in
+//! the response's `traceparent` header so a client can find its request in the traces.
+//!
+//! When spans are exported, the gateway's span is a real one (`xdr_mesh::trace`), exported
+//! with the request's method, route and status; otherwise its context is still made here, so
+//! a caller's trace goes on through the services' logs and answers.
 
 use std::fmt;
 
 use axum::{
-    extract::Request,
+    extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue},
     middleware::Next,
     response::Response,
 };
+use tracing::Instrument;
 
-pub const TRACEPARENT: &str = "traceparent";
+pub use xdr_mesh::trace::TRACEPARENT;
 
 /// A trace and the gateway's span in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,21 +55,26 @@ fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
 }
 
 impl TraceContext {
-    /// The gateway's span as a child of `traceparent` (version 00, non-zero ids), or of a
-    /// new trace when it is absent or malformed.
+    /// `traceparent` read whole (version 00, non-zero ids), or `None` when it is malformed.
+    pub fn parse(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "00" || parts.next().is_some() {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id: hex::<16>(trace).filter(|id| id != &[0; 16])?,
+            span_id: hex::<8>(span).filter(|id| id != &[0; 8])?,
+            flags: hex::<1>(flags)?[0],
+        })
+    }
+
+    /// The gateway's span as a child of `traceparent`, or of a new trace when it is absent
+    /// or malformed.
     pub fn child_of(traceparent: Option<&str>) -> Self {
-        let parent = traceparent.and_then(|text| {
-            let mut parts = text.trim().split('-');
-            let (version, trace, parent, flags) =
-                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            if version != "00" || parts.next().is_some() {
-                return None;
-            }
-            let trace_id = hex::<16>(trace).filter(|id| id != &[0; 16])?;
-            hex::<8>(parent).filter(|id| id != &[0; 8])?;
-            Some((trace_id, hex::<1>(flags)?[0]))
-        });
-        let (trace_id, flags) = parent.unwrap_or_else(|| (random(), 1));
+        let parent = traceparent.and_then(Self::parse);
+        let (trace_id, flags) = parent.map_or_else(|| (random(), 1), |p| (p.trace_id, p.flags));
         TraceContext {
             trace_id,
             span_id: random(),
@@ -103,8 +113,40 @@ impl fmt::Display for TraceContext {
     }
 }
 
-/// Middleware: the request's trace context in its extensions, and in the answer's header.
+/// Middleware: the request's span (its context in the request's extensions, the handler
+/// running inside it), and its context in the answer's header.
 pub async fn propagate(mut request: Request, next: Next) -> Response {
+    if !xdr_mesh::trace::exporting() {
+        // No span to export: the context alone, without a span's cost per request.
+        return untraced(request, next).await;
+    }
+    // The route, not the path: ids in paths would make every span name its own.
+    let route =
+        (request.extensions().get::<MatchedPath>()).map_or("unmatched", |matched| matched.as_str());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let span = xdr_mesh::trace::continued_from(span, request.headers());
+    let Some(context) = TraceContext::parse(&xdr_mesh::trace::traceparent(&span)) else {
+        // The log filter turned the span off: as without spans.
+        return untraced(request, next).await;
+    };
+    request.extensions_mut().insert(context);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(TRACEPARENT), context.header_value());
+    response
+}
+
+/// The request's context made here (a child of the caller's, or a new trace), no span.
+async fn untraced(mut request: Request, next: Next) -> Response {
     let context = TraceContext::child_of(
         request
             .headers()

@@ -88,6 +88,24 @@ pub struct LogArgs {
     /// Log line format on stderr.
     #[arg(long, env = "XDR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`); unset: the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; neither: no spans are exported. `OTEL_SERVICE_NAME`,
+    /// `OTEL_TRACES_SAMPLER[_ARG]` and `OTEL_BSP_*` are read as the OpenTelemetry SDK defines.
+    #[arg(long, env = "XDR_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// CA certificate (PEM) an `https://` OTLP endpoint's certificate must chain to.
+    #[arg(long, env = "XDR_OTLP_CA", value_name = "FILE")]
+    pub otlp_ca: Option<PathBuf>,
+}
+
+impl LogArgs {
+    /// The OTLP endpoint: the flag, else the OpenTelemetry variable; empty counts as unset.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.otlp_endpoint
+            .clone()
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .filter(|endpoint| !endpoint.trim().is_empty())
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

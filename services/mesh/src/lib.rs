@@ -33,6 +33,7 @@ pub mod store;
 pub mod stream;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 mod write_deadline;
 
 pub use access::AccessPolicy;

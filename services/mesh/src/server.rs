@@ -171,7 +171,17 @@ impl MeshServer {
             // A peer that vanished without closing is noticed and its connection dropped.
             .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT))
-            .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path()))
+            .trace_fn(|request| {
+                let path = request.uri().path();
+                let span = tracing::info_span!(
+                    "rpc",
+                    path,
+                    otel.name = path.trim_start_matches('/'),
+                    otel.kind = "server",
+                    rpc.system = "grpc",
+                );
+                crate::trace::continued_from(span, request.headers())
+            })
             .layer(layers)
             .add_routes(routes.routes());
 

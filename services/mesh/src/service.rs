@@ -17,8 +17,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("log filter: {0}")]
-    LogFilter(#[from] tracing_subscriber::filter::ParseError),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("data directory: {0}")]
@@ -38,13 +38,15 @@ pub struct ServiceRuntime {
     pub tls: TlsMaterial,
     pub data_dir: DataDir,
     pub shutdown: CancellationToken,
+    /// Flushes the spans still queued when the service's `main` returns.
+    pub telemetry: telemetry::Telemetry,
 }
 
 /// Prepares the process to run the mesh service `service`, and serves its `/metrics` until
 /// shutdown. Call inside the tokio runtime.
 pub fn start(service: ServiceEntry, args: &ServiceArgs) -> Result<ServiceRuntime, StartError> {
     tls::install_crypto_provider();
-    telemetry::init(&args.log)?;
+    let telemetry = telemetry::init(&args.log, &format!("xdr-{}", service.name))?;
     let tls = args.tls.load(service.name)?;
     let data_dir = DataDir::open(&args.data_dir(service.name))?;
     let shutdown = shutdown::on_signal().map_err(StartError::Signals)?;
@@ -66,5 +68,6 @@ pub fn start(service: ServiceEntry, args: &ServiceArgs) -> Result<ServiceRuntime
         tls,
         data_dir,
         shutdown,
+        telemetry,
     })
 }

@@ -51,6 +51,7 @@ fn enrich_batch(batch_id: u64) -> bytes::Bytes {
             batch_id,
             events: vec![event.encode_to_vec().into()],
             rules: None,
+            ..Default::default()
         }
         .encode_to_vec(),
     )
@@ -87,6 +88,7 @@ fn lookup_batch(batch_id: u64) -> bytes::Bytes {
                 r#type: 0,
                 value: "192.0.2.1".to_owned(),
             }],
+            ..Default::default()
         }
         .encode_to_vec(),
     )

@@ -17,6 +17,7 @@ use std::{
 
 use prost::Message;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use xdr_mesh::tls::TlsMaterial;
 use xdr_proto::{
     pb::{EnrichmentStatus, Event, LookupObject, SourceKind},
@@ -197,6 +198,27 @@ impl Enricher {
                 Event::decode(bytes.clone()).map_err(|source| InvalidEvent { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A child of the sender's span for the batch, linked to each event's own request.
+        let span = xdr_mesh::trace::batch(
+            tracing::info_span!(
+                "enrich",
+                otel.name = "enrichment.enrich",
+                events = events.len()
+            ),
+            &batch.traceparent,
+            events.iter().map(|e| e.traceparent.as_str()),
+        );
+        self.enrich_events(batch, events, started)
+            .instrument(span)
+            .await
+    }
+
+    async fn enrich_events(
+        &self,
+        batch: WireEnrichBatch,
+        events: Vec<Event>,
+        started: std::time::Instant,
+    ) -> Result<(WireEnrichBatch, StatusCounts), InvalidEvent> {
         let active = self.catalog.active();
         let mut state = BatchState::new(events.len());
         let mut lookups = JoinSet::new();
@@ -218,12 +240,16 @@ impl Enricher {
             let gatherer = self.gatherer(&rule.rule);
             let timeout = rule.rule.timeout;
             let count = objects.len() as u64;
-            let task = lookups.spawn(async move {
-                match gatherer {
-                    Ok(gatherer) => look_up(&gatherer, objects, timeout).await,
-                    Err(Unavailable(why)) => Outcome::Unavailable(why),
+            let span = tracing::info_span!("lookup", otel.name = "enrichment.lookup", rule = %rule.rule.name, values = count);
+            let task = lookups.spawn(
+                async move {
+                    match gatherer {
+                        Ok(gatherer) => look_up(&gatherer, objects, timeout).await,
+                        Err(Unavailable(why)) => Outcome::Unavailable(why),
+                    }
                 }
-            });
+                .instrument(span),
+            );
             for_rule.insert(task.id(), (rule_index, wanted, count));
         }
         while let Some(done) = lookups.join_next_with_id().await {
@@ -269,6 +295,7 @@ impl Enricher {
             batch_id: batch.batch_id,
             events: enriched,
             rules: None,
+            traceparent: String::new(),
         };
         metrics::batch_enriched(started.elapsed());
         Ok((answer, counts))

@@ -32,6 +32,8 @@ struct Request {
     objects: Vec<LookupObject>,
     deadline: Instant,
     answer: oneshot::Sender<Answer>,
+    /// The asking span's W3C `traceparent` (empty when spans are not exported).
+    traceparent: String,
 }
 
 /// A value, by kind and text.
@@ -57,7 +59,12 @@ impl Outlet {
     /// Sends `batch` once the bucket holds a token per value. `deadline` is when the last
     /// request waiting on the batch stops waiting: the source gives up on the exchange then,
     /// and a batch still waiting for tokens gives up too.
-    async fn send(&self, batch: Vec<LookupObject>, deadline: Instant) -> Answer {
+    async fn send(
+        &self,
+        batch: Vec<LookupObject>,
+        deadline: Instant,
+        askers: Vec<String>,
+    ) -> Answer {
         let tokens = NonZeroU32::new(batch.len() as u32).expect("batches are not empty");
         if self.bucket.check_n(tokens) != Ok(Ok(())) {
             let since = Instant::now();
@@ -69,7 +76,7 @@ impl Outlet {
                 ));
             }
         }
-        self.lanes.lookup(batch, deadline).await
+        self.lanes.lookup(batch, deadline, askers).await
     }
 }
 
@@ -87,7 +94,8 @@ impl Gatherer {
     }
 
     /// One result per object, in order, however the objects were gathered and shared; the
-    /// caller stops waiting at `deadline`.
+    /// caller stops waiting at `deadline`. The batch that carries them is traced as a child
+    /// of (or linked to) the caller's current span.
     pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
         if objects.is_empty() {
             return Ok(Vec::new());
@@ -98,6 +106,7 @@ impl Gatherer {
                 objects,
                 deadline,
                 answer,
+                traceparent: xdr_mesh::trace::current(),
             })
             .await
             .map_err(|_| Unavailable("the source was closed".to_owned()))?;
@@ -127,6 +136,8 @@ struct State {
     /// The latest deadline of the requests that added unsent values: a batch of them is
     /// worth waiting for that long (a bound from above, kept without a lookup per value).
     unsent_deadline: Option<Instant>,
+    /// Trace contexts of the requests that added unsent values, the first one first.
+    unsent_askers: Vec<String>,
 }
 
 async fn gather(outlet: Arc<Outlet>, mut requests: mpsc::Receiver<Request>) {
@@ -172,6 +183,7 @@ impl State {
         let id = self.next_request;
         self.next_request += 1;
         let count = request.objects.len();
+        let unsent_before = self.unsent.len();
         for (slot, object) in request.objects.into_iter().enumerate() {
             let waiters = self
                 .waiting
@@ -182,6 +194,12 @@ impl State {
                 self.unsent_deadline = self.unsent_deadline.max(Some(request.deadline));
             }
             waiters.push((id, slot));
+        }
+        if self.unsent.len() > unsent_before
+            && !request.traceparent.is_empty()
+            && self.unsent_askers.len() <= xdr_mesh::trace::MAX_LINKS
+        {
+            self.unsent_askers.push(request.traceparent);
         }
         self.open.insert(
             id,
@@ -200,10 +218,15 @@ impl State {
     fn send(&mut self, outlet: &Arc<Outlet>, sent: &mut Sent, count: usize) {
         let batch: Vec<LookupObject> = self.unsent.drain(..count.min(self.unsent.len())).collect();
         self.send_by = (!self.unsent.is_empty()).then(|| Instant::now() + LINGER);
-        let deadline = if self.unsent.is_empty() {
-            self.unsent_deadline.take()
+        let (deadline, askers) = if self.unsent.is_empty() {
+            (
+                self.unsent_deadline.take(),
+                std::mem::take(&mut self.unsent_askers),
+            )
         } else {
-            self.unsent_deadline
+            // The values left behind are some of the same askers': the next batch names
+            // them too.
+            (self.unsent_deadline, self.unsent_askers.clone())
         };
         if batch.is_empty() {
             return;
@@ -213,7 +236,7 @@ impl State {
         let outlet = outlet.clone();
         let task = sent
             .tasks
-            .spawn(async move { outlet.send(batch, deadline).await });
+            .spawn(async move { outlet.send(batch, deadline, askers).await });
         sent.keys.insert(task.id(), keys);
     }
 

@@ -30,6 +30,9 @@ pub struct Exchange {
     pub objects: Vec<LookupObject>,
     pub deadline: Instant,
     pub answer: oneshot::Sender<Answer>,
+    /// W3C `traceparent`s of the spans whose values these are: the first is the lookup's
+    /// parent, the others its links (a source that cannot carry them ignores them).
+    pub askers: Vec<String>,
 }
 
 type LaneTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -62,14 +65,20 @@ impl Lanes {
         }
     }
 
-    /// Looks `objects` up on the next lane in turn.
-    pub async fn lookup(&self, objects: Vec<LookupObject>, deadline: Instant) -> Answer {
+    /// Looks `objects` up on the next lane in turn, for the spans `askers` names.
+    pub async fn lookup(
+        &self,
+        objects: Vec<LookupObject>,
+        deadline: Instant,
+        askers: Vec<String>,
+    ) -> Answer {
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
         let (answer, answered) = oneshot::channel();
         let exchange = Exchange {
             objects,
             deadline,
             answer,
+            askers,
         };
         let sender = locked(&self.lanes[lane]).clone();
         if let Err(mpsc::error::SendError(exchange)) = sender.send(exchange).await {

@@ -103,9 +103,12 @@ async fn run_lane(mut client: Grpc<Channel>, mut pending: mpsc::Receiver<Exchang
                 deadline: batch.deadline,
             };
             waiting.insert(next_id, entry);
+            let mut askers = batch.askers.into_iter();
             let request = LookupBatch {
                 batch_id: next_id,
                 objects: batch.objects,
+                traceparent: askers.next().unwrap_or_default(),
+                links: askers.take(xdr_mesh::trace::MAX_LINKS).collect(),
             };
             requests.try_send(request).is_ok()
         };

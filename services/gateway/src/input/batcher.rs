@@ -16,7 +16,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming, transport::Channel};
-use xdr_proto::pb::{EventError, IngestReply, IngestRequest, collector_client::CollectorClient};
+use xdr_proto::pb::{
+    EventError, IngestReply, IngestRequest, RawTraceRun, collector_client::CollectorClient,
+};
 
 use super::collectors::InputCollector;
 use crate::problem::Problem;
@@ -51,6 +53,9 @@ struct Posted {
     raw: Bytes,
     events: u32,
     answer: oneshot::Sender<Result<Outcome, Problem>>,
+    /// The post's span's W3C `traceparent`, carried with its events (empty when spans are
+    /// not exported).
+    traceparent: String,
 }
 
 /// The lanes, one per collector.
@@ -85,6 +90,7 @@ impl Batcher {
             raw: raw.freeze(),
             events,
             answer,
+            traceparent: xdr_mesh::trace::current(),
         };
         // A lane that ended while idle is started again, once.
         for _ in 0..2 {
@@ -180,6 +186,7 @@ impl Lane {
     /// Sends `posts` as one batch, opening the stream first when there is none.
     async fn send(&mut self, posts: Vec<Posted>) {
         let mut raw = BytesMut::with_capacity(posts.iter().map(|p| p.raw.len()).sum());
+        let raw_traces = trace_runs(&posts);
         let mut placed = Vec::with_capacity(posts.len());
         let mut start = 0;
         for post in posts {
@@ -193,6 +200,7 @@ impl Lane {
             collector: self.collector.clone(),
             raw: raw.to_vec(),
             batch_id: self.next_batch,
+            raw_traces,
             ..Default::default()
         };
         self.in_flight.push_back(Sent {
@@ -303,6 +311,20 @@ async fn next_reply(stream: &mut Option<Open>) -> Result<Option<IngestReply>, St
         Some(open) => open.replies.message().await,
         None => Ok(None),
     }
+}
+
+/// Each post's trace context over its events, in order; none when no post has one.
+fn trace_runs(posts: &[Posted]) -> Vec<RawTraceRun> {
+    if posts.iter().all(|p| p.traceparent.is_empty()) {
+        return Vec::new();
+    }
+    posts
+        .iter()
+        .map(|post| RawTraceRun {
+            traceparent: post.traceparent.clone(),
+            events: post.events,
+        })
+        .collect()
 }
 
 /// `first` and the posts that arrive within [`GATHER`] of it, up to a batch's size.

@@ -160,6 +160,7 @@ pub fn own_port_router(input: Arc<Input>, collector: String) -> Router {
     Router::new()
         .route("/input", post(handler))
         .with_state(input)
+        .layer(axum::middleware::from_fn(crate::trace_context::propagate))
 }
 
 async fn quickstart_input(

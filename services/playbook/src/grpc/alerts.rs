@@ -1,6 +1,7 @@
 //! Alert and incident requests: checked, authorized, and handed to the store.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use tonic::{Request, Status};
 use xdr_mesh::{
@@ -34,8 +35,15 @@ pub async fn raise(
             "alerts are raised by collectors from events, not by people: use CreateAlert",
         ));
     }
+    let span = xdr_mesh::trace::batch(
+        tracing::info_span!("raise", otel.name = "playbook.raise", events = events.len()),
+        events.first().map_or("", |e| e.traceparent.as_str()),
+        events.iter().map(|e| e.traceparent.as_str()),
+    );
     let store = store.clone();
-    blocking(move || store.raise(&events)).await
+    blocking(move || store.raise(&events))
+        .instrument(span)
+        .await
 }
 
 pub async fn create(

@@ -2,6 +2,7 @@
 //! observables gathered, the run carried out, and the run written to its history.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use prost::Message;
 use tonic::{Request, Status};
@@ -72,26 +73,30 @@ pub async fn launch(
     // up (its deadline, a closed connection) must not cut the run short or leave it out of
     // the history.
     let (runner, store) = (runner.clone(), store.clone());
-    let running = tokio::spawn(async move {
-        let run = runner
-            .run(launch)
-            .await
-            .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
-        let run = PlaybookRun {
-            alert_id: request.alert_id,
-            incident_id: request.incident_id,
-            ..run
-        };
-        if !request.dry_run {
-            let recorded = run.clone();
-            blocking(move || store.record_launch(&tenant, &recorded)).await?;
-            tracing::info!(
-                alert = %run.alert_id, incident = %run.incident_id, playbook = %run.playbook,
-                "launch recorded in the history"
-            );
+    let span = tracing::info_span!("launch", otel.name = "playbook.launch", playbook = %launch.playbook.id);
+    let running = tokio::spawn(
+        async move {
+            let run = runner
+                .run(launch)
+                .await
+                .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
+            let run = PlaybookRun {
+                alert_id: request.alert_id,
+                incident_id: request.incident_id,
+                ..run
+            };
+            if !request.dry_run {
+                let recorded = run.clone();
+                blocking(move || store.record_launch(&tenant, &recorded)).await?;
+                tracing::info!(
+                    alert = %run.alert_id, incident = %run.incident_id, playbook = %run.playbook,
+                    "launch recorded in the history"
+                );
+            }
+            Ok::<_, Status>(run)
         }
-        Ok::<_, Status>(run)
-    });
+        .instrument(span),
+    );
     running
         .await
         .map_err(|e| Status::internal(format!("the launch task failed: {e}")))?

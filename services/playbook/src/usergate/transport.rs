@@ -4,6 +4,7 @@
 //! that drops idle keep-alive connections then costs nothing to handle.
 
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use bytes::Bytes;
 use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
@@ -66,7 +67,15 @@ impl Endpoint {
         let body = call
             .to_xml()
             .map_err(|e| CallError::Protocol(format!("encoding the call: {e}")))?;
+        let span = tracing::info_span!(
+            "usergate",
+            otel.name = %format_args!("usergate {method}"),
+            otel.kind = "client",
+            rpc.system = "xmlrpc",
+            rpc.method = method,
+        );
         let answer = tokio::time::timeout(self.timeout, self.post(body))
+            .instrument(span)
             .await
             .map_err(|_| CallError::Timeout(self.timeout))??;
         parse_answer(&answer)
@@ -102,10 +111,16 @@ impl Endpoint {
             .map_err(|e| CallError::Unreachable(e.to_string()))?;
         tokio::spawn(connection);
         let authority = self.url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
-        let request = hyper::Request::post(&self.url[url::Position::BeforePath..])
+        let mut request = hyper::Request::post(&self.url[url::Position::BeforePath..])
             .header(hyper::header::HOST, authority)
             .header(hyper::header::CONTENT_TYPE, "text/xml")
-            .header(hyper::header::USER_AGENT, "xdr-playbook")
+            .header(hyper::header::USER_AGENT, "xdr-playbook");
+        // The appliance, or a proxy before it, may trace the call too.
+        let traceparent = xdr_mesh::trace::current();
+        if !traceparent.is_empty() {
+            request = request.header(xdr_mesh::trace::TRACEPARENT, traceparent);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CallError::Protocol(e.to_string()))?;
         let response = sender

@@ -338,7 +338,17 @@ async fn look_up_batch(
     store: Arc<IndicatorStore>,
     batch: LookupBatch,
 ) -> Result<LookupBatchReply, Status> {
+    let span = xdr_mesh::trace::batch(
+        tracing::info_span!(
+            "lookup",
+            otel.name = "threatintel.lookup",
+            objects = batch.objects.len()
+        ),
+        &batch.traceparent,
+        batch.links.iter().map(String::as_str),
+    );
     let looking = tokio::spawn(async move {
+        let _traced = span.enter();
         lookup_all(&store, &store.view(), &batch.objects)
             .into_iter()
             .map(|result| {

@@ -122,6 +122,7 @@ fn fakess_batch(batch_id: u64) -> xdr_proto::pb::EnrichBatch {
             ..Default::default()
         }],
         rules: None,
+        ..Default::default()
     }
 }
 
@@ -209,6 +210,7 @@ fn a_batch_larger_than_grpcs_default_4_mib_is_taken() {
         batch_id: 1,
         events: vec![event.into(); 6000],
         rules: None,
+        ..Default::default()
     };
     assert!(
         batch.encoded_len() > 4 << 20,
@@ -240,6 +242,7 @@ fn a_batch_with_an_event_that_does_not_decode_is_refused_by_name_and_the_service
             batch_id,
             events: vec![batch.events[0].encode_to_vec().into()],
             rules: None,
+            ..Default::default()
         }
     };
     client::runtime().block_on(async {
