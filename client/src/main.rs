@@ -17,6 +17,7 @@ mod rules;
 mod search;
 mod secret;
 mod status;
+mod traces;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,9 @@ enum Command {
     /// Credentials the playbooks sign in with (passwords never shown).
     #[command(subcommand)]
     Secret(secret::Command),
+    /// A small OTLP trace receiver, and a trace it received shown as a tree.
+    #[command(subcommand)]
+    Traces(traces::Command),
 }
 
 #[tokio::main]
@@ -88,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Alerts(command) => alerts::run(command).await,
         Command::Playbook(command) => playbook::run(command).await,
         Command::Secret(command) => secret::run(command).await,
+        Command::Traces(command) => traces::run(command).await,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod playbook;
 pub mod process;
 pub mod raw_grpc;
 pub mod threatintel;
+pub mod traces;
 
 pub use grpcurl::{Cert, Grpcurl};
 pub use pki::TestPki;

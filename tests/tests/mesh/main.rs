@@ -42,6 +42,7 @@ mod threatintel_feeds;
 mod threatintel_internal_ti;
 mod threatintel_lookup;
 mod tls_refusals;
+mod tracing;
 mod url_indicators;
 mod usergate_emulator;
 mod xdrctl;
