@@ -22,18 +22,31 @@ pub struct Compose {
     /// The address the ports are published on.
     pub bind: &'static str,
     pub usergate_password: String,
+    /// Whether the `tracing` profile runs, every service exporting spans to `traces`.
+    traced: bool,
 }
 
 impl Compose {
     /// `docker-compose up -d` as project `name` on `bind`; returns once the quickstart has run.
     /// What a killed earlier run of the same project left is taken down first.
     pub fn up(name: &str, bind: &'static str) -> Self {
+        Self::start(name, bind, false)
+    }
+
+    /// As [`up`](Self::up), with the `tracing` profile: the services export their spans
+    /// (every 100 ms) to the `traces` receiver.
+    pub fn up_traced(name: &str, bind: &'static str) -> Self {
+        Self::start(name, bind, true)
+    }
+
+    fn start(name: &str, bind: &'static str, traced: bool) -> Self {
         build_image();
         let compose = Compose {
             project: name.to_owned(),
             dir: tempfile::tempdir().expect("a temporary folder"),
             bind,
             usergate_password: format!("ug-{}", std::process::id()),
+            traced,
         };
         let _ = compose.run(&["down", "--volumes", "--remove-orphans", "--timeout", "2"]);
         let up = compose.run(&["up", "-d", "--quiet-pull"]);
@@ -57,16 +70,31 @@ impl Compose {
 
     /// `docker-compose <args>` in this project.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("docker-compose")
+        let mut command = Command::new("docker-compose");
+        command
             .arg("--file")
             .arg(paths::workspace().join("docker-compose.yml"))
             .args(["--project-name", &self.project])
-            .args(args)
             .env("XDR_COMPOSE_DIR", self.dir.path())
             .env("XDR_COMPOSE_BIND", self.bind)
             .env("USERGATE_PASSWORD", &self.usergate_password)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if self.traced {
+            command
+                .args(["--profile", "tracing"])
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://traces:4317")
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        }
+        command
+            .args(args)
             .output()
             .expect("docker-compose is installed (tests/run.sh installs it)")
+    }
+
+    /// Every span the `traces` receiver has written so far.
+    pub fn spans(&self) -> Vec<crate::traces::Span> {
+        let out = self.run(&["exec", "-T", "traces", "cat", "/var/lib/xdr/spans.jsonl"]);
+        crate::traces::parse(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// The id of `service`'s container.
@@ -104,7 +132,22 @@ impl Compose {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.http_with(method, path, token, body, &[])
+    }
+
+    /// As [`http`](Self::http), with more request `headers` (`Name: value`).
+    pub fn http_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> (u16, Value) {
         let mut command = Command::new("curl");
+        for header in headers {
+            command.args(["-H", header]);
+        }
         command.args([
             "-sS",
             "--max-time",

@@ -62,11 +62,7 @@ impl SpanFile {
 
     /// Every span written so far.
     pub fn spans(&self) -> Vec<Span> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        (text.lines())
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .map(|line| Span::of(&line))
-            .collect()
+        parse(&std::fs::read_to_string(&self.path).unwrap_or_default())
     }
 
     /// Waits (bounded by `timeout`, polling the file) until `ready` holds for the spans
@@ -96,6 +92,14 @@ impl SpanFile {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The spans of a receiver's lines (a line being written is skipped).
+pub fn parse(text: &str) -> Vec<Span> {
+    (text.lines())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|line| Span::of(&line))
+        .collect()
 }
 
 /// The one span of `spans` named `name` from `service`, failing when there is not exactly one.

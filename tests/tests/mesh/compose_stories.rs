@@ -1,6 +1,8 @@
 //! The seed's two stories in the docker-compose environment: one container per service plus
 //! the UserGate emulator, over mTLS, reached from the host the way a user reaches them —
-//! curl to the gateway, grpcurl to each service with the operator certificate.
+//! curl to the gateway, grpcurl to each service with the operator certificate. With the
+//! `tracing` profile: the seed's curl is one trace across the containers, and so is a launch,
+//! down to the appliance.
 
 use std::time::Duration;
 
@@ -8,10 +10,33 @@ use serde_json::{Value, json};
 use xdr_tests::{
     Cert, Grpcurl,
     compose::{Compose, eventually, query_encoded, text},
+    traces::{Span, of_trace, one},
 };
 
 const SEED_EVENT: &str = r#"{"RequestUrl":"http://fakess123bn.nu"}"#;
 const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
+/// The caller's trace of the seed's curl, and of the launch.
+const CURL_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const LAUNCH_TRACE: &str = "5b8efff798038103d269b633813fc60c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+
+/// The spans of `trace_id` once `wanted` (service, name) are all in it.
+fn trace_with(compose: &Compose, trace_id: &str, wanted: &[(&str, &str)]) -> Vec<Span> {
+    let mut trace = Vec::new();
+    eventually(
+        &format!("the spans of {trace_id}"),
+        Duration::from_secs(30),
+        || {
+            trace = of_trace(&compose.spans(), trace_id);
+            (wanted.iter()).all(|(service, name)| {
+                trace
+                    .iter()
+                    .any(|s| s.service == *service && s.name == *name)
+            })
+        },
+    );
+    trace
+}
 
 fn usergate_state(compose: &Compose) -> Value {
     let out = std::process::Command::new("curl")
@@ -38,7 +63,7 @@ fn list_items(state: &Value, name: &str) -> Vec<String> {
 
 #[test]
 fn the_seeds_stories_run_through_the_compose_environment() {
-    let compose = Compose::up("xdrstories", "127.0.0.87");
+    let compose = Compose::up_traced("xdrstories", "127.0.0.87");
     let admin = compose.admin_token();
 
     // 1. The seed's CyberTrace story: its curl, then its SELECT.
@@ -48,6 +73,8 @@ fn the_seeds_stories_run_through_the_compose_environment() {
         .args([
             "--header",
             "Content-Type: application/json",
+            "--header",
+            &format!("traceparent: 00-{CURL_TRACE}-{CALLER_SPAN}-01"),
             "--data",
             SEED_EVENT,
         ])
@@ -63,6 +90,35 @@ fn the_seeds_stories_run_through_the_compose_environment() {
     assert_eq!(
         event["ti"][0]["matchedIndicator"], "fakess123bn.nu",
         "{found}"
+    );
+
+    // The curl is one trace across the containers, each hop a child of the one before.
+    let trace = trace_with(
+        &compose,
+        CURL_TRACE,
+        &[
+            ("xdr-gateway", "POST /input"),
+            ("xdr-collector", "collector.ingest"),
+            ("xdr-enrichment", "enrichment.enrich"),
+            ("xdr-threatintel", "threatintel.lookup"),
+            ("xdr-playbook", "playbook.raise"),
+        ],
+    );
+    let gateway = one(&trace, "xdr-gateway", "POST /input");
+    assert_eq!(gateway.parent_span_id, CALLER_SPAN);
+    let ingest = one(&trace, "xdr-collector", "collector.ingest");
+    assert_eq!(ingest.parent_span_id, gateway.span_id);
+    let enrich = one(&trace, "xdr-collector", "collector.enrich");
+    assert_eq!(enrich.parent_span_id, ingest.span_id);
+    let enriching = one(&trace, "xdr-enrichment", "enrichment.enrich");
+    assert_eq!(enriching.parent_span_id, enrich.span_id);
+    let lookup = one(&trace, "xdr-enrichment", "enrichment.lookup");
+    assert_eq!(lookup.parent_span_id, enriching.span_id);
+    let threatintel = one(&trace, "xdr-threatintel", "threatintel.lookup");
+    assert_eq!(threatintel.parent_span_id, lookup.span_id);
+    assert_eq!(
+        one(&trace, "xdr-playbook", "playbook.raise").parent_span_id,
+        gateway.span_id
     );
 
     // 2. The seed's UserGate story: the event raised an alert with its observables.
@@ -135,12 +191,13 @@ fn the_seeds_stories_run_through_the_compose_environment() {
     control("users", json!({"login": "bob", "ip": "10.0.0.21"}));
 
     // A Tier 1 analyst blocks the host, naming the IP the attacker came from as well.
-    let (code, run) = compose.http(
+    let (code, run) = compose.http_with(
         "POST",
         "/v1/playbooks/usergate.block_host/launch",
         Some(&ann),
         Some(&json!({"alertId": alert_id,
                      "observables": [{"type": "INDICATOR_TYPE_IP", "value": "198.51.100.23"}]})),
+        &[&format!("traceparent: 00-{LAUNCH_TRACE}-{CALLER_SPAN}-01")],
     );
     assert_eq!(code, 200, "{run}");
     assert_eq!(run["outcome"], "RUN_OUTCOME_SUCCEEDED", "{run}");
@@ -152,6 +209,36 @@ fn the_seeds_stories_run_through_the_compose_environment() {
     assert_eq!(list_items(&state, "XDR blocked hosts"), ["198.51.100.23"]);
     assert_eq!(state["firewall_rules"][0]["action"], "drop", "{state}");
     assert_eq!(state["content_rules"][0]["action"], "drop", "{state}");
+
+    // The launch is one trace too, from the gateway to each call the appliance received.
+    let trace = trace_with(
+        &compose,
+        LAUNCH_TRACE,
+        &[
+            ("xdr-playbook", "playbook.launch"),
+            ("xdr-gateway", "POST /v1/playbooks/{playbook_id}/launch"),
+        ],
+    );
+    let gateway = one(
+        &trace,
+        "xdr-gateway",
+        "POST /v1/playbooks/{playbook_id}/launch",
+    );
+    assert_eq!(gateway.parent_span_id, CALLER_SPAN);
+    let rpc = one(&trace, "xdr-playbook", "xdr.v1.Playbook/LaunchPlaybook");
+    assert_eq!(rpc.parent_span_id, gateway.span_id);
+    let launch = one(&trace, "xdr-playbook", "playbook.launch");
+    assert_eq!(launch.parent_span_id, rpc.span_id);
+    let calls: Vec<&Span> = (trace.iter())
+        .filter(|s| s.name.starts_with("usergate "))
+        .collect();
+    assert!(!calls.is_empty(), "{trace:#?}");
+    assert!(calls.iter().all(|c| c.parent_span_id == launch.span_id));
+    let sent = state["traceparents"].as_array().unwrap();
+    let traced_calls = (sent.iter())
+        .filter(|t| t.as_str().unwrap().contains(LAUNCH_TRACE))
+        .count();
+    assert_eq!(traced_calls, calls.len(), "{state}");
 
     // "Log out the users" logs bob out and leaves no session open.
     let (code, run) = compose.http(

@@ -100,13 +100,21 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rpc_call(Shared(state): Shared<AppState>, body: String) -> (StatusCode, String) {
+async fn rpc_call(
+    Shared(state): Shared<AppState>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
     let answer = match MethodCall::from_xml(&body) {
         Ok(call) => {
             // Recorded as it arrives: a test sees a slow call while it is being answered.
             let delay = {
                 let mut state = state.lock().expect("state lock");
                 state.calls.push(call.name.to_string());
+                if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok())
+                {
+                    state.traceparents.push(traceparent.to_owned());
+                }
                 state.delays.get(call.name.as_ref()).copied()
             };
             if let Some(delay) = delay {

@@ -56,6 +56,8 @@ pub struct State {
     pub expire_after_calls: Option<u32>,
     /// Method names in the order called, with the login's origin for logins.
     pub calls: Vec<String>,
+    /// The `traceparent` header of each call that carried one, in order.
+    pub traceparents: Vec<String>,
     next_id: i32,
 }
 
@@ -74,6 +76,7 @@ impl State {
             expire_after_calls: None,
             delays: HashMap::new(),
             calls: Vec::new(),
+            traceparents: Vec::new(),
             next_id: 1,
         }
     }
@@ -131,6 +134,7 @@ impl State {
             "users": self.users.iter().map(|u| json!({"id": u.id, "login": u.login, "ip": u.ip}))
                 .collect::<Vec<_>>(),
             "calls": self.calls,
+            "traceparents": self.traceparents,
         })
     }
 }
