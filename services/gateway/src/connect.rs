@@ -22,14 +22,13 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use prost_reflect::MethodDescriptor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::{client::Grpc, metadata::MetadataValue, transport::Channel};
-use xdr_mesh::caller::{ROLE_HEADER, TENANT_HEADER, USER_HEADER};
+use tonic::{client::Grpc, transport::Channel};
 use xdr_proto::json::{self, EncodedCodec};
 
 use crate::{
     people::{Person, routes::PeopleState},
     problem::{Problem, connect_code},
-    trace_context::{TRACEPARENT, TraceContext},
+    trace_context::TraceContext,
     upstreams::Upstreams,
 };
 
@@ -191,21 +190,7 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<String, Proble
 
 impl Call {
     fn grpc_request<T>(&self, message: T) -> Result<tonic::Request<T>, Problem> {
-        let mut request = tonic::Request::new(message);
-        request.set_timeout(self.timeout);
-        let metadata = request.metadata_mut();
-        for (name, value) in [
-            (USER_HEADER, self.person.user.as_str()),
-            (TENANT_HEADER, self.person.tenant.as_str()),
-            (ROLE_HEADER, self.person.role.name()),
-        ] {
-            let value = MetadataValue::try_from(value)
-                .map_err(|_| Problem::bad_request(format!("{name}: not visible ASCII")))?;
-            metadata.insert(name, value);
-        }
-        let trace = MetadataValue::try_from(self.trace.to_string()).expect("hex is ASCII");
-        metadata.insert(TRACEPARENT, trace);
-        Ok(request)
+        crate::on_behalf::request(&self.person, self.trace, self.timeout, message)
     }
 
     /// Calls the service and answers: JSON, NDJSON for a server stream, or the error.

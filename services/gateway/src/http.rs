@@ -13,7 +13,12 @@ pub struct AppState {
     pub health_timeout: Duration,
 }
 
-pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router {
+pub fn router(
+    state: AppState,
+    input: Arc<Input>,
+    people: PeopleState,
+    secure_cookies: bool,
+) -> Router {
     // Installed before anything is counted: counts made before the recorder are lost.
     xdr_mesh::metrics::recorder();
     crate::metrics::describe();
@@ -27,7 +32,11 @@ pub fn router(state: AppState, input: Arc<Input>, people: PeopleState) -> Router
         .merge(crate::input::router(input))
         .merge(crate::people::routes::router(people.clone()))
         .merge(crate::connect::router(calls.clone()))
-        .merge(crate::rest::router(calls))
+        .merge(crate::rest::router(calls.clone()))
+        .merge(crate::console::router(crate::console::Console::new(
+            calls,
+            secure_cookies,
+        )))
         .merge(crate::openapi::router(&state.upstreams))
         .merge(xdr_mesh::metrics::router())
         .layer(axum::middleware::from_fn(crate::trace_context::propagate))

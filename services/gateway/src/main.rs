@@ -2,10 +2,12 @@
 //! the gateway calls the services over mTLS with its own identity.
 
 mod connect;
+mod console;
 mod health;
 mod http;
 mod input;
 mod metrics;
+mod on_behalf;
 mod openapi;
 mod people;
 mod problem;
@@ -173,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             https.clone(),
         ));
     }
-    let routes = http::router(state, input, people);
+    let routes = http::router(state, input, people, https.is_some());
     xdr_mesh::http::serve("listening", listener, routes, limits, shutdown, https).await;
     tracing::info!(service = GATEWAY.name, "stopped");
     Ok(())

@@ -277,7 +277,7 @@ struct Login {
 }
 
 /// Sign-in lifetimes: the default and the longest.
-const LOGIN_TOKEN_SECONDS: u64 = 12 * 3600;
+pub const LOGIN_TOKEN_SECONDS: u64 = 12 * 3600;
 const MAX_LOGIN_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
 
 /// A user's name and password for a token that expires (what the console signs in with).
@@ -287,6 +287,25 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, Problem> {
+    let login = json_of(body)?;
+    let seconds = match login.expires_in_seconds {
+        0 => LOGIN_TOKEN_SECONDS,
+        asked => asked.min(MAX_LOGIN_TOKEN_SECONDS),
+    };
+    let (token, secret) = sign_in(&state, peer, &login.name, login.password, seconds).await?;
+    Ok((StatusCode::CREATED, Json(MadeToken { token, secret })).into_response())
+}
+
+/// A token lasting `seconds` for user `name` when `password` is theirs: the token and its
+/// secret. Tries are limited per address; unknown users and wrong passwords are answered
+/// alike, in about the same time.
+pub async fn sign_in(
+    state: &PeopleState,
+    peer: SocketAddr,
+    name: &str,
+    password: String,
+    seconds: u64,
+) -> Result<(Token, String), Problem> {
     if let Some(rate) = &state.login_rate
         && let Err(not_until) = rate.check_key(&peer.ip())
     {
@@ -298,35 +317,27 @@ async fn login(
         )
         .retry_after(wait));
     }
-    let login = json_of(body)?;
-    if login.password.chars().count() > passwords::MAX_CHARS {
-        return Err(invalid(
-            passwords::refusal(&login.password).unwrap_or_default(),
-        ));
+    if password.chars().count() > passwords::MAX_CHARS {
+        return Err(invalid(passwords::refusal(&password).unwrap_or_default()));
     }
-    let user = state.people.user(&login.name);
+    let user = state.people.user(name);
     let phc = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| passwords::decoy().to_owned());
     let turn = hashing_turn().await?;
-    let password = login.password;
     let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &phc))
         .await
         .unwrap_or(false);
     drop(turn);
     let Some(user) = user.filter(|_| matches) else {
-        tracing::warn!(user = %login.name, %peer, "sign-in refused");
+        tracing::warn!(user = %name, %peer, "sign-in refused");
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "wrong user name or password",
         ));
-    };
-    let seconds = match login.expires_in_seconds {
-        0 => LOGIN_TOKEN_SECONDS,
-        asked => asked.min(MAX_LOGIN_TOKEN_SECONDS),
     };
     let (secret, digest) = new_secret();
     let token = state
@@ -335,15 +346,18 @@ async fn login(
             id: xdr_mesh::id::new_uuid(),
             digest,
             user: user.name.clone(),
-            description: "signed in with a password".into(),
+            description: SIGNED_IN.into(),
             created_ms: now_ms(),
             expires_ms: now_ms() + 1000 * seconds as i64,
             revoked: false,
         })
         .map_err(problem)?;
     tracing::info!(user = %user.name, token = %token.id, "signed in");
-    Ok((StatusCode::CREATED, Json(MadeToken { token, secret })).into_response())
+    Ok((token, secret))
 }
+
+/// The description of the tokens a sign-in makes: signing out revokes those, and only those.
+pub const SIGNED_IN: &str = "signed in with a password";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
