@@ -17,6 +17,8 @@ apt_install() {
 }
 command -v curl >/dev/null || apt_install curl
 command -v docker-compose >/dev/null || apt_install docker-compose
+# The console's browser test: headless Chromium and its WebDriver, from Debian.
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
 
 venv=target/tools/venv
 if [ ! -x "$venv/bin/grpcurl" ]; then
@@ -27,7 +29,11 @@ fi
 if [ ! -x "$venv/bin/st" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
-export XDR_GRPCURL="$PWD/$venv/bin/grpcurl" XDR_SCHEMATHESIS="$PWD/$venv/bin/st"
+# selenium drives the browser in the console's test.
+if [ ! -d "$venv/lib/python3.11/site-packages/selenium" ] && ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check selenium==4.27.1
+fi
+export XDR_GRPCURL="$PWD/$venv/bin/grpcurl" XDR_SCHEMATHESIS="$PWD/$venv/bin/st" XDR_PYTHON="$PWD/$venv/bin/python"
 
 # Integration tests start the real binaries: build them first (a no-op when fresh).
 cargo build --workspace --bins

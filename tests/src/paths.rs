@@ -34,6 +34,11 @@ pub fn schemathesis() -> PathBuf {
     tool("XDR_SCHEMATHESIS", "st")
 }
 
+/// The venv's Python, which has selenium (tests/run.sh installs it), or `XDR_PYTHON`.
+pub fn python() -> PathBuf {
+    tool("XDR_PYTHON", "python3")
+}
+
 /// A tool from PyPI: where `variable` says, else in the venv tests/run.sh makes, else on
 /// `PATH`.
 fn tool(variable: &str, name: &str) -> PathBuf {

@@ -13,6 +13,7 @@ mod compose;
 mod compose_faults;
 mod compose_stories;
 mod configuration;
+mod console;
 mod cybertrace_source;
 mod enrichment;
 mod gateway;

@@ -1,0 +1,158 @@
+//! The web console in a real browser: a fresh `xdrctl up`, the seed's event raising an alert,
+//! the UserGate emulator as the appliance, and people of several roles and two tenants with
+//! passwords; then `tests/console/console_test.py` drives headless Chromium (Debian's
+//! `chromium` and `chromium-driver`, installed by tests/run.sh) over WebDriver through the
+//! analyst's story. Screenshots of each page land in `target/console-screenshots/`.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use xdr_tests::{mesh_up, paths, playbook::UserGate};
+
+const HOST: &str = "127.0.0.86";
+const PASSWORD: &str = "console-Passw0rd-long";
+const USERGATE_PASSWORD: &str = "Utm-console-5ecret";
+const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
+
+/// `xdrctl ARGS` against the mesh, with `stdin` as its input; its standard output.
+fn xdrctl(home: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(paths::binary("xdrctl"))
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .args(["--host", HOST])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "xdrctl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn which(candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .find(|path| Path::new(path).exists())
+        .unwrap_or_else(|| {
+            panic!("none of {candidates:?}: tests/run.sh installs chromium and chromium-driver")
+        })
+        .to_string()
+}
+
+#[test]
+fn an_analyst_answers_the_seeds_alert_from_the_web_console() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let _up = mesh_up::up(home, HOST);
+    let usergate = UserGate::start(USERGATE_PASSWORD, "5m");
+    xdrctl(
+        home,
+        &[
+            "secret",
+            "create",
+            "usergate",
+            "--user",
+            "xdr-api",
+            "--url",
+            &usergate.url(),
+        ],
+        USERGATE_PASSWORD,
+    );
+    for (user, role, tenant) in [
+        ("ann", "tier1-analyst", "Main"),
+        ("jo", "junior-analyst", "Main"),
+        ("olga", "observer", "Main"),
+        ("tess", "tier1-analyst", "Other"),
+        ("adam", "tenant-administrator", "Main"),
+    ] {
+        xdrctl(
+            home,
+            &[
+                "user",
+                "create",
+                user,
+                "--role",
+                role,
+                "--tenant",
+                tenant,
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+    }
+    // Another tenant's alert, which Main's people must not see (and the other way round).
+    let admin = std::fs::read_to_string(home.join("data/gateway/first-admin-token")).unwrap();
+    let made = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30"])
+        .args(["-H", &format!("Authorization: Bearer {}", admin.trim())])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(
+            json!({"tenant": "Other", "title": "Other's alert", "severity": "SEVERITY_HIGH",
+                   "observables": [{"type": "INDICATOR_TYPE_IP", "value": "203.0.113.9"}]})
+            .to_string(),
+        )
+        .arg(format!("http://{HOST}:8080/v1/alerts"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    // The seed's curl raises the alert the analyst answers.
+    let curl = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30", "--request", "POST"])
+        .args(["--url", &format!("http://{HOST}:8080/input")])
+        .args(["--header", "Content-Type: application/json"])
+        .args(["--data", r#"{"RequestUrl":"http://fakess123bn.nu"}"#])
+        .output()
+        .unwrap();
+    assert!(curl.status.success(), "{curl:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !xdrctl(home, &["alerts", "list"], "").contains("KL_BotnetCnC_URL") {
+        assert!(Instant::now() < deadline, "the seed's alert within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let screenshots = paths::workspace().join("target/console-screenshots");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let config = json!({
+        "console": format!("http://{HOST}:8080"),
+        "usergate": usergate.url().trim_end_matches("/rpc"),
+        "usergate_password": USERGATE_PASSWORD,
+        "password": PASSWORD,
+        "select": SEED_SELECT,
+        "screenshots": screenshots,
+        "chromium": which(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+        "chromedriver": which(&["/usr/bin/chromedriver"]),
+    });
+    let run = Command::new(paths::python())
+        .arg(paths::workspace().join("tests/console/console_test.py"))
+        .arg(config.to_string())
+        .output()
+        .expect("python runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "the browser story failed:\n{said}");
+    assert!(said.contains("every check held"), "{said}");
+    for page in [
+        "01-alerts",
+        "04-launched",
+        "05-events",
+        "08-alert-card-390x844",
+    ] {
+        assert!(
+            screenshots.join(format!("{page}.png")).exists(),
+            "screenshot {page}"
+        );
+    }
+}
