@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -38,6 +39,45 @@ def browser():
     return driver
 
 
+def wait_for_text(driver, wanted):
+    """Waits (bounded) until the page shows `wanted`; a page being replaced is looked at again."""
+    WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,
+                                                    WebDriverException)).until(
+        lambda d: wanted in d.find_element(By.TAG_NAME, "body").text)
+
+
+def gone(element):
+    """A wait condition: `element`'s page has been replaced. Chromium says so as a stale
+    element, or, while the new document comes in, as a node of another document."""
+    def replaced(_):
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+    return replaced
+
+
+def follow(driver, element):
+    """Clicks a link or button and waits until the page it leads to has replaced this one."""
+    element.click()
+    WebDriverWait(driver, WAIT).until(gone(element))
+
+
+def submit(driver, css):
+    """Clicks the button `css` finds, as `follow`."""
+    follow(driver, driver.find_element(By.CSS_SELECTOR, css))
+
+
+def link(driver, text):
+    """Follows the link named `text`."""
+    follow(driver, driver.find_element(By.LINK_TEXT, text))
+
+
 def shot(driver, name):
     driver.save_screenshot(f"{SHOTS}/{name}.png")
 
@@ -57,7 +97,8 @@ def sign_in(driver, user, password):
     driver.get(f"{BASE}/console/alerts")
     check("/console/sign-in" in driver.current_url, "the console asks to sign in first", driver)
     driver.find_element(By.NAME, "user").send_keys(user)
-    driver.find_element(By.NAME, "password").send_keys(password + Keys.ENTER)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    submit(driver, "form[action='/console/sign-in'] button")
     WebDriverWait(driver, WAIT).until(seen.url_contains("/console/alerts"))
     check(user in text(driver), f"{user} is shown as signed in", driver)
 
@@ -79,7 +120,7 @@ def open_alert(driver, title_part):
     driver.get(f"{BASE}/console/alerts")
     link = WebDriverWait(driver, WAIT).until(
         seen.presence_of_element_located((By.PARTIAL_LINK_TEXT, title_part)))
-    link.click()
+    follow(driver, link)
     WebDriverWait(driver, WAIT).until(seen.url_contains("/console/alerts/"))
     return driver.current_url.rsplit("/", 1)[-1]
 
@@ -121,9 +162,8 @@ def tier1_blocks_the_host_from_the_alert(driver):
 
     # A dry run first: what would be sent, and nothing sent.
     Select(driver.find_element(By.NAME, "playbook")).select_by_visible_text("Block host via UserGate")
-    driver.find_element(By.CSS_SELECTOR, "button[value=dry-run]").click()
-    WebDriverWait(driver, WAIT).until(seen.text_to_be_present_in_element(
-        (By.TAG_NAME, "body"), "Dry run — nothing was sent"))
+    submit(driver, "button[value=dry-run]")
+    wait_for_text(driver, "Dry run — nothing was sent")
     check("What would be sent to UserGate" in text(driver), "the dry run previews the calls",
           driver)
     check(items(emulator_state(), "XDR blocked URLs") == [], "a dry run sends nothing")
@@ -131,9 +171,8 @@ def tier1_blocks_the_host_from_the_alert(driver):
 
     # Then the launch: its outcome, its History entry, and the items on the appliance.
     Select(driver.find_element(By.NAME, "playbook")).select_by_visible_text("Block host via UserGate")
-    driver.find_element(By.CSS_SELECTOR, "button[value=launch]").click()
-    WebDriverWait(driver, WAIT).until(seen.text_to_be_present_in_element(
-        (By.TAG_NAME, "body"), "Succeeded"))
+    submit(driver, "button[value=launch]")
+    wait_for_text(driver, "Succeeded")
     history = driver.find_element(By.ID, "history").text
     check("launched usergate.block_host" in history and "ann" in history,
           f"the History shows the launch: {history}", driver)
@@ -147,9 +186,9 @@ def tier1_blocks_the_host_from_the_alert(driver):
     Select(driver.find_element(By.NAME, "status")).select_by_visible_text("in progress")
     assignee = driver.find_element(By.NAME, "assignee")
     assignee.clear()
-    assignee.send_keys("ann" + Keys.ENTER)
-    WebDriverWait(driver, WAIT).until(seen.text_to_be_present_in_element(
-        (By.TAG_NAME, "body"), "Saved."))
+    assignee.send_keys("ann")
+    submit(driver, "form[action$='/update'] button")
+    wait_for_text(driver, "Saved.")
     check("assigned to ann" in driver.find_element(By.ID, "history").text,
           "the History shows the assignment", driver)
 
@@ -162,12 +201,11 @@ def tier1_blocks_the_host_from_the_alert(driver):
     # Events: the seed's SELECT, and from the event to its alert.
     driver.get(f"{BASE}/console/events")
     every_control_labelled(driver, "events")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/console/events'] button").click()
-    WebDriverWait(driver, WAIT).until(seen.text_to_be_present_in_element(
-        (By.TAG_NAME, "body"), "KL_BotnetCnC_URL"))
+    submit(driver, "form[action='/console/events'] button")
+    wait_for_text(driver, "KL_BotnetCnC_URL")
     check("http://fakess123bn.nu" in text(driver), "the search finds the seed's event", driver)
     shot(driver, "05-events")
-    driver.find_element(By.LINK_TEXT, "Its alert").click()
+    link(driver, "Its alert")
     WebDriverWait(driver, WAIT).until(seen.url_contains(f"/console/alerts/{alert_id}"))
 
     # A refused query is shown with the checker's message.
@@ -205,7 +243,7 @@ def tier1_blocks_the_host_from_the_alert(driver):
     check(focused.tag_name == "a", "Tab moves through the links", driver)
 
     # Signing out ends the session: the old cookie no longer opens a page.
-    driver.find_element(By.CSS_SELECTOR, "form[action='/console/sign-out'] button").click()
+    submit(driver, "form[action='/console/sign-out'] button")
     WebDriverWait(driver, WAIT).until(seen.url_contains("/console/sign-in"))
     status, _, _ = post_form(f"/console/alerts/{alert_id}/update", cookie, {})
     check(status == 303, f"a signed-out session is sent to sign in: {status}")
@@ -214,12 +252,100 @@ def tier1_blocks_the_host_from_the_alert(driver):
 
 def administrator_sees_secrets_by_name_only(driver):
     sign_in(driver, "adam", CONFIG["password"])
-    driver.find_element(By.LINK_TEXT, "Secrets").click()
+    link(driver, "Secrets")
     page = text(driver)
     check("usergate" in page and "credentials" in page, "the secret is listed by name and type",
           driver)
     check(CONFIG["usergate_password"] not in driver.page_source, "no password on the page")
     shot(driver, "12-secrets")
+
+
+def sign_in_with_token(driver, token):
+    driver.delete_all_cookies()
+    driver.get(f"{BASE}/console/sign-in")
+    driver.find_element(By.NAME, "token").send_keys(token)
+    submit(driver, "form[action='/console/sign-in'] button")
+    WebDriverWait(driver, WAIT).until(seen.url_contains("/console/alerts"))
+
+
+def field_error(driver, field_id):
+    field = driver.find_element(By.ID, field_id)
+    check(field.get_attribute("aria-invalid") == "true", f"{field_id} is marked invalid", driver)
+    return driver.find_element(By.ID, f"{field_id}-error").text
+
+
+def main_administrator_edits_a_rule_and_a_filter(driver):
+    sign_in_with_token(driver, CONFIG["admin_token"])
+    check("main-administrator" in text(driver), "an API token signs in", driver)
+    link(driver, "Enrichment")
+    check("Web requests" in text(driver), "the saved filter is listed", driver)
+    link(driver, "Test CT enrichment")
+    every_control_labelled(driver, "rule")
+
+    def save(field, value):
+        box = driver.find_element(By.NAME, field)
+        box.clear()
+        box.send_keys(value)
+        submit(driver, "form[action^='/console/enrichment/rules'] button")
+
+    save("rps", "many")
+    check("a whole number" in field_error(driver, "rule-rps"), "a bad RPS is shown at its field",
+          driver)
+    save("rps", "1000")
+    save("timeout_seconds", "100000")
+    check("at most" in field_error(driver, "rule-timeout_seconds"),
+          "the service's refusal is shown at the timeout field", driver)
+    shot(driver, "13-rule-error")
+    save("timeout_seconds", "30")
+    wait_for_text(driver, "Saved.")
+
+    driver.get(f"{BASE}/console/enrichment")
+    link(driver, "Web requests")
+    tree = driver.find_element(By.NAME, "root")
+    check("OPERATOR_STARTS_WITH" in tree.get_attribute("value"), "the filter's tree is shown",
+          driver)
+    kept = tree.get_attribute("value")
+    tree.clear()
+    tree.send_keys('{"bogus": true}')
+    submit(driver, "form[action^='/console/enrichment/filters'] button")
+    check("bogus" in field_error(driver, "filter-root"), "a bad tree is refused at the field",
+          driver)
+    shot(driver, "14-filter-error")
+    tree = driver.find_element(By.NAME, "root")
+    tree.clear()
+    tree.send_keys(kept.replace("http", "https"))
+    submit(driver, "form[action^='/console/enrichment/filters'] button")
+    wait_for_text(driver, "Saved.")
+    check("https" in driver.find_element(By.NAME, "root").get_attribute("value"),
+          "the filter keeps the change", driver)
+
+
+def administrator_adds_to_internal_ti(driver):
+    sign_in(driver, "adam", CONFIG["password"])
+    driver.get(f"{BASE}/console/threatintel?value=" + urllib.parse.quote("http://fakess123bn.nu"))
+    check("KL_BotnetCnC_URL" in text(driver), "a lookup shows the match", driver)
+    form = driver.find_element(By.CSS_SELECTOR, "form[action='/console/threatintel'][method=post]")
+    value = form.find_element(By.NAME, "value")
+    value.clear()
+    value.send_keys("evil-console.example")
+    form.find_element(By.NAME, "category").send_keys("KL_InternalTI_Domain")
+    follow(driver, form.find_element(By.TAG_NAME, "button"))
+    wait_for_text(driver, "added to InternalTI")
+    driver.get(f"{BASE}/console/threatintel?value=evil-console.example")
+    check("KL_InternalTI_Domain" in text(driver), "the added indicator is found", driver)
+    shot(driver, "15-threatintel")
+    driver.get(f"{BASE}/console/collectors")
+    check("http-input" in text(driver), "the quickstart's collector is listed", driver)
+
+
+def analyst_opens_the_incident(driver, alert_id):
+    sign_in(driver, "ann", CONFIG["password"])
+    link(driver, "Incidents")
+    link(driver, "Botnet C&C traffic")
+    check(alert_id in text(driver), "the incident lists its alert", driver)
+    check(driver.find_elements(By.CSS_SELECTOR, "button[value=dry-run]"),
+          "a playbook can be launched on the incident", driver)
+    shot(driver, "16-incident")
 
 
 def junior_launches_but_does_not_change(driver, alert_id):
@@ -289,6 +415,9 @@ def main():
         observer_sees_no_launch_and_a_forged_launch_is_refused(driver, alert_id)
         another_tenant_sees_nothing_of_main(driver, alert_id)
         administrator_sees_secrets_by_name_only(driver)
+        administrator_adds_to_internal_ti(driver)
+        main_administrator_edits_a_rule_and_a_filter(driver)
+        analyst_opens_the_incident(driver, alert_id)
     except Exception:
         shot(driver, "failure")
         raise

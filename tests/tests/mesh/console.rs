@@ -88,21 +88,33 @@ fn an_analyst_answers_the_seeds_alert_from_the_web_console() {
             PASSWORD,
         );
     }
-    // Another tenant's alert, which Main's people must not see (and the other way round).
+    // Another tenant's alert, which Main's people must not see (and the other way round),
+    // and a saved filter of Main's, as the first Main administrator makes them.
     let admin = std::fs::read_to_string(home.join("data/gateway/first-admin-token")).unwrap();
-    let made = Command::new("curl")
-        .args(["-sS", "--fail", "--max-time", "30"])
-        .args(["-H", &format!("Authorization: Bearer {}", admin.trim())])
-        .args(["-H", "Content-Type: application/json", "--data"])
-        .arg(
-            json!({"tenant": "Other", "title": "Other's alert", "severity": "SEVERITY_HIGH",
-                   "observables": [{"type": "INDICATOR_TYPE_IP", "value": "203.0.113.9"}]})
-            .to_string(),
-        )
-        .arg(format!("http://{HOST}:8080/v1/alerts"))
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    let admin = admin.trim();
+    let create = |path: &str, body: serde_json::Value| -> serde_json::Value {
+        let made = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "30"])
+            .args(["-H", &format!("Authorization: Bearer {admin}")])
+            .args(["-H", "Content-Type: application/json", "--data"])
+            .arg(body.to_string())
+            .arg(format!("http://{HOST}:8080{path}"))
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{path}: {made:?}");
+        serde_json::from_slice(&made.stdout).unwrap()
+    };
+    create(
+        "/v1/alerts",
+        json!({"tenant": "Other", "title": "Other's alert", "severity": "SEVERITY_HIGH",
+               "observables": [{"type": "INDICATOR_TYPE_IP", "value": "203.0.113.9"}]}),
+    );
+    create(
+        "/v1/enrichment/filters",
+        json!({"name": "Web requests", "tenant": "Main", "description": "events with a URL",
+               "root": {"condition": {"left": {"field": "RequestUrl"},
+                        "operator": "OPERATOR_STARTS_WITH", "right": [{"constant": {"text": "http"}}]}}}),
+    );
 
     // The seed's curl raises the alert the analyst answers.
     let curl = Command::new("curl")
@@ -114,10 +126,18 @@ fn an_analyst_answers_the_seeds_alert_from_the_web_console() {
         .unwrap();
     assert!(curl.status.success(), "{curl:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !xdrctl(home, &["alerts", "list"], "").contains("KL_BotnetCnC_URL") {
+    let alert_id = loop {
+        let listed = xdrctl(home, &["alerts", "list"], "");
+        if listed.contains("KL_BotnetCnC_URL") {
+            break listed.split_whitespace().next().unwrap().to_owned();
+        }
         assert!(Instant::now() < deadline, "the seed's alert within 30 s");
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    create(
+        "/v1/incidents",
+        json!({"tenant": "Main", "title": "Botnet C&C traffic", "alertIds": [alert_id]}),
+    );
 
     let screenshots = paths::workspace().join("target/console-screenshots");
     let _ = std::fs::remove_dir_all(&screenshots);
@@ -127,6 +147,7 @@ fn an_analyst_answers_the_seeds_alert_from_the_web_console() {
         "usergate": usergate.url().trim_end_matches("/rpc"),
         "usergate_password": USERGATE_PASSWORD,
         "password": PASSWORD,
+        "admin_token": admin,
         "select": SEED_SELECT,
         "screenshots": screenshots,
         "chromium": which(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]),

@@ -1,27 +1,25 @@
-//! What analysts and administrators look up and set: enrichment rules (viewed, and edited
-//! with each validation error at its field) and saved filters, threat intel (look a value
-//! up, add it to Internal TI or FalsePositive), collectors, and secrets (names and types,
-//! never a password).
+//! What analysts and administrators look up: threat intel (look a value up, add it to
+//! Internal TI or FalsePositive), collectors, and secrets (names and types, never a
+//! password).
 
 use std::sync::Arc;
 
 use axum::{
     Form,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::Response,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
 use xdr_mesh::caller::Action;
 use xdr_proto::pb::{
-    AddIndicatorsRequest, EnrichmentRule, GetRequest, Indicator, IndicatorType,
-    ListCollectorsRequest, ListRequest, ListSecretsRequest, LookupObject, LookupRequest,
-    PageRequest, SecretType,
+    AddIndicatorsRequest, Indicator, IndicatorType, ListCollectorsRequest, ListRequest,
+    ListSecretsRequest, LookupObject, LookupRequest, PageRequest, SecretType,
 };
 
 use super::{
     Console, Session, failed, forbidden_form,
-    page::{csrf_field, notice, page, page_with, short, time},
+    page::{csrf_field, notice, page, short, time},
     refused,
 };
 use crate::problem::Problem;
@@ -30,273 +28,14 @@ use crate::problem::Problem;
 const LIST_SIZE: u32 = 200;
 const MAX_VALUE_CHARS: usize = 2048;
 
-fn list_request() -> ListRequest {
+/// The first page of a listing in the person's tenant.
+pub(super) fn list_request() -> ListRequest {
     ListRequest {
         tenant: String::new(),
         page: Some(PageRequest {
             page_size: LIST_SIZE,
             page_token: String::new(),
         }),
-    }
-}
-
-pub async fn enrichment(State(console): State<Arc<Console>>, session: Session) -> Response {
-    let title = "Enrichment";
-    let rules = match console.request(&session, list_request()) {
-        Ok(request) => console.enrichment().list_rules(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
-    let rules = match rules {
-        Ok(reply) => reply.into_inner().rules,
-        Err(status) => return failed(&session, title, &status),
-    };
-    let filters = match console.request(&session, list_request()) {
-        Ok(request) => console.enrichment().list_filters(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
-    let filters = match filters {
-        Ok(reply) => reply.into_inner().filters,
-        Err(status) => return failed(&session, title, &status),
-    };
-    let body = html! {
-        h2 { "Enrichment rules" }
-        div.box {
-            table {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Tenant" } th scope="col" { "Source" }
-                             th scope="col" { "RPS" } th scope="col" { "Timeout" } th scope="col" { "Looks up" } } }
-                tbody {
-                    @for rule in &rules {
-                        tr {
-                            td { a href=(format!("/console/enrichment/rules/{}", rule.id)) { (rule.name) } }
-                            td { (rule.tenant) }
-                            td { (short(rule.source_kind().as_str_name(), "SOURCE_KIND_")) }
-                            td { (rule.rps) }
-                            td { (rule.timeout_seconds) " s" }
-                            td { (mapping(rule)) }
-                        }
-                    }
-                }
-            }
-        }
-        h2 { "Saved filters" }
-        div.box {
-            table {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Tenant" } th scope="col" { "Description" } } }
-                tbody {
-                    @for filter in &filters {
-                        tr { td { (filter.name) } td { (filter.tenant) } td { (filter.description) } }
-                    }
-                }
-            }
-        }
-    };
-    page(Some(&session), title, body)
-}
-
-fn mapping(rule: &EnrichmentRule) -> String {
-    (rule.mapping.iter())
-        .map(|m| {
-            format!(
-                "{} as {}",
-                m.field,
-                short(m.indicator_type().as_str_name(), "INDICATOR_TYPE_")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The rule's fields a form changes, and the error the service gave for each.
-#[derive(Deserialize, Default)]
-pub struct RuleForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    rps: String,
-    #[serde(default)]
-    timeout_seconds: String,
-    #[serde(default)]
-    connections: String,
-    #[serde(default)]
-    debug: Option<String>,
-}
-
-const RULE_FIELDS: [&str; 5] = [
-    "name",
-    "description",
-    "rps",
-    "timeout_seconds",
-    "connections",
-];
-
-/// A service's `field: reason` message, split when it names a field of the form.
-fn field_error(message: &str) -> Option<(&'static str, &str)> {
-    let (field, reason) = message.split_once(": ")?;
-    let field = field.trim();
-    RULE_FIELDS
-        .iter()
-        .find(|f| **f == field)
-        .map(|f| (*f, reason))
-}
-
-fn rule_view(
-    session: &Session,
-    rule: &EnrichmentRule,
-    form: Option<&RuleForm>,
-    error: Option<&str>,
-) -> Markup {
-    let may_edit = session.person.role.allows(Action::Configure);
-    let at = error.and_then(field_error);
-    let field = |name: &'static str, label: &str, value: String, kind: &str| {
-        let error = at.filter(|(f, _)| *f == name).map(|(_, reason)| reason);
-        let id = format!("rule-{name}");
-        html! {
-            label for=(id) {
-                (label)
-                input #(id) name=(name) type=(kind) value=(value) aria-invalid=[error.map(|_| "true")]
-                    aria-describedby=[error.map(|_| format!("{id}-error"))];
-                @if let Some(error) = error { span.field-error id=(format!("{id}-error")) { (error) } }
-            }
-        }
-    };
-    let text = |name: &str, current: String| {
-        form.map(|f| match name {
-            "name" => f.name.clone(),
-            "description" => f.description.clone(),
-            "rps" => f.rps.clone(),
-            "timeout_seconds" => f.timeout_seconds.clone(),
-            _ => f.connections.clone(),
-        })
-        .unwrap_or(current)
-    };
-    html! {
-        @if let Some(error) = error.filter(|_| at.is_none()) { (notice("error", error)) }
-        dl {
-            dt { "Tenant" } dd { (rule.tenant) }
-            dt { "Source" } dd { (short(rule.source_kind().as_str_name(), "SOURCE_KIND_")) " " (rule.server_url) }
-            dt { "Looks up" } dd { (mapping(rule)) }
-            dt { "Debug" } dd { (if rule.debug { "on" } else { "off" }) }
-        }
-        @if may_edit {
-            h2 { "Edit" }
-            form.stack method="post" action=(format!("/console/enrichment/rules/{}", rule.id)) novalidate {
-                (csrf_field(session))
-                (field("name", "Name", text("name", rule.name.clone()), "text"))
-                (field("description", "Description", text("description", rule.description.clone()), "text"))
-                (field("rps", "Lookups a second (RPS)", text("rps", rule.rps.to_string()), "text"))
-                (field("timeout_seconds", "Timeout (seconds)", text("timeout_seconds", rule.timeout_seconds.to_string()), "text"))
-                (field("connections", "Connections", text("connections", rule.connections.to_string()), "text"))
-                label { input name="debug" type="checkbox" value="on" checked[form.map_or(rule.debug, |f| f.debug.is_some())]; "Debug (log each lookup)" }
-                button type="submit" { "Save rule" }
-            }
-        } @else {
-            dl {
-                dt { "Name" } dd { (rule.name) }
-                dt { "Description" } dd { (rule.description) }
-                dt { "RPS" } dd { (rule.rps) }
-                dt { "Timeout" } dd { (rule.timeout_seconds) " s" }
-            }
-        }
-    }
-}
-
-async fn get_rule(
-    console: &Console,
-    session: &Session,
-    id: String,
-) -> Result<EnrichmentRule, Response> {
-    let request = GetRequest {
-        id,
-        tenant: String::new(),
-    };
-    let got = match console.request(session, request) {
-        Ok(request) => console.enrichment().get_rule(request).await,
-        Err(problem) => return Err(refused(session, "Enrichment rule", problem)),
-    };
-    got.map(|r| r.into_inner())
-        .map_err(|status| failed(session, "Enrichment rule", &status))
-}
-
-pub async fn rule(
-    State(console): State<Arc<Console>>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Response {
-    match get_rule(&console, &session, id).await {
-        Ok(rule) => page(
-            Some(&session),
-            &rule.name.clone(),
-            rule_view(&session, &rule, None, None),
-        ),
-        Err(page) => page,
-    }
-}
-
-/// A number field: the field named in the error when it is not one.
-fn number(field: &str, text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{field}: a whole number"))
-}
-
-pub async fn save_rule(
-    State(console): State<Arc<Console>>,
-    session: Session,
-    Path(id): Path<String>,
-    Form(form): Form<RuleForm>,
-) -> Response {
-    if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
-    }
-    let mut rule = match get_rule(&console, &session, id).await {
-        Ok(rule) => rule,
-        Err(page) => return page,
-    };
-    let shown = rule.clone();
-    let invalid = |message: String| {
-        page_with(
-            axum::http::StatusCode::BAD_REQUEST,
-            Some(&session),
-            &shown.name,
-            rule_view(&session, &shown, Some(&form), Some(&message)),
-        )
-    };
-    if form.name.len() > MAX_VALUE_CHARS || form.description.len() > 16 * 1024 {
-        return invalid("a field is too long".to_owned());
-    }
-    rule.name = form.name.trim().to_owned();
-    rule.description = form.description.clone();
-    rule.debug = form.debug.is_some();
-    match (
-        number("rps", &form.rps),
-        number("timeout_seconds", &form.timeout_seconds),
-        number("connections", &form.connections),
-    ) {
-        (Ok(rps), Ok(timeout), Ok(connections)) => {
-            rule.rps = rps;
-            rule.timeout_seconds = timeout;
-            rule.connections = connections;
-        }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return invalid(e),
-    }
-    let saved = match console.request(&session, rule) {
-        Ok(request) => console.enrichment().update_rule(request).await,
-        Err(problem) => return refused(&session, "Enrichment rule", problem),
-    };
-    match saved {
-        Ok(rule) => {
-            let rule = rule.into_inner();
-            let body = html! { (notice("ok", "Saved.")) (rule_view(&session, &rule, None, None)) };
-            page(Some(&session), &rule.name.clone(), body)
-        }
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            invalid(status.message().to_owned())
-        }
-        Err(status) => failed(&session, "Enrichment rule", &status),
     }
 }
 

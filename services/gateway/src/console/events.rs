@@ -175,9 +175,12 @@ pub async fn search(
     // Rows of later pieces go into a table of their own each: the browser shows every one
     // as it arrives.
     let head = table_head(&first).into_string();
+    // The session holds the page's call slot until the last piece is sent.
+    let held = session.clone();
     let rest = futures_util::stream::unfold(
         (pieces, shown, false),
         move |(mut pieces, mut shown, done)| {
+            let _held = held.clone();
             let head = head.clone();
             async move {
                 if done {

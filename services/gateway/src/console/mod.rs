@@ -6,6 +6,7 @@
 
 mod alerts;
 mod catalog;
+mod enrichment;
 mod events;
 mod page;
 mod session;
@@ -110,10 +111,14 @@ pub fn router(console: Arc<Console>) -> Router {
             post(alerts::launch_on_incident),
         )
         .route("/console/events", get(events::search))
-        .route("/console/enrichment", get(catalog::enrichment))
+        .route("/console/enrichment", get(enrichment::enrichment))
         .route(
             "/console/enrichment/rules/{id}",
-            get(catalog::rule).post(catalog::save_rule),
+            get(enrichment::rule).post(enrichment::save_rule),
+        )
+        .route(
+            "/console/enrichment/filters/{id}",
+            get(enrichment::filter).post(enrichment::save_filter),
         )
         .route(
             "/console/threatintel",

@@ -34,7 +34,8 @@ th{background:#eef1f4;font-weight:600}
 form.inline{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:.5rem 0}
 form.stack{display:grid;gap:.6rem;max-width:32rem}
 label{display:flex;flex-direction:column;gap:.15rem;font-weight:600;font-size:.9rem}
-input,select,textarea,button{font:inherit;padding:.35rem .5rem;border:1px solid #9aa4b0;border-radius:4px;max-width:100%}
+input,select,textarea,button{font:inherit;font-weight:400;padding:.35rem .5rem;border:1px solid #9aa4b0;border-radius:4px;max-width:100%}
+label.check{flex-direction:row;align-items:center;gap:.5rem;font-weight:400}
 textarea{width:100%;min-height:6rem;font-family:ui-monospace,monospace}
 button{background:#17324d;color:#fff;border-color:#17324d;cursor:pointer}
 button.secondary{background:#fff;color:#17324d}

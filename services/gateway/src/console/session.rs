@@ -35,13 +35,16 @@ pub const COOKIE: &str = "xdr_session";
 const MAX_COOKIE_CHARS: usize = 256;
 const MAX_FIELD_CHARS: usize = 1024;
 
-/// The person signed in, what their forms must carry, and the request's trace.
+/// The person signed in, what their forms must carry, and the request's trace. A page holds
+/// one of the gateway's call slots (shared with the JSON routes) while it is made, so pages
+/// cannot make the gateway hold more replies than it takes.
 #[derive(Clone, Debug)]
 pub struct Session {
     pub person: Person,
     pub csrf: String,
     secret: String,
     pub trace: TraceContext,
+    _slot: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl Session {
@@ -93,6 +96,15 @@ impl axum::extract::FromRequestParts<std::sync::Arc<Console>> for Session {
         if let Some(trace) = parts.extensions.get::<TraceContext>() {
             session.trace = *trace;
         }
+        let slot = console.calls.slot().map_err(|problem| {
+            super::page::page_with(
+                problem.status,
+                Some(&session),
+                "Busy",
+                super::page::notice("error", &problem.message),
+            )
+        })?;
+        session._slot = Some(std::sync::Arc::new(slot));
         Ok(session)
     }
 }
@@ -116,6 +128,7 @@ impl Console {
             csrf: csrf_of(secret),
             secret: secret.to_owned(),
             trace: TraceContext::child_of(None),
+            _slot: None,
         })
     }
 
