@@ -404,6 +404,14 @@ def sign_in_failures_and_cookie_flags():
     page = answer.read().decode()
     check(answer.status == 401 and "wrong user name or password" in page,
           f"a wrong password is refused: {answer.status}")
+    connection.request("POST", "/console/sign-in",
+                       urllib.parse.urlencode({"user": "ann", "password": CONFIG["password"]}),
+                       {"Content-Type": "application/x-www-form-urlencoded",
+                        "Origin": "http://attacker.example"})
+    answer = connection.getresponse()
+    answer.read()
+    check(answer.status == 403 and not answer.getheader("Set-Cookie"),
+          f"a sign-in posted from another site is refused: {answer.status}")
 
 
 def main():

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::{
     Form,
     extract::{Query, State},
-    response::Response,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -18,7 +17,7 @@ use xdr_proto::pb::{
 };
 
 use super::{
-    Console, Session, failed, forbidden_form,
+    Console, Page, Session, answered, failed, forbidden_form,
     page::{csrf_field, notice, page, short, time},
     refused,
 };
@@ -76,16 +75,20 @@ pub async fn threatintel(
     State(console): State<Arc<Console>>,
     session: Session,
     Query(query): Query<LookupQuery>,
-) -> Response {
+) -> Page {
     let title = "Threat intel";
     let value = query.value.trim().to_owned();
     let may_add = session.person.role.allows(Action::ChangeInternalTi);
     if value.is_empty() {
         let body = html! { (lookup_form("")) @if may_add { (add_form(&session, "")) } };
-        return page(Some(&session), title, body);
+        return Ok(page(Some(&session), title, body));
     }
     if value.chars().count() > MAX_VALUE_CHARS {
-        return refused(&session, title, Problem::bad_request("value: too long"));
+        return Err(refused(
+            &session,
+            title,
+            Problem::bad_request("value: too long"),
+        ));
     }
     let request = LookupRequest {
         objects: vec![LookupObject {
@@ -93,10 +96,8 @@ pub async fn threatintel(
             value: value.clone(),
         }],
     };
-    let looked = match console.request(&session, request) {
-        Ok(request) => console.threatintel().lookup(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
+    let request = console.ask(&session, title, request)?;
+    let looked = console.threatintel().lookup(request).await;
     let (matches, error) = match looked {
         Ok(reply) => (
             reply
@@ -111,7 +112,7 @@ pub async fn threatintel(
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
             (Vec::new(), Some(status.message().to_owned()))
         }
-        Err(status) => return failed(&session, title, &status),
+        Err(status) => return Err(failed(&session, title, &status)),
     };
     let body = html! {
         (lookup_form(&value))
@@ -132,7 +133,7 @@ pub async fn threatintel(
         }
         @if may_add { (add_form(&session, &value)) }
     };
-    page(Some(&session), title, body)
+    Ok(page(Some(&session), title, body))
 }
 
 #[derive(Deserialize, Default)]
@@ -151,25 +152,25 @@ pub async fn add_indicator(
     State(console): State<Arc<Console>>,
     session: Session,
     Form(form): Form<AddForm>,
-) -> Response {
+) -> Page {
     let title = "Threat intel";
     if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
+        return Err(forbidden_form(&session));
     }
     if !matches!(form.supplier.as_str(), "InternalTI" | "FalsePositive") {
-        return refused(
+        return Err(refused(
             &session,
             title,
             Problem::bad_request("list: Internal TI or FalsePositive"),
-        );
+        ));
     }
     let value = form.value.trim().to_owned();
     if value.is_empty() || value.chars().count() > MAX_VALUE_CHARS || form.category.len() > 128 {
-        return refused(
+        return Err(refused(
             &session,
             title,
             Problem::bad_request("value: 1 to 2048 characters; category: at most 128"),
-        );
+        ));
     }
     let request = AddIndicatorsRequest {
         indicators: vec![Indicator {
@@ -179,35 +180,30 @@ pub async fn add_indicator(
             ..Default::default()
         }],
     };
-    let added = match console.request(&session, request) {
-        Ok(request) => console.threatintel().add_indicators(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
-    match added {
-        Ok(_) => {
-            let said = format!("{value} added to {}.", form.supplier);
-            let body =
-                html! { (notice("ok", &said)) (lookup_form(&value)) (add_form(&session, "")) };
-            page(Some(&session), title, body)
-        }
-        Err(status) => failed(&session, title, &status),
-    }
+    let request = console.ask(&session, title, request)?;
+    answered(
+        &session,
+        title,
+        console.threatintel().add_indicators(request).await,
+    )?;
+    let said = format!("{value} added to {}.", form.supplier);
+    let body = html! { (notice("ok", &said)) (lookup_form(&value)) (add_form(&session, "")) };
+    Ok(page(Some(&session), title, body))
 }
 
-pub async fn collectors(State(console): State<Arc<Console>>, session: Session) -> Response {
+pub async fn collectors(State(console): State<Arc<Console>>, session: Session) -> Page {
     let title = "Collectors";
     let request = ListCollectorsRequest {
         tenant: String::new(),
         page: list_request().page,
     };
-    let listed = match console.request(&session, request) {
-        Ok(request) => console.collector().list_collectors(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
-    let collectors = match listed {
-        Ok(reply) => reply.into_inner().collectors,
-        Err(status) => return failed(&session, title, &status),
-    };
+    let request = console.ask(&session, title, request)?;
+    let collectors = answered(
+        &session,
+        title,
+        console.collector().list_collectors(request).await,
+    )?
+    .collectors;
     let body = html! {
         div.box {
             table {
@@ -229,23 +225,22 @@ pub async fn collectors(State(console): State<Arc<Console>>, session: Session) -
             }
         }
     };
-    page(Some(&session), title, body)
+    Ok(page(Some(&session), title, body))
 }
 
-pub async fn secrets(State(console): State<Arc<Console>>, session: Session) -> Response {
+pub async fn secrets(State(console): State<Arc<Console>>, session: Session) -> Page {
     let title = "Secrets";
     let request = ListSecretsRequest {
         tenant: String::new(),
         page: list_request().page,
     };
-    let listed = match console.request(&session, request) {
-        Ok(request) => console.playbook().list_secrets(request).await,
-        Err(problem) => return refused(&session, title, problem),
-    };
-    let secrets = match listed {
-        Ok(reply) => reply.into_inner().secrets,
-        Err(status) => return failed(&session, title, &status),
-    };
+    let request = console.ask(&session, title, request)?;
+    let secrets = answered(
+        &session,
+        title,
+        console.playbook().list_secrets(request).await,
+    )?
+    .secrets;
     let body = html! {
         p.muted { "Names and types only: passwords never leave the playbook service." }
         div.box {
@@ -264,5 +259,5 @@ pub async fn secrets(State(console): State<Arc<Console>>, session: Session) -> R
             }
         }
     };
-    page(Some(&session), title, body)
+    Ok(page(Some(&session), title, body))
 }

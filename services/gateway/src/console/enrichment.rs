@@ -17,11 +17,10 @@ use xdr_mesh::caller::{Action, SHARED_TENANT};
 use xdr_proto::pb::{EnrichmentRule, Filter, FilterNode, GetRequest, ListRequest};
 
 use super::{
-    Console, Session,
+    Console, Page, Session, answered,
     catalog::list_request,
     failed, forbidden_form,
     page::{csrf_field, notice, page, page_with, short},
-    refused,
 };
 
 const MAX_VALUE_CHARS: usize = 2048;
@@ -63,7 +62,7 @@ fn tenants(session: &Session) -> Vec<String> {
     tenants
 }
 
-pub async fn enrichment(State(console): State<Arc<Console>>, session: Session) -> Response {
+pub async fn enrichment(State(console): State<Arc<Console>>, session: Session) -> Page {
     let title = "Enrichment";
     let (mut rules, mut filters) = (Vec::new(), Vec::new());
     for tenant in tenants(&session) {
@@ -71,21 +70,17 @@ pub async fn enrichment(State(console): State<Arc<Console>>, session: Session) -
             tenant,
             ..list_request()
         };
-        let listed = match console.request(&session, listing.clone()) {
-            Ok(request) => console.enrichment().list_rules(request).await,
-            Err(problem) => return refused(&session, title, problem),
-        };
+        let request = console.ask(&session, title, listing.clone())?;
+        let listed = console.enrichment().list_rules(request).await;
         match listed {
             Ok(reply) => rules.extend(reply.into_inner().rules),
-            Err(status) => return failed(&session, title, &status),
+            Err(status) => return Err(failed(&session, title, &status)),
         }
-        let listed = match console.request(&session, listing) {
-            Ok(request) => console.enrichment().list_filters(request).await,
-            Err(problem) => return refused(&session, title, problem),
-        };
+        let request = console.ask(&session, title, listing)?;
+        let listed = console.enrichment().list_filters(request).await;
         match listed {
             Ok(reply) => filters.extend(reply.into_inner().filters),
-            Err(status) => return failed(&session, title, &status),
+            Err(status) => return Err(failed(&session, title, &status)),
         }
     }
     let body = html! {
@@ -123,7 +118,7 @@ pub async fn enrichment(State(console): State<Arc<Console>>, session: Session) -
             }
         }
     };
-    page(Some(&session), title, body)
+    Ok(page(Some(&session), title, body))
 }
 
 fn mapping(rule: &EnrichmentRule) -> String {
@@ -247,12 +242,12 @@ async fn get_rule(
         id,
         tenant: owner.tenant,
     };
-    let got = match console.request(session, request) {
-        Ok(request) => console.enrichment().get_rule(request).await,
-        Err(problem) => return Err(refused(session, "Enrichment rule", problem)),
-    };
-    got.map(|r| r.into_inner())
-        .map_err(|status| failed(session, "Enrichment rule", &status))
+    let request = console.ask(session, "Enrichment rule", request)?;
+    answered(
+        session,
+        "Enrichment rule",
+        console.enrichment().get_rule(request).await,
+    )
 }
 
 pub async fn rule(
@@ -260,15 +255,10 @@ pub async fn rule(
     session: Session,
     Path(id): Path<String>,
     Query(owner): Query<Owner>,
-) -> Response {
-    match get_rule(&console, &session, id, owner).await {
-        Ok(rule) => page(
-            Some(&session),
-            &rule.name.clone(),
-            rule_view(&session, &rule, None, None),
-        ),
-        Err(page) => page,
-    }
+) -> Page {
+    let rule = get_rule(&console, &session, id, owner).await?;
+    let view = rule_view(&session, &rule, None, None);
+    Ok(page(Some(&session), &rule.name, view))
 }
 
 /// A number field: the field named in the error when it is not one.
@@ -284,14 +274,11 @@ pub async fn save_rule(
     Path(id): Path<String>,
     Query(owner): Query<Owner>,
     Form(form): Form<RuleForm>,
-) -> Response {
+) -> Page {
     if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
+        return Err(forbidden_form(&session));
     }
-    let mut rule = match get_rule(&console, &session, id, owner).await {
-        Ok(rule) => rule,
-        Err(page) => return page,
-    };
+    let mut rule = get_rule(&console, &session, id, owner).await?;
     let shown = rule.clone();
     let invalid = |message: String| {
         page_with(
@@ -302,7 +289,7 @@ pub async fn save_rule(
         )
     };
     if form.name.len() > MAX_VALUE_CHARS || form.description.len() > 16 * 1024 {
-        return invalid("a field is too long".to_owned());
+        return Err(invalid("a field is too long".to_owned()));
     }
     rule.name = form.name.trim().to_owned();
     rule.description = form.description.clone();
@@ -317,22 +304,19 @@ pub async fn save_rule(
             rule.timeout_seconds = timeout;
             rule.connections = connections;
         }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return invalid(e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(invalid(e)),
     }
-    let saved = match console.request(&session, rule) {
-        Ok(request) => console.enrichment().update_rule(request).await,
-        Err(problem) => return refused(&session, "Enrichment rule", problem),
-    };
-    match saved {
+    let request = console.ask(&session, "Enrichment rule", rule)?;
+    match console.enrichment().update_rule(request).await {
         Ok(rule) => {
             let rule = rule.into_inner();
             let body = html! { (notice("ok", "Saved.")) (rule_view(&session, &rule, None, None)) };
-            page(Some(&session), &rule.name.clone(), body)
+            Ok(page(Some(&session), &rule.name, body))
         }
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            invalid(status.message().to_owned())
+            Err(invalid(status.message().to_owned()))
         }
-        Err(status) => failed(&session, "Enrichment rule", &status),
+        Err(status) => Err(failed(&session, "Enrichment rule", &status)),
     }
 }
 
@@ -385,12 +369,12 @@ async fn get_filter(
         id,
         tenant: owner.tenant,
     };
-    let got = match console.request(session, request) {
-        Ok(request) => console.enrichment().get_filter(request).await,
-        Err(problem) => return Err(refused(session, "Filter", problem)),
-    };
-    got.map(|r| r.into_inner())
-        .map_err(|status| failed(session, "Filter", &status))
+    let request = console.ask(session, "Filter", request)?;
+    answered(
+        session,
+        "Filter",
+        console.enrichment().get_filter(request).await,
+    )
 }
 
 pub async fn filter(
@@ -398,15 +382,10 @@ pub async fn filter(
     session: Session,
     Path(id): Path<String>,
     Query(owner): Query<Owner>,
-) -> Response {
-    match get_filter(&console, &session, id, owner).await {
-        Ok(filter) => page(
-            Some(&session),
-            &filter.name.clone(),
-            filter_view(&session, &filter, None, None),
-        ),
-        Err(page) => page,
-    }
+) -> Page {
+    let filter = get_filter(&console, &session, id, owner).await?;
+    let view = filter_view(&session, &filter, None, None);
+    Ok(page(Some(&session), &filter.name, view))
 }
 
 #[derive(Deserialize, Default)]
@@ -423,14 +402,11 @@ pub async fn save_filter(
     Path(id): Path<String>,
     Query(owner): Query<Owner>,
     Form(form): Form<FilterForm>,
-) -> Response {
+) -> Page {
     if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
+        return Err(forbidden_form(&session));
     }
-    let mut filter = match get_filter(&console, &session, id, owner).await {
-        Ok(filter) => filter,
-        Err(page) => return page,
-    };
+    let mut filter = get_filter(&console, &session, id, owner).await?;
     let invalid = |filter: &Filter, message: &str| {
         page_with(
             StatusCode::BAD_REQUEST,
@@ -440,28 +416,25 @@ pub async fn save_filter(
         )
     };
     if form.root.len() > MAX_FILTER_JSON_BYTES {
-        return invalid(&filter, "conditions: at most 256 KiB of JSON");
+        return Err(invalid(&filter, "conditions: at most 256 KiB of JSON"));
     }
     let root = match xdr_proto::json::from_json::<FilterNode>("xdr.v1.FilterNode", &form.root) {
         Ok(root) => root,
-        Err(error) => return invalid(&filter, &format!("conditions: {error}")),
+        Err(error) => return Err(invalid(&filter, &format!("conditions: {error}"))),
     };
     filter.root = Some(root);
     let shown = filter.clone();
-    let saved = match console.request(&session, filter) {
-        Ok(request) => console.enrichment().update_filter(request).await,
-        Err(problem) => return refused(&session, "Filter", problem),
-    };
-    match saved {
+    let request = console.ask(&session, "Filter", filter)?;
+    match console.enrichment().update_filter(request).await {
         Ok(filter) => {
             let filter = filter.into_inner();
             let body =
                 html! { (notice("ok", "Saved.")) (filter_view(&session, &filter, None, None)) };
-            page(Some(&session), &filter.name.clone(), body)
+            Ok(page(Some(&session), &filter.name, body))
         }
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            invalid(&shown, status.message())
+            Err(invalid(&shown, status.message()))
         }
-        Err(status) => failed(&session, "Filter", &status),
+        Err(status) => Err(failed(&session, "Filter", &status)),
     }
 }

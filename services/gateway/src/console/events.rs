@@ -17,7 +17,7 @@ use serde::Deserialize;
 use xdr_proto::pb::{Event, Row, SearchEventsReply, SearchEventsRequest, cell::Kind, field_value};
 
 use super::{
-    Console, Session, failed,
+    Console, Page, Session, failed,
     page::{notice, page, shell, time},
     refused,
 };
@@ -135,35 +135,32 @@ pub async fn search(
     State(console): State<Arc<Console>>,
     session: Session,
     Query(query): Query<SearchQuery>,
-) -> Response {
+) -> Page {
     let sql = query.sql.trim().to_owned();
     if sql.is_empty() {
-        return page(Some(&session), "Events", form(""));
+        return Ok(page(Some(&session), "Events", form("")));
     }
     if sql.chars().count() > MAX_SQL_CHARS {
-        return refused(
+        return Err(refused(
             &session,
             "Events",
             Problem::bad_request(format!("sql: at most {MAX_SQL_CHARS} characters")),
-        );
+        ));
     }
     let request = SearchEventsRequest {
         sql: sql.clone(),
         ..Default::default()
     };
-    let answered = match console.request(&session, request) {
-        Ok(request) => console.collector().search_events_stream(request).await,
-        Err(problem) => return refused(&session, "Events", problem),
-    };
-    let mut pieces = match answered {
+    let request = console.ask(&session, "Events", request)?;
+    let mut pieces = match console.collector().search_events_stream(request).await {
         Ok(answer) => answer.into_inner(),
-        Err(status) => return refused_query(&session, &sql, &status),
+        Err(status) => return Err(refused_query(&session, &sql, &status)),
     };
     // The first piece decides the page: a refused query is a page of its own, with its status.
     let first = match pieces.message().await {
         Ok(Some(first)) => first,
         Ok(None) => SearchEventsReply::default(),
-        Err(status) => return refused_query(&session, &sql, &status),
+        Err(status) => return Err(refused_query(&session, &sql, &status)),
     };
     let (before, after) = shell(&session, "Events");
     let (first_rows, shown) = rows(&first, MAX_ROWS);
@@ -222,7 +219,7 @@ pub async fn search(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    response
+    Ok(response)
 }
 
 /// The query again, with why it was refused (the SQL checker names what it does not take).

@@ -4,6 +4,10 @@
 //! a page only leaves out what a role may not do, and a forged form is refused by the
 //! service. Sessions are the gateway's tokens in a cookie (`session`).
 
+// A handler's error is the page saying why (`Page`): made once per request and answered at
+// once, never carried far, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod alerts;
 mod catalog;
 mod enrichment;
@@ -50,9 +54,16 @@ impl Console {
         })
     }
 
-    /// `message` as a call made for the person signed in.
-    fn request<T>(&self, session: &Session, message: T) -> Result<tonic::Request<T>, Problem> {
+    /// `message` as a call made for the person signed in, or the page titled `title` saying
+    /// why it cannot be made.
+    fn ask<T>(
+        &self,
+        session: &Session,
+        title: &str,
+        message: T,
+    ) -> Result<tonic::Request<T>, Response> {
         crate::on_behalf::request(&session.person, session.trace, CALL_TIMEOUT, message)
+            .map_err(|problem| refused(session, title, problem))
     }
 
     fn channel(&self, service: &str) -> Channel {
@@ -127,6 +138,21 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/collectors", get(catalog::collectors))
         .route("/console/secrets", get(catalog::secrets))
         .with_state(console)
+}
+
+/// What a console handler answers: the page, or (as `Err`, so `?` ends the handler) the page
+/// saying why it could not be made.
+type Page = Result<Response, Response>;
+
+/// A service's answer, or the page titled `title` saying why it refused.
+fn answered<T>(
+    session: &Session,
+    title: &str,
+    answer: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, Response> {
+    answer
+        .map(tonic::Response::into_inner)
+        .map_err(|status| failed(session, title, &status))
 }
 
 /// A page saying what went wrong, with the HTTP status of the service's answer (403 for a

@@ -201,12 +201,32 @@ pub struct SignIn {
     next: String,
 }
 
+/// Whether a request's `Origin`, when the browser sends one, is the gateway itself: a page
+/// of another site may not sign a browser in (as someone else) behind its user's back.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = (origin.to_str().ok())
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    origin_host.is_some() && origin_host == host
+}
+
 pub async fn sign_in_post(
     State(console): State<std::sync::Arc<Console>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
     let refuse = |message: &str, status| sign_in_page(&form.next, Some(message), status);
+    if !same_origin(&headers) {
+        return refuse(
+            "sign-in comes from another site's page; sign in here",
+            StatusCode::FORBIDDEN,
+        );
+    }
     if [&form.user, &form.password, &form.token]
         .iter()
         .any(|f| f.len() > MAX_FIELD_CHARS)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::{
     Form,
     extract::{Path, State},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 use xdr_proto::pb::{
@@ -17,11 +17,11 @@ use xdr_proto::pb::{
 
 use super::{
     MAX_ASSIGNEE_CHARS,
-    card::{Subject, card, get_alert, get_incident, not_got, run_outcome},
+    card::{Subject, card, get_alert, get_incident, run_outcome},
 };
 use crate::{
     console::{
-        Console, Session, failed, forbidden_form,
+        Console, Page, Session, answered, forbidden_form,
         page::{notice, page},
         refused,
     },
@@ -39,17 +39,25 @@ pub struct UpdateForm {
 }
 
 impl UpdateForm {
-    fn checked(&self) -> Result<(i32, String), Problem> {
+    /// The status and assignee, once the form is the session's and its fields are right; else
+    /// the page saying why not.
+    fn checked(&self, session: &Session, title: &str) -> Result<(i32, String), Response> {
+        if !session.checks(&self.csrf) {
+            return Err(forbidden_form(session));
+        }
         let status = AlertStatus::from_str_name(&self.status)
             .filter(|s| *s != AlertStatus::Unspecified)
-            .ok_or_else(|| Problem::bad_request("status: new, in progress or closed"))?;
+            .ok_or_else(|| Problem::bad_request("status: new, in progress or closed"));
         let assignee = self.assignee.trim();
-        if assignee.chars().count() > MAX_ASSIGNEE_CHARS {
-            return Err(Problem::bad_request(format!(
-                "assignee: at most {MAX_ASSIGNEE_CHARS} characters"
-            )));
-        }
-        Ok((status as i32, assignee.to_owned()))
+        let checked = status.and_then(|status| {
+            if assignee.chars().count() > MAX_ASSIGNEE_CHARS {
+                return Err(Problem::bad_request(format!(
+                    "assignee: at most {MAX_ASSIGNEE_CHARS} characters"
+                )));
+            }
+            Ok((status as i32, assignee.to_owned()))
+        });
+        checked.map_err(|problem| refused(session, title, problem))
     }
 }
 
@@ -58,37 +66,22 @@ pub async fn update_alert(
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<UpdateForm>,
-) -> Response {
-    if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
-    }
-    let (status, assignee) = match form.checked() {
-        Ok(checked) => checked,
-        Err(problem) => return refused(&session, "Alert", problem),
-    };
-    let request = UpdateAlertRequest {
+) -> Page {
+    let (status, assignee) = form.checked(&session, "Alert")?;
+    let message = UpdateAlertRequest {
         id,
         status,
         assignee: Some(assignee),
         ..Default::default()
     };
-    let updated = match console.request(&session, request) {
-        Ok(request) => console.playbook().update_alert(request).await,
-        Err(problem) => return refused(&session, "Alert", problem),
-    };
-    match updated {
-        Ok(alert) => {
-            let saved = notice("ok", "Saved.");
-            card(
-                &console,
-                &session,
-                Subject::Alert(alert.into_inner()),
-                Some(saved),
-            )
-            .await
-        }
-        Err(status) => failed(&session, "Alert", &status),
-    }
+    let request = console.ask(&session, "Alert", message)?;
+    let alert = answered(
+        &session,
+        "Alert",
+        console.playbook().update_alert(request).await,
+    )?;
+    let saved = Some(notice("ok", "Saved."));
+    Ok(card(&console, &session, Subject::Alert(alert), saved).await)
 }
 
 pub async fn update_incident(
@@ -96,37 +89,22 @@ pub async fn update_incident(
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<UpdateForm>,
-) -> Response {
-    if !session.checks(&form.csrf) {
-        return forbidden_form(&session);
-    }
-    let (status, assignee) = match form.checked() {
-        Ok(checked) => checked,
-        Err(problem) => return refused(&session, "Incident", problem),
-    };
-    let request = UpdateIncidentRequest {
+) -> Page {
+    let (status, assignee) = form.checked(&session, "Incident")?;
+    let message = UpdateIncidentRequest {
         id,
         status,
         assignee: Some(assignee),
         ..Default::default()
     };
-    let updated = match console.request(&session, request) {
-        Ok(request) => console.playbook().update_incident(request).await,
-        Err(problem) => return refused(&session, "Incident", problem),
-    };
-    match updated {
-        Ok(incident) => {
-            let saved = notice("ok", "Saved.");
-            card(
-                &console,
-                &session,
-                Subject::Incident(incident.into_inner()),
-                Some(saved),
-            )
-            .await
-        }
-        Err(status) => failed(&session, "Incident", &status),
-    }
+    let request = console.ask(&session, "Incident", message)?;
+    let incident = answered(
+        &session,
+        "Incident",
+        console.playbook().update_incident(request).await,
+    )?;
+    let saved = Some(notice("ok", "Saved."));
+    Ok(card(&console, &session, Subject::Incident(incident), saved).await)
 }
 
 #[derive(Deserialize)]
@@ -179,39 +157,31 @@ impl LaunchForm {
     }
 }
 
-/// Launches `form`'s playbook on `subject`'s alert or incident and shows the card again with
+/// Launches `form`'s playbook on `on`'s alert or incident and shows the card again with
 /// the outcome (the service refuses a role that may not: 403).
-async fn launch(console: &Console, session: &Session, form: LaunchForm, on: LaunchOn) -> Response {
+async fn launch(console: &Console, session: &Session, form: LaunchForm, on: LaunchOn) -> Page {
     let title = on.title();
     if !session.checks(&form.csrf) {
-        return forbidden_form(session);
+        return Err(forbidden_form(session));
     }
-    let mut request = match form.request() {
-        Ok(request) => request,
-        Err(problem) => return refused(session, title, problem),
-    };
+    let mut message = form
+        .request()
+        .map_err(|problem| refused(session, title, problem))?;
     match &on {
-        LaunchOn::Alert(id) => request.alert_id = id.clone(),
-        LaunchOn::Incident(id) => request.incident_id = id.clone(),
+        LaunchOn::Alert(id) => message.alert_id = id.clone(),
+        LaunchOn::Incident(id) => message.incident_id = id.clone(),
     }
-    let ran = match console.request(session, request) {
-        Ok(request) => console.playbook().launch_playbook(request).await,
-        Err(problem) => return refused(session, title, problem),
-    };
-    let run = match ran {
-        Ok(run) => run.into_inner(),
-        Err(status) => return failed(session, title, &status),
-    };
+    let request = console.ask(session, title, message)?;
+    let run = answered(
+        session,
+        title,
+        console.playbook().launch_playbook(request).await,
+    )?;
     let subject = match on {
-        LaunchOn::Alert(id) => get_alert(console, session, id).await.map(Subject::Alert),
-        LaunchOn::Incident(id) => get_incident(console, session, id)
-            .await
-            .map(Subject::Incident),
+        LaunchOn::Alert(id) => Subject::Alert(get_alert(console, session, id).await?),
+        LaunchOn::Incident(id) => Subject::Incident(get_incident(console, session, id).await?),
     };
-    match subject {
-        Ok(subject) => card(console, session, subject, Some(run_outcome(&run))).await,
-        Err(error) => not_got(session, title, error),
-    }
+    Ok(card(console, session, subject, Some(run_outcome(&run))).await)
 }
 
 enum LaunchOn {
@@ -233,7 +203,7 @@ pub async fn launch_on_alert(
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<LaunchForm>,
-) -> Response {
+) -> Page {
     launch(&console, &session, form, LaunchOn::Alert(id)).await
 }
 
@@ -242,7 +212,7 @@ pub async fn launch_on_incident(
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<LaunchForm>,
-) -> Response {
+) -> Page {
     launch(&console, &session, form, LaunchOn::Incident(id)).await
 }
 
@@ -254,7 +224,7 @@ pub async fn alert_of_event(
     State(console): State<Arc<Console>>,
     session: Session,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     let mut token = String::new();
     let mut scanned = 0;
     while scanned < MAX_ALERTS_SCANNED {
@@ -265,18 +235,15 @@ pub async fn alert_of_event(
             }),
             ..Default::default()
         };
-        let listed = match console.request(&session, request) {
-            Ok(request) => console.playbook().list_alerts(request).await,
-            Err(problem) => return refused(&session, "Alert", problem),
-        };
-        let reply = match listed {
-            Ok(reply) => reply.into_inner(),
-            Err(status) => return failed(&session, "Alert", &status),
-        };
+        let request = console.ask(&session, "Alert", request)?;
+        let reply = answered(
+            &session,
+            "Alert",
+            console.playbook().list_alerts(request).await,
+        )?;
         scanned += reply.alerts.len();
         if let Some(alert) = reply.alerts.iter().find(|a| a.event_ids.contains(&id)) {
-            return axum::response::Redirect::to(&format!("/console/alerts/{}", alert.id))
-                .into_response();
+            return Ok(Redirect::to(&format!("/console/alerts/{}", alert.id)).into_response());
         }
         token = reply.page.map(|p| p.next_page_token).unwrap_or_default();
         if token.is_empty() {
@@ -284,5 +251,5 @@ pub async fn alert_of_event(
         }
     }
     let said = format!("No alert among the newest {scanned} holds event {id}.");
-    page(Some(&session), "Alert", notice("warn", &said))
+    Ok(page(Some(&session), "Alert", notice("warn", &said)))
 }

@@ -16,13 +16,9 @@ use xdr_proto::pb::{
 };
 
 use super::{severity, status};
-use crate::{
-    console::{
-        Console, Session, failed,
-        page::{csrf_field, nothing, notice, page, short, time},
-        refused,
-    },
-    problem::Problem,
+use crate::console::{
+    Console, Page, Session, answered,
+    page::{csrf_field, nothing, notice, page, short, time},
 };
 
 /// An alert or an incident, as a card shows it.
@@ -217,18 +213,15 @@ pub(super) async fn card(
     outcome: Option<Markup>,
 ) -> Response {
     let may_launch = session.person.role.allows(Action::LaunchPlaybooks);
-    let playbooks = if may_launch {
-        match console.request(session, ListPlaybooksRequest {}) {
-            Ok(request) => console
-                .playbook()
-                .list_playbooks(request)
-                .await
-                .map(|r| r.into_inner().playbooks)
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        }
-    } else {
-        Vec::new()
+    // A card still shows when the playbooks cannot be listed; only its choice is empty.
+    let playbooks = match console.ask(session, "", ListPlaybooksRequest {}) {
+        Ok(request) if may_launch => console
+            .playbook()
+            .list_playbooks(request)
+            .await
+            .map(|r| r.into_inner().playbooks)
+            .unwrap_or_default(),
+        _ => Vec::new(),
     };
     let body = html! {
         (outcome.unwrap_or_else(nothing))
@@ -287,75 +280,50 @@ pub(super) async fn get_alert(
     console: &Console,
     session: &Session,
     id: String,
-) -> Result<Alert, Result<tonic::Status, Problem>> {
-    let request = console
-        .request(
-            session,
-            GetAlertRequest {
-                id,
-                tenant: String::new(),
-            },
-        )
-        .map_err(Err)?;
-    console
-        .playbook()
-        .get_alert(request)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(Ok)
+) -> Result<Alert, Response> {
+    let message = GetAlertRequest {
+        id,
+        tenant: String::new(),
+    };
+    let request = console.ask(session, "Alert", message)?;
+    answered(
+        session,
+        "Alert",
+        console.playbook().get_alert(request).await,
+    )
 }
 
 pub(super) async fn get_incident(
     console: &Console,
     session: &Session,
     id: String,
-) -> Result<Incident, Result<tonic::Status, Problem>> {
-    let request = console
-        .request(
-            session,
-            GetIncidentRequest {
-                id,
-                tenant: String::new(),
-            },
-        )
-        .map_err(Err)?;
-    console
-        .playbook()
-        .get_incident(request)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(Ok)
-}
-
-pub(super) fn not_got(
-    session: &Session,
-    title: &str,
-    error: Result<tonic::Status, Problem>,
-) -> Response {
-    match error {
-        Ok(status) => failed(session, title, &status),
-        Err(problem) => refused(session, title, problem),
-    }
+) -> Result<Incident, Response> {
+    let message = GetIncidentRequest {
+        id,
+        tenant: String::new(),
+    };
+    let request = console.ask(session, "Incident", message)?;
+    answered(
+        session,
+        "Incident",
+        console.playbook().get_incident(request).await,
+    )
 }
 
 pub async fn alert_card(
     State(console): State<Arc<Console>>,
     session: Session,
     Path(id): Path<String>,
-) -> Response {
-    match get_alert(&console, &session, id).await {
-        Ok(alert) => card(&console, &session, Subject::Alert(alert), None).await,
-        Err(error) => not_got(&session, "Alert", error),
-    }
+) -> Page {
+    let alert = get_alert(&console, &session, id).await?;
+    Ok(card(&console, &session, Subject::Alert(alert), None).await)
 }
 
 pub async fn incident_card(
     State(console): State<Arc<Console>>,
     session: Session,
     Path(id): Path<String>,
-) -> Response {
-    match get_incident(&console, &session, id).await {
-        Ok(incident) => card(&console, &session, Subject::Incident(incident), None).await,
-        Err(error) => not_got(&session, "Incident", error),
-    }
+) -> Page {
+    let incident = get_incident(&console, &session, id).await?;
+    Ok(card(&console, &session, Subject::Incident(incident), None).await)
 }

@@ -7,10 +7,7 @@ mod card;
 
 use std::sync::Arc;
 
-use axum::{
-    extract::{Query, State},
-    response::Response,
-};
+use axum::extract::{Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
 use xdr_proto::pb::{AlertStatus, ListAlertsRequest, ListIncidentsRequest, PageRequest, Severity};
@@ -21,9 +18,8 @@ pub use actions::{
 pub use card::{alert_card, incident_card};
 
 use super::{
-    Console, Session, failed,
+    Console, Page, Session, answered,
     page::{page, short, time},
-    refused,
 };
 const PAGE_SIZE: u32 = 50;
 /// The longest assignee (a user name).
@@ -169,7 +165,7 @@ pub async fn list_alerts(
     State(console): State<Arc<Console>>,
     session: Session,
     Query(query): Query<ListQuery>,
-) -> Response {
+) -> Page {
     let request = ListAlertsRequest {
         page: query.page(),
         statuses: query.statuses(),
@@ -178,14 +174,12 @@ pub async fn list_alerts(
         assignee: query.assignee.chars().take(MAX_ASSIGNEE_CHARS).collect(),
         ..Default::default()
     };
-    let listed = match console.request(&session, request) {
-        Ok(request) => console.playbook().list_alerts(request).await,
-        Err(problem) => return refused(&session, "Alerts", problem),
-    };
-    let reply = match listed {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return failed(&session, "Alerts", &status),
-    };
+    let request = console.ask(&session, "Alerts", request)?;
+    let reply = answered(
+        &session,
+        "Alerts",
+        console.playbook().list_alerts(request).await,
+    )?;
     let next = reply.page.map(|p| p.next_page_token).unwrap_or_default();
     let body = html! {
         (query.form("/console/alerts"))
@@ -214,14 +208,14 @@ pub async fn list_alerts(
         }
         @if !next.is_empty() { p { a href=(format!("/console/alerts{}", query.next(&next))) { "Next page" } } }
     };
-    page(Some(&session), "Alerts", body)
+    Ok(page(Some(&session), "Alerts", body))
 }
 
 pub async fn list_incidents(
     State(console): State<Arc<Console>>,
     session: Session,
     Query(query): Query<ListQuery>,
-) -> Response {
+) -> Page {
     let request = ListIncidentsRequest {
         page: query.page(),
         statuses: query.statuses(),
@@ -230,14 +224,12 @@ pub async fn list_incidents(
         assignee: query.assignee.chars().take(MAX_ASSIGNEE_CHARS).collect(),
         ..Default::default()
     };
-    let listed = match console.request(&session, request) {
-        Ok(request) => console.playbook().list_incidents(request).await,
-        Err(problem) => return refused(&session, "Incidents", problem),
-    };
-    let reply = match listed {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return failed(&session, "Incidents", &status),
-    };
+    let request = console.ask(&session, "Incidents", request)?;
+    let reply = answered(
+        &session,
+        "Incidents",
+        console.playbook().list_incidents(request).await,
+    )?;
     let next = reply.page.map(|p| p.next_page_token).unwrap_or_default();
     let body = html! {
         (query.form("/console/incidents"))
@@ -262,5 +254,5 @@ pub async fn list_incidents(
         }
         @if !next.is_empty() { p { a href=(format!("/console/incidents{}", query.next(&next))) { "Next page" } } }
     };
-    page(Some(&session), "Incidents", body)
+    Ok(page(Some(&session), "Incidents", body))
 }
