@@ -11,6 +11,7 @@ import http.client
 import json
 import re
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -348,6 +349,24 @@ def analyst_opens_the_incident(driver, alert_id):
     shot(driver, "16-incident")
 
 
+def a_session_ends_when_its_token_expires(driver):
+    # A token of jo's that lasts 3 seconds, made by the Main administrator.
+    made = urllib.request.Request(
+        f"{BASE}/v1/people/tokens", method="POST",
+        data=json.dumps({"user": "jo", "expiresInSeconds": 3}).encode(),
+        headers={"Authorization": f"Bearer {CONFIG['admin_token']}",
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(made, timeout=WAIT) as answer:
+        short = json.load(answer)["secret"]
+    sign_in_with_token(driver, short)
+    check("junior-analyst" in text(driver), "the short-lived token signs in", driver)
+    deadline = time.monotonic() + WAIT
+    while "/console/sign-in" not in driver.current_url:
+        check(time.monotonic() < deadline, "the session ends within 20 s of a 3 s token", driver)
+        time.sleep(0.5)
+        driver.get(f"{BASE}/console/alerts")
+
+
 def junior_launches_but_does_not_change(driver, alert_id):
     sign_in(driver, "jo", CONFIG["password"])
     driver.get(f"{BASE}/console/alerts/{alert_id}")
@@ -426,6 +445,7 @@ def main():
         administrator_adds_to_internal_ti(driver)
         main_administrator_edits_a_rule_and_a_filter(driver)
         analyst_opens_the_incident(driver, alert_id)
+        a_session_ends_when_its_token_expires(driver)
     except Exception:
         shot(driver, "failure")
         raise
