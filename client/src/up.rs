@@ -398,6 +398,10 @@ fn print_summary(args: &Args, home: &Home) {
             "  curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"sql\":\"SELECT count() FROM events\"}}' http://{}/xdr.v1.Collector/SearchEvents",
             layout::dial_addr(args.bind, GATEWAY.http_port)
         );
+        println!(
+            "  the web console: http://{}/console (sign in with this token, or a user's password)",
+            layout::dial_addr(args.bind, GATEWAY.http_port)
+        );
     }
     println!("Ctrl-C stops the mesh.");
 }

@@ -27,7 +27,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Owns enrichment rules and filters and enriches event streams with threat intelligence."
 )]
 struct Config {
-    /// The ThreatIntel service rules with no server URL of their own look values up in.
+    /// The ThreatIntel service rules with no server URL of their own look values up in;
+    /// replicas as `HOST:PORT,HOST:PORT` (lanes spread over them, a failed lookup tried on
+    /// another).
     #[arg(long, env = "XDR_THREATINTEL_ADDR", default_value_t = THREATINTEL.dial_addr())]
     threatintel_addr: String,
     #[command(flatten)]

@@ -3,6 +3,11 @@
 //! does with an exchange differs (a `LookupStream` batch, a CyberTrace exchange). A lane that
 //! dies (a bug that panics) fails the exchanges it held and is started again by the next
 //! exchange sent its way: the source is never left closed.
+//!
+//! When the lanes reach several replicas of a source (`with_failover`), an exchange a lane
+//! could not answer (its replica down, its stream broken) is tried once more on another lane
+//! before its deadline, and the failed lane is passed over for a moment: lookups only read,
+//! so asking again is safe, and the caller still gets one answer.
 
 use std::{
     future::Future,
@@ -43,7 +48,14 @@ pub struct Lanes {
     /// Makes a lane's task of its queue: at the start, and again for a lane that died.
     make: Mutex<MakeLane>,
     next: AtomicUsize,
+    /// Whether a failed exchange is tried on another lane (lanes reach several replicas).
+    failover: bool,
+    /// Until when each lane is passed over, after it failed an exchange.
+    resting: Vec<Mutex<Option<Instant>>>,
 }
+
+/// How long a lane that failed an exchange is passed over (when others are there).
+const REST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Lanes {
     /// `count` lanes, each the task `lane` makes of its queue of exchanges.
@@ -62,17 +74,60 @@ impl Lanes {
             lanes,
             make: Mutex::new(make),
             next: AtomicUsize::new(0),
+            failover: false,
+            resting: (0..count.get()).map(|_| Mutex::new(None)).collect(),
         }
     }
 
-    /// Looks `objects` up on the next lane in turn, for the spans `askers` names.
+    /// Tries an exchange a lane could not answer once more on another lane.
+    pub fn with_failover(mut self) -> Self {
+        self.failover = self.lanes.len() > 1;
+        self
+    }
+
+    /// The next lane in turn, passing over those resting after a failure (unless all are).
+    fn pick(&self, not: Option<usize>) -> usize {
+        let count = self.lanes.len();
+        let now = Instant::now();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..count)
+            .map(|i| (first + i) % count)
+            .filter(|lane| Some(*lane) != not)
+            .find(|lane| locked(&self.resting[*lane]).is_none_or(|until| until <= now))
+            .unwrap_or_else(|| (first % count + usize::from(Some(first % count) == not)) % count)
+    }
+
+    /// Looks `objects` up on the next lane in turn, for the spans `askers` names; with
+    /// failover, once more on another lane when that one could not answer.
     pub async fn lookup(
         &self,
         objects: Vec<LookupObject>,
         deadline: Instant,
         askers: Vec<String>,
     ) -> Answer {
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let lane = self.pick(None);
+        if !self.failover {
+            return self.lookup_on(lane, objects, deadline, askers).await;
+        }
+        let again = (objects.clone(), askers.clone());
+        match self.lookup_on(lane, objects, deadline, askers).await {
+            Err(Unavailable(why)) if Instant::now() < deadline => {
+                *locked(&self.resting[lane]) = Some(Instant::now() + REST);
+                tracing::debug!(lane, error = %why, "a lane failed an exchange; trying another");
+                let other = self.pick(Some(lane));
+                self.lookup_on(other, again.0, deadline, again.1).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn lookup_on(
+        &self,
+        lane: usize,
+        objects: Vec<LookupObject>,
+        deadline: Instant,
+        askers: Vec<String>,
+    ) -> Answer {
         let (answer, answered) = oneshot::channel();
         let exchange = Exchange {
             objects,

@@ -34,17 +34,37 @@ struct Waiting {
     deadline: Instant,
 }
 
-/// `connections` lanes to the ThreatIntel service at `target` (`host:port`), each its own
-/// HTTP/2 connection.
+/// Lanes to the ThreatIntel service at `targets` (`host:port`, or replicas of it as
+/// `host:port,host:port`), each its own HTTP/2 connection: `connections` of them, and at least
+/// one per replica, spread over the replicas in turn. With replicas, an exchange a lane could
+/// not answer is tried on another.
 pub fn lanes(
-    target: &str,
+    targets: &str,
     connections: NonZeroU32,
     tls: &TlsMaterial,
 ) -> Result<Lanes, channel::ChannelError> {
+    let mut replicas: Vec<String> = (targets.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if replicas.is_empty() {
+        // Refused by the check below, naming what was given.
+        replicas.push(targets.to_owned());
+    }
     // A bad address is refused here, once; every lane's channel is made the same way.
-    channel::lazy(target, "threatintel", tls)?;
-    let (target, tls) = (target.to_owned(), tls.clone());
-    Ok(Lanes::spawn(connections, move |exchanges| {
+    for target in &replicas {
+        channel::lazy(target, "threatintel", tls)?;
+    }
+    let count =
+        NonZeroU32::new(connections.get().max(replicas.len() as u32)).unwrap_or(connections);
+    let several = replicas.len() > 1;
+    let tls = tls.clone();
+    let mut made = 0usize;
+    let lanes = Lanes::spawn(count, move |exchanges| {
+        // Lane i dials replica i mod n; a lane started again keeps to the next one in turn.
+        let target = replicas[made % replicas.len()].clone();
+        made += 1;
         let channel = channel::lazy(&target, "threatintel", &tls);
         async move {
             match channel {
@@ -52,7 +72,12 @@ pub fn lanes(
                 Err(error) => super::lanes::refuse(exchanges, error.to_string()).await,
             }
         }
-    }))
+    });
+    Ok(if several {
+        lanes.with_failover()
+    } else {
+        lanes
+    })
 }
 
 /// Opens a `LookupStream` whose replies keep their matches encoded.

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use xdr_tests::threatintel::start_with_demo_feed;
 use xdr_tests::{
-    TestPki,
+    ServiceProcess, TestPki,
     enrichment::{enrich, ok},
     metrics::{sample, scrape},
     threatintel::cybertrace_addr,
@@ -206,5 +206,84 @@ fn a_rules_rps_is_a_ceiling_seen_at_the_threatintel_side() {
         sample(&scraped, "xdr_enrichment_throttled_lookups_total", &[]),
         Some((VALUES - RPS) as f64),
         "{scraped}"
+    );
+}
+
+/// Two ThreatIntel replicas behind one enrichment service: the lanes spread over both, and
+/// when one is killed, the lookups of its lane are tried on the other — every event of
+/// every batch, before and after, is enriched (none marked unavailable), each answered once.
+#[test]
+fn a_killed_threatintel_replica_has_its_lookups_answered_by_the_other() {
+    let pki = TestPki::new();
+    let first = start_with_demo_feed(&pki, &[]);
+    let second = start_with_demo_feed(&pki, &[]);
+    let replicas = format!("{},{}", first.listening_addr(), second.listening_addr());
+    let server = start_enrichment(&pki, &replicas);
+    let mut rule = seed_rule();
+    rule["connections"] = json!(2);
+    ok(&pki, &server, "CreateRule", &rule);
+    let batches = |from: usize| -> Vec<Value> {
+        (from..from + 8)
+            .map(|b| {
+                json!({"batchId": b.to_string(), "events": [
+                    event(&format!("e{b}a"), Some("http://fakess123.nu")),
+                    event(&format!("e{b}b"), Some(&format!("http://clean{b}.example"))),
+                ]})
+            })
+            .collect()
+    };
+    let statuses = |answers: &[Value]| -> Vec<(String, String)> {
+        answers
+            .iter()
+            .flat_map(|b| b["events"].as_array().unwrap())
+            .map(|e| {
+                let category = e["ti"][0]["category"].as_str().unwrap_or("-").to_owned();
+                (e["enrichmentStatus"].as_str().unwrap().to_owned(), category)
+            })
+            .collect()
+    };
+    let expected: Vec<(String, String)> = (0..8)
+        .flat_map(|_| {
+            [
+                (
+                    "ENRICHMENT_STATUS_COMPLETE".to_owned(),
+                    "KL_Malicious_URL".to_owned(),
+                ),
+                ("ENRICHMENT_STATUS_COMPLETE".to_owned(), "-".to_owned()),
+            ]
+        })
+        .collect();
+    // Both replicas serve: each lane's first batches go to its own.
+    // Each stream's values go out as one gathered lookup, on the next lane in turn.
+    for from in [0, 8] {
+        let before = enrich(&pki, &server, &batches(from));
+        assert_eq!(statuses(&before), expected);
+    }
+    let looked_up = |replica: &ServiceProcess| {
+        sample(
+            &scrape(replica.metrics_addr()),
+            "xdr_threatintel_lookups_total",
+            &["interface=\"grpc\""],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        looked_up(&first) > 0.0 && looked_up(&second) > 0.0,
+        "both replicas were used"
+    );
+
+    // One replica dies: its lane's lookups go to the other, every event still enriched.
+    let mut first = first;
+    first.signal(libc::SIGKILL);
+    first.wait_exit(std::time::Duration::from_secs(10));
+    // Two streams: one of them is given the dead replica's lane first.
+    for from in [16, 24] {
+        let after = enrich(&pki, &server, &batches(from));
+        assert_eq!(statuses(&after), expected, "{after:?}");
+    }
+    assert_eq!(
+        stats(&pki, &server)["sourceUnavailable"],
+        Value::Null,
+        "none unavailable"
     );
 }
