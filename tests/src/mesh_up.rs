@@ -28,6 +28,26 @@ pub fn up(home: &Path, host: &str) -> ServiceProcess {
     up
 }
 
+/// `xdrctl <args>` against the mesh in `home` on `host`, `stdin` as its first input line (a
+/// password); its standard output, once it succeeded.
+pub fn xdrctl_with_input(home: &Path, host: &str, args: &[&str], stdin: &str) -> String {
+    use std::{io::Write, process::Stdio};
+    let mut child = Command::new(paths::binary("xdrctl"))
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .args(["--host", host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xdrctl runs");
+    writeln!(child.stdin.take().expect("piped"), "{stdin}").expect("xdrctl reads its input");
+    let out = child.wait_with_output().expect("xdrctl ends");
+    assert!(out.status.success(), "xdrctl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// `xdrctl <args>` against the mesh `up` started in `home` on `host`.
 pub fn xdrctl(home: &Path, host: &str, args: &[&str]) -> std::process::Output {
     Command::new(paths::binary("xdrctl"))

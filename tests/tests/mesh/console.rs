@@ -5,9 +5,8 @@
 //! analyst's story. Screenshots of each page land in `target/console-screenshots/`.
 
 use std::{
-    io::Write,
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -21,20 +20,7 @@ const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fak
 
 /// `xdrctl ARGS` against the mesh, with `stdin` as its input; its standard output.
 fn xdrctl(home: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(paths::binary("xdrctl"))
-        .args(args)
-        .arg("--home")
-        .arg(home)
-        .args(["--host", HOST])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "xdrctl {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    mesh_up::xdrctl_with_input(home, HOST, args, stdin)
 }
 
 fn which(candidates: &[&str]) -> String {

@@ -5,13 +5,12 @@
 //! alert's History; "Log out the users" runs from xdrctl; an observer is refused.
 
 use std::{
-    io::Write,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use xdr_tests::{mesh_up, paths, playbook::UserGate};
+use xdr_tests::{mesh_up, playbook::UserGate};
 
 const HOST: &str = "127.0.0.84";
 const PASSWORD: &str = "Utm-seed-5ecret";
@@ -58,8 +57,10 @@ fn the_seeds_event_raises_an_alert_that_a_tier1_analyst_answers_through_usergate
     );
 
     // The operator keeps the credentials as a secret; the password goes in on stdin.
-    let mut create = Command::new(paths::binary("xdrctl"))
-        .args([
+    mesh_up::xdrctl_with_input(
+        home.path(),
+        HOST,
+        &[
             "secret",
             "create",
             "usergate",
@@ -67,16 +68,9 @@ fn the_seeds_event_raises_an_alert_that_a_tier1_analyst_answers_through_usergate
             "xdr-api",
             "--url",
             &usergate.url(),
-        ])
-        .args(["--home", home.path().to_str().unwrap(), "--host", HOST])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let created = create.wait_with_output().unwrap();
-    assert!(created.status.success(), "{created:?}");
+        ],
+        PASSWORD,
+    );
     assert!(!xdrctl(home.path(), &["secret", "list"]).contains(PASSWORD));
 
     // The seed's curl, verbatim but for the host.
