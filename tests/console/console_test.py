@@ -346,6 +346,14 @@ def analyst_opens_the_incident(driver, alert_id):
     check(alert_id in text(driver), "the incident lists its alert", driver)
     check(driver.find_elements(By.CSS_SELECTOR, "button[value=dry-run]"),
           "a playbook can be launched on the incident", driver)
+    Select(driver.find_element(By.NAME, "status")).select_by_visible_text("in progress")
+    submit(driver, "form[action$='/update'] button")
+    wait_for_text(driver, "Saved.")
+    check("status → in progress" in driver.find_element(By.ID, "history").text,
+          "the incident's History shows the change", driver)
+    Select(driver.find_element(By.NAME, "playbook")).select_by_visible_text("Block host via UserGate")
+    submit(driver, "button[value=dry-run]")
+    wait_for_text(driver, "Dry run — nothing was sent")
     shot(driver, "16-incident")
 
 
