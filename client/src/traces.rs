@@ -102,8 +102,15 @@ impl TraceService for Receiver {
         let size = lines.len() as u64;
         if self.written.fetch_add(size, Ordering::Relaxed) + size > self.max_bytes {
             self.written.fetch_sub(size, Ordering::Relaxed);
-            let dropped = self.dropped.fetch_add(spans, Ordering::Relaxed) + spans;
-            eprintln!("--max-bytes reached: {dropped} spans dropped so far");
+            let before = self.dropped.fetch_add(spans, Ordering::Relaxed);
+            // Said when dropping starts and at each further 10,000: a flood of exports past
+            // the cap does not become a flood of lines.
+            if before == 0 || before / 10_000 != (before + spans) / 10_000 {
+                eprintln!(
+                    "--max-bytes reached: {} spans dropped so far",
+                    before + spans
+                );
+            }
         } else {
             let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
             out.write_all(lines.as_bytes())

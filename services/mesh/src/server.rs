@@ -173,25 +173,18 @@ impl MeshServer {
             .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT))
             .trace_fn(|request| {
                 let path = request.uri().path();
-                // Health checks come every few seconds from probes and balancers: at debug, so
-                // they are neither logged nor exported unless asked for.
-                let span = if path.starts_with("/grpc.health.") {
-                    tracing::debug_span!(
-                        "rpc",
-                        path,
-                        otel.name = path.trim_start_matches('/'),
-                        otel.kind = "server",
-                        rpc.system = "grpc"
-                    )
-                } else {
-                    tracing::info_span!(
-                        "rpc",
-                        path,
-                        otel.name = path.trim_start_matches('/'),
-                        otel.kind = "server",
-                        rpc.system = "grpc"
-                    )
-                };
+                // Health checks come every few seconds from probes and balancers: they get no
+                // span, so they neither crowd the traces nor cost one each.
+                if path.starts_with("/grpc.health.") {
+                    return tracing::Span::none();
+                }
+                let span = tracing::info_span!(
+                    "rpc",
+                    path,
+                    otel.name = path.trim_start_matches('/'),
+                    otel.kind = "server",
+                    rpc.system = "grpc"
+                );
                 crate::trace::continued_from(span, request.headers())
             })
             .layer(layers)

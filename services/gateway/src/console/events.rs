@@ -21,7 +21,7 @@ use super::{
     page::{notice, page, shell, time},
     refused,
 };
-use crate::problem::Problem;
+use crate::{connect::CALL_TIMEOUT, problem::Problem};
 
 const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
 /// The longest query taken (the collector's checker has its own bound too).
@@ -172,8 +172,10 @@ pub async fn search(
     // Rows of later pieces go into a table of their own each: the browser shows every one
     // as it arrives.
     let head = table_head(&first).into_string();
-    // The session holds the page's call slot until the last piece is sent.
+    // The session holds the page's call slot until the last piece is sent, and the search
+    // gets as long as any call: a search (or a page) cannot hold the slot for longer.
     let held = session.clone();
+    let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
     let rest = futures_util::stream::unfold(
         (pieces, shown, false),
         move |(mut pieces, mut shown, done)| {
@@ -183,7 +185,13 @@ pub async fn search(
                 if done {
                     return None;
                 }
-                let chunk = match pieces.message().await {
+                let next = tokio::time::timeout_at(deadline, pieces.message()).await;
+                let next = next.unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {CALL_TIMEOUT:?}"
+                    )))
+                });
+                let chunk = match next {
                     Ok(Some(piece)) if shown < MAX_ROWS => {
                         let (markup, n) = rows(&piece, MAX_ROWS - shown);
                         shown += n;
