@@ -17,6 +17,8 @@ apt_install() {
 }
 command -v curl >/dev/null || apt_install curl
 command -v docker-compose >/dev/null || apt_install docker-compose
+# The ClickHouse event-store tests run Debian's server (18.16), one process per shard.
+[ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
 # The console's browser test: headless Chromium and its WebDriver, from Debian.
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
 

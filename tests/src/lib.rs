@@ -5,10 +5,12 @@
 //! - [`grpcurl::Grpcurl`]: the real grpcurl binary with a chosen client certificate;
 //! - [`client`]: a tonic channel, for streams driven message by message;
 //! - [`raw_grpc`]: calls whose request frames the test writes byte by byte;
-//! - [`metrics`]: a service's `/metrics`, scraped with curl.
+//! - [`metrics`]: a service's `/metrics`, scraped with curl;
+//! - [`clickhouse`]: real ClickHouse servers, the shards of one cluster.
 //!
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
+pub mod clickhouse;
 pub mod client;
 pub mod collector;
 pub mod compose;

@@ -19,8 +19,14 @@ pub fn up_command(home: &Path, host: &str) -> Command {
 
 /// `xdrctl up` with the test build's binaries, once it says the mesh is up.
 pub fn up(home: &Path, host: &str) -> ServiceProcess {
+    up_with_env(home, host, &[])
+}
+
+/// As [`up`], with `env` set for `xdrctl up` and the services it starts.
+pub fn up_with_env(home: &Path, host: &str, env: &[(&str, &str)]) -> ServiceProcess {
     let mut command = up_command(home, host);
     command.arg("--bin-dir").arg(paths::bin_dir());
+    command.envs(env.iter().copied());
     let up = ServiceProcess::watch("xdrctl up", command);
     up.wait_for_line("the mesh being up", Duration::from_secs(90), |l| {
         l.starts_with("xdr mesh is up")

@@ -14,7 +14,7 @@ use xdr_collector::{
     enrich_link::EnrichmentLink,
     ingest::{Ingest, Limits},
     retention,
-    store::{EventStore, SqliteStore},
+    store::{ClickHouseStore, ClickHouseTarget, EventStore, SqliteStore},
     writer::Writer,
 };
 use xdr_mesh::{
@@ -49,6 +49,24 @@ struct Config {
     /// The playbook service that collectors with an "alerts" destination send events to.
     #[arg(long, env = "XDR_PLAYBOOK_ADDR", default_value_t = PLAYBOOK.dial_addr())]
     playbook_addr: String,
+    /// Where events are stored: `embedded` (SQLite in the data folder), or ClickHouse as
+    /// `clickhouse+http://HOST:PORT[,HOST:PORT…]/DATABASE` (the hosts are the shards of
+    /// `--event-store-cluster`).
+    #[arg(long, env = "XDR_EVENT_STORE", default_value = "embedded")]
+    event_store: String,
+    /// The ClickHouse cluster (`<remote_servers>`) whose shards hold the events: a local
+    /// table on each, written and searched through a `Distributed` table.
+    #[arg(long, env = "XDR_EVENT_STORE_CLUSTER")]
+    event_store_cluster: Option<String>,
+    /// The ClickHouse user.
+    #[arg(long, env = "XDR_EVENT_STORE_USER", default_value = "default")]
+    event_store_user: String,
+    /// The ClickHouse user's password (prefer the file or the variable: a flag shows in `ps`).
+    #[arg(long, env = "XDR_EVENT_STORE_PASSWORD", hide_env_values = true)]
+    event_store_password: Option<Secret>,
+    /// A file whose first line is the ClickHouse user's password.
+    #[arg(long, env = "XDR_EVENT_STORE_PASSWORD_FILE")]
+    event_store_password_file: Option<std::path::PathBuf>,
     /// Delete events older than this (`30d`, `12h`); none: keep every event.
     #[arg(long, env = "XDR_RETENTION", value_parser = humantime::parse_duration)]
     retention: Option<Duration>,
@@ -62,15 +80,26 @@ async fn main() -> anyhow::Result<()> {
     let runtime =
         xdr_mesh::service::start(COLLECTOR, &config.service).context("starting xdr-collector")?;
     let data = runtime.data_dir.path().to_owned();
+    let clickhouse = clickhouse_target(&config)?;
     let (store, collectors) = tokio::task::spawn_blocking(move || {
-        let store =
-            SqliteStore::open(&data.join("events.sqlite")).context("opening the event store")?;
+        let store: Arc<dyn EventStore> = match clickhouse {
+            None => Arc::new(
+                SqliteStore::open(&data.join("events.sqlite"))
+                    .context("opening the event store")?,
+            ),
+            Some(target) => {
+                tracing::info!(?target, "events are stored in ClickHouse");
+                Arc::new(
+                    ClickHouseStore::open(target, &data)
+                        .context("opening the ClickHouse event store")?,
+                )
+            }
+        };
         let collectors = CollectorCatalog::open(&data.join("collectors.redb"))
             .context("opening the collector store")?;
         anyhow::Ok((store, collectors))
     })
     .await??;
-    let store: Arc<dyn EventStore> = Arc::new(store);
     let enrichment =
         xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
             .context("the enrichment address")?;
@@ -112,4 +141,54 @@ async fn main() -> anyhow::Result<()> {
         .serve()
         .await
         .context("serving")
+}
+
+/// The ClickHouse store the flags name, or none for the embedded one.
+fn clickhouse_target(config: &Config) -> anyhow::Result<Option<ClickHouseTarget>> {
+    if config.event_store == "embedded" {
+        return Ok(None);
+    }
+    let password = match (
+        &config.event_store_password,
+        &config.event_store_password_file,
+    ) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!(
+                "give the ClickHouse password by --event-store-password or its file, not both"
+            )
+        }
+        (Some(password), None) => password.0.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading --event-store-password-file {}", file.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, None) => String::new(),
+    };
+    let target = ClickHouseTarget::parse(
+        &config.event_store,
+        config.event_store_cluster.as_deref(),
+        &config.event_store_user,
+        &password,
+    )?;
+    Ok(Some(target))
+}
+
+/// A value kept out of logs and debug output.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
 }

@@ -5,6 +5,7 @@ mod authorization;
 mod bench;
 mod bounded_errors;
 mod catalog_reads;
+mod clickhouse_store;
 mod collector_alerts;
 mod collector_durability;
 mod collector_ingest;

@@ -496,6 +496,16 @@ impl Checker {
                 "{name}: the second argument is a quoted text"
             )));
         }
+        // The network is checked here, not when an engine meets it on the first row.
+        if function == Function::InSubnet
+            && let Expr::Text(network) = &args[1]
+            && network.trim().parse::<ipnet::IpNet>().is_err()
+        {
+            return Err(refused(format!(
+                "inSubnet: {} is not a network (CIDR, e.g. '10.0.0.0/8')",
+                short(network)
+            )));
+        }
         Ok(Expr::Call(function, args))
     }
 }

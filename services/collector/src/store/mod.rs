@@ -2,8 +2,13 @@
 //! (ClickHouse) can follow the embedded default (SQLite). Batches reach the store from the
 //! collector's disk buffer (`crate::buffer`), loaded in large transactions.
 
+mod clickhouse;
+pub(crate) mod columns;
+#[doc(hidden)]
+pub mod known_answers;
 mod sqlite;
 
+pub use clickhouse::{ClickHouseStore, Target as ClickHouseTarget, TargetError};
 pub use sqlite::SqliteStore;
 
 use xdr_mesh::{

@@ -142,6 +142,10 @@ fn everything_else_is_refused_by_name() {
             "SELECT * FROM events WHERE inSubnet(SourceAddress, Name)",
             "quoted text",
         ),
+        (
+            "SELECT * FROM events WHERE inSubnet(SourceAddress, '10.0.0.0/33')",
+            "is not a network",
+        ),
         ("", "0 statements"),
     ];
     for (sql, says) in refused {

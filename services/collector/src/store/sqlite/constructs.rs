@@ -1,258 +1,29 @@
-//! Every supported SQL construct against known data: each query's answer written out.
-
-use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value::Kind};
+//! Every supported SQL construct against known data (`store::known_answers`), in one
+//! partition and with each event a partition of its own.
 
 use super::*;
-use crate::search::check::check;
-use crate::store::Cell;
-
-/// 2026-01-01T00:10:00Z.
-const T0: i64 = 1_767_226_200_000;
-const HOUR: i64 = 3_600_000;
-
-fn event(id: &str, at: i64, url: &str, address: &str, port: i64, name: Option<&str>) -> Event {
-    let text = |t: &str| FieldValue {
-        kind: Some(Kind::Text(t.into())),
-    };
-    let mut event = Event {
-        id: id.into(),
-        timestamp_ms: at,
-        tenant: "Main".into(),
-        collector: "http-input".into(),
-        ..Default::default()
-    };
-    event.fields.insert("RequestUrl".into(), text(url));
-    event.fields.insert("SourceAddress".into(), text(address));
-    event.fields.insert(
-        "SourcePort".into(),
-        FieldValue {
-            kind: Some(Kind::Integer(port)),
-        },
-    );
-    if let Some(name) = name {
-        event.fields.insert("Name".into(), text(name));
-    }
-    event
-}
+use crate::store::known_answers;
 
 fn known(partition_events: u64) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         SqliteStore::open_with(&dir.path().join("events.sqlite"), partition_events).unwrap();
-    let mut bad = event(
-        "e4",
-        T0 + 25 * HOUR,
-        "http://fakess123bn.nu",
-        "198.51.100.7",
-        22,
-        None,
-    );
-    bad.ti.push(TiMatch {
-        field: "RequestUrl".into(),
-        value: "http://fakess123bn.nu".into(),
-        category: "KL_BotnetCnC_URL".into(),
-        matched_indicator: "fakess123bn.nu".into(),
-        supplier: "Demo".into(),
-        ..Default::default()
-    });
-    store
-        .insert(&[
-            event(
-                "e1",
-                T0,
-                "http://a.example/x",
-                "10.0.0.1",
-                80,
-                Some("Login"),
-            ),
-            event(
-                "e2",
-                T0 + HOUR,
-                "http://b.example/y",
-                "10.0.0.2",
-                443,
-                Some("login"),
-            ),
-            event(
-                "e3",
-                T0 + 24 * HOUR,
-                "http://c.example/",
-                "192.168.1.5",
-                8080,
-                None,
-            ),
-            bad,
-        ])
-        .unwrap();
+    store.insert(&known_answers::events()).unwrap();
     (dir, store)
-}
-
-/// The rows `sql` answers, each cell as text (`NULL` for none); events as their ids.
-fn answer(store: &SqliteStore, sql: &str) -> Vec<String> {
-    let search = check(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .within_tenant("Main");
-    match store
-        .search(&search)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    {
-        Found::Events(events) => events.into_iter().map(|e| e.id).collect(),
-        Found::Rows { rows, .. } => rows
-            .into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(|cell| match cell {
-                        Cell::Null => "NULL".to_owned(),
-                        Cell::Integer(n) => n.to_string(),
-                        Cell::Number(n) => n.to_string(),
-                        Cell::Text(t) => t,
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect(),
-    }
 }
 
 #[test]
 fn every_supported_construct_answers_what_it_should() {
-    // In one partition, and with each event a partition of its own.
     for partition_events in [partitions::PARTITION_EVENTS, 1] {
         let (_dir, store) = known(partition_events);
         let tables = partitions::names(&locked(&store.writer).connection).unwrap();
-        assert_eq!(tables.len(), if partition_events == 1 { 4 } else { 1 });
-        every_construct_in(&store, partition_events);
-    }
-}
-
-fn every_construct_in(store: &SqliteStore, partition_events: u64) {
-    let cases: &[(&str, &[&str])] = &[
-        (
-            "SELECT * FROM events ORDER BY Id",
-            &["e1", "e2", "e3", "e4"],
-        ),
-        ("SELECT * FROM events WHERE SourcePort = 80", &["e1"]),
-        // By id: through the store's id set.
-        (
-            "SELECT * FROM events WHERE Id IN ('e2', 'e4', 'nope') ORDER BY Id",
-            &["e2", "e4"],
-        ),
-        ("SELECT * FROM events WHERE 'e3' = Id", &["e3"]),
-        (
-            "SELECT * FROM events WHERE Id = 'e1' OR Id NOT IN ('e1', 'e2', 'e3') ORDER BY Id",
-            &["e1", "e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE SourcePort != 80 ORDER BY Id",
-            &["e2", "e3", "e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE SourcePort <> 80 ORDER BY Id",
-            &["e2", "e3", "e4"],
-        ),
-        ("SELECT * FROM events WHERE SourcePort < 80", &["e4"]),
-        (
-            "SELECT * FROM events WHERE SourcePort <= 80 ORDER BY Id",
-            &["e1", "e4"],
-        ),
-        ("SELECT * FROM events WHERE SourcePort > 443", &["e3"]),
-        (
-            "SELECT * FROM events WHERE SourcePort >= 443 ORDER BY Id",
-            &["e2", "e3"],
-        ),
-        (
-            "SELECT * FROM events WHERE SourcePort IN (22, 80) ORDER BY Id",
-            &["e1", "e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE SourcePort NOT IN (22, 80) ORDER BY Id",
-            &["e2", "e3"],
-        ),
-        (
-            "SELECT * FROM events WHERE SourcePort BETWEEN 80 AND 443 ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        (
-            "SELECT * FROM events WHERE Name IS NULL ORDER BY Id",
-            &["e3", "e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE Name IS NOT NULL ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        ("SELECT * FROM events WHERE Name LIKE 'L%'", &["e1"]),
-        (
-            "SELECT * FROM events WHERE Name ILIKE 'l%' ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        (
-            "SELECT * FROM events WHERE lower(Name) = 'login' ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        (
-            "SELECT * FROM events WHERE NOT (SourcePort = 80 OR SourcePort = 443) ORDER BY Id",
-            &["e3", "e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE (SourcePort = 80 OR SourcePort = 8080) AND Name IS NULL",
-            &["e3"],
-        ),
-        (
-            "SELECT * FROM events WHERE inSubnet(SourceAddress, '10.0.0.0/8') ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        (
-            "SELECT * FROM events WHERE match(RequestUrl, '^http://[ab]\\.') ORDER BY Id",
-            &["e1", "e2"],
-        ),
-        (
-            "SELECT * FROM events WHERE TI.category = 'KL_BotnetCnC_URL'",
-            &["e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE TI.indicator = 'fakess123bn.nu'",
-            &["e4"],
-        ),
-        (
-            "SELECT * FROM events WHERE Timestamp >= 1767312600000 ORDER BY Id",
-            &["e3", "e4"],
-        ),
-        (
-            "SELECT * FROM events ORDER BY Timestamp DESC LIMIT 2",
-            &["e4", "e3"],
-        ),
-        (
-            "SELECT * FROM events ORDER BY Timestamp LIMIT 2 OFFSET 1",
-            &["e2", "e3"],
-        ),
-        (
-            "SELECT Id AS i, SourcePort AS p FROM events WHERE SourcePort > 400 ORDER BY p",
-            &["e2|443", "e3|8080"],
-        ),
-        ("SELECT count() FROM events", &["4"]),
-        ("SELECT count(DISTINCT Name) FROM events", &["2"]),
-        (
-            "SELECT min(SourcePort), max(SourcePort), sum(SourcePort), avg(SourcePort) FROM events",
-            &["22|8080|8625|2156.25"],
-        ),
-        (
-            "SELECT toStartOfDay(Timestamp) AS d, count() AS n FROM events GROUP BY d ORDER BY d",
-            &["1767225600000|2", "1767312000000|2"],
-        ),
-        (
-            "SELECT toStartOfHour(Timestamp) AS h, count() AS n FROM events GROUP BY h HAVING n > 0 ORDER BY h LIMIT 1",
-            &["1767225600000|1"],
-        ),
-        (
-            "SELECT Name, count() AS n FROM events GROUP BY Name HAVING count() >= 1 ORDER BY n DESC, Name",
-            &["NULL|2", "Login|1", "login|1"],
-        ),
-    ];
-    for (sql, expected) in cases {
-        assert_eq!(
-            answer(store, sql),
-            *expected,
-            "{sql} ({partition_events} events a partition)"
-        );
+        assert_eq!(tables.len(), if partition_events == 1 { 5 } else { 1 });
+        for (sql, expected) in known_answers::CASES {
+            assert_eq!(
+                known_answers::answer(&store, sql),
+                *expected,
+                "{sql} ({partition_events} events a partition)"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use rusqlite::{Connection, Rows, Statement, params_from_iter, types::Value};
-use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, TiMatch, field_value};
+use xdr_proto::pb::{Event, TiMatch};
 
 use super::{
     EventStoreError, failure,
@@ -19,7 +19,10 @@ use crate::{
         schema::COLUMNS,
         sqlite::render,
     },
-    store::{Cell, Found},
+    store::{
+        Cell, Found,
+        columns::{self, Stored},
+    },
 };
 
 /// Where a search runs: its reader, and a second one (on the same snapshot or a later one)
@@ -152,49 +155,19 @@ pub(super) fn send_rows(
 fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let mut event = Event::default();
     for (i, column) in COLUMNS.iter().enumerate() {
-        let value: Value = row.get(i + 1)?;
-        match (column.name, value) {
-            (_, Value::Null) => {}
-            ("Id", Value::Text(text)) => event.id = text,
-            ("Timestamp", Value::Integer(n)) => event.timestamp_ms = n,
-            ("Tenant", Value::Text(text)) => event.tenant = text,
-            ("Collector", Value::Text(text)) => event.collector = text,
-            ("Raw", Value::Text(text)) => event.raw = text,
-            ("EnrichmentStatus", Value::Text(text)) => {
-                event.enrichment_status =
-                    EnrichmentStatus::from_str_name(&format!("ENRICHMENT_STATUS_{text}"))
-                        .map_or(0, |s| s as i32);
-            }
-            (name, Value::Integer(n)) => {
-                event.fields.insert(
-                    name.to_owned(),
-                    FieldValue {
-                        kind: Some(field_value::Kind::Integer(n)),
-                    },
-                );
-            }
-            (name, Value::Text(text)) => {
-                event.fields.insert(
-                    name.to_owned(),
-                    FieldValue {
-                        kind: Some(field_value::Kind::Text(text)),
-                    },
-                );
-            }
-            _ => {}
-        }
+        let value = match row.get::<_, Value>(i + 1)? {
+            Value::Integer(n) => Stored::Integer(n),
+            Value::Text(text) => Stored::Text(text.into()),
+            _ => Stored::Null,
+        };
+        columns::put(&mut event, column.name, value);
     }
     // Fields outside the schema, kept as text in `Extra`.
     if let Value::Text(extra) = row.get(COLUMNS.len() + 1)?
         && let Ok(extra) = serde_json::from_str::<BTreeMap<String, String>>(&extra)
     {
         for (name, text) in extra {
-            event.fields.insert(
-                name,
-                FieldValue {
-                    kind: Some(field_value::Kind::Text(text)),
-                },
-            );
+            columns::put(&mut event, &name, Stored::Text(text.into()));
         }
     }
     Ok(event)

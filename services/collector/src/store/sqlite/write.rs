@@ -2,14 +2,14 @@
 //! rest of its fields as JSON in `Extra`), each TI match one row of `ti`; deleting the
 //! expired ones.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{Connection, params_from_iter, types::Value};
-use xdr_filter::fields::texts_of;
-use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
+use xdr_proto::pb::Event;
 
 use super::{EventStoreError, failure, partitions};
-use crate::search::schema::{COLUMNS, ColumnType};
+use crate::{
+    search::schema::COLUMNS,
+    store::columns::{self, Stored},
+};
 
 /// Inserts every batch of `batches` in `transaction`, then records `through` (the disk
 /// buffer's sequence) when given; the first failure stops it.
@@ -158,51 +158,19 @@ pub(super) fn delete_oldest(
 
 /// The values of `event`'s row: the schema's columns in order, then `Extra`.
 fn row_of(event: &Event) -> Vec<Value> {
-    let mut extra = BTreeMap::new();
-    for (name, value) in &event.fields {
-        if !COLUMNS.iter().any(|c| c.name == *name) {
-            extra.insert(name.as_str(), texts_of(value).join(","));
-        }
-    }
     let mut values: Vec<Value> = COLUMNS
         .iter()
-        .map(|column| match column.name {
-            "Id" => Value::Text(event.id.clone()),
-            "Timestamp" => Value::Integer(event.timestamp_ms),
-            "Tenant" => Value::Text(event.tenant.clone()),
-            "Collector" => Value::Text(event.collector.clone()),
-            "Raw" => Value::Text(event.raw.clone()),
-            "EnrichmentStatus" => match EnrichmentStatus::try_from(event.enrichment_status) {
-                Ok(EnrichmentStatus::Unspecified) | Err(_) => Value::Null,
-                Ok(status) => Value::Text(status_name(status).to_owned()),
-            },
-            name => match event.fields.get(name) {
-                None => Value::Null,
-                Some(value) => cell_value(value, column.kind),
-            },
+        .map(|column| match columns::value_of(event, column) {
+            Stored::Null => Value::Null,
+            Stored::Integer(n) => Value::Integer(n),
+            Stored::Text(text) => Value::Text(text.into_owned()),
         })
         .collect();
+    let extra = columns::extra_of(event);
     values.push(if extra.is_empty() {
         Value::Null
     } else {
         Value::Text(serde_json::to_string(&extra).expect("a map of strings serializes"))
     });
     values
-}
-
-fn cell_value(value: &FieldValue, kind: ColumnType) -> Value {
-    match (&value.kind, kind) {
-        (Some(field_value::Kind::Integer(n)), ColumnType::Integer | ColumnType::Timestamp) => {
-            Value::Integer(*n)
-        }
-        (Some(field_value::Kind::TimestampMs(n)), _) => Value::Integer(*n),
-        _ => Value::Text(texts_of(value).join(",")),
-    }
-}
-
-/// The status as the `EnrichmentStatus` column holds it.
-pub(super) fn status_name(status: EnrichmentStatus) -> &'static str {
-    status
-        .as_str_name()
-        .trim_start_matches("ENRICHMENT_STATUS_")
 }

@@ -1,0 +1,542 @@
+//! The scale-out event store: events in ClickHouse, KUMA's own store, over its HTTP interface
+//! — one server, or the shards of a cluster behind a `Distributed` table. Batches come from
+//! the collector's disk buffer as for the embedded store; a load is acknowledged by ClickHouse
+//! only once every shard holds its rows (`insert_distributed_sync`), and the buffer's sequence
+//! it reaches is then kept in a file beside the buffer.
+//!
+//! ClickHouse has no unique keys, so an event is kept from being stored twice the way the
+//! buffer could store it twice: when the last insert may have landed without the store
+//! knowing (after a start, or an insert that failed), the ids of the events loaded next are
+//! looked up first, within their tenants and time span, and the ones found are left out.
+//! An id a caller sends again much later, outside a replay, is stored again (the embedded
+//! store keeps every id unique).
+
+mod answer;
+mod http;
+mod rows;
+mod schema;
+mod target;
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::runtime::Runtime;
+use xdr_mesh::{error::ErrorCode, store::StoreFailure};
+use xdr_proto::pb::Event;
+
+pub use self::target::{Target, TargetError};
+use self::{
+    answer::{Answer, Lines},
+    http::{ClickHouseError, Http},
+};
+use super::{EventStore, EventStoreError, Found};
+use crate::search::{
+    clickhouse::{identifier, quoted, render},
+    query::{Projection, Search},
+};
+
+/// Longest a search may run (ClickHouse stops it; the answer is read within a little more).
+const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// Longest any other statement may take: an insert of the loader's largest group, schema.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Ids looked up in one statement (ClickHouse reads at most 256 KiB of query text).
+const IDS_PER_LOOKUP: usize = 2_000;
+/// The file beside the disk buffer that holds the sequence ClickHouse holds.
+const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
+
+pub struct ClickHouseStore {
+    target: Target,
+    http: Http,
+    /// Runs the HTTP exchanges: the store's callers are blocking threads (the loader, search
+    /// tasks), not tasks of the service's runtime.
+    runtime: Option<Runtime>,
+    /// The tables are made (at open, or at the first statement after ClickHouse came back).
+    ready: AtomicBool,
+    /// The last insert may have landed unbeknown: the next one looks its ids up first.
+    uncertain: AtomicBool,
+    /// The host tried first; moves on when one fails.
+    preferred: AtomicUsize,
+    loaded_through: PathBuf,
+    nullable: Vec<bool>,
+}
+
+pub(crate) fn store_error(error: ClickHouseError) -> EventStoreError {
+    let code = match &error {
+        ClickHouseError::Refused { code: 159, .. } => {
+            return EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
+        }
+        error if error.is_transient() => ErrorCode::Unavailable,
+        // What a query ClickHouse cannot run says: types that do not compare, a regular
+        // expression that does not compile, and the like.
+        ClickHouseError::Refused {
+            code: 6 | 36 | 42 | 43 | 44 | 47 | 53 | 62 | 70 | 184 | 215 | 386 | 427,
+            ..
+        } => ErrorCode::InvalidArgument,
+        _ => ErrorCode::Internal,
+    };
+    EventStoreError::Store(StoreFailure::with_code(
+        code,
+        format!("event store: {error}"),
+    ))
+}
+
+impl ClickHouseStore {
+    /// The store at `target`, keeping its position in `state_dir`. The tables are made now
+    /// when ClickHouse answers, else before the first statement that reaches it.
+    pub fn open(target: Target, state_dir: &Path) -> Result<Self, EventStoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("clickhouse-io")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                EventStoreError::Store(StoreFailure::with_code(
+                    ErrorCode::Internal,
+                    format!("event store: starting its I/O thread: {e}"),
+                ))
+            })?;
+        std::fs::create_dir_all(state_dir).map_err(|e| io_failure("making its folder", &e))?;
+        let store = ClickHouseStore {
+            http: Http::new(&target.user, &target.password, STATEMENT_TIMEOUT),
+            target,
+            runtime: Some(runtime),
+            ready: AtomicBool::new(false),
+            uncertain: AtomicBool::new(true),
+            preferred: AtomicUsize::new(0),
+            loaded_through: state_dir.join(LOADED_THROUGH_FILE),
+            nullable: rows::nullable_columns(),
+        };
+        if let Err(error) = store.block_on(store.ensure_ready()) {
+            tracing::warn!(%error, target = ?store.target, "ClickHouse is not ready; events wait in the disk buffer until it is");
+        }
+        Ok(store)
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store")
+            .block_on(future)
+    }
+
+    /// The hosts in the order to try them.
+    fn hosts(&self) -> impl Iterator<Item = &str> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let hosts = &self.target.hosts;
+        (0..hosts.len()).map(move |i| hosts[(first + i) % hosts.len()].as_str())
+    }
+
+    /// Runs `sql` on `host`; the answer's text.
+    async fn execute(
+        &self,
+        host: &str,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, ClickHouseError> {
+        self.http
+            .text(host, settings, Bytes::from(sql.to_owned()))
+            .await
+    }
+
+    /// Runs `sql` on the first host that answers.
+    async fn execute_anywhere(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, ClickHouseError> {
+        let mut last = None;
+        for (i, host) in self.hosts().enumerate() {
+            match self.execute(host, sql, settings).await {
+                Err(error @ ClickHouseError::Unreachable { .. }) => {
+                    self.preferred.fetch_add(i + 1, Ordering::Relaxed);
+                    last = Some(error);
+                }
+                answer => return answer,
+            }
+        }
+        Err(last.expect("a target has a host"))
+    }
+
+    /// Makes the database and the tables on every host when absent, and the columns the
+    /// schema gained.
+    async fn ensure_ready(&self) -> Result<(), ClickHouseError> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let target = &self.target;
+        let local = target.local_table();
+        for host in &target.hosts {
+            self.execute(
+                host,
+                &format!("CREATE DATABASE IF NOT EXISTS {}", target.database),
+                &[],
+            )
+            .await?;
+            self.execute(host, &schema::create_local(&local), &[])
+                .await?;
+            let present = self
+                .execute(
+                    host,
+                    &format!(
+                        "SELECT name FROM system.columns WHERE database = {} AND table = {} FORMAT TSV",
+                        quoted(&target.database),
+                        quoted(local.rsplit('.').next().unwrap_or_default())
+                    ),
+                    &[],
+                )
+                .await?;
+            let present: Vec<String> = present.lines().map(str::to_owned).collect();
+            for alter in schema::missing_columns(&local, &present) {
+                self.execute(host, &alter, &[]).await?;
+            }
+            if let Some(cluster) = &target.cluster {
+                self.execute(
+                    host,
+                    &schema::create_distributed(&target.table(), &local, cluster, &target.database),
+                    &[],
+                )
+                .await?;
+            }
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Inserts `events` (the ones stored already left out when the last insert is uncertain).
+    async fn insert(&self, events: &[&Event]) -> Result<(), ClickHouseError> {
+        self.ensure_ready().await?;
+        let stored = if self.uncertain.load(Ordering::Acquire) {
+            self.stored_ids(events).await?
+        } else {
+            HashSet::new()
+        };
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut body = Vec::with_capacity(events.len() * 256);
+        for event in events {
+            let key = (event.tenant.clone(), event.id.clone());
+            if stored.contains(&key) || !seen.insert(key) {
+                continue;
+            }
+            rows::encode(event, &self.nullable, &mut body);
+        }
+        if body.is_empty() {
+            self.uncertain.store(false, Ordering::Release);
+            return Ok(());
+        }
+        let names: Vec<String> = schema::columns()
+            .iter()
+            .map(|(name, _)| identifier(name))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) FORMAT RowBinary",
+            self.target.table(),
+            names.join(", ")
+        );
+        let mut settings = vec![("query", sql.as_str())];
+        if self.target.cluster.is_some() {
+            // Answered once every shard holds its rows, not once they are queued to go.
+            settings.push(("insert_distributed_sync", "1"));
+        }
+        let body = Bytes::from(body);
+        let mut last = None;
+        for (i, host) in self.hosts().enumerate() {
+            match self.http.send(host, &settings, body.clone()).await {
+                Ok(answer) => {
+                    answer.collect().await.map_err(|e| {
+                        self.uncertain.store(true, Ordering::Release);
+                        ClickHouseError::Protocol(format!("reading the answer: {e}"))
+                    })?;
+                    self.uncertain.store(false, Ordering::Release);
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.uncertain.store(true, Ordering::Release);
+                    self.preferred.fetch_add(i + 1, Ordering::Relaxed);
+                    // Only a host that could not be reached was sent nothing: try the next.
+                    if !matches!(error, ClickHouseError::Unreachable { .. }) {
+                        return Err(error);
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.expect("a target has a host"))
+    }
+
+    /// Which of `events` ClickHouse holds already, as (tenant, id).
+    async fn stored_ids(
+        &self,
+        events: &[&Event],
+    ) -> Result<HashSet<(String, String)>, ClickHouseError> {
+        let mut stored = HashSet::new();
+        for chunk in events.chunks(IDS_PER_LOOKUP) {
+            let tenants: HashSet<&str> = chunk.iter().map(|e| e.tenant.as_str()).collect();
+            let from = chunk.iter().map(|e| e.timestamp_ms).min().unwrap_or(0);
+            let to = chunk.iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
+            let list = |items: &mut dyn Iterator<Item = &str>| {
+                items.map(quoted).collect::<Vec<_>>().join(", ")
+            };
+            let sql = format!(
+                "SELECT Tenant, Id FROM {} WHERE Tenant IN ({}) AND Timestamp >= {from} AND Timestamp <= {to} AND Id IN ({}) FORMAT TSV",
+                self.target.table(),
+                list(&mut tenants.into_iter()),
+                list(&mut chunk.iter().map(|e| e.id.as_str())),
+            );
+            let answer = self
+                .execute_anywhere(&sql, &[("max_query_size", "1048576")])
+                .await?;
+            for line in answer.lines() {
+                if let Some((tenant, id)) = line.split_once('\t') {
+                    stored.insert((unescape_tsv(tenant), unescape_tsv(id)));
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    fn record_loaded_through(&self, through: u64) -> Result<(), EventStoreError> {
+        let temporary = self.loaded_through.with_extension("new");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            std::io::Write::write_all(&mut file, through.to_string().as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &self.loaded_through)?;
+            if let Some(dir) = self.loaded_through.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| io_failure("recording what it holds", &e))
+    }
+
+    async fn search_answer(
+        &self,
+        search: &Search,
+        piece_bytes: usize,
+        sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    ) -> Result<(), EventStoreError> {
+        self.ensure_ready().await.map_err(store_error)?;
+        let sql = render(search, &self.target.table());
+        let limit = SEARCH_TIME_LIMIT.as_secs().to_string();
+        let settings = [
+            // Read-only whatever the statement says, however the checker erred.
+            ("readonly", "2"),
+            ("max_execution_time", limit.as_str()),
+            ("output_format_json_quote_64bit_integers", "0"),
+        ];
+        let deadline = tokio::time::Instant::now() + SEARCH_TIME_LIMIT + Duration::from_secs(5);
+        let too_slow = |_| EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
+        let host = self.hosts().next().expect("a target has a host").to_owned();
+        let mut body =
+            tokio::time::timeout_at(deadline, self.http.send(&host, &settings, Bytes::from(sql)))
+                .await
+                .map_err(too_slow)?
+                .map_err(|error| {
+                    if matches!(error, ClickHouseError::Unreachable { .. }) {
+                        self.preferred.fetch_add(1, Ordering::Relaxed);
+                    }
+                    store_error(error)
+                })?;
+        let columns = match &search.select {
+            Projection::Events => None,
+            Projection::Items(items) => Some(items.iter().map(|(_, name)| name.clone()).collect()),
+        };
+        let (mut lines, mut answer) = (Lines::default(), Answer::new(columns, piece_bytes));
+        while let Some(frame) = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .map_err(too_slow)?
+        {
+            let frame = frame.map_err(|e| {
+                store_error(ClickHouseError::Protocol(format!(
+                    "reading the answer: {e}"
+                )))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                for line in lines.push(&data).map_err(store_error)? {
+                    answer.take(&line, sink)?;
+                }
+            }
+        }
+        answer.take(&lines.rest(), sink)?;
+        answer.finish(sink)
+    }
+
+    async fn drop_days_before(&self, day: &str) -> Result<u64, ClickHouseError> {
+        let local = self.target.local_table();
+        let (database, table) = local.split_once('.').unwrap_or_default();
+        let mut dropped = 0;
+        for host in &self.target.hosts {
+            let parts = self
+                .execute(
+                    host,
+                    &format!(
+                        "SELECT partition, sum(rows) FROM system.parts WHERE database = {} AND table = {} AND active AND max_date < toDate({}) GROUP BY partition FORMAT TSV",
+                        quoted(database),
+                        quoted(table),
+                        quoted(day)
+                    ),
+                    &[],
+                )
+                .await?;
+            for line in parts.lines() {
+                let Some((partition, rows)) = line.split_once('\t') else {
+                    continue;
+                };
+                self.execute(
+                    host,
+                    &format!(
+                        "ALTER TABLE {local} DROP PARTITION {}",
+                        quoted(&unescape_tsv(partition))
+                    ),
+                    &[],
+                )
+                .await?;
+                dropped += rows.parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+impl Drop for ClickHouseStore {
+    fn drop(&mut self) {
+        // A store may be dropped on a task of the service's runtime, where a runtime cannot
+        // be waited for.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl EventStore for ClickHouseStore {
+    fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError> {
+        let events: Vec<&Event> = batches.iter().flat_map(|batch| batch.iter()).collect();
+        if !events.is_empty() {
+            self.block_on(self.insert(&events)).map_err(|error| {
+                // The loader retries what is unavailable and skips what is refused: only
+                // rows ClickHouse cannot read are refused for good, anything else waits in
+                // the disk buffer for ClickHouse to take it.
+                let refused_for_good = matches!(
+                    error,
+                    ClickHouseError::Refused {
+                        code: 6 | 27 | 33 | 117 | 131,
+                        ..
+                    }
+                );
+                if refused_for_good {
+                    return store_error(error);
+                }
+                EventStoreError::Store(StoreFailure::with_code(
+                    ErrorCode::Unavailable,
+                    format!("event store: {error}"),
+                ))
+            })?;
+        }
+        match through {
+            Some(through) => self.record_loaded_through(through),
+            None => Ok(()),
+        }
+    }
+
+    fn loaded_through(&self) -> Result<u64, EventStoreError> {
+        match std::fs::read_to_string(&self.loaded_through) {
+            Ok(text) => Ok(text.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_failure("reading what it holds", &e)),
+        }
+    }
+
+    fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
+        // Whole days only: a day's partition goes once all of it is past the retention.
+        let day = chrono_day(timestamp_ms);
+        self.block_on(async {
+            self.ensure_ready().await?;
+            self.drop_days_before(&day).await
+        })
+        .map_err(store_error)
+    }
+
+    fn search_pieces(
+        &self,
+        search: &Search,
+        piece_bytes: usize,
+        sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    ) -> Result<(), EventStoreError> {
+        self.block_on(self.search_answer(search, piece_bytes, sink))
+    }
+}
+
+/// The UTC day of `timestamp_ms` as `YYYY-MM-DD`.
+fn chrono_day(timestamp_ms: i64) -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
+    let days = timestamp_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// A TSV cell as text (ClickHouse escapes `\t`, `\n`, `\\` and the like in TSV answers).
+fn unescape_tsv(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn io_failure(doing: &str, error: &std::io::Error) -> EventStoreError {
+    EventStoreError::Store(StoreFailure::with_code(
+        ErrorCode::Unavailable,
+        format!("event store: {doing}: {error}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::schema::COLUMNS;
+
+    #[test]
+    fn days_and_tsv_cells_read_right() {
+        assert_eq!(chrono_day(0), "1970-01-01");
+        assert_eq!(chrono_day(1_767_226_200_000), "2026-01-01");
+        assert_eq!(chrono_day(951_782_400_000), "2000-02-29");
+        assert_eq!(unescape_tsv("a\\tb\\\\c\\'"), "a\tb\\c'");
+    }
+
+    #[test]
+    fn the_schema_has_a_column_for_every_search_column() {
+        let columns = schema::columns();
+        for column in COLUMNS {
+            assert!(columns.iter().any(|(name, _)| name == column.name));
+        }
+        assert_eq!(rows::nullable_columns().len(), COLUMNS.len());
+    }
+}

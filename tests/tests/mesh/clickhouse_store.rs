@@ -1,0 +1,270 @@
+//! Events in a real two-shard ClickHouse cluster (`xdr_tests::clickhouse`): the SQL table
+//! every engine must answer alike, the seed's story through the `Distributed` table on a
+//! fresh `xdrctl up`, and a shard stopped and started in the middle of a stream with no
+//! acknowledged event lost or stored twice.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, known_answers};
+use xdr_proto::pb::{IngestRequest, collector_client::CollectorClient};
+use xdr_tests::{
+    Cert, Grpcurl, ServiceProcess, TestPki,
+    clickhouse::{CLUSTER, ClickHouse},
+    client, collector, mesh_up,
+};
+
+/// Rows of the local tables of both shards.
+fn rows_per_shard(cluster: &ClickHouse, table: &str) -> Vec<u64> {
+    (0..cluster.shards.len())
+        .map(|shard| {
+            cluster
+                .query(shard, &format!("SELECT count() FROM {table}"))
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cluster = ClickHouse::start(scratch.path(), &["127.0.0.100", "127.0.0.101"]);
+    let target =
+        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap();
+    let store = ClickHouseStore::open(target, scratch.path()).unwrap();
+    store.load(&[&known_answers::events()], Some(7)).unwrap();
+    assert_eq!(store.loaded_through().unwrap(), 7);
+
+    let rows = rows_per_shard(&cluster, "xdr.events_local");
+    assert_eq!(rows.iter().sum::<u64>(), 5, "{rows:?}");
+    assert!(rows.iter().all(|r| *r > 0), "rows on both shards: {rows:?}");
+    for (sql, expected) in known_answers::CASES {
+        assert_eq!(known_answers::answer(&store, sql), *expected, "{sql}");
+    }
+
+    // The same events again (a replay after a crash, as the store sees it: uncertain
+    // after a start) store nothing twice.
+    let reopened = ClickHouseStore::open(
+        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
+        scratch.path(),
+    )
+    .unwrap();
+    reopened.load(&[&known_answers::events()], Some(8)).unwrap();
+    assert_eq!(
+        rows_per_shard(&cluster, "xdr.events_local")
+            .iter()
+            .sum::<u64>(),
+        5
+    );
+
+    // A literal that tries to end its quotes is a value, and the search runs read-only.
+    for attempt in [
+        "x' OR 1=1 --",
+        "x') OR (1=1",
+        "'; DROP TABLE xdr.events_local; --",
+    ] {
+        let sql = format!(
+            "SELECT * FROM events WHERE Name = '{}'",
+            attempt.replace('\'', "''")
+        );
+        assert!(known_answers::answer(&store, &sql).is_empty(), "{sql}");
+    }
+    assert_eq!(
+        rows_per_shard(&cluster, "xdr.events_local")
+            .iter()
+            .sum::<u64>(),
+        5
+    );
+}
+
+const HOST: &str = "127.0.0.102";
+const SEED_EVENT: &str = r#"{"RequestUrl":"http://fakess123bn.nu"}"#;
+const SEED_SELECT: &str = "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250";
+
+#[test]
+fn the_seeds_story_runs_on_a_fresh_mesh_storing_into_clickhouse() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = ClickHouse::start(home.path(), &["127.0.0.103", "127.0.0.104"]);
+    let url = cluster.url("xdr");
+    let _up = mesh_up::up_with_env(
+        home.path(),
+        HOST,
+        &[
+            ("XDR_EVENT_STORE", &url),
+            ("XDR_EVENT_STORE_CLUSTER", CLUSTER),
+        ],
+    );
+
+    let certs = home.path().join("certs");
+    let collector_addr = format!("{HOST}:7201").parse().unwrap();
+    let grpcurl = |method: &str, request: &Value| -> Value {
+        let out = Grpcurl::with_certs(&certs, Cert::Named("operator"))
+            .server_name("collector")
+            .data(&request.to_string())
+            .ok(collector_addr, &[&format!("xdr.v1.Collector/{method}")]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let ingested = grpcurl(
+        "Ingest",
+        &json!({"collector": "http-input", "raw": collector::bytes(SEED_EVENT)}),
+    );
+    assert_eq!(ingested["accepted"], 1, "{ingested}");
+    // Searchable once loaded from the disk buffer (moments after the acknowledgement).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let found = grpcurl("SearchEvents", &json!({"sql": SEED_SELECT}));
+        if found["events"][0].is_object() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let event = &found["events"][0];
+    assert_eq!(event["id"], ingested["ids"][0], "{found}");
+    assert_eq!(event["tenant"], "Main");
+    assert_eq!(event["raw"], SEED_EVENT);
+    assert_eq!(
+        event["enrichmentStatus"], "ENRICHMENT_STATUS_COMPLETE",
+        "{found}"
+    );
+    assert_eq!(event["ti"][0]["category"], "KL_BotnetCnC_URL", "{found}");
+    assert_eq!(
+        event["ti"][0]["matchedIndicator"], "fakess123bn.nu",
+        "{found}"
+    );
+
+    // More events spread over both shards, and every one is found through the cluster.
+    let raw: String = (0..200)
+        .map(|i| format!("{{\"RequestUrl\":\"http://example.com/{i}\"}}\n"))
+        .collect();
+    let more = grpcurl(
+        "Ingest",
+        &json!({"collector": "http-input", "raw": collector::bytes(&raw)}),
+    );
+    assert_eq!(more["accepted"], 200, "{more}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows_per_shard(&cluster, "xdr.events_local")
+        .iter()
+        .sum::<u64>()
+        < 201
+    {
+        assert!(Instant::now() < deadline, "the events were not stored");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = rows_per_shard(&cluster, "xdr.events_local");
+    assert!(rows.iter().all(|r| *r > 0), "rows on both shards: {rows:?}");
+    let counted = grpcurl(
+        "SearchEvents",
+        &json!({"sql": "SELECT count() FROM events"}),
+    );
+    assert_eq!(
+        counted["rows"][0]["cells"][0]["integer"], "201",
+        "{counted}"
+    );
+}
+
+/// Events per batch, and events acknowledged before the shard is stopped and after.
+const BATCH: usize = 200;
+const BEFORE_STOP: usize = 2_000;
+const WHILE_STOPPED: usize = 2_000;
+
+fn batch(number: u64) -> IngestRequest {
+    let raw: String = (0..BATCH)
+        .map(|i| format!("{{\"RequestUrl\":\"http://example.com/{number}/{i}\"}}\n"))
+        .collect();
+    IngestRequest {
+        collector: "bulk".into(),
+        raw: raw.into_bytes(),
+        batch_id: number,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_shard_stopped_mid_stream_loses_no_acknowledged_event() {
+    let pki = TestPki::new();
+    let mut cluster = ClickHouse::start(pki.scratch(), &["127.0.0.105", "127.0.0.106"]);
+    let url = cluster.url("xdr");
+    let data = pki.scratch().join("collector-data");
+    let server = ServiceProcess::start_in(
+        "collector",
+        &pki,
+        &data,
+        &["--event-store", &url, "--event-store-cluster", CLUSTER],
+    );
+    collector::create(&pki, &server, "bulk", "Main", &["RequestUrl"], &[]);
+
+    let acknowledged: Vec<String> = client::runtime().block_on(async {
+        let channel = client::channel(&pki, "operator", &server, "collector").await;
+        let mut collector = CollectorClient::new(channel);
+        let (batches, to_send) = mpsc::channel(4);
+        let mut replies = collector
+            .ingest_stream(tokio_stream::wrappers::ReceiverStream::new(to_send))
+            .await
+            .expect("the stream opens")
+            .into_inner();
+        let mut acknowledged = Vec::new();
+        let mut number = 0;
+        let mut stopped_at = None;
+        while acknowledged.len() < BEFORE_STOP + WHILE_STOPPED {
+            batches.send(batch(number)).await.unwrap();
+            number += 1;
+            let reply = replies
+                .message()
+                .await
+                .expect("acknowledged")
+                .expect("open");
+            assert_eq!(reply.accepted as usize, BATCH, "{:?}", reply.errors);
+            acknowledged.extend(reply.ids);
+            if stopped_at.is_none() && acknowledged.len() >= BEFORE_STOP {
+                // Inserts in flight fail; the batches wait in the disk buffer.
+                cluster.kill_shard(1);
+                stopped_at = Some(acknowledged.len());
+            }
+        }
+        // Only once an insert failed for the stopped shard is it started again.
+        server.wait_for_log("the event store unavailable", |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("event store is unavailable"))
+        });
+        cluster.start_shard(1);
+        acknowledged
+    });
+
+    let wanted = acknowledged.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let count = |sql: &str| -> Option<i64> {
+        let outcome = collector::rpc(&pki, &server, "SearchEvents", &json!({"sql": sql}));
+        let found: Value = serde_json::from_str(&outcome.stdout).ok()?;
+        found["rows"][0]["cells"][0]["integer"]
+            .as_str()?
+            .parse()
+            .ok()
+    };
+    while count("SELECT count() FROM events") != Some(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?} of {wanted} acknowledged events stored",
+            count("SELECT count() FROM events")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        count("SELECT count(DISTINCT Id) FROM events"),
+        Some(wanted),
+        "no event stored twice"
+    );
+    let found = collector::search(&pki, &server, "SELECT Id FROM events LIMIT 10000");
+    let ids: HashSet<&str> = (found["rows"].as_array().unwrap().iter())
+        .map(|row| row["cells"][0]["text"].as_str().unwrap())
+        .collect();
+    assert!(acknowledged.iter().all(|id| ids.contains(id.as_str())));
+    let rows = rows_per_shard(&cluster, "xdr.events_local");
+    assert!(rows.iter().all(|r| *r > 0), "rows on both shards: {rows:?}");
+}
