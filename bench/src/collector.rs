@@ -15,12 +15,13 @@ use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{client::Grpc, transport::Channel};
-use xdr_collector::store::{EventStore, SqliteStore};
+use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, SqliteStore};
 use xdr_proto::pb::{
     CollectorConfig, EnrichmentRule, Event, FieldMap, FieldMapping, FieldValue, IndicatorType,
     IngestRequest, Normalizer, SearchEventsRequest, TiMatch, cell,
     collector_client::CollectorClient, enrichment_client::EnrichmentClient, field_value,
 };
+use xdr_tests::clickhouse::{CLUSTER, ClickHouse};
 
 use super::{
     dataset,
@@ -60,6 +61,11 @@ pub struct Args {
     /// Batches in flight on a stream.
     #[arg(long, default_value_t = 8)]
     window: usize,
+    /// Loopback addresses for a ClickHouse shard each (Debian's clickhouse-server, started
+    /// by the bench with its data in `--dir`): the same figures are then measured with the
+    /// events in that two-shard cluster, in the same run.
+    #[arg(long, value_delimiter = ',')]
+    clickhouse_shards: Vec<String>,
     /// How long each ingest measurement runs.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -69,42 +75,90 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (feeds, _) = dataset::generated_feed(&args.dir, args.indicators)?;
     let data = args.dir.join(format!("collector-{}", args.stored));
     prepare_store(&data, args.stored, args.indicators)?;
+    // The cluster lives as long as the run: its shards stop when it is dropped. The store's
+    // calls block (its callers in the collector are blocking threads).
+    let cluster = tokio::task::block_in_place(|| {
+        (!args.clickhouse_shards.is_empty())
+            .then(|| {
+                let shards: Vec<&str> = args.clickhouse_shards.iter().map(String::as_str).collect();
+                let cluster = ClickHouse::start(&args.dir.join("clickhouse"), &shards);
+                prepare_clickhouse(&cluster, &args).map(|()| cluster)
+            })
+            .transpose()
+    })?;
 
     let bins = bin_dir(args.bin_dir.as_deref())?;
     let mut threatintel = start_threatintel(&args.dir, Some(&bins), &feeds, |_| {}).await?;
     let certs = args.dir.join("certs");
     let mut enrichment = enrichment::start_enrichment(&bins, &args.dir, &threatintel.addr).await?;
-    let mut collector = BenchServer::start_on(
-        &bins,
-        "xdr-collector",
-        &certs,
-        &data,
-        &[
-            OsStr::new("--enrichment-addr"),
-            OsStr::new(&enrichment.addr),
-        ],
-        |_| {},
-    )
-    .await?;
     let tls = operator_tls(&certs)?;
-    let connect = |addr: String, name: &'static str| {
-        let tls = tls.clone();
-        async move {
-            anyhow::Ok(
-                xdr_mesh::channel::endpoint(&addr, name, &tls)?
-                    .connect()
-                    .await?,
-            )
-        }
-    };
-    let enrichment_channel = connect(enrichment.addr.clone(), "enrichment").await?;
-    let collector_channel = connect(collector.addr.clone(), "collector").await?;
+    let enrichment_channel = xdr_mesh::channel::endpoint(&enrichment.addr, "enrichment", &tls)?
+        .connect()
+        .await?;
     let rule = EnrichmentClient::new(enrichment_channel.clone())
         .create_rule(seed_rule())
         .await?
         .into_inner();
-    let mut collectors = CollectorClient::new(collector_channel.clone());
-    for (name, rules) in [("no-rule", vec![]), ("seed-rule", vec![rule.id.clone()])] {
+    let load = Load {
+        batch: args.batch,
+        window: args.window,
+        duration: args.duration,
+    };
+    let pool: Vec<Bytes> = (0..POOL)
+        .map(|k| enrichment::event(args.indicators, k).encode_to_vec().into())
+        .collect();
+    let mut enrich_client = Grpc::new(enrichment_channel)
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    let enriched = enrichment::stream(&mut enrich_client, &pool, &load, None).await?;
+    println!(
+        "Enrich alone (the enrichment bench's stream, 2 lookups per event): {:.0} events/s",
+        enriched.rate
+    );
+
+    let mut stores = vec![("the embedded store (SQLite)", data, Vec::new())];
+    if let Some(cluster) = &cluster {
+        stores.push((
+            "ClickHouse, two shards",
+            args.dir
+                .join(format!("collector-clickhouse-{}", args.stored)),
+            vec![
+                "--event-store".to_owned(),
+                cluster.url(CLICKHOUSE_DATABASE),
+                "--event-store-cluster".to_owned(),
+                CLUSTER.to_owned(),
+            ],
+        ));
+    }
+    for (what, data, flags) in stores {
+        println!("\nevents in {what}:");
+        let mut extra: Vec<&OsStr> = vec![
+            OsStr::new("--enrichment-addr"),
+            OsStr::new(&enrichment.addr),
+        ];
+        extra.extend(flags.iter().map(OsStr::new));
+        let mut collector =
+            BenchServer::start_on(&bins, "xdr-collector", &certs, &data, &extra, |_| {}).await?;
+        let channel = xdr_mesh::channel::endpoint(&collector.addr, "collector", &tls)?
+            .connect()
+            .await?;
+        measure_store(&channel, &rule.id, &args, &load, enriched.rate).await?;
+        collector.stop().await?;
+    }
+    enrichment.stop().await?;
+    threatintel.stop().await
+}
+
+/// Ingest with no rule and with the seed's, then the searches, through `channel`'s collector.
+async fn measure_store(
+    channel: &Channel,
+    rule: &str,
+    args: &Args,
+    load: &Load,
+    enriched_rate: f64,
+) -> anyhow::Result<()> {
+    let mut collectors = CollectorClient::new(channel.clone());
+    for (name, rules) in [("no-rule", vec![]), ("seed-rule", vec![rule.to_owned()])] {
         let existing = collectors
             .get_collector(xdr_proto::pb::GetCollectorRequest {
                 id: name.into(),
@@ -124,22 +178,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-
-    let load = Load {
-        batch: args.batch,
-        window: args.window,
-        duration: args.duration,
-    };
     let payloads = raw_batches(args.indicators, args.batch);
-    let plain = ingest(&collector_channel, "no-rule", &payloads, &load).await?;
-    let seeded = ingest(&collector_channel, "seed-rule", &payloads, &load).await?;
-    let pool: Vec<Bytes> = (0..POOL)
-        .map(|k| enrichment::event(args.indicators, k).encode_to_vec().into())
-        .collect();
-    let mut enrich_client = Grpc::new(enrichment_channel)
-        .max_decoding_message_size(256 << 20)
-        .max_encoding_message_size(256 << 20);
-    let enriched = enrichment::stream(&mut enrich_client, &pool, &load, None).await?;
+    let plain = ingest(channel, "no-rule", &payloads, load).await?;
+    let seeded = ingest(channel, "seed-rule", &payloads, load).await?;
     println!(
         "IngestStream, batches of {} raw events, {} in flight (acknowledged: in the disk buffer; stored: searchable):",
         args.batch, args.window
@@ -153,18 +194,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         seeded.rate,
         seeded.stored_rate,
         100.0 * seeded.stored_rate / plain.stored_rate,
-        100.0 * seeded.stored_rate / enriched.rate
-    );
-    println!(
-        "  Enrich alone (the enrichment bench's stream, 2 lookups per event): {:.0} events/s",
-        enriched.rate
+        100.0 * seeded.stored_rate / enriched_rate
     );
     println!(
         "  batch latency (seed rule, full speed): p50 {:.2?} p99 {:.2?}",
         seeded.p50, seeded.p99
     );
 
-    let mut search = CollectorClient::new(collector_channel).max_decoding_message_size(64 << 20);
+    let mut search = CollectorClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let day_ago = (xdr_threatintel::store::now_ms() - 86_400_000).to_string();
     let group_by_day = GROUP_BY_DAY.replace("{day_ago}", &day_ago);
     // The prepared events and those the ingest runs (this one's and earlier ones') stored.
@@ -197,9 +234,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (p50, _) = super::percentiles(&mut times);
         println!("{what} over {stored} stored events: median {p50:.2?} of {SEARCHES} ({outcome})");
     }
-    collector.stop().await?;
-    enrichment.stop().await?;
-    threatintel.stop().await
+    Ok(())
 }
 
 /// How many events the store holds, as `count()` answers.
@@ -389,6 +424,34 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
     let _ = std::fs::remove_dir_all(data);
     std::fs::create_dir_all(data)?;
     let store = SqliteStore::open(&data.join("events.sqlite"))?;
+    fill(&store, count, indicators)?;
+    std::fs::write(done, b"")?;
+    Ok(())
+}
+
+/// The database the ClickHouse figures use.
+const CLICKHOUSE_DATABASE: &str = "xdr_bench";
+
+/// The same prepared events in the ClickHouse cluster (kept between runs in `--dir`).
+fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
+    let done = args
+        .dir
+        .join(format!("clickhouse-prepared-{}", args.stored));
+    if done.exists() {
+        return Ok(());
+    }
+    let url = cluster.url(CLICKHOUSE_DATABASE);
+    let target = ClickHouseTarget::parse(&url, Some(CLUSTER), "default", "")?;
+    let state = args.dir.join("clickhouse-prepare-state");
+    std::fs::create_dir_all(&state)?;
+    let store = ClickHouseStore::open(target, &state)?;
+    fill(&store, args.stored, args.indicators)?;
+    std::fs::write(done, b"")?;
+    Ok(())
+}
+
+/// Inserts `count` generated events into `store`, in large batches.
+fn fill(store: &dyn EventStore, count: u64, indicators: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let now = xdr_threatintel::store::now_ms();
     const BATCH: u64 = 50_000;
@@ -402,7 +465,6 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
         "prepared a store of {count} events in {:.1?}",
         started.elapsed()
     );
-    std::fs::write(done, b"")?;
     Ok(())
 }
 

@@ -84,9 +84,13 @@ fn collector_bench_runs_on_a_small_feed_and_store() {
         "100",
         "--duration",
         "300ms",
+        "--clickhouse-shards",
+        "127.0.0.107,127.0.0.108",
     ]);
     for expected in [
         "prepared a store of 20000 events",
+        "events in the embedded store (SQLite):",
+        "events in ClickHouse, two shards:",
         "no rule:",
         "the seed rule:",
         "Enrich alone",
@@ -96,20 +100,24 @@ fn collector_bench_runs_on_a_small_feed_and_store() {
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
-    // Searched: the prepared events and the ones the ingest runs stored.
+    // Searched in each store: the prepared events and the ones the ingest runs stored.
     for search in ["the seed's SELECT", "count() GROUP BY"] {
-        let line = stdout
+        let lines: Vec<&str> = stdout
             .lines()
-            .find(|l| l.starts_with(&format!("{search} over ")))
-            .unwrap_or_else(|| panic!("no `{search}` line in:\n{stdout}"));
-        let stored: u64 = line[search.len() + " over ".len()..]
-            .split(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no count in `{line}`"));
-        assert!(stored > 20_000, "{line}");
-        assert!(line.contains(" stored events: median "), "{line}");
+            .filter(|l| l.starts_with(&format!("{search} over ")) && !l.contains("last day"))
+            .collect();
+        assert_eq!(lines.len(), 2, "a `{search}` line per store in:\n{stdout}");
+        for line in lines {
+            let stored: u64 = line[search.len() + " over ".len()..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count in `{line}`"));
+            assert!(stored > 20_000, "{line}");
+            assert!(line.contains(" stored events: median "), "{line}");
+        }
     }
+    assert_eq!(stdout.matches("(2 rows)").count(), 2, "{stdout}");
 }
 
 #[test]
