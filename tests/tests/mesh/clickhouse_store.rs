@@ -81,6 +81,19 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
             .sum::<u64>(),
         5
     );
+    let total = || -> u64 { rows_per_shard(&cluster, "xdr.events_local").iter().sum() };
+    // Retention drops the days wholly past it, on every shard.
+    let mut old = known_answers::events();
+    for (i, event) in old.iter_mut().enumerate() {
+        event.id = format!("old{i}");
+        event.timestamp_ms = 1_577_836_800_000 + i as i64; // 2020-01-01
+    }
+    store.load(&[&old], Some(9)).unwrap();
+    assert_eq!(total(), 10);
+    // Before 2025-12-31: the known events (2026-01-01 on) stay.
+    assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 5);
+    assert_eq!(total(), 5);
+    assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 0);
 }
 
 const HOST: &str = "127.0.0.102";
