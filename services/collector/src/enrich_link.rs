@@ -1,8 +1,11 @@
 //! The collector's side of enrichment: one long-lived `Enrich` stream per collector, opened on
 //! its first batch and again after a failure, each batch naming the rules the collector links
-//! (so a change of links applies from the next batch). A batch the enrichment service does
-//! not answer in time, or cannot take, goes on without threat intel, its events marked
-//! `TIMED_OUT` or `SOURCE_UNAVAILABLE` — never dropped.
+//! (so a change of links applies from the next batch). Streams go to the enrichment replicas
+//! that serve (`xdr_mesh::replicas`); when a stream breaks, its replica is passed over and
+//! the batches it had not answered are sent again on a new stream — to another replica — a
+//! few times within their wait. A batch the enrichment service does not answer in time, or
+//! cannot take, goes on without threat intel, its events marked `TIMED_OUT` or
+//! `SOURCE_UNAVAILABLE` — never dropped.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -13,7 +16,8 @@ use std::{
 use bytes::Bytes;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
-use tonic::{client::Grpc, transport::Channel};
+use tonic::client::Grpc;
+use xdr_mesh::replicas::{Balanced, ReplicaKey, Replicas};
 use xdr_proto::{
     codec::XdrCodec,
     pb::{EnrichBatch, EnrichmentStatus, Event, RuleSelection},
@@ -25,6 +29,11 @@ use xdr_proto::{
 const BATCHES_IN_FLIGHT: usize = 8;
 /// How long opening a stream may take before its batches go on without threat intel.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streams a batch is sent on at most (a broken stream's batches go again on the next).
+const MAX_SENDS: u32 = 4;
+/// The pause before a stream is opened again after a failure, doubling up to a second.
+const REOPEN_FIRST: Duration = Duration::from_millis(100);
+const REOPEN_MOST: Duration = Duration::from_secs(1);
 /// A stream no batch used for this long is closed (a deleted collector's with it).
 const IDLE: Duration = Duration::from_secs(300);
 /// The largest answer taken: the enrichment service takes batches up to this size too.
@@ -35,20 +44,28 @@ type Answer = Result<Vec<Event>, (EnrichmentStatus, String)>;
 struct Pending {
     batch: WireEnrichBatch,
     answer: oneshot::Sender<Answer>,
+    /// Streams it was sent on so far.
+    sends: u32,
 }
 
-/// Every collector's `Enrich` stream, over one channel to the enrichment service.
+/// A batch sent on a stream and not answered yet.
+struct InFlight {
+    id: u64,
+    pending: Pending,
+}
+
+/// Every collector's `Enrich` stream, over the enrichment service's replicas.
 pub struct EnrichmentLink {
-    channel: Channel,
+    replicas: Replicas,
     /// How long a batch waits for its answer: the collector's bound over the rules' timeouts.
     wait: Duration,
     streams: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
 }
 
 impl EnrichmentLink {
-    pub fn new(channel: Channel, wait: Duration) -> Self {
+    pub fn new(replicas: Replicas, wait: Duration) -> Self {
         EnrichmentLink {
-            channel,
+            replicas,
             wait,
             streams: Mutex::new(HashMap::new()),
         }
@@ -77,7 +94,11 @@ impl EnrichmentLink {
             traceparent: xdr_mesh::trace::current(),
         };
         let (answer, answered) = oneshot::channel();
-        let mut pending = Pending { batch, answer };
+        let mut pending = Pending {
+            batch,
+            answer,
+            sends: 0,
+        };
         // A stream whose task ended (idle, or the service shutting down) is started again.
         for _ in 0..2 {
             let stream = self.stream(collector);
@@ -119,7 +140,7 @@ impl EnrichmentLink {
         }
         let (sender, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
         tokio::spawn(run_stream(
-            self.channel.clone(),
+            self.replicas.clone(),
             collector.to_owned(),
             batches,
         ));
@@ -153,55 +174,67 @@ fn marked(mut events: Vec<Event>, status: EnrichmentStatus) -> Vec<Event> {
 }
 
 /// One collector's stream: opened at its first batch, its answers paired with its batches in
-/// order; when it fails, every batch waiting is answered with the failure and the next batch
-/// opens a new one.
-async fn run_stream(channel: Channel, collector: String, mut batches: mpsc::Receiver<Pending>) {
+/// order. When it fails, its replica is passed over and the batches it had not answered are
+/// sent on the next stream (up to [`MAX_SENDS`] streams each, while their caller still
+/// waits); the others are answered with the failure.
+async fn run_stream(replicas: Replicas, collector: String, mut batches: mpsc::Receiver<Pending>) {
     let mut next_id = 0_u64;
-    let mut waiting: VecDeque<(u64, oneshot::Sender<Answer>)> = VecDeque::new();
+    let mut carried: VecDeque<Pending> = VecDeque::new();
+    let mut reopen_after = REOPEN_FIRST;
     'open: loop {
-        let first = match tokio::time::timeout(IDLE, batches.recv()).await {
-            Ok(Some(first)) => first,
-            Ok(None) | Err(_) => return,
-        };
+        if carried.is_empty() {
+            match tokio::time::timeout(IDLE, batches.recv()).await {
+                Ok(Some(first)) => carried.push_back(first),
+                Ok(None) | Err(_) => return,
+            }
+        } else {
+            tokio::time::sleep(reopen_after).await;
+            reopen_after = (reopen_after * 2).min(REOPEN_MOST);
+        }
         let (requests, outgoing) = mpsc::channel::<WireEnrichBatch>(BATCHES_IN_FLIGHT + 1);
-        let mut send = |pending: Pending, waiting: &mut VecDeque<_>| {
+        let mut waiting: VecDeque<InFlight> = VecDeque::new();
+        let mut send = |mut pending: Pending, waiting: &mut VecDeque<InFlight>| {
             next_id += 1;
+            pending.sends += 1;
             let batch = WireEnrichBatch {
                 batch_id: next_id,
-                ..pending.batch
+                ..pending.batch.clone()
             };
-            waiting.push_back((next_id, pending.answer));
+            waiting.push_back(InFlight {
+                id: next_id,
+                pending,
+            });
             // Never full: at most BATCHES_IN_FLIGHT are sent and not answered.
             requests.try_send(batch).is_ok()
         };
-        send(first, &mut waiting);
-        let mut answers =
-            match tokio::time::timeout(OPEN_TIMEOUT, open(channel.clone(), outgoing)).await {
-                Ok(Ok(answers)) => answers,
+        for pending in carried.drain(..) {
+            send(pending, &mut waiting);
+        }
+        // No replica serves: the batches go on without threat intel at once rather than
+        // each wait for one.
+        if replicas.any_serving() == Some(false) {
+            fail(&mut waiting, "no enrichment replica serves");
+            continue 'open;
+        }
+        let (mut answers, replica) =
+            match tokio::time::timeout(OPEN_TIMEOUT, open(replicas.service(), outgoing)).await {
+                Ok(Ok(opened)) => opened,
                 Ok(Err(status)) => {
-                    fail(
-                        &mut waiting,
-                        EnrichmentStatus::SourceUnavailable,
-                        &status.to_string(),
-                    );
+                    carried = again(&mut waiting, &status.to_string());
                     continue 'open;
                 }
                 Err(_) => {
-                    fail(
-                        &mut waiting,
-                        EnrichmentStatus::SourceUnavailable,
-                        "the Enrich stream did not open in time",
-                    );
+                    carried = again(&mut waiting, "the Enrich stream did not open in time");
                     continue 'open;
                 }
             };
-        tracing::debug!(collector, "Enrich stream open");
+        tracing::debug!(collector, ?replica, "Enrich stream open");
         loop {
             tokio::select! {
                 batch = batches.recv(), if waiting.len() < BATCHES_IN_FLIGHT => match batch {
                     Some(pending) => {
                         if !send(pending, &mut waiting) {
-                            fail(&mut waiting, EnrichmentStatus::SourceUnavailable, "the Enrich stream closed");
+                            carried = broken(&replicas, replica, &collector, "the Enrich stream closed", &mut waiting);
                             continue 'open;
                         }
                     }
@@ -209,20 +242,26 @@ async fn run_stream(channel: Channel, collector: String, mut batches: mpsc::Rece
                 },
                 answer = answers.message() => match answer {
                     Ok(Some(batch)) => match waiting.pop_front() {
-                        Some((id, answer)) if id == batch.batch_id => {
-                            let _ = answer.send(Ok(batch.events));
+                        Some(sent) if sent.id == batch.batch_id => {
+                            let _ = sent.pending.answer.send(Ok(batch.events));
+                            reopen_after = REOPEN_FIRST;
                         }
-                        _ => {
-                            fail(&mut waiting, EnrichmentStatus::SourceUnavailable, "the Enrich stream answered out of order");
+                        Some(sent) => {
+                            waiting.push_front(sent);
+                            carried = broken(&replicas, replica, &collector, "the Enrich stream answered out of order", &mut waiting);
+                            continue 'open;
+                        }
+                        None => {
+                            carried = broken(&replicas, replica, &collector, "the Enrich stream answered a batch it was not sent", &mut waiting);
                             continue 'open;
                         }
                     },
                     Ok(None) => {
-                        fail(&mut waiting, EnrichmentStatus::SourceUnavailable, "the Enrich stream ended");
+                        carried = broken(&replicas, replica, &collector, "the Enrich stream ended", &mut waiting);
                         continue 'open;
                     }
                     Err(status) => {
-                        fail(&mut waiting, EnrichmentStatus::SourceUnavailable, &status.to_string());
+                        carried = broken(&replicas, replica, &collector, status.to_string(), &mut waiting);
                         continue 'open;
                     }
                 },
@@ -235,21 +274,60 @@ async fn run_stream(channel: Channel, collector: String, mut batches: mpsc::Rece
     }
 }
 
-fn fail(
-    waiting: &mut VecDeque<(u64, oneshot::Sender<Answer>)>,
-    status: EnrichmentStatus,
-    why: &str,
-) {
-    for (_, answer) in waiting.drain(..) {
-        let _ = answer.send(Err((status, why.to_owned())));
+/// Passes over the replica of a stream that broke (when known); the batches to send again.
+fn broken(
+    replicas: &Replicas,
+    replica: Option<ReplicaKey>,
+    collector: &str,
+    why: impl AsRef<str>,
+    waiting: &mut VecDeque<InFlight>,
+) -> VecDeque<Pending> {
+    let why = why.as_ref();
+    if let Some(replica) = replica {
+        tracing::warn!(
+            collector,
+            replica = replicas.address(replica),
+            error = why,
+            "an Enrich stream broke; its batches go again on another"
+        );
+        replicas.eject(replica);
+    }
+    again(waiting, why)
+}
+
+/// Answers every batch of `waiting` `SOURCE_UNAVAILABLE` with `why`.
+fn fail(waiting: &mut VecDeque<InFlight>, why: &str) {
+    for InFlight { pending, .. } in waiting.drain(..) {
+        let _ = pending
+            .answer
+            .send(Err((EnrichmentStatus::SourceUnavailable, why.to_owned())));
     }
 }
 
-async fn open(
-    channel: Channel,
-    batches: mpsc::Receiver<WireEnrichBatch>,
-) -> Result<tonic::Streaming<EnrichBatch>, tonic::Status> {
-    let mut grpc = Grpc::new(channel)
+/// The batches of a failed stream to send again: those sent fewer than [`MAX_SENDS`] times
+/// whose caller still waits. The others are answered `SOURCE_UNAVAILABLE` with `why`.
+fn again(waiting: &mut VecDeque<InFlight>, why: &str) -> VecDeque<Pending> {
+    let mut carried = VecDeque::new();
+    for InFlight { pending, .. } in waiting.drain(..) {
+        if pending.answer.is_closed() {
+            continue;
+        }
+        if pending.sends < MAX_SENDS {
+            carried.push_back(pending);
+        } else {
+            let _ = pending
+                .answer
+                .send(Err((EnrichmentStatus::SourceUnavailable, why.to_owned())));
+        }
+    }
+    carried
+}
+
+type Opened = Result<(tonic::Streaming<EnrichBatch>, Option<ReplicaKey>), tonic::Status>;
+
+/// Opens an `Enrich` stream on a replica that serves: its answers, and which replica it is.
+async fn open(service: Balanced, batches: mpsc::Receiver<WireEnrichBatch>) -> Opened {
+    let mut grpc = Grpc::new(service)
         .max_decoding_message_size(MAX_ANSWER_BYTES)
         .max_encoding_message_size(MAX_ANSWER_BYTES);
     grpc.ready()
@@ -264,5 +342,6 @@ async fn open(
             XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
         )
         .await?;
-    Ok(response.into_inner())
+    let replica = response.extensions().get::<ReplicaKey>().copied();
+    Ok((response.into_inner(), replica))
 }

@@ -6,7 +6,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures_util::{Stream, StreamExt};
-use tonic::{Request, Response, Status, Streaming, transport::Channel};
+use tonic::{Request, Response, Status, Streaming};
 use xdr_collector::{
     collectors::CollectorError,
     ingest::{Ingest, MAX_ID_BYTES},
@@ -18,6 +18,7 @@ use xdr_mesh::{
     caller::{Action, Caller, MAIN_TENANT},
     error::ServiceError,
     page::page_of,
+    replicas::Balanced,
     stream::{idle_limited, until_failed},
 };
 use xdr_proto::pb::{
@@ -38,7 +39,7 @@ const STREAM_BATCHES_IN_FLIGHT: usize = 4;
 pub struct CollectorService {
     store: Arc<dyn EventStore>,
     ingest: Arc<Ingest>,
-    enrichment: Channel,
+    enrichment: Balanced,
     searches: Slots,
     streams: Slots,
     /// An `IngestStream` that sends nothing for this long is ended (`--stream-idle`): it
@@ -50,7 +51,7 @@ impl CollectorService {
     pub fn new(
         store: Arc<dyn EventStore>,
         ingest: Arc<Ingest>,
-        enrichment: Channel,
+        enrichment: Balanced,
         stream_idle: std::time::Duration,
     ) -> Self {
         CollectorService {

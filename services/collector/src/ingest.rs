@@ -489,9 +489,11 @@ mod tests {
         let store = Arc::new(Stalled::default());
         // Never dialled: the collector links no rules.
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let replicas =
+            xdr_mesh::replicas::Replicas::over(vec!["127.0.0.1:9".into()], vec![channel]);
         let ingest = Arc::new(Ingest::new(
             collectors,
-            EnrichmentLink::new(channel, Duration::from_secs(1)),
+            EnrichmentLink::new(replicas, Duration::from_secs(1)),
             Writer::start(store.clone(), &dir.path().join("buffer")).unwrap(),
             Arc::new(AlertOutbox::open(&dir.path().join("alerts")).unwrap()),
             Limits {

@@ -21,6 +21,7 @@ use xdr_mesh::{
     MeshServer,
     config::ServiceArgs,
     directory::{COLLECTOR, ENRICHMENT, PLAYBOOK},
+    replicas::Replicas,
 };
 use xdr_proto::pb::collector_server::CollectorServer;
 
@@ -35,7 +36,8 @@ const MAX_REQUEST_BYTES: usize = 24 << 20;
     about = "Receives events over gRPC, normalizes them, has them enriched, stores them and makes them searchable."
 )]
 struct Config {
-    /// The enrichment service collectors stream their events through.
+    /// The enrichment service collectors stream their events through: `host:port`, or
+    /// several replicas' `host:port,host:port` (streams go to the ones that serve).
     #[arg(long, env = "XDR_ENRICHMENT_ADDR", default_value_t = ENRICHMENT.dial_addr())]
     enrichment_addr: String,
     /// Longest a batch waits for enrichment; past it, its events are stored `TIMED_OUT`
@@ -100,9 +102,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::Ok((store, collectors))
     })
     .await??;
-    let enrichment =
-        xdr_mesh::channel::lazy(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
-            .context("the enrichment address")?;
+    let enrichment = Replicas::new(&config.enrichment_addr, ENRICHMENT.name, &runtime.tls)
+        .context("the enrichment address")?;
     let alerts = Arc::new(
         AlertOutbox::open(&runtime.data_dir.path().join("alerts-buffer"))
             .context("opening the alert buffer")?,
@@ -134,8 +135,12 @@ async fn main() -> anyhow::Result<()> {
             retention::run(store, retention).await;
         });
     }
-    let service =
-        grpc::CollectorService::new(store, ingest, enrichment, config.service.server.stream_idle);
+    let service = grpc::CollectorService::new(
+        store,
+        ingest,
+        enrichment.service(),
+        config.service.server.stream_idle,
+    );
     MeshServer::new(&runtime, access::policy())
         .add_service(CollectorServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve()

@@ -16,6 +16,8 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
+    #[error("no address given for {0}")]
+    NoTarget(String),
     #[error("`{target}` is not a valid address: {source}")]
     BadTarget {
         target: String,

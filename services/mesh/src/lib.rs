@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod page;
 pub mod pki;
 pub mod quote;
+pub mod replicas;
 pub mod reply;
 pub mod server;
 pub mod service;

@@ -31,6 +31,7 @@ mod playbook_alerts;
 mod playbook_faults;
 mod playbook_usergate;
 mod reflection_and_health;
+mod replicas;
 mod saved_filter_limits;
 mod seed_cybertrace;
 mod seed_usergate;

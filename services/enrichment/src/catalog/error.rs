@@ -20,6 +20,8 @@ pub enum CatalogError {
         tenant: String,
         name: String,
     },
+    #[error("a {kind} {} exists already", quoted(.id))]
+    IdTaken { kind: &'static str, id: String },
     #[error("{} is used by {user}", quoted(.id))]
     InUse { id: String, user: String },
     #[error("tenant {} would have {count} {what}; at most {max}", quoted(.tenant))]
@@ -43,7 +45,9 @@ impl ServiceError for CatalogError {
         match self {
             CatalogError::Invalid(_) => ErrorCode::InvalidArgument,
             CatalogError::NotFound { .. } => ErrorCode::NotFound,
-            CatalogError::NameTaken { .. } => ErrorCode::AlreadyExists,
+            CatalogError::NameTaken { .. } | CatalogError::IdTaken { .. } => {
+                ErrorCode::AlreadyExists
+            }
             CatalogError::InUse { .. } => ErrorCode::FailedPrecondition,
             CatalogError::Quota { .. } => ErrorCode::ResourceExhausted,
             CatalogError::Store(failure) => failure.code(),

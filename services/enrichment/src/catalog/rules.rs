@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use xdr_filter::Compiler;
+use xdr_mesh::error::invalid;
 use xdr_proto::pb::EnrichmentRule;
 
 use super::{
@@ -25,7 +26,18 @@ impl Catalog {
         let rules = &self.records.rules;
         if create {
             check_quota(rules, &rule.tenant)?;
-            rule.id = new_id();
+            // A caller may name the id: replicas whose stores are not shared yet are given
+            // the same rule under the same id, which collectors link.
+            if rule.id.is_empty() {
+                rule.id = new_id();
+            } else if !is_id(&rule.id) {
+                return Err(invalid("id", "letters, digits and -, at most 64").into());
+            } else if rules.contains_key(&rule.id) {
+                return Err(CatalogError::IdTaken {
+                    kind: "rule",
+                    id: rule.id,
+                });
+            }
         } else if !rules.contains_key(&rule.id) {
             return Err(CatalogError::NotFound {
                 kind: "rule",
@@ -59,4 +71,9 @@ impl Catalog {
         self.publish();
         Ok(true)
     }
+}
+
+/// Whether `id` may name a rule: what `new_id` makes (a UUID) and the like.
+fn is_id(id: &str) -> bool {
+    id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }

@@ -1,0 +1,231 @@
+//! A service's replicas behind one client: `--enrichment-addr A,B` dials both and spreads the
+//! calls and streams over the ones that serve. Each address gets a lazy channel; a task asks
+//! every replica's gRPC health each second and tells tower's power-of-two-choices balancer
+//! which are serving (`tower::balance` with discovery of our own: tonic's balanced channel
+//! has open failover bugs). Every response carries the [`ReplicaKey`] of the replica that
+//! answered, so a caller whose stream broke can eject that replica at once; the health task
+//! takes it back once it has rested and answers its health check again.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicIsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::future::{BoxFuture, join_all};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{body::Body, transport::Channel};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tower::{
+    BoxError, Service, ServiceExt,
+    balance::p2c::Balance,
+    buffer::Buffer,
+    discover::Change,
+    load::{CompleteOnResponse, PendingRequests},
+    util::BoxCloneSyncService,
+};
+
+use crate::{
+    channel::{ChannelError, health_check, lazy},
+    tls::TlsMaterial,
+};
+
+/// How often each replica's health is asked, and how long its answer may take.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an ejected replica is passed over, whatever its health says.
+const EJECTED_FOR: Duration = Duration::from_secs(1);
+/// Calls waiting for a replica at most (a call waits while none serves, up to its deadline).
+const WAITING_CALLS: usize = 1024;
+
+/// The client side of a replicated service: clone it freely, it shares one balancer.
+pub type Balanced = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ReplicaError>;
+
+/// Why a call through [`Replicas`] failed before any replica answered it. (A concrete type
+/// rather than `BoxError`: with the boxed error, the compiler cannot prove the futures of
+/// tonic's generic clients `Send`.)
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplicaError(BoxError);
+
+/// Which replica answered: in the extensions of every response through [`Replicas`] (its
+/// place in the address list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReplicaKey(pub usize);
+
+/// The replicas of one service, balanced by health.
+#[derive(Clone)]
+pub struct Replicas {
+    service: Balanced,
+    eject: mpsc::UnboundedSender<ReplicaKey>,
+    addresses: Arc<[String]>,
+    /// Replicas serving now; -1 until their health was first asked.
+    serving: Arc<AtomicIsize>,
+}
+
+impl Replicas {
+    /// The replicas at `targets` (`host:port[,host:port…]`), whose certificates name
+    /// `server_name`. Must be called within the runtime: the health task starts now.
+    pub fn new(targets: &str, server_name: &str, tls: &TlsMaterial) -> Result<Self, ChannelError> {
+        let addresses: Vec<String> = targets
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if addresses.is_empty() {
+            return Err(ChannelError::NoTarget(server_name.to_owned()));
+        }
+        let channels = addresses
+            .iter()
+            .map(|address| lazy(address, server_name, tls))
+            .collect::<Result<Vec<Channel>, _>>()?;
+        Ok(Self::over(addresses, channels))
+    }
+
+    /// The replicas `channels` dial, at `addresses` (for messages).
+    pub fn over(addresses: Vec<String>, channels: Vec<Channel>) -> Self {
+        let (changes, discovered) = mpsc::unbounded_channel();
+        let (eject, ejected) = mpsc::unbounded_channel();
+        let serving = Arc::new(AtomicIsize::new(-1));
+        tokio::spawn(watch_health(
+            channels,
+            addresses.clone().into(),
+            changes,
+            ejected,
+            serving.clone(),
+        ));
+        let balance = Balance::new(UnboundedReceiverStream::new(discovered));
+        let service = Buffer::new(balance, WAITING_CALLS);
+        Replicas {
+            service: BoxCloneSyncService::new(service.map_err(ReplicaError)),
+            eject,
+            addresses: addresses.into(),
+            serving,
+        }
+    }
+
+    /// The balanced service, for `tonic::client::Grpc` or a generated client.
+    pub fn service(&self) -> Balanced {
+        self.service.clone()
+    }
+
+    /// Passes over replica `key` from now until it has rested and answers its health check.
+    pub fn eject(&self, key: ReplicaKey) {
+        let _ = self.eject.send(key);
+    }
+
+    /// Whether any replica serves: `None` until their health was first asked. A caller may
+    /// give up at once when none does, rather than wait for one.
+    pub fn any_serving(&self) -> Option<bool> {
+        match self.serving.load(Ordering::Acquire) {
+            -1 => None,
+            n => Some(n > 0),
+        }
+    }
+
+    /// The address of replica `key`.
+    pub fn address(&self, key: ReplicaKey) -> Option<&str> {
+        self.addresses.get(key.0).map(String::as_str)
+    }
+}
+
+/// A replica's channel that names the replica on its responses.
+#[derive(Clone)]
+struct Tagged {
+    key: ReplicaKey,
+    channel: Channel,
+}
+
+impl Service<http::Request<Body>> for Tagged {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.channel.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let key = self.key;
+        let call = self.channel.call(request);
+        Box::pin(async move {
+            let mut response = call.await?;
+            response.extensions_mut().insert(key);
+            Ok(response)
+        })
+    }
+}
+
+type Discovered = Result<Change<usize, PendingRequests<Tagged>>, Infallible>;
+
+/// Tells the balancer which replicas serve: each second, and at once when one is ejected.
+/// Ends when every [`Replicas`] clone is gone.
+async fn watch_health(
+    channels: Vec<Channel>,
+    addresses: Arc<[String]>,
+    changes: mpsc::UnboundedSender<Discovered>,
+    mut ejected: mpsc::UnboundedReceiver<ReplicaKey>,
+    serving_now: Arc<AtomicIsize>,
+) {
+    let mut serving = vec![false; channels.len()];
+    let mut rest_until: Vec<Option<Instant>> = vec![None; channels.len()];
+    let mut ticks = tokio::time::interval(HEALTH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let set = |i: usize, up: bool, serving: &mut [bool]| {
+        if serving[i] == up {
+            return;
+        }
+        serving[i] = up;
+        let change = if up {
+            tracing::info!(replica = %addresses[i], "replica serving");
+            Change::Insert(
+                i,
+                PendingRequests::new(
+                    Tagged {
+                        key: ReplicaKey(i),
+                        channel: channels[i].clone(),
+                    },
+                    CompleteOnResponse::default(),
+                ),
+            )
+        } else {
+            tracing::warn!(replica = %addresses[i], "replica passed over");
+            Change::Remove(i)
+        };
+        let _ = changes.send(Ok(change));
+        let count = serving.iter().filter(|up| **up).count();
+        serving_now.store(count as isize, Ordering::Release);
+    };
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let checks = channels
+                    .iter()
+                    .map(|c| health_check(c.clone(), "", HEALTH_TIMEOUT));
+                let statuses = join_all(checks).await;
+                let now = Instant::now();
+                for (i, status) in statuses.into_iter().enumerate() {
+                    let rested = rest_until[i].is_none_or(|until| now >= until);
+                    set(i, rested && matches!(status, Ok(ServingStatus::Serving)), &mut serving);
+                }
+                if serving_now.load(Ordering::Acquire) < 0 {
+                    serving_now.store(0, Ordering::Release);
+                }
+            }
+            key = ejected.recv() => match key {
+                Some(ReplicaKey(i)) if i < serving.len() => {
+                    rest_until[i] = Some(Instant::now() + EJECTED_FOR);
+                    set(i, false, &mut serving);
+                }
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
+}
