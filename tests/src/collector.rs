@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
+use xdr_proto::pb::IngestRequest;
 
 use crate::{Cert, Grpcurl, ServiceProcess, TestPki, grpcurl::Outcome};
 
@@ -88,4 +89,17 @@ pub fn count(pki: &TestPki, server: &ServiceProcess, sql: &str) -> i64 {
         .and_then(|n| n.parse().ok())
         .or_else(|| cell.as_object().filter(|o| o.is_empty()).map(|_| 0))
         .unwrap_or_else(|| panic!("{sql} answered no count: {found}"))
+}
+
+/// Batch `number` for `collector`'s stream: `events` raw NDJSON events, each a URL of its own.
+pub fn numbered_batch(collector: &str, number: u64, events: usize) -> IngestRequest {
+    let raw: String = (0..events)
+        .map(|i| format!("{{\"RequestUrl\":\"http://example.com/{number}/{i}\"}}\n"))
+        .collect();
+    IngestRequest {
+        collector: collector.into(),
+        raw: raw.into_bytes(),
+        batch_id: number,
+        ..Default::default()
+    }
 }

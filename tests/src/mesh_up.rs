@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use crate::{ServiceProcess, paths};
+use crate::{Cert, Grpcurl, ServiceProcess, paths};
 
 /// `xdrctl up` with its home in `home`, its services on `host` (each test its own loopback
 /// address: the design's fixed ports stay clear of other tests and of a developer's own
@@ -63,4 +63,22 @@ pub fn xdrctl(home: &Path, host: &str, args: &[&str]) -> std::process::Output {
         .args(["--host", host])
         .output()
         .expect("xdrctl runs")
+}
+
+/// `xdr.v1.Collector/<method>` with `request` (JSON), through grpcurl as the operator, to the
+/// collector of the mesh in `home` on `host`; its JSON reply. Fails the test on an error.
+pub fn collector_call(
+    home: &Path,
+    host: &str,
+    method: &str,
+    request: &serde_json::Value,
+) -> serde_json::Value {
+    let out = Grpcurl::with_certs(&home.join("certs"), Cert::Named("operator"))
+        .server_name("collector")
+        .data(&request.to_string())
+        .ok(
+            format!("{host}:7201").parse().expect("a host address"),
+            &[&format!("xdr.v1.Collector/{method}")],
+        );
+    serde_json::from_str(&out).expect("grpcurl prints JSON")
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, known_answers};
 use xdr_proto::pb::{IngestRequest, collector_client::CollectorClient};
 use xdr_tests::{
-    Cert, Grpcurl, ServiceProcess, TestPki,
+    ServiceProcess, TestPki,
     clickhouse::{CLUSTER, ClickHouse},
     client, collector, mesh_up,
 };
@@ -114,15 +114,8 @@ fn the_seeds_story_runs_on_a_fresh_mesh_storing_into_clickhouse() {
         ],
     );
 
-    let certs = home.path().join("certs");
-    let collector_addr = format!("{HOST}:7201").parse().unwrap();
-    let grpcurl = |method: &str, request: &Value| -> Value {
-        let out = Grpcurl::with_certs(&certs, Cert::Named("operator"))
-            .server_name("collector")
-            .data(&request.to_string())
-            .ok(collector_addr, &[&format!("xdr.v1.Collector/{method}")]);
-        serde_json::from_str(&out).unwrap()
-    };
+    let grpcurl =
+        |method: &str, request: &Value| mesh_up::collector_call(home.path(), HOST, method, request);
     let ingested = grpcurl(
         "Ingest",
         &json!({"collector": "http-input", "raw": collector::bytes(SEED_EVENT)}),
@@ -187,15 +180,7 @@ const BEFORE_STOP: usize = 2_000;
 const WHILE_STOPPED: usize = 2_000;
 
 fn batch(number: u64) -> IngestRequest {
-    let raw: String = (0..BATCH)
-        .map(|i| format!("{{\"RequestUrl\":\"http://example.com/{number}/{i}\"}}\n"))
-        .collect();
-    IngestRequest {
-        collector: "bulk".into(),
-        raw: raw.into_bytes(),
-        batch_id: number,
-        ..Default::default()
-    }
+    collector::numbered_batch("bulk", number, BATCH)
 }
 
 #[test]

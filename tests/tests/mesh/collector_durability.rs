@@ -12,15 +12,7 @@ const BATCH: usize = 200;
 const ACKNOWLEDGED_BEFORE_KILL: usize = 4000;
 
 fn batch(number: u64) -> IngestRequest {
-    let raw: String = (0..BATCH)
-        .map(|i| format!("{{\"RequestUrl\":\"http://example.com/{number}/{i}\"}}\n"))
-        .collect();
-    IngestRequest {
-        collector: "bulk".into(),
-        raw: raw.into_bytes(),
-        batch_id: number,
-        ..Default::default()
-    }
+    collector::numbered_batch("bulk", number, BATCH)
 }
 
 #[test]

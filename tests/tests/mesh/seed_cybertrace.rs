@@ -4,7 +4,7 @@
 //! it with its TI indicator and category — through grpcurl, and through xdrctl.
 
 use serde_json::{Value, json};
-use xdr_tests::{Cert, Grpcurl, collector, mesh_up};
+use xdr_tests::{collector, mesh_up};
 
 const HOST: &str = "127.0.0.78";
 const SEED_EVENT: &str = r#"{"RequestUrl":"http://fakess123bn.nu"}"#;
@@ -24,15 +24,8 @@ fn the_seeds_event_is_enriched_and_found_by_the_seeds_select_on_a_fresh_mesh() {
         "{output}"
     );
 
-    let certs = home.path().join("certs");
-    let collector_addr = format!("{HOST}:7201").parse().unwrap();
-    let grpcurl = |method: &str, request: &Value| -> Value {
-        let out = Grpcurl::with_certs(&certs, Cert::Named("operator"))
-            .server_name("collector")
-            .data(&request.to_string())
-            .ok(collector_addr, &[&format!("xdr.v1.Collector/{method}")]);
-        serde_json::from_str(&out).unwrap()
-    };
+    let grpcurl =
+        |method: &str, request: &Value| mesh_up::collector_call(home.path(), HOST, method, request);
     let ingested = grpcurl(
         "Ingest",
         &json!({"collector": "http-input", "raw": collector::bytes(SEED_EVENT)}),

@@ -34,7 +34,7 @@ pub const EVENT_ARRAYS: &[&str] = &[
 /// names every column of [`COLUMNS`] then [`EVENT_ARRAYS`]; a projection names its items
 /// `c0`, `c1`, … (the answer's own names are the search's).
 pub fn render(search: &Search, table: &str) -> String {
-    let aliases = aliases_of(search);
+    let aliases = search.aliases();
     let mut writer = Writer {
         sql: String::new(),
         aliases: &aliases,
@@ -149,7 +149,7 @@ impl Writer<'_> {
     fn expr(&mut self, expr: &Expr) {
         // A predicate on TI columns holds when one of the event's matches satisfies it: the
         // lambda's parameters are the match's columns it names.
-        if is_predicate(expr) {
+        if expr.is_predicate() {
             let mut named = Vec::new();
             ti_columns(expr, &mut named);
             if !named.is_empty() {
@@ -453,27 +453,6 @@ fn coerced(expr: &Expr, kind: Option<ColumnType>) -> Expr {
         }
         _ => expr.clone(),
     }
-}
-
-/// The projection's names and the expressions they stand for.
-fn aliases_of(search: &Search) -> Vec<(String, Expr)> {
-    match &search.select {
-        Projection::Events => Vec::new(),
-        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
-    }
-}
-
-/// Whether `expr` is true or false of a row (a comparison or a test), not a value.
-fn is_predicate(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Compare(..)
-            | Expr::In { .. }
-            | Expr::Between { .. }
-            | Expr::Like { .. }
-            | Expr::IsNull { .. }
-            | Expr::Call(Function::InSubnet | Function::Match, _)
-    )
 }
 
 /// The TI columns `expr` names, each once, in order.

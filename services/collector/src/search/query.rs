@@ -108,7 +108,30 @@ pub enum Aggregate {
     Avg,
 }
 
+impl Expr {
+    /// Whether it is true or false of a row (a comparison or a test), not a value.
+    pub fn is_predicate(&self) -> bool {
+        matches!(
+            self,
+            Expr::Compare(..)
+                | Expr::In { .. }
+                | Expr::Between { .. }
+                | Expr::Like { .. }
+                | Expr::IsNull { .. }
+                | Expr::Call(Function::InSubnet | Function::Match, _)
+        )
+    }
+}
+
 impl Search {
+    /// The projection's names and the expressions they stand for.
+    pub fn aliases(&self) -> Vec<(String, Expr)> {
+        match &self.select {
+            Projection::Events => Vec::new(),
+            Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
+        }
+    }
+
     /// The event whose id is `id` (built as a tree: the id is never SQL text).
     pub fn event_by_id(id: &str) -> Self {
         Search {

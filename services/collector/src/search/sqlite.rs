@@ -44,7 +44,7 @@ const MAX_PARAMETERS: usize = 32_766;
 
 fn render_with(search: &Search, tables: &[String], first_rows_each: bool) -> Rendered {
     let mut out = Rendered::default();
-    let aliases = aliases_of(search);
+    let aliases = search.aliases();
     let mut writer = Writer {
         out: &mut out,
         aliases: &aliases,
@@ -138,7 +138,7 @@ pub fn render_group_scan(search: &Search, grouping: &Grouping, tables: &[String]
 /// (the keys when the search names no order, as SQLite's own GROUP BY answers), LIMIT.
 pub fn render_over_groups(search: &Search, grouping: &Grouping) -> Rendered {
     let mut out = Rendered::default();
-    let aliases = aliases_of(search);
+    let aliases = search.aliases();
     let mut writer = Writer {
         out: &mut out,
         aliases: &aliases,
@@ -249,7 +249,7 @@ impl Writer<'_> {
             }
         }
         // A predicate on a TI column holds when one of the event's matches satisfies it.
-        if is_predicate(expr) && mentions_ti(expr) {
+        if expr.is_predicate() && mentions_ti(expr) {
             self.push("EXISTS (SELECT 1 FROM ti WHERE ti.event = events.rowid AND ");
             self.term(expr);
             self.push(")");
@@ -456,14 +456,6 @@ impl Writer<'_> {
     }
 }
 
-/// The projection's names and the expressions they stand for.
-fn aliases_of(search: &Search) -> Vec<(String, Expr)> {
-    match &search.select {
-        Projection::Events => Vec::new(),
-        Projection::Items(items) => items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
-    }
-}
-
 /// Whether the answer aggregates the events (`count()` and the like in the projection,
 /// HAVING or ORDER BY).
 fn aggregates(search: &Search) -> bool {
@@ -481,19 +473,6 @@ fn aggregates(search: &Search) -> bool {
             .order_by
             .iter()
             .any(|o| mentions(&o.expr, &is_aggregate))
-}
-
-/// Whether `expr` is true or false of a row (a comparison or a test), not a value.
-fn is_predicate(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Compare(..)
-            | Expr::In { .. }
-            | Expr::Between { .. }
-            | Expr::Like { .. }
-            | Expr::IsNull { .. }
-            | Expr::Call(Function::InSubnet | Function::Match, _)
-    )
 }
 
 fn mentions_ti(expr: &Expr) -> bool {
