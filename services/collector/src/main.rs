@@ -48,7 +48,8 @@ struct Config {
     /// batches wait a little, then are refused with RESOURCE_EXHAUSTED and a retry hint.
     #[arg(long, env = "XDR_INGEST_BUDGET_BYTES", default_value_t = Limits::default().budget_bytes)]
     ingest_budget_bytes: usize,
-    /// The playbook service that collectors with an "alerts" destination send events to.
+    /// The playbook service that collectors with an "alerts" destination send events to (or
+    /// its replicas, `A,B`).
     #[arg(long, env = "XDR_PLAYBOOK_ADDR", default_value_t = PLAYBOOK.dial_addr())]
     playbook_addr: String,
     /// Where events are stored: `embedded` (SQLite in the data folder), or ClickHouse as
@@ -108,12 +109,12 @@ async fn main() -> anyhow::Result<()> {
         AlertOutbox::open(&runtime.data_dir.path().join("alerts-buffer"))
             .context("opening the alert buffer")?,
     );
-    let playbook = xdr_mesh::channel::lazy(&config.playbook_addr, PLAYBOOK.name, &runtime.tls)
+    let playbook = Replicas::new(&config.playbook_addr, PLAYBOOK.name, &runtime.tls)
         .context("the playbook address")?;
     tokio::spawn(
         alerts
             .clone()
-            .deliver_forever(playbook, runtime.shutdown.clone()),
+            .deliver_forever(playbook.service(), runtime.shutdown.clone()),
     );
     let ingest = Ingest::new(
         Arc::new(collectors),

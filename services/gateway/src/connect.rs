@@ -22,7 +22,8 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use prost_reflect::MethodDescriptor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::{client::Grpc, transport::Channel};
+use tonic::client::Grpc;
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_proto::json::{self, EncodedCodec};
 
 use crate::{

@@ -1,16 +1,18 @@
-//! The mesh services behind the gateway, one lazily connected mTLS channel each.
+//! The mesh services behind the gateway: each one address, or its replicas' addresses
+//! (`A,B`), dialled over mTLS and balanced by health (`xdr_mesh::replicas`).
 
-use tonic::transport::Channel;
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_mesh::{
     channel,
     directory::{self, COLLECTOR, ENRICHMENT, PLAYBOOK, THREATINTEL},
+    replicas::Replicas,
     tls::TlsMaterial,
 };
 
 /// Where the gateway reaches each service (`host:port`; the host may be a compose name).
 #[derive(clap::Args, Clone, Debug)]
 pub struct UpstreamArgs {
-    /// Address of the collector service's gRPC server.
+    /// Address of the collector service's gRPC server, or its replicas' (`A,B`).
     #[arg(
         long,
         env = "XDR_COLLECTOR_ADDR",
@@ -18,7 +20,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     collector_addr: String,
-    /// Address of the enrichment service's gRPC server.
+    /// Address of the enrichment service's gRPC server, or its replicas' (`A,B`).
     #[arg(
         long,
         env = "XDR_ENRICHMENT_ADDR",
@@ -26,7 +28,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     enrichment_addr: String,
-    /// Address of the threatintel service's gRPC server.
+    /// Address of the threatintel service's gRPC server, or its replicas' (`A,B`).
     #[arg(
         long,
         env = "XDR_THREATINTEL_ADDR",
@@ -34,7 +36,7 @@ pub struct UpstreamArgs {
         value_name = "HOST:PORT"
     )]
     threatintel_addr: String,
-    /// Address of the playbook service's gRPC server.
+    /// Address of the playbook service's gRPC server, or its replicas' (`A,B`).
     #[arg(
         long,
         env = "XDR_PLAYBOOK_ADDR",
@@ -60,7 +62,12 @@ impl Upstreams {
         ];
         let services = targets
             .into_iter()
-            .map(|(service, addr)| Ok((service.name, channel::lazy(addr, service.name, tls)?)))
+            .map(|(service, addr)| {
+                Ok((
+                    service.name,
+                    Replicas::new(addr, service.name, tls)?.service(),
+                ))
+            })
             .collect::<Result<_, channel::ChannelError>>()?;
         Ok(Upstreams { services })
     }

@@ -70,12 +70,19 @@ pub fn lazy(target: &str, server_name: &str, tls: &TlsMaterial) -> Result<Channe
     Ok(endpoint(target, server_name, tls)?.connect_lazy())
 }
 
-/// `grpc.health.v1.Health/Check` of `service` ("" for the whole server) within `timeout`.
-pub async fn health_check(
-    channel: Channel,
+/// `grpc.health.v1.Health/Check` of `service` ("" for the whole server) within `timeout`,
+/// over a channel or a balanced service (`replicas`).
+pub async fn health_check<T>(
+    channel: T,
     service: &str,
     timeout: Duration,
-) -> Result<ServingStatus, tonic::Status> {
+) -> Result<ServingStatus, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tower::BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<tower::BoxError> + Send,
+{
     let mut request = tonic::Request::new(HealthCheckRequest {
         service: service.to_owned(),
     });

@@ -51,7 +51,7 @@ pub type Balanced = BoxCloneSyncService<http::Request<Body>, http::Response<Body
 /// tonic's generic clients `Send`.)
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ReplicaError(BoxError);
+pub struct ReplicaError(#[source] BoxError);
 
 /// Which replica answered: in the extensions of every response through [`Replicas`] (its
 /// place in the address list).
@@ -101,7 +101,12 @@ impl Replicas {
             serving.clone(),
         ));
         let balance = Balance::new(UnboundedReceiverStream::new(discovered));
-        let service = Buffer::new(balance, WAITING_CALLS);
+        let service = FailFast {
+            inner: Buffer::new(balance, WAITING_CALLS),
+            serving: serving.clone(),
+            inner_ready: false,
+            name: addresses.join(",").into(),
+        };
         Replicas {
             service: BoxCloneSyncService::new(service.map_err(ReplicaError)),
             eject,
@@ -162,10 +167,48 @@ impl Service<http::Request<Body>> for Tagged {
     }
 }
 
+/// Fails a call at once, `UNAVAILABLE`, while no replica serves (rather than hold it until
+/// one does): a caller learns that its service is down as it would from a single channel.
+#[derive(Clone)]
+struct FailFast<S> {
+    inner: S,
+    serving: Arc<AtomicIsize>,
+    /// Whether `inner` said it is ready (a call then goes to it, whatever happened since).
+    inner_ready: bool,
+    name: Arc<str>,
+}
+
+impl<S> Service<http::Request<Body>> for FailFast<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.serving.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let ready = self.inner.poll_ready(cx);
+        self.inner_ready = matches!(ready, Poll::Ready(Ok(())));
+        ready
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if std::mem::take(&mut self.inner_ready) {
+            return Box::pin(self.inner.call(request));
+        }
+        let refusal = tonic::Status::unavailable(format!("no replica at {} serves", self.name));
+        Box::pin(std::future::ready(Err(refusal.into())))
+    }
+}
+
 type Discovered = Result<Change<usize, PendingRequests<Tagged>>, Infallible>;
 
 /// Tells the balancer which replicas serve: each second, and at once when one is ejected.
-/// Ends when every [`Replicas`] clone is gone.
+/// Ends when the balancer is gone (every clone of the service dropped).
 async fn watch_health(
     channels: Vec<Channel>,
     addresses: Arc<[String]>,
@@ -175,6 +218,7 @@ async fn watch_health(
 ) {
     let mut serving = vec![false; channels.len()];
     let mut rest_until: Vec<Option<Instant>> = vec![None; channels.len()];
+    let mut ejections_closed = false;
     let mut ticks = tokio::time::interval(HEALTH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let set = |i: usize, up: bool, serving: &mut [bool]| {
@@ -218,14 +262,16 @@ async fn watch_health(
                     serving_now.store(0, Ordering::Release);
                 }
             }
-            key = ejected.recv() => match key {
+            key = ejected.recv(), if !ejections_closed => match key {
                 Some(ReplicaKey(i)) if i < serving.len() => {
                     rest_until[i] = Some(Instant::now() + EJECTED_FOR);
                     set(i, false, &mut serving);
                 }
                 Some(_) => {}
-                None => return,
+                // Only the balanced service is kept: it is what the task serves.
+                None => ejections_closed = true,
             },
+            () = changes.closed() => return,
         }
     }
 }

@@ -19,7 +19,8 @@ use std::{
 use prost::Message;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+use xdr_mesh::replicas::Balanced;
 use xdr_proto::pb::{Event, RaiseAlertsRequest, playbook_client::PlaybookClient};
 
 use crate::buffer::DiskBuffer;
@@ -131,7 +132,7 @@ impl AlertOutbox {
     }
 
     /// Sends what waits to the playbook service over `channel` until `shutdown`.
-    pub async fn deliver_forever(self: Arc<Self>, channel: Channel, shutdown: CancellationToken) {
+    pub async fn deliver_forever(self: Arc<Self>, channel: Balanced, shutdown: CancellationToken) {
         let mut client = PlaybookClient::new(channel);
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -195,7 +196,7 @@ impl AlertOutbox {
 
 /// Sends `events` in calls of bounded size; every call must succeed.
 async fn send_batch(
-    client: &mut PlaybookClient<Channel>,
+    client: &mut PlaybookClient<Balanced>,
     events: &[Event],
 ) -> Result<(), tonic::Status> {
     let mut start = 0;

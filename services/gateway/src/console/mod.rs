@@ -24,8 +24,8 @@ use axum::{
     routing::{get, post},
 };
 use maud::html;
-use tonic::transport::Channel;
 use xdr_mesh::directory::{COLLECTOR, ENRICHMENT, PLAYBOOK, THREATINTEL};
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_proto::pb::{
     collector_client::CollectorClient, enrichment_client::EnrichmentClient,
     playbook_client::PlaybookClient, threat_intel_client::ThreatIntelClient,

@@ -15,7 +15,8 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming, transport::Channel};
+use tonic::{Status, Streaming};
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_proto::pb::{
     EventError, IngestReply, IngestRequest, RawTraceRun, collector_client::CollectorClient,
 };

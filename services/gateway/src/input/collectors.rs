@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic::transport::Channel;
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_proto::pb::{
     CollectorConfig, Delimiter, GetCollectorRequest, Transport, collector_client::CollectorClient,
 };

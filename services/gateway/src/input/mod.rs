@@ -34,8 +34,8 @@ use governor::{
 };
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use tonic::transport::Channel;
 use xdr_mesh::caller::MAIN_TENANT;
+use xdr_mesh::replicas::Balanced as Channel;
 use xdr_proto::pb::EventError;
 
 use crate::problem::Problem;
