@@ -11,6 +11,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, known_answers};
+use xdr_mesh::error::{ErrorCode, ServiceError};
 use xdr_proto::pb::{IngestRequest, collector_client::CollectorClient};
 use xdr_tests::{
     ServiceProcess, TestPki,
@@ -94,6 +95,19 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 5);
     assert_eq!(total(), 5);
     assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 0);
+
+    // A shard whose table is gone (made anew) refuses the next load, which waits in the
+    // disk buffer; the tables are made again and the load after it is stored.
+    cluster.query(1, "DROP TABLE xdr.events_local");
+    let mut again = known_answers::events();
+    for event in &mut again {
+        event.id = format!("again-{}", event.id);
+    }
+    let refused = store.load(&[&again], Some(10)).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Unavailable, "{refused}");
+    store.load(&[&again], Some(10)).unwrap();
+    assert_eq!(store.loaded_through().unwrap(), 10);
+    assert!(total() >= 5, "the remade shard holds its share");
 }
 
 const HOST: &str = "127.0.0.102";

@@ -33,11 +33,12 @@ impl ClickHouseError {
             ClickHouseError::Unreachable { .. } | ClickHouseError::Timeout { .. } => true,
             // NETWORK_ERROR, SOCKET_TIMEOUT, TIMEOUT_EXCEEDED, TOO_MANY_SIMULTANEOUS_QUERIES,
             // MEMORY_LIMIT_EXCEEDED, TABLE_IS_READ_ONLY, TOO_MANY_PARTS, ALL_CONNECTION_TRIES_FAILED,
-            // ALL_REPLICAS_ARE_STALE, UNKNOWN_TABLE (a shard whose table is not made yet).
+            // ALL_REPLICAS_ARE_STALE, UNKNOWN_TABLE and UNKNOWN_DATABASE (a server whose
+            // tables are not made yet).
             ClickHouseError::Refused { code, .. } => {
                 matches!(
                     code,
-                    60 | 159 | 202 | 209 | 210 | 241 | 242 | 252 | 279 | 285
+                    60 | 81 | 159 | 202 | 209 | 210 | 241 | 242 | 252 | 279 | 285
                 )
             }
             ClickHouseError::Protocol(_) => false,
@@ -158,7 +159,7 @@ pub fn refusal(text: &str) -> Option<ClickHouseError> {
     let (code, rest) = rest.split_once(',')?;
     let code = code.trim().parse().ok()?;
     let message = rest
-        .split_once("DB::Exception: ")
+        .split_once("Exception: ")
         .map_or(rest, |(_, m)| m)
         .split(", e.what()")
         .next()

@@ -266,6 +266,9 @@ impl ClickHouseStore {
                 Err(error) => {
                     self.uncertain.store(true, Ordering::Release);
                     self.preferred.fetch_add(i + 1, Ordering::Relaxed);
+                    // A shard whose database or table is gone (made anew, say) has them
+                    // made again before the next insert (cheap: statements that find them).
+                    self.ready.store(false, Ordering::Release);
                     // Only a host that could not be reached was sent nothing: try the next.
                     if !matches!(error, ClickHouseError::Unreachable { .. }) {
                         return Err(error);
