@@ -10,7 +10,7 @@ use std::{
     convert::Infallible,
     sync::{
         Arc,
-        atomic::{AtomicIsize, Ordering},
+        atomic::{AtomicI8, AtomicIsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -66,6 +66,8 @@ pub struct Replicas {
     addresses: Arc<[String]>,
     /// Replicas serving now; -1 until their health was first asked.
     serving: Arc<AtomicIsize>,
+    /// Each replica's health: -1 not asked yet, 0 passed over, 1 serving.
+    states: Arc<[AtomicI8]>,
 }
 
 impl Replicas {
@@ -93,12 +95,14 @@ impl Replicas {
         let (changes, discovered) = mpsc::unbounded_channel();
         let (eject, ejected) = mpsc::unbounded_channel();
         let serving = Arc::new(AtomicIsize::new(-1));
+        let states: Arc<[AtomicI8]> = channels.iter().map(|_| AtomicI8::new(-1)).collect();
         tokio::spawn(watch_health(
             channels,
             addresses.clone().into(),
             changes,
             ejected,
             serving.clone(),
+            states.clone(),
         ));
         let balance = Balance::new(UnboundedReceiverStream::new(discovered));
         let service = FailFast {
@@ -112,6 +116,7 @@ impl Replicas {
             eject,
             addresses: addresses.into(),
             serving,
+            states,
         }
     }
 
@@ -131,6 +136,14 @@ impl Replicas {
         match self.serving.load(Ordering::Acquire) {
             -1 => None,
             n => Some(n > 0),
+        }
+    }
+
+    /// Whether replica `key` serves: `None` until its health was first asked.
+    pub fn is_serving(&self, key: ReplicaKey) -> Option<bool> {
+        match self.states.get(key.0)?.load(Ordering::Acquire) {
+            -1 => None,
+            state => Some(state > 0),
         }
     }
 
@@ -215,6 +228,7 @@ async fn watch_health(
     changes: mpsc::UnboundedSender<Discovered>,
     mut ejected: mpsc::UnboundedReceiver<ReplicaKey>,
     serving_now: Arc<AtomicIsize>,
+    states: Arc<[AtomicI8]>,
 ) {
     let mut serving = vec![false; channels.len()];
     let mut rest_until: Vec<Option<Instant>> = vec![None; channels.len()];
@@ -243,6 +257,7 @@ async fn watch_health(
             Change::Remove(i)
         };
         let _ = changes.send(Ok(change));
+        states[i].store(i8::from(up), Ordering::Release);
         let count = serving.iter().filter(|up| **up).count();
         serving_now.store(count as isize, Ordering::Release);
     };
@@ -260,6 +275,9 @@ async fn watch_health(
                 }
                 if serving_now.load(Ordering::Acquire) < 0 {
                     serving_now.store(0, Ordering::Release);
+                }
+                for state in states.iter() {
+                    let _ = state.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
                 }
             }
             key = ejected.recv(), if !ejections_closed => match key {

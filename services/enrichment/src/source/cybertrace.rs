@@ -45,7 +45,7 @@ const MAX_DETECTIONS: usize = 1024;
 /// at a time.
 pub fn lanes(target: &str, connections: NonZeroU32) -> Lanes {
     let target = target.to_owned();
-    Lanes::spawn(connections, move |exchanges| {
+    Lanes::spawn(connections, move |_, exchanges| {
         run_lane(target.clone(), exchanges)
     })
 }

@@ -314,7 +314,7 @@ mod tests {
 
         fn gatherer_at(&self, rps: NonZeroU32) -> Gatherer {
             let echo = self.clone();
-            let lanes = Lanes::spawn(NonZeroU32::MIN, move |mut exchanges| {
+            let lanes = Lanes::spawn(NonZeroU32::MIN, move |_, mut exchanges| {
                 let echo = echo.clone();
                 async move {
                     while let Some(exchange) = exchanges.recv().await {

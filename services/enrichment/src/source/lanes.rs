@@ -41,7 +41,9 @@ pub struct Exchange {
 }
 
 type LaneTask = Pin<Box<dyn Future<Output = ()> + Send>>;
-type MakeLane = Box<dyn FnMut(mpsc::Receiver<Exchange>) -> LaneTask + Send>;
+type MakeLane = Box<dyn FnMut(usize, mpsc::Receiver<Exchange>) -> LaneTask + Send>;
+/// Whether lane `i`'s source is known not to serve (its replica's health says so).
+type Down = Box<dyn Fn(usize) -> bool + Send + Sync>;
 
 pub struct Lanes {
     lanes: Vec<Mutex<mpsc::Sender<Exchange>>>,
@@ -52,23 +54,25 @@ pub struct Lanes {
     failover: bool,
     /// Until when each lane is passed over, after it failed an exchange.
     resting: Vec<Mutex<Option<Instant>>>,
+    /// Lanes whose replica's health says it does not serve are passed over too.
+    down: Option<Down>,
 }
 
 /// How long a lane that failed an exchange is passed over (when others are there).
 const REST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Lanes {
-    /// `count` lanes, each the task `lane` makes of its queue of exchanges.
+    /// `count` lanes, each the task `lane` makes of its index and its queue of exchanges.
     pub fn spawn<F>(
         count: NonZeroU32,
-        mut lane: impl FnMut(mpsc::Receiver<Exchange>) -> F + Send + 'static,
+        mut lane: impl FnMut(usize, mpsc::Receiver<Exchange>) -> F + Send + 'static,
     ) -> Self
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let mut make: MakeLane = Box::new(move |exchanges| Box::pin(lane(exchanges)));
-        let lanes = (0..count.get())
-            .map(|_| Mutex::new(start(&mut make)))
+        let mut make: MakeLane = Box::new(move |index, exchanges| Box::pin(lane(index, exchanges)));
+        let lanes = (0..count.get() as usize)
+            .map(|index| Mutex::new(start(&mut make, index)))
             .collect();
         Lanes {
             lanes,
@@ -76,6 +80,7 @@ impl Lanes {
             next: AtomicUsize::new(0),
             failover: false,
             resting: (0..count.get()).map(|_| Mutex::new(None)).collect(),
+            down: None,
         }
     }
 
@@ -85,7 +90,14 @@ impl Lanes {
         self
     }
 
-    /// The next lane in turn, passing over those resting after a failure (unless all are).
+    /// Passes over the lanes `down` says reach a source that does not serve.
+    pub fn with_health(mut self, down: impl Fn(usize) -> bool + Send + Sync + 'static) -> Self {
+        self.down = Some(Box::new(down));
+        self
+    }
+
+    /// The next lane in turn, passing over those resting after a failure or whose source
+    /// does not serve (unless all are).
     fn pick(&self, not: Option<usize>) -> usize {
         let count = self.lanes.len();
         let now = Instant::now();
@@ -93,7 +105,10 @@ impl Lanes {
         (0..count)
             .map(|i| (first + i) % count)
             .filter(|lane| Some(*lane) != not)
-            .find(|lane| locked(&self.resting[*lane]).is_none_or(|until| until <= now))
+            .find(|lane| {
+                locked(&self.resting[*lane]).is_none_or(|until| until <= now)
+                    && !self.down.as_ref().is_some_and(|down| down(*lane))
+            })
             .unwrap_or_else(|| (first % count + usize::from(Some(first % count) == not)) % count)
     }
 
@@ -138,7 +153,7 @@ impl Lanes {
         let sender = locked(&self.lanes[lane]).clone();
         if let Err(mpsc::error::SendError(exchange)) = sender.send(exchange).await {
             // The lane's task is gone: start it again, and send there.
-            let restarted = start(&mut locked(&self.make));
+            let restarted = start(&mut locked(&self.make), lane);
             *locked(&self.lanes[lane]) = restarted.clone();
             restarted
                 .send(exchange)
@@ -158,10 +173,10 @@ pub async fn refuse(mut exchanges: mpsc::Receiver<Exchange>, why: String) {
     }
 }
 
-/// A new lane: its queue, and the task `make` makes of it.
-fn start(make: &mut MakeLane) -> mpsc::Sender<Exchange> {
+/// Lane `index` anew: its queue, and the task `make` makes of it.
+fn start(make: &mut MakeLane, index: usize) -> mpsc::Sender<Exchange> {
     let (sender, exchanges) = mpsc::channel(LANE_QUEUE);
-    tokio::spawn(make(exchanges));
+    tokio::spawn(make(index, exchanges));
     sender
 }
 

@@ -13,7 +13,11 @@ use tokio::{
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{client::Grpc, codec::Streaming, transport::Channel};
-use xdr_mesh::{channel, tls::TlsMaterial};
+use xdr_mesh::{
+    channel,
+    replicas::{ReplicaKey, Replicas},
+    tls::TlsMaterial,
+};
 use xdr_proto::{codec::XdrCodec, pb::LookupBatch, wire::WireLookupReply};
 
 use super::{
@@ -37,7 +41,8 @@ struct Waiting {
 /// Lanes to the ThreatIntel service at `targets` (`host:port`, or replicas of it as
 /// `host:port,host:port`), each its own HTTP/2 connection: `connections` of them, and at least
 /// one per replica, spread over the replicas in turn. With replicas, an exchange a lane could
-/// not answer is tried on another.
+/// not answer is tried on another, and lanes whose replica's gRPC health says it does not
+/// serve are passed over.
 pub fn lanes(
     targets: &str,
     connections: NonZeroU32,
@@ -59,13 +64,12 @@ pub fn lanes(
     let count =
         NonZeroU32::new(connections.get().max(replicas.len() as u32)).unwrap_or(connections);
     let several = replicas.len() > 1;
-    let tls = tls.clone();
-    let mut made = 0usize;
-    let lanes = Lanes::spawn(count, move |exchanges| {
-        // Lane i dials replica i mod n; a lane started again keeps to the next one in turn.
-        let target = replicas[made % replicas.len()].clone();
-        made += 1;
-        let channel = channel::lazy(&target, "threatintel", &tls);
+    let tls_for_lanes = tls.clone();
+    let targets_for_lanes = replicas.clone();
+    let lanes = Lanes::spawn(count, move |lane, exchanges| {
+        // Lane i dials replica i mod n, started again or not.
+        let target = &targets_for_lanes[lane % targets_for_lanes.len()];
+        let channel = channel::lazy(target, "threatintel", &tls_for_lanes);
         async move {
             match channel {
                 Ok(channel) => run_lane(Grpc::new(channel), exchanges).await,
@@ -73,11 +77,16 @@ pub fn lanes(
             }
         }
     });
-    Ok(if several {
-        lanes.with_failover()
-    } else {
-        lanes
-    })
+    if !several {
+        return Ok(lanes);
+    }
+    // The replicas' health, asked every second: a lane whose replica does not serve is passed
+    // over before an exchange fails on it.
+    let health = Replicas::new(targets, "threatintel", tls)?;
+    let count = replicas.len();
+    Ok(lanes
+        .with_failover()
+        .with_health(move |lane| health.is_serving(ReplicaKey(lane % count)) == Some(false)))
 }
 
 /// Opens a `LookupStream` whose replies keep their matches encoded.

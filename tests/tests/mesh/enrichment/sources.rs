@@ -272,15 +272,30 @@ fn a_killed_threatintel_replica_has_its_lookups_answered_by_the_other() {
         "both replicas were used"
     );
 
-    // One replica dies: its lane's lookups go to the other, every event still enriched.
+    // One replica dies. Once its health check says so, its lanes are passed over before
+    // any exchange fails on them: no lane fails, every event still enriched.
     let mut first = first;
+    let dead = first.listening_addr().to_string();
     first.signal(libc::SIGKILL);
     first.wait_exit(std::time::Duration::from_secs(10));
-    // Two streams: one of them is given the dead replica's lane first.
+    server.wait_for_log("the dead replica passed over", |l| {
+        l["message"] == "replica passed over" && l["replica"].as_str() == Some(&dead)
+    });
+    let lane_failures = || {
+        (server.log_lines().iter())
+            .filter(|l| l.contains("a lane failed an exchange"))
+            .count()
+    };
+    let failed_before = lane_failures();
     for from in [16, 24] {
         let after = enrich(&pki, &server, &batches(from));
         assert_eq!(statuses(&after), expected, "{after:?}");
     }
+    assert_eq!(
+        lane_failures(),
+        failed_before,
+        "no exchange sent to the dead replica"
+    );
     assert_eq!(
         stats(&pki, &server)["sourceUnavailable"],
         Value::Null,
