@@ -37,7 +37,7 @@ use crate::{
 
 /// How often each replica's health is asked, and how long its answer may take.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an ejected replica is passed over, whatever its health says.
 const EJECTED_FOR: Duration = Duration::from_secs(1);
 /// Calls waiting for a replica at most (a call waits while none serves, up to its deadline).
@@ -268,16 +268,22 @@ async fn watch_health(
                     .iter()
                     .map(|c| health_check(c.clone(), "", HEALTH_TIMEOUT));
                 let statuses = join_all(checks).await;
+                // A check that ran out of time (a first TLS handshake on a busy machine, say)
+                // says nothing yet: until every replica has answered or refused once, calls
+                // wait for one rather than fail at once.
+                let decided = statuses.iter().all(|status| {
+                    !matches!(status, Err(s) if s.code() == tonic::Code::DeadlineExceeded)
+                });
                 let now = Instant::now();
                 for (i, status) in statuses.into_iter().enumerate() {
                     let rested = rest_until[i].is_none_or(|until| now >= until);
                     set(i, rested && matches!(status, Ok(ServingStatus::Serving)), &mut serving);
                 }
-                if serving_now.load(Ordering::Acquire) < 0 {
-                    serving_now.store(0, Ordering::Release);
-                }
-                for state in states.iter() {
-                    let _ = state.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+                if decided {
+                    let _ = serving_now.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+                    for state in states.iter() {
+                        let _ = state.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+                    }
                 }
             }
             key = ejected.recv(), if !ejections_closed => match key {
