@@ -17,7 +17,10 @@ use std::{
 };
 
 use futures_util::future::{BoxFuture, join_all};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    time::Instant,
+};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{body::Body, transport::Channel};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -96,13 +99,19 @@ impl Replicas {
         let (eject, ejected) = mpsc::unbounded_channel();
         let serving = Arc::new(AtomicIsize::new(-1));
         let states: Arc<[AtomicI8]> = channels.iter().map(|_| AtomicI8::new(-1)).collect();
+        let recheck = Arc::new(Notify::new());
+        let (rounds, rounds_seen) = watch::channel(0_u64);
         tokio::spawn(watch_health(
-            channels,
-            addresses.clone().into(),
-            changes,
+            Health {
+                channels,
+                addresses: addresses.clone().into(),
+                changes,
+                serving_now: serving.clone(),
+                states: states.clone(),
+                recheck: recheck.clone(),
+                rounds,
+            },
             ejected,
-            serving.clone(),
-            states.clone(),
         ));
         let balance = Balance::new(UnboundedReceiverStream::new(discovered));
         let service = FailFast {
@@ -110,6 +119,8 @@ impl Replicas {
             serving: serving.clone(),
             inner_ready: false,
             name: addresses.join(",").into(),
+            recheck,
+            rounds: rounds_seen,
         };
         Replicas {
             service: BoxCloneSyncService::new(service.map_err(ReplicaError)),
@@ -180,8 +191,10 @@ impl Service<http::Request<Body>> for Tagged {
     }
 }
 
-/// Fails a call at once, `UNAVAILABLE`, while no replica serves (rather than hold it until
-/// one does): a caller learns that its service is down as it would from a single channel.
+/// Fails a call `UNAVAILABLE` while no replica serves (rather than hold it until one does): a
+/// caller learns that its service is down as it would from a single channel. The health seen
+/// last may be a second old, so such a call first has every replica asked again, and goes on
+/// if one serves now.
 #[derive(Clone)]
 struct FailFast<S> {
     inner: S,
@@ -189,11 +202,17 @@ struct FailFast<S> {
     /// Whether `inner` said it is ready (a call then goes to it, whatever happened since).
     inner_ready: bool,
     name: Arc<str>,
+    /// Asks the health task for a round now; `rounds` counts the rounds done.
+    recheck: Arc<Notify>,
+    rounds: watch::Receiver<u64>,
 }
 
 impl<S> Service<http::Request<Body>> for FailFast<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = BoxError>,
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -213,89 +232,123 @@ where
         if std::mem::take(&mut self.inner_ready) {
             return Box::pin(self.inner.call(request));
         }
-        let refusal = tonic::Status::unavailable(format!("no replica at {} serves", self.name));
-        Box::pin(std::future::ready(Err(refusal.into())))
+        let (mut inner, serving, recheck) = (
+            self.inner.clone(),
+            self.serving.clone(),
+            self.recheck.clone(),
+        );
+        let (mut rounds, name) = (self.rounds.clone(), self.name.clone());
+        Box::pin(async move {
+            let seen = *rounds.borrow_and_update();
+            recheck.notify_one();
+            let next_round = rounds.wait_for(|round| *round > seen);
+            let _ =
+                tokio::time::timeout(HEALTH_TIMEOUT + Duration::from_millis(500), next_round).await;
+            if serving.load(Ordering::Acquire) > 0 {
+                return inner.ready().await?.call(request).await;
+            }
+            let refusal = tonic::Status::unavailable(format!("no replica at {name} serves"));
+            Err(refusal.into())
+        })
     }
 }
 
 type Discovered = Result<Change<usize, PendingRequests<Tagged>>, Infallible>;
 
-/// Tells the balancer which replicas serve: each second, and at once when one is ejected.
-/// Ends when the balancer is gone (every clone of the service dropped).
-async fn watch_health(
+/// What the health task works with.
+struct Health {
     channels: Vec<Channel>,
     addresses: Arc<[String]>,
     changes: mpsc::UnboundedSender<Discovered>,
-    mut ejected: mpsc::UnboundedReceiver<ReplicaKey>,
     serving_now: Arc<AtomicIsize>,
     states: Arc<[AtomicI8]>,
-) {
-    let mut serving = vec![false; channels.len()];
-    let mut rest_until: Vec<Option<Instant>> = vec![None; channels.len()];
-    let mut ejections_closed = false;
-    let mut ticks = tokio::time::interval(HEALTH_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let set = |i: usize, up: bool, serving: &mut [bool]| {
+    recheck: Arc<Notify>,
+    rounds: watch::Sender<u64>,
+}
+
+impl Health {
+    /// Tells the balancer that replica `i` serves or not, when that changed.
+    fn set(&self, i: usize, up: bool, serving: &mut [bool]) {
         if serving[i] == up {
             return;
         }
         serving[i] = up;
         let change = if up {
-            tracing::info!(replica = %addresses[i], "replica serving");
+            tracing::info!(replica = %self.addresses[i], "replica serving");
             Change::Insert(
                 i,
                 PendingRequests::new(
                     Tagged {
                         key: ReplicaKey(i),
-                        channel: channels[i].clone(),
+                        channel: self.channels[i].clone(),
                     },
                     CompleteOnResponse::default(),
                 ),
             )
         } else {
-            tracing::warn!(replica = %addresses[i], "replica passed over");
+            tracing::warn!(replica = %self.addresses[i], "replica passed over");
             Change::Remove(i)
         };
-        let _ = changes.send(Ok(change));
-        states[i].store(i8::from(up), Ordering::Release);
+        let _ = self.changes.send(Ok(change));
+        self.states[i].store(i8::from(up), Ordering::Release);
         let count = serving.iter().filter(|up| **up).count();
-        serving_now.store(count as isize, Ordering::Release);
-    };
+        self.serving_now.store(count as isize, Ordering::Release);
+    }
+
+    /// Asks every replica's health once and tells the balancer.
+    async fn round(&self, serving: &mut [bool], rest_until: &[Option<Instant>]) {
+        let checks = (self.channels.iter()).map(|c| health_check(c.clone(), "", HEALTH_TIMEOUT));
+        let statuses = join_all(checks).await;
+        // A check that ran out of time (a first TLS handshake on a busy machine, say) says
+        // nothing yet: until every replica has answered or refused once, calls wait for one
+        // rather than fail at once.
+        let decided = statuses
+            .iter()
+            .all(|status| !matches!(status, Err(s) if s.code() == tonic::Code::DeadlineExceeded));
+        let now = Instant::now();
+        for (i, status) in statuses.into_iter().enumerate() {
+            let rested = rest_until[i].is_none_or(|until| now >= until);
+            let up = rested && matches!(status, Ok(ServingStatus::Serving));
+            self.set(i, up, serving);
+        }
+        if decided {
+            let _ = (self.serving_now).compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+            for state in self.states.iter() {
+                let _ = state.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+        self.rounds.send_modify(|round| *round += 1);
+    }
+}
+
+/// Tells the balancer which replicas serve: each second, when a call found none serving, and
+/// at once when one is ejected. Ends when the balancer is gone (every clone of the service
+/// dropped).
+async fn watch_health(health: Health, mut ejected: mpsc::UnboundedReceiver<ReplicaKey>) {
+    let count = health.channels.len();
+    let mut serving = vec![false; count];
+    let mut rest_until: Vec<Option<Instant>> = vec![None; count];
+    let mut ejections_closed = false;
+    let mut ticks = tokio::time::interval(HEALTH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticks.tick() => {
-                let checks = channels
-                    .iter()
-                    .map(|c| health_check(c.clone(), "", HEALTH_TIMEOUT));
-                let statuses = join_all(checks).await;
-                // A check that ran out of time (a first TLS handshake on a busy machine, say)
-                // says nothing yet: until every replica has answered or refused once, calls
-                // wait for one rather than fail at once.
-                let decided = statuses.iter().all(|status| {
-                    !matches!(status, Err(s) if s.code() == tonic::Code::DeadlineExceeded)
-                });
-                let now = Instant::now();
-                for (i, status) in statuses.into_iter().enumerate() {
-                    let rested = rest_until[i].is_none_or(|until| now >= until);
-                    set(i, rested && matches!(status, Ok(ServingStatus::Serving)), &mut serving);
-                }
-                if decided {
-                    let _ = serving_now.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
-                    for state in states.iter() {
-                        let _ = state.compare_exchange(-1, 0, Ordering::AcqRel, Ordering::Acquire);
+            _ = ticks.tick() => {}
+            () = health.recheck.notified() => ticks.reset(),
+            key = ejected.recv(), if !ejections_closed => {
+                match key {
+                    Some(ReplicaKey(i)) if i < count => {
+                        rest_until[i] = Some(Instant::now() + EJECTED_FOR);
+                        health.set(i, false, &mut serving);
                     }
+                    Some(_) => {}
+                    // Only the balanced service is kept: it is what the task serves.
+                    None => ejections_closed = true,
                 }
+                continue;
             }
-            key = ejected.recv(), if !ejections_closed => match key {
-                Some(ReplicaKey(i)) if i < serving.len() => {
-                    rest_until[i] = Some(Instant::now() + EJECTED_FOR);
-                    set(i, false, &mut serving);
-                }
-                Some(_) => {}
-                // Only the balanced service is kept: it is what the task serves.
-                None => ejections_closed = true,
-            },
-            () = changes.closed() => return,
+            () = health.changes.closed() => return,
         }
+        health.round(&mut serving, &rest_until).await;
     }
 }
