@@ -13,12 +13,13 @@
 
 mod answer;
 mod http;
+mod load;
+mod retention;
 mod rows;
 mod schema;
 mod target;
 
 use std::{
-    collections::HashSet,
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::Duration,
@@ -37,7 +38,7 @@ use self::{
 };
 use super::{EventStore, EventStoreError, Found};
 use crate::search::{
-    clickhouse::{identifier, quoted, render},
+    clickhouse::{quoted, render},
     query::{Projection, Search},
 };
 
@@ -208,124 +209,6 @@ impl ClickHouseStore {
         Ok(())
     }
 
-    /// Inserts `events` (the ones stored already left out when the last insert is uncertain).
-    async fn insert(&self, events: &[&Event]) -> Result<(), ClickHouseError> {
-        self.ensure_ready().await?;
-        let stored = if self.uncertain.load(Ordering::Acquire) {
-            self.stored_ids(events).await?
-        } else {
-            HashSet::new()
-        };
-        let mut seen = HashSet::with_capacity(events.len());
-        let mut body = Vec::with_capacity(events.len() * 256);
-        for event in events {
-            let key = (event.tenant.clone(), event.id.clone());
-            if stored.contains(&key) || !seen.insert(key) {
-                continue;
-            }
-            rows::encode(event, &self.nullable, &mut body);
-        }
-        if body.is_empty() {
-            self.uncertain.store(false, Ordering::Release);
-            return Ok(());
-        }
-        let names: Vec<String> = schema::columns()
-            .iter()
-            .map(|(name, _)| identifier(name))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) FORMAT RowBinary",
-            self.target.table(),
-            names.join(", ")
-        );
-        let mut settings = vec![("query", sql.as_str())];
-        if self.target.cluster.is_some() {
-            // Answered once every shard holds its rows, not once they are queued to go.
-            settings.push(("insert_distributed_sync", "1"));
-        }
-        let body = Bytes::from(body);
-        let mut last = None;
-        for (i, host) in self.hosts().enumerate() {
-            match self.http.send(host, &settings, body.clone()).await {
-                Ok(answer) => {
-                    // An insert answers nothing; its end says every row is in.
-                    let read = tokio::time::timeout(
-                        STATEMENT_TIMEOUT,
-                        http_body_util::Limited::new(answer, 1 << 20).collect(),
-                    )
-                    .await;
-                    if !matches!(read, Ok(Ok(_))) {
-                        self.uncertain.store(true, Ordering::Release);
-                        return Err(ClickHouseError::Protocol(
-                            "the insert's answer did not end".into(),
-                        ));
-                    }
-                    self.uncertain.store(false, Ordering::Release);
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.uncertain.store(true, Ordering::Release);
-                    self.preferred.fetch_add(i + 1, Ordering::Relaxed);
-                    // A shard whose database or table is gone (made anew, say) has them
-                    // made again before the next insert (cheap: statements that find them).
-                    self.ready.store(false, Ordering::Release);
-                    // Only a host that could not be reached was sent nothing: try the next.
-                    if !matches!(error, ClickHouseError::Unreachable { .. }) {
-                        return Err(error);
-                    }
-                    last = Some(error);
-                }
-            }
-        }
-        Err(last.expect("a target has a host"))
-    }
-
-    /// Which of `events` ClickHouse holds already, as (tenant, id).
-    async fn stored_ids(
-        &self,
-        events: &[&Event],
-    ) -> Result<HashSet<(String, String)>, ClickHouseError> {
-        let mut stored = HashSet::new();
-        for chunk in events.chunks(IDS_PER_LOOKUP) {
-            let tenants: HashSet<&str> = chunk.iter().map(|e| e.tenant.as_str()).collect();
-            let from = chunk.iter().map(|e| e.timestamp_ms).min().unwrap_or(0);
-            let to = chunk.iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
-            let list = |items: &mut dyn Iterator<Item = &str>| {
-                items.map(quoted).collect::<Vec<_>>().join(", ")
-            };
-            let sql = format!(
-                "SELECT Tenant, Id FROM {} WHERE Tenant IN ({}) AND Timestamp >= {from} AND Timestamp <= {to} AND Id IN ({}) FORMAT TSV",
-                self.target.table(),
-                list(&mut tenants.into_iter()),
-                list(&mut chunk.iter().map(|e| e.id.as_str())),
-            );
-            let answer = self
-                .execute_anywhere(&sql, &[("max_query_size", "1048576")])
-                .await?;
-            for line in answer.lines() {
-                if let Some((tenant, id)) = line.split_once('\t') {
-                    stored.insert((unescape_tsv(tenant), unescape_tsv(id)));
-                }
-            }
-        }
-        Ok(stored)
-    }
-
-    fn record_loaded_through(&self, through: u64) -> Result<(), EventStoreError> {
-        let temporary = self.loaded_through.with_extension("new");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temporary)?;
-            std::io::Write::write_all(&mut file, through.to_string().as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &self.loaded_through)?;
-            if let Some(dir) = self.loaded_through.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| io_failure("recording what it holds", &e))
-    }
-
     async fn search_answer(
         &self,
         search: &Search,
@@ -376,45 +259,6 @@ impl ClickHouseStore {
         }
         answer.take(&lines.rest(), sink)?;
         answer.finish(sink)
-    }
-
-    /// Drops the day partitions before `day` (`YYYY-MM-DD`) on every host; the rows dropped.
-    /// (A partition is named by its day, which sorts as text; the parts' `max_date` is not
-    /// kept for a partition key of our own in 18.16.)
-    async fn drop_days_before(&self, day: &str) -> Result<u64, ClickHouseError> {
-        let local = self.target.local_table();
-        let (database, table) = local.split_once('.').unwrap_or_default();
-        let mut dropped = 0;
-        for host in &self.target.hosts {
-            let parts = self
-                .execute(
-                    host,
-                    &format!(
-                        "SELECT partition, sum(rows) FROM system.parts WHERE database = {} AND table = {} AND active AND partition < {} GROUP BY partition FORMAT TSV",
-                        quoted(database),
-                        quoted(table),
-                        quoted(day)
-                    ),
-                    &[],
-                )
-                .await?;
-            for line in parts.lines() {
-                let Some((partition, rows)) = line.split_once('\t') else {
-                    continue;
-                };
-                self.execute(
-                    host,
-                    &format!(
-                        "ALTER TABLE {local} DROP PARTITION {}",
-                        quoted(&unescape_tsv(partition))
-                    ),
-                    &[],
-                )
-                .await?;
-                dropped += rows.parse::<u64>().unwrap_or(0);
-            }
-        }
-        Ok(dropped)
     }
 }
 
@@ -468,7 +312,7 @@ impl EventStore for ClickHouseStore {
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
         // Whole days only: a day's partition goes once all of it is past the retention.
-        let day = chrono_day(timestamp_ms);
+        let day = retention::chrono_day(timestamp_ms);
         self.block_on(async {
             self.ensure_ready().await?;
             self.drop_days_before(&day).await
@@ -484,22 +328,6 @@ impl EventStore for ClickHouseStore {
     ) -> Result<(), EventStoreError> {
         self.block_on(self.search_answer(search, piece_bytes, sink))
     }
-}
-
-/// The UTC day of `timestamp_ms` as `YYYY-MM-DD`.
-fn chrono_day(timestamp_ms: i64) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
-    let days = timestamp_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// A TSV cell as text (ClickHouse escapes `\t`, `\n`, `\\` and the like in TSV answers).
@@ -538,10 +366,7 @@ mod tests {
     use crate::search::schema::COLUMNS;
 
     #[test]
-    fn days_and_tsv_cells_read_right() {
-        assert_eq!(chrono_day(0), "1970-01-01");
-        assert_eq!(chrono_day(1_767_226_200_000), "2026-01-01");
-        assert_eq!(chrono_day(951_782_400_000), "2000-02-29");
+    fn tsv_cells_read_right() {
         assert_eq!(unescape_tsv("a\\tb\\\\c\\'"), "a\tb\\c'");
     }
 
