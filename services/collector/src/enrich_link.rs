@@ -210,15 +210,16 @@ async fn run_stream(replicas: Replicas, collector: String, mut batches: mpsc::Re
         for pending in carried.drain(..) {
             send(pending, &mut waiting);
         }
-        // No replica serves: the batches go on without threat intel at once rather than
-        // each wait for one.
-        if replicas.any_serving() == Some(false) {
-            fail(&mut waiting, "no enrichment replica serves");
-            continue 'open;
-        }
         let (mut answers, replica) =
             match tokio::time::timeout(OPEN_TIMEOUT, open(replicas.service(), outgoing)).await {
                 Ok(Ok(opened)) => opened,
+                // No replica serves, as the health asked just now says (the balanced service
+                // asks again before it refuses): the batches go on without threat intel at
+                // once rather than each wait for one.
+                Ok(Err(status)) if replicas.any_serving() == Some(false) => {
+                    fail(&mut waiting, &status.to_string());
+                    continue 'open;
+                }
                 Ok(Err(status)) => {
                     carried = again(&mut waiting, &status.to_string());
                     continue 'open;

@@ -43,6 +43,9 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an ejected replica is passed over, whatever its health says.
 const EJECTED_FOR: Duration = Duration::from_secs(1);
+/// Rounds asked for by calls that found no replica serving start at most this often: a storm
+/// of such calls costs one round per gap, not one per call.
+const RECHECK_GAP: Duration = Duration::from_millis(100);
 /// Calls waiting for a replica at most (a call waits while none serves, up to its deadline).
 const WAITING_CALLS: usize = 1024;
 
@@ -331,10 +334,13 @@ async fn watch_health(health: Health, mut ejected: mpsc::UnboundedReceiver<Repli
     let mut ejections_closed = false;
     let mut ticks = tokio::time::interval(HEALTH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_round = Instant::now();
     loop {
+        let recheck_allowed = last_round.elapsed() >= RECHECK_GAP;
         tokio::select! {
             _ = ticks.tick() => {}
-            () = health.recheck.notified() => ticks.reset(),
+            () = health.recheck.notified(), if recheck_allowed => ticks.reset(),
+            () = tokio::time::sleep_until(last_round + RECHECK_GAP), if !recheck_allowed => continue,
             key = ejected.recv(), if !ejections_closed => {
                 match key {
                     Some(ReplicaKey(i)) if i < count => {
@@ -350,5 +356,6 @@ async fn watch_health(health: Health, mut ejected: mpsc::UnboundedReceiver<Repli
             () = health.changes.closed() => return,
         }
         health.round(&mut serving, &rest_until).await;
+        last_round = Instant::now();
     }
 }

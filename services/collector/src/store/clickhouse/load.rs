@@ -9,8 +9,8 @@ use http_body_util::BodyExt;
 use xdr_proto::pb::Event;
 
 use super::{
-    ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError, io_failure, rows,
-    schema, unescape_tsv,
+    ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError, io_failure,
+    json_rows, rows, schema, text_of,
 };
 use crate::{
     search::clickhouse::{identifier, quoted},
@@ -29,8 +29,12 @@ impl ClickHouseStore {
         let mut seen = HashSet::with_capacity(events.len());
         let mut body = Vec::with_capacity(events.len() * 256);
         for event in events {
-            let key = (event.tenant.clone(), event.id.clone());
-            if stored.contains(&key) || !seen.insert(key) {
+            // Keys borrowed: no copy per event unless ids were looked up.
+            let doubled = !seen.insert((event.tenant.as_str(), event.id.as_str()));
+            if doubled
+                || (!stored.is_empty()
+                    && stored.contains(&(event.tenant.clone(), event.id.clone())))
+            {
                 continue;
             }
             rows::encode(event, &self.nullable, &mut body);
@@ -104,7 +108,7 @@ impl ClickHouseStore {
                 items.map(quoted).collect::<Vec<_>>().join(", ")
             };
             let sql = format!(
-                "SELECT Tenant, Id FROM {} WHERE Tenant IN ({}) AND Timestamp >= {from} AND Timestamp <= {to} AND Id IN ({}) FORMAT TSV",
+                "SELECT Tenant, Id FROM {} WHERE Tenant IN ({}) AND Timestamp >= {from} AND Timestamp <= {to} AND Id IN ({}) FORMAT JSONEachRow",
                 self.target.table(),
                 list(&mut tenants.into_iter()),
                 list(&mut chunk.iter().map(|e| e.id.as_str())),
@@ -112,10 +116,8 @@ impl ClickHouseStore {
             let answer = self
                 .execute_anywhere(&sql, &[("max_query_size", "1048576")])
                 .await?;
-            for line in answer.lines() {
-                if let Some((tenant, id)) = line.split_once('\t') {
-                    stored.insert((unescape_tsv(tenant), unescape_tsv(id)));
-                }
+            for row in json_rows(&answer)? {
+                stored.insert((text_of(&row, "Tenant"), text_of(&row, "Id")));
             }
         }
         Ok(stored)

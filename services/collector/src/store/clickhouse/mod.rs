@@ -185,14 +185,16 @@ impl ClickHouseStore {
                 .execute(
                     host,
                     &format!(
-                        "SELECT name FROM system.columns WHERE database = {} AND table = {} FORMAT TSV",
+                        "SELECT name FROM system.columns WHERE database = {} AND table = {} FORMAT JSONEachRow",
                         quoted(&target.database),
                         quoted(local.rsplit('.').next().unwrap_or_default())
                     ),
                     &[],
                 )
                 .await?;
-            let present: Vec<String> = present.lines().map(str::to_owned).collect();
+            let present: Vec<String> = (json_rows(&present)?.iter())
+                .map(|row| text_of(row, "name"))
+                .collect();
             for alter in schema::missing_columns(&local, &present) {
                 self.execute(host, &alter, &[]).await?;
             }
@@ -312,10 +314,9 @@ impl EventStore for ClickHouseStore {
 
     fn delete_older_than(&self, timestamp_ms: i64) -> Result<u64, EventStoreError> {
         // Whole days only: a day's partition goes once all of it is past the retention.
-        let day = retention::chrono_day(timestamp_ms);
         self.block_on(async {
             self.ensure_ready().await?;
-            self.drop_days_before(&day).await
+            self.drop_days_before(timestamp_ms).await
         })
         .map_err(store_error)
     }
@@ -330,27 +331,26 @@ impl EventStore for ClickHouseStore {
     }
 }
 
-/// A TSV cell as text (ClickHouse escapes `\t`, `\n`, `\\` and the like in TSV answers).
-fn unescape_tsv(cell: &str) -> String {
-    let mut out = String::with_capacity(cell.len());
-    let mut chars = cell.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
+/// The rows of a `FORMAT JSONEachRow` answer read whole (the store's own small statements).
+fn json_rows(
+    answer: &str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, ClickHouseError> {
+    (answer.lines())
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line)
+                .map_err(|_| ClickHouseError::Protocol("a row of the answer is not JSON".into()))
+        })
+        .collect()
+}
+
+/// Column `name` of `row` as text (a number ClickHouse quotes or not).
+fn text_of(row: &serde_json::Map<String, serde_json::Value>, name: &str) -> String {
+    match row.get(name) {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
     }
-    out
 }
 
 fn io_failure(doing: &str, error: &std::io::Error) -> EventStoreError {
@@ -364,11 +364,6 @@ fn io_failure(doing: &str, error: &std::io::Error) -> EventStoreError {
 mod tests {
     use super::*;
     use crate::search::schema::COLUMNS;
-
-    #[test]
-    fn tsv_cells_read_right() {
-        assert_eq!(unescape_tsv("a\\tb\\\\c\\'"), "a\tb\\c'");
-    }
 
     #[test]
     fn the_schema_has_a_column_for_every_search_column() {
