@@ -1,12 +1,17 @@
 //! The loader: batches from the disk buffer into the event store, as many as are waiting in
-//! one transaction (up to 50,000 events, after at most 10 ms for more to come) — large
-//! transactions are what make an indexed store fast. A store that fails is retried, the
+//! one transaction, after a short wait for more when few are (the store's [`Grouping`]) —
+//! large transactions are what make an indexed store fast, and a column store merge less.
+//! A search waiting for what was acknowledged ends the wait. A store that fails is retried, the
 //! batches safe in the buffer; a batch the store refuses for good is logged and skipped so
 //! the rest go on. Once stored, a batch's room in the admission budget is given back and the
 //! buffer segments it fills are deleted.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError, mpsc},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -15,12 +20,11 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use xdr_mesh::error::{ErrorCode, ServiceError};
 use xdr_proto::pb::Event;
 
-use crate::{buffer::DiskBuffer, store::EventStore};
+use crate::{
+    buffer::DiskBuffer,
+    store::{EventStore, Grouping},
+};
 
-const MAX_LOAD_EVENTS: usize = 50_000;
-/// A transaction of fewer events waits this long for more.
-const LINGER: Duration = Duration::from_millis(10);
-const FEW_EVENTS: usize = 5_000;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
 
@@ -36,13 +40,32 @@ pub struct Loaded {
     pub room: Option<OwnedSemaphorePermit>,
 }
 
+enum Message {
+    Batch(Loaded),
+    /// Someone waits for the batches sent so far: store them without waiting for more.
+    Flush,
+}
+
 /// Where batches for the loader go.
-pub struct Handle(mpsc::Sender<Loaded>);
+#[derive(Clone)]
+pub struct Handle {
+    sender: mpsc::Sender<Message>,
+    /// A flush is queued and not yet seen: searches waiting on a stalled store queue one, not
+    /// one each.
+    flushing: Arc<AtomicBool>,
+}
 
 impl Handle {
     pub fn send(&self, batch: Loaded) {
         // The loader ends only when every handle is gone.
-        let _ = self.0.send(batch);
+        let _ = self.sender.send(Message::Batch(batch));
+    }
+
+    /// Has the loader store what it was sent without lingering for more.
+    pub fn flush(&self) {
+        if !self.flushing.swap(true, Ordering::AcqRel) {
+            let _ = self.sender.send(Message::Flush);
+        }
     }
 }
 
@@ -53,23 +76,31 @@ pub fn start(
     buffer: Arc<Mutex<DiskBuffer>>,
     through: u64,
 ) -> (Handle, watch::Receiver<u64>) {
-    let (batches, incoming) = mpsc::channel();
+    let (sender, incoming) = mpsc::channel();
     let (loaded, watching) = watch::channel(through);
+    let flushing = Arc::new(AtomicBool::new(false));
+    let seen = flushing.clone();
     thread::Builder::new()
         .name("event-loader".into())
-        .spawn(move || run(&*store, &buffer, &incoming, &loaded))
+        .spawn(move || run(&*store, &buffer, &incoming, &seen, &loaded))
         .expect("a thread starts");
-    (Handle(batches), watching)
+    (Handle { sender, flushing }, watching)
 }
 
 fn run(
     store: &dyn EventStore,
     buffer: &Mutex<DiskBuffer>,
-    incoming: &mpsc::Receiver<Loaded>,
+    incoming: &mpsc::Receiver<Message>,
+    flushing: &AtomicBool,
     loaded: &watch::Sender<u64>,
 ) {
-    while let Ok(first) = incoming.recv() {
-        let group = gather(first, incoming);
+    let grouping = store.grouping();
+    while let Ok(message) = incoming.recv() {
+        let Message::Batch(first) = message else {
+            flushing.store(false, Ordering::Release);
+            continue;
+        };
+        let group = gather(first, incoming, flushing, &grouping);
         let through = group.last().expect("a group has a batch").sequence;
         store_group(store, &group);
         loaded.send_replace(through);
@@ -82,21 +113,36 @@ fn run(
 }
 
 /// `first` and the batches that follow it within the limits.
-fn gather(first: Loaded, incoming: &mpsc::Receiver<Loaded>) -> Vec<Loaded> {
+fn gather(
+    first: Loaded,
+    incoming: &mpsc::Receiver<Message>,
+    flushing: &AtomicBool,
+    grouping: &Grouping,
+) -> Vec<Loaded> {
     let mut events = first.events.len();
     let mut group = vec![first];
-    let linger_until = Instant::now() + LINGER;
-    while events < MAX_LOAD_EVENTS {
+    let linger_until = Instant::now() + grouping.linger;
+    let mut linger = true;
+    while events < grouping.max_events {
         let next = match incoming.try_recv() {
-            Ok(batch) => Some(batch),
-            Err(_) if events < FEW_EVENTS => incoming
+            Ok(message) => Some(message),
+            Err(_) if linger && events < grouping.few_events => incoming
                 .recv_timeout(linger_until.saturating_duration_since(Instant::now()))
                 .ok(),
             Err(_) => None,
         };
-        let Some(batch) = next else { break };
-        events += batch.events.len();
-        group.push(batch);
+        match next {
+            Some(Message::Batch(batch)) => {
+                events += batch.events.len();
+                group.push(batch);
+            }
+            // What is queued still joins; nothing more is waited for.
+            Some(Message::Flush) => {
+                flushing.store(false, Ordering::Release);
+                linger = false;
+            }
+            None => break,
+        }
     }
     group
 }

@@ -43,6 +43,7 @@ pub struct Writer {
     /// The last sequence appended to the buffer, and the last the store holds.
     appended: Arc<AtomicU64>,
     loaded: watch::Receiver<u64>,
+    loader: loader::Handle,
 }
 
 impl Writer {
@@ -72,6 +73,7 @@ impl Writer {
         }
         let (jobs, queue) = mpsc::channel(QUEUE);
         let appending = appended.clone();
+        let loader = loaded.clone();
         thread::Builder::new()
             .name("event-appender".into())
             .spawn(move || append_groups(&buffer, &loaded, &appending, queue))
@@ -80,6 +82,7 @@ impl Writer {
             jobs,
             appended,
             loaded: to_load,
+            loader,
         })
     }
 
@@ -104,6 +107,9 @@ impl Writer {
     pub async fn caught_up(&self, limit: Duration) -> bool {
         let target = self.appended.load(Ordering::Acquire);
         let mut loaded = self.loaded.clone();
+        if *loaded.borrow() < target {
+            self.loader.flush();
+        }
         tokio::time::timeout(limit, loaded.wait_for(|&through| through >= target))
             .await
             .is_ok_and(|waited| waited.is_ok())

@@ -65,7 +65,34 @@ impl ServiceError for EventStoreError {
     }
 }
 
+/// How the loader groups buffered batches into one `load` for a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grouping {
+    /// Events in one load at most.
+    pub max_events: usize,
+    /// While a group holds fewer than `few_events`, the loader waits up to `linger` for more
+    /// (unless a search is waiting for what was acknowledged).
+    pub few_events: usize,
+    pub linger: std::time::Duration,
+}
+
+impl Default for Grouping {
+    /// An indexed embedded store: large transactions, a short wait.
+    fn default() -> Self {
+        Grouping {
+            max_events: 50_000,
+            few_events: 5_000,
+            linger: std::time::Duration::from_millis(10),
+        }
+    }
+}
+
 pub trait EventStore: Send + Sync {
+    /// How the loader should group batches for this store.
+    fn grouping(&self) -> Grouping {
+        Grouping::default()
+    }
+
     /// Stores `batches` (events and their TI matches) in one transaction, durable before it
     /// returns; an event whose id the store holds already is skipped (batches loaded again
     /// after a crash store nothing twice). `through`, when given, is recorded with them: the

@@ -36,7 +36,7 @@ use self::{
     answer::{Answer, Lines},
     http::{ClickHouseError, Http},
 };
-use super::{EventStore, EventStoreError, Found};
+use super::{EventStore, EventStoreError, Found, Grouping};
 use crate::search::{
     clickhouse::{quoted, render},
     query::{Projection, Search},
@@ -275,6 +275,19 @@ impl Drop for ClickHouseStore {
 }
 
 impl EventStore for ClickHouseStore {
+    /// Few large inserts: every insert makes a part on each shard, and parts are merged in
+    /// the background — at a few thousand events an insert the shards spent most of their
+    /// time merging and compressing (`perf` during `xdr-bench collector`). ClickHouse's
+    /// advice is about one insert a second; the events wait in the disk buffer meanwhile,
+    /// acknowledged, and a search that waits for them cuts the wait short.
+    fn grouping(&self) -> Grouping {
+        Grouping {
+            max_events: 200_000,
+            few_events: 200_000,
+            linger: Duration::from_millis(500),
+        }
+    }
+
     fn load(&self, batches: &[&[Event]], through: Option<u64>) -> Result<(), EventStoreError> {
         let events: Vec<&Event> = batches.iter().flat_map(|batch| batch.iter()).collect();
         if !events.is_empty() {
