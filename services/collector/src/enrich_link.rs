@@ -20,7 +20,7 @@ use tonic::client::Grpc;
 use xdr_mesh::replicas::{Balanced, ReplicaKey, Replicas};
 use xdr_proto::{
     codec::XdrCodec,
-    pb::{EnrichBatch, EnrichmentStatus, Event, RuleSelection},
+    pb::{EnrichmentStatus, Event, RuleSelection},
     wire::WireEnrichBatch,
 };
 
@@ -39,7 +39,8 @@ const IDLE: Duration = Duration::from_secs(300);
 /// The largest answer taken: the enrichment service takes batches up to this size too.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 
-type Answer = Result<Vec<Event>, (EnrichmentStatus, String)>;
+/// The enriched events, encoded, or why there are none.
+type Answer = Result<Vec<Bytes>, (EnrichmentStatus, String)>;
 
 struct Pending {
     batch: WireEnrichBatch,
@@ -82,12 +83,13 @@ impl EnrichmentLink {
         if rule_ids.is_empty() || events.is_empty() {
             return marked(events, EnrichmentStatus::NotEnriched);
         }
+        let sent: Vec<Bytes> = events
+            .iter()
+            .map(|e| Bytes::from(e.encode_to_vec()))
+            .collect();
         let batch = WireEnrichBatch {
             batch_id: 0,
-            events: events
-                .iter()
-                .map(|e| Bytes::from(e.encode_to_vec()))
-                .collect(),
+            events: sent.clone(),
             rules: Some(RuleSelection {
                 rule_ids: rule_ids.to_vec(),
             }),
@@ -111,7 +113,9 @@ impl EnrichmentLink {
             }
         }
         match tokio::time::timeout(self.wait, answered).await {
-            Ok(Ok(Ok(enriched))) if enriched.len() == events.len() => enriched,
+            Ok(Ok(Ok(enriched))) if enriched.len() == events.len() => {
+                with_answers(collector, events, &sent, &enriched)
+            }
             Ok(Ok(Ok(enriched))) => {
                 tracing::warn!(
                     collector,
@@ -164,6 +168,32 @@ impl EnrichmentLink {
             streams.remove(collector);
         }
     }
+}
+
+/// `events` with what their answers added. The enrichment service answers an event as it was
+/// sent followed by its matches and status (`xdr_proto::wire::enriched_event`): only that
+/// tail is decoded, into the event already held, rather than the whole event again (the
+/// decode and the drop of the event sent were most of the collector's enrichment cost). An
+/// answer that does not begin with what was sent is decoded whole; one that does not decode
+/// leaves its event unenriched.
+fn with_answers(
+    collector: &str,
+    mut events: Vec<Event>,
+    sent: &[Bytes],
+    answers: &[Bytes],
+) -> Vec<Event> {
+    for ((event, sent), answer) in events.iter_mut().zip(sent).zip(answers) {
+        let decoded = match answer.strip_prefix(sent.as_ref()) {
+            Some(added) => event.merge(added),
+            None => Event::decode(answer.as_ref()).map(|whole| *event = whole),
+        };
+        if let Err(error) = decoded {
+            tracing::warn!(collector, %error, "enrichment answered an event that does not decode");
+            event.ti.clear();
+            event.enrichment_status = EnrichmentStatus::SourceUnavailable as i32;
+        }
+    }
+    events
 }
 
 fn marked(mut events: Vec<Event>, status: EnrichmentStatus) -> Vec<Event> {
@@ -324,7 +354,7 @@ fn again(waiting: &mut VecDeque<InFlight>, why: &str) -> VecDeque<Pending> {
     carried
 }
 
-type Opened = Result<(tonic::Streaming<EnrichBatch>, Option<ReplicaKey>), tonic::Status>;
+type Opened = Result<(tonic::Streaming<WireEnrichBatch>, Option<ReplicaKey>), tonic::Status>;
 
 /// Opens an `Enrich` stream on a replica that serves: its answers, and which replica it is.
 async fn open(service: Balanced, batches: mpsc::Receiver<WireEnrichBatch>) -> Opened {
@@ -340,7 +370,7 @@ async fn open(service: Balanced, batches: mpsc::Receiver<WireEnrichBatch>) -> Op
         .streaming(
             request,
             path,
-            XdrCodec::<WireEnrichBatch, EnrichBatch>::default(),
+            XdrCodec::<WireEnrichBatch, WireEnrichBatch>::default(),
         )
         .await?;
     let replica = response.extensions().get::<ReplicaKey>().copied();
