@@ -175,6 +175,16 @@ impl Ingest {
                 .await
                 .map_err(|e| Status::internal(format!("parsing failed: {e}")))??;
         let refused = errors.len();
+        // The room taken was the request's size; decoded, its events hold several times
+        // that (strings and maps of their own), and that is what waits for the store.
+        let held: usize = events.iter().map(held_bytes).sum();
+        let room = match self.more_room(room, held.saturating_sub(size)).await {
+            Ok(room) => room,
+            Err(status) => {
+                self.stats.refused_batch(&collector, events.len() + refused);
+                return Err(status);
+            }
+        };
         let events = self
             .link
             .enrich(&collector.id, &collector.rule_ids, events)
@@ -237,6 +247,19 @@ impl Ingest {
         self.writer.caught_up(limit).await
     }
 
+    /// `room` and `bytes` more (none when the budget is taken whole already).
+    async fn more_room(
+        &self,
+        mut room: OwnedSemaphorePermit,
+        bytes: usize,
+    ) -> Result<OwnedSemaphorePermit, Status> {
+        let left = self.limits.budget_bytes.saturating_sub(room.num_permits());
+        if bytes > 0 && left > 0 {
+            room.merge(self.room(bytes.min(left)).await?);
+        }
+        Ok(room)
+    }
+
     /// Room for `bytes` of events, waiting a little when the collector is full.
     async fn room(&self, bytes: usize) -> Result<OwnedSemaphorePermit, Status> {
         let budget = self.limits.budget_bytes;
@@ -277,6 +300,21 @@ pub fn busy(why: String) -> Status {
 }
 
 use xdr_mesh::clock::now_ms;
+
+/// About what `event` holds in memory: the struct, its strings, and per field the map's
+/// entry with its name and value (a B-tree node slot, counted as twice the pair).
+fn held_bytes(event: &Event) -> usize {
+    const FIELD_ENTRY: usize = 2 * std::mem::size_of::<(String, xdr_proto::pb::FieldValue)>();
+    let strings = event.id.capacity()
+        + event.tenant.capacity()
+        + event.collector.capacity()
+        + event.raw.capacity()
+        + event.traceparent.capacity();
+    let fields: usize = (event.fields.iter())
+        .map(|(name, value)| FIELD_ENTRY + name.capacity() + value.encoded_len())
+        .sum();
+    std::mem::size_of::<Event>() + strings + fields
+}
 
 /// A `traceparent` an event may carry: W3C's is 55 characters; a longer one is dropped
 /// rather than kept and forwarded with the event.
@@ -505,16 +543,17 @@ mod tests {
             raw: "{}\n".repeat(n).into_bytes(),
             ..Default::default()
         };
-        // Acknowledged once in the disk buffer; its room held until the store has it.
+        // Acknowledged once in the disk buffer; its room held until the store has it: the
+        // room of its decoded events, far more than its 600 bytes (capped at the budget).
         let first = ingest.batch(collector.clone(), batch(200)).await.unwrap();
         assert_eq!(first.accepted, 200);
         assert_eq!(
             ingest.budget.available_permits(),
-            400,
-            "the first batch holds its room"
+            0,
+            "the first batch holds the room of its decoded events"
         );
-        // The first batch holds 600 of the 1000 bytes while the store stalls: the second
-        // finds no room (unbounded, it would wait on the store for ever: hence the timeout).
+        // The first batch holds the budget while the store stalls: the second finds no
+        // room (unbounded, it would wait on the store for ever: hence the timeout).
         let second = tokio::time::timeout(
             Duration::from_secs(5),
             ingest.batch(collector.clone(), batch(200)),
