@@ -376,3 +376,57 @@ async fn open(service: Balanced, batches: mpsc::Receiver<WireEnrichBatch>) -> Op
     let replica = response.extensions().get::<ReplicaKey>().copied();
     Ok((response.into_inner(), replica))
 }
+
+#[cfg(test)]
+mod tests {
+    use xdr_proto::{pb::TiMatch, wire::enriched_event};
+
+    use super::*;
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: id.into(),
+            tenant: "Main".into(),
+            raw: r#"{"RequestUrl":"http://fakess123bn.nu"}"#.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn answers_add_their_matches_whether_they_repeat_the_event_or_not() {
+        let events = vec![event("a"), event("b"), event("c")];
+        let sent: Vec<Bytes> = events.iter().map(|e| e.encode_to_vec().into()).collect();
+        let found = TiMatch {
+            category: "KL_Malicious_URL".into(),
+            ..Default::default()
+        };
+        let found_bytes = Bytes::from(found.encode_to_vec());
+        let enriched = EnrichmentStatus::Complete as i32;
+        // As the enrichment service answers: the event as sent, then what it adds.
+        let appended = enriched_event(&sent[0], &[found_bytes.clone()], enriched);
+        // Another encoding of the same event with its match: decoded whole.
+        let whole = Event {
+            ti: vec![found.clone()],
+            enrichment_status: enriched,
+            ..event("b")
+        };
+        // Not an event at all: the event goes on unenriched.
+        let broken = Bytes::from_static(&[0x0a, 0xff]);
+        let answered = with_answers(
+            "c",
+            events,
+            &sent,
+            &[appended, whole.encode_to_vec().into(), broken],
+        );
+        assert_eq!(answered[0].ti, vec![found.clone()]);
+        assert_eq!(answered[0].enrichment_status, enriched);
+        assert_eq!(answered[0].raw, event("a").raw, "the event itself is kept");
+        assert_eq!(answered[1], whole);
+        assert!(answered[2].ti.is_empty());
+        assert_eq!(
+            answered[2].enrichment_status,
+            EnrichmentStatus::SourceUnavailable as i32
+        );
+        assert_eq!(answered[2].id, "c");
+    }
+}
