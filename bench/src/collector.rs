@@ -143,6 +143,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .connect()
             .await?;
         measure_store(&channel, &rule.id, &args, &load, enriched.rate).await?;
+        println!(
+            "the collector's peak resident memory: {:.0} MiB",
+            collector.peak_resident_bytes()? as f64 / f64::from(1 << 20)
+        );
         collector.stop().await?;
     }
     enrichment.stop().await?;
@@ -241,6 +245,81 @@ async fn measure_store(
     Ok(())
 }
 
+/// What the collector acknowledged over a run's streams.
+#[derive(Default)]
+struct Acked {
+    accepted: u64,
+    latencies: Vec<Duration>,
+    last_id: String,
+}
+
+/// One `IngestStream` until `load.duration` from `started` is over: its failure, if it ends
+/// with one.
+async fn stream_once(
+    client: &mut CollectorClient<Channel>,
+    collector: &str,
+    payloads: &[Bytes],
+    load: &Load,
+    started: Instant,
+    acked: &mut Acked,
+) -> Result<(), tonic::Status> {
+    let (requests, outbound) = mpsc::channel(load.window);
+    let window = Arc::new(Semaphore::new(load.window));
+    let sent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let sender = {
+        let (window, sent, payloads) = (window.clone(), sent.clone(), payloads.to_vec());
+        let (collector, duration) = (collector.to_owned(), load.duration);
+        tokio::spawn(async move {
+            let mut id = 0_u64;
+            while started.elapsed() < duration {
+                let Ok(permit) = window.clone().acquire_owned().await else {
+                    break;
+                };
+                permit.forget();
+                sent.lock().expect("not poisoned").push_back(Instant::now());
+                let request = IngestRequest {
+                    collector: collector.clone(),
+                    raw: payloads[id as usize % payloads.len()].to_vec(),
+                    batch_id: id,
+                    ..Default::default()
+                };
+                if requests.send(request).await.is_err() {
+                    break;
+                }
+                id += 1;
+            }
+        })
+    };
+    let outcome = async {
+        let mut replies = client
+            .ingest_stream(ReceiverStream::new(outbound))
+            .await?
+            .into_inner();
+        while let Some(reply) = replies.message().await? {
+            if reply.refused != 0 {
+                return Err(tonic::Status::internal(format!(
+                    "events refused: {:?}",
+                    reply.errors.first()
+                )));
+            }
+            acked.accepted += u64::from(reply.accepted);
+            if let Some(id) = reply.ids.last() {
+                acked.last_id.clone_from(id);
+            }
+            if let Some(at) = sent.lock().expect("not poisoned").pop_front() {
+                acked.latencies.push(at.elapsed());
+            }
+            window.add_permits(1);
+        }
+        Ok(())
+    }
+    .await;
+    // A failed stream's sender finds its requests' channel closed, or the window shut.
+    window.close();
+    sender.abort();
+    outcome
+}
+
 /// How many events the store holds, as `count()` answers.
 async fn stored_events(search: &mut CollectorClient<Channel>) -> anyhow::Result<i64> {
     let reply = search
@@ -327,7 +406,10 @@ pub(crate) struct IngestRun {
     p99: Duration,
 }
 
-/// Streams `payloads` to `collector` for `load.duration`, `load.window` batches in flight.
+/// Streams `payloads` to `collector` for `load.duration`, `load.window` batches in flight. A
+/// stream the collector ends with `RESOURCE_EXHAUSTED` (its budget full: the store is
+/// behind) is opened again after the hint it gives, as an agent would; what it had not
+/// acknowledged is not counted.
 pub(crate) async fn ingest(
     channel: &Channel,
     collector: &str,
@@ -335,55 +417,35 @@ pub(crate) async fn ingest(
     load: &Load,
 ) -> anyhow::Result<IngestRun> {
     let mut client = CollectorClient::new(channel.clone()).max_encoding_message_size(64 << 20);
-    let (requests, outbound) = mpsc::channel(load.window);
-    let window = Arc::new(Semaphore::new(load.window));
-    let sent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     let started = Instant::now();
-    let sender = {
-        let (window, sent, payloads) = (window.clone(), sent.clone(), payloads.to_vec());
-        let (collector, duration) = (collector.to_owned(), load.duration);
-        tokio::spawn(async move {
-            let mut id = 0_u64;
-            while started.elapsed() < duration {
-                let Ok(permit) = window.clone().acquire_owned().await else {
-                    break;
-                };
-                permit.forget();
-                sent.lock().expect("not poisoned").push_back(Instant::now());
-                let request = IngestRequest {
-                    collector: collector.clone(),
-                    raw: payloads[id as usize % payloads.len()].to_vec(),
-                    batch_id: id,
-                    ..Default::default()
-                };
-                if requests.send(request).await.is_err() {
-                    break;
-                }
-                id += 1;
-            }
-        })
-    };
-    let mut replies = client
-        .ingest_stream(ReceiverStream::new(outbound))
-        .await?
-        .into_inner();
-    let (mut accepted, mut latencies, mut last_id) = (0_u64, Vec::new(), String::new());
-    while let Some(reply) = replies.message().await? {
+    let mut acked = Acked::default();
+    let mut refusals = 0_u32;
+    while started.elapsed() < load.duration {
+        let Err(status) =
+            stream_once(&mut client, collector, payloads, load, started, &mut acked).await
+        else {
+            continue;
+        };
         anyhow::ensure!(
-            reply.refused == 0,
-            "events refused: {:?}",
-            reply.errors.first()
+            status.code() == tonic::Code::ResourceExhausted,
+            "the ingest stream failed: {status}"
         );
-        accepted += u64::from(reply.accepted);
-        if let Some(id) = reply.ids.last() {
-            last_id.clone_from(id);
-        }
-        if let Some(at) = sent.lock().expect("not poisoned").pop_front() {
-            latencies.push(at.elapsed());
-        }
-        window.add_permits(1);
+        refusals += 1;
+        let hint = (status.metadata().get("retry-after-ms"))
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(hint)).await;
     }
-    sender.await?;
+    if refusals > 0 {
+        println!(
+            "  ({refusals} streams ended RESOURCE_EXHAUSTED and were opened again after the hint)"
+        );
+    }
+    let Acked {
+        accepted,
+        mut latencies,
+        last_id,
+    } = acked;
     let acknowledged = started.elapsed();
     // The store takes batches in order: once the last is searchable, all are.
     let sql = format!("SELECT count() FROM events WHERE Id = '{last_id}'");

@@ -123,6 +123,23 @@ impl BenchServer {
         })
     }
 
+    /// The most memory it has held resident so far (the kernel's `VmHWM`), in bytes.
+    pub fn peak_resident_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.child.id().context("the server has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib = (status.lines())
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .context("no VmHWM in /proc/PID/status")?;
+        Ok(kib * 1024)
+    }
+
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         terminate(&self.child);
         let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
