@@ -400,10 +400,10 @@ mod tests {
             category: "KL_Malicious_URL".into(),
             ..Default::default()
         };
-        let found_bytes = Bytes::from(found.encode_to_vec());
+        let found_bytes = [Bytes::from(found.encode_to_vec())];
         let enriched = EnrichmentStatus::Complete as i32;
         // As the enrichment service answers: the event as sent, then what it adds.
-        let appended = enriched_event(&sent[0], &[found_bytes.clone()], enriched);
+        let appended = enriched_event(&sent[0], &found_bytes, enriched);
         // Another encoding of the same event with its match: decoded whole.
         let whole = Event {
             ti: vec![found.clone()],

@@ -50,7 +50,8 @@ struct Config {
     /// (a rule's own timeout counts only up to this).
     #[arg(long, env = "XDR_ENRICHMENT_TIMEOUT", default_value = "35s", value_parser = humantime::parse_duration)]
     enrichment_timeout: Duration,
-    /// Bytes of events the collector holds between receiving and storing them; past it,
+    /// Bytes of events the collector holds between receiving and storing them (as decoded
+    /// in memory, several times their size on the wire); past it,
     /// batches wait a little, then are refused with RESOURCE_EXHAUSTED and a retry hint.
     #[arg(long, env = "XDR_INGEST_BUDGET_BYTES", default_value_t = Limits::default().budget_bytes)]
     ingest_budget_bytes: usize,
