@@ -279,8 +279,9 @@ impl EventStore for ClickHouseStore {
     /// the background — at a few thousand events an insert the shards spent most of their
     /// time merging and compressing (`perf` during `xdr-bench collector`). ClickHouse's
     /// advice is about one insert a second; a group is kept to a share of the ingest
-    /// budget (100,000 decoded events are about 70 MiB of its 256). The events wait in the disk buffer meanwhile,
-    /// acknowledged, and a search that waits for them cuts the wait short.
+    /// budget (100,000 decoded events are about 70 MiB of its 256). The events wait in the
+    /// disk buffer meanwhile, acknowledged, and a search that waits for them cuts the wait
+    /// short.
     fn grouping(&self) -> Grouping {
         Grouping {
             max_events: 100_000,
