@@ -10,6 +10,7 @@ use std::fmt::Write;
 use ipnet::IpNet;
 
 use super::{
+    lookup::{self, Lookup},
     query::{Aggregate, Comparison, Expr, Function, Projection, Search},
     schema::{COLUMNS, ColumnType},
 };
@@ -32,8 +33,12 @@ pub const EVENT_ARRAYS: &[&str] = &[
 
 /// `search` as one statement over `table`, answering `FORMAT JSONEachRow`. A `SELECT *`
 /// names every column of [`COLUMNS`] then [`EVENT_ARRAYS`]; a projection names its items
-/// `c0`, `c1`, … (the answer's own names are the search's).
-pub fn render(search: &Search, table: &str) -> String {
+/// `c0`, `c1`, … (the answer's own names are the search's). With `lookup_table`, the table
+/// of (`Tenant`, `Field`, `Value`, `Timestamp`) rows the store keeps for [`LOOKUP_FIELDS`],
+/// a search naming such a value reads only the events of the times found there.
+///
+/// [`LOOKUP_FIELDS`]: super::lookup::LOOKUP_FIELDS
+pub fn render(search: &Search, table: &str, lookup_table: Option<&str>) -> String {
     let aliases = search.aliases();
     let mut writer = Writer {
         sql: String::new(),
@@ -65,6 +70,10 @@ pub fn render(search: &Search, table: &str) -> String {
     if let Some(filter) = &search.filter {
         writer.push(" WHERE ");
         writer.expr(filter);
+        if let (Some(lookup_table), Some(lookup)) = (lookup_table, lookup::lookup(search)) {
+            writer.push(" AND ");
+            writer.times_of(&lookup, lookup_table);
+        }
     }
     if !search.group_by.is_empty() {
         writer.push(" GROUP BY ");
@@ -135,6 +144,29 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn push(&mut self, sql: &str) {
         self.sql.push_str(sql);
+    }
+
+    /// `Timestamp` among the times `lookup` finds in `table`. The events keep their time
+    /// order on every shard (`ORDER BY (Tenant, Timestamp)`), so the set of times selects the
+    /// few granules that hold them. `GLOBAL`: the lookup's rows need not be on their events'
+    /// shard; it runs once, over every shard, and its times go to each.
+    fn times_of(&mut self, lookup: &Lookup, table: &str) {
+        let table: Vec<String> = table.split('.').map(identifier).collect();
+        let values: Vec<String> = lookup.values.iter().map(|v| quoted(v)).collect();
+        let _ = write!(
+            self.sql,
+            "(`Timestamp` GLOBAL IN (SELECT DISTINCT `Timestamp` FROM {} WHERE `Tenant` = {} \
+             AND `Field` = {} AND `Value` IN ({})",
+            table.join("."),
+            quoted(lookup.tenant),
+            quoted(lookup.field),
+            values.join(", ")
+        );
+        if let Some((descending, count)) = lookup.first {
+            let order = if descending { "DESC" } else { "ASC" };
+            let _ = write!(self.sql, " ORDER BY `Timestamp` {order} LIMIT {count}");
+        }
+        self.push("))");
     }
 
     fn list(&mut self, exprs: &[Expr]) {
@@ -496,7 +528,7 @@ mod tests {
     use crate::search::check::check;
 
     fn rendered(sql: &str) -> String {
-        render(&check(sql).unwrap().within_tenant("Main"), "events")
+        render(&check(sql).unwrap().within_tenant("Main"), "events", None)
     }
 
     #[test]
@@ -511,6 +543,27 @@ mod tests {
             ),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn a_search_naming_a_value_reads_only_the_times_the_lookup_finds() {
+        let seed = check(
+            "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250",
+        )
+        .unwrap()
+        .within_tenant("Main");
+        let sql = render(&seed, "xdr.events", Some("xdr.events_lookup"));
+        assert!(
+            sql.contains(
+                " WHERE ((`Tenant` = 'Main') AND (`RequestUrl` = 'http://fakess123bn.nu')) AND (`Timestamp` GLOBAL IN (SELECT DISTINCT `Timestamp` FROM `xdr`.`events_lookup` WHERE `Tenant` = 'Main' AND `Field` = 'RequestUrl' AND `Value` IN ('http://fakess123bn.nu') ORDER BY `Timestamp` DESC LIMIT 250)) ORDER BY"
+            ),
+            "{sql}"
+        );
+        let search = check("SELECT * FROM events WHERE Name = 'x'")
+            .unwrap()
+            .within_tenant("Main");
+        let sql = render(&search, "xdr.events", Some("xdr.events_lookup"));
+        assert!(!sql.contains("events_lookup"), "{sql}");
     }
 
     #[test]

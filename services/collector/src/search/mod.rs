@@ -4,6 +4,7 @@
 pub mod check;
 pub mod clickhouse;
 pub mod grouped;
+pub mod lookup;
 pub mod query;
 pub mod schema;
 pub mod sqlite;

@@ -228,6 +228,32 @@ pub const CASES: &[(&str, &[&str])] = &[
         "SELECT * FROM events WHERE TI.indicator = 'fakess123bn.nu'",
         &["e4"],
     ),
+    // Found by value (an engine may look them up: `search::lookup`), the seed's SELECT
+    // among them: the other tenant's event with the same URL is not found.
+    (
+        "SELECT * FROM events WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250",
+        &["e4"],
+    ),
+    (
+        "SELECT * FROM events WHERE SourceAddress IN ('10.0.0.1', '10.0.0.2', '10.0.0.9') ORDER BY Timestamp DESC LIMIT 1 OFFSET 1",
+        &["e1"],
+    ),
+    (
+        "SELECT * FROM events WHERE RequestUrl = 'http://a.example/x' ORDER BY Timestamp LIMIT 5",
+        &["e1"],
+    ),
+    (
+        "SELECT Id FROM events WHERE 'http://b.example/y' = RequestUrl AND SourcePort = 443",
+        &["e2"],
+    ),
+    (
+        "SELECT count() FROM events WHERE SourceAddress IN ('10.0.0.1', '192.168.1.5')",
+        &["2"],
+    ),
+    (
+        "SELECT * FROM events WHERE RequestUrl = 'http://a.example/x' AND SourcePort = 22",
+        &[],
+    ),
     (
         "SELECT * FROM events WHERE Timestamp >= 1767312600000 ORDER BY Id",
         &["e3", "e4"],

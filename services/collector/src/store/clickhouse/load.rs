@@ -1,5 +1,6 @@
-//! Loading batches: one `RowBinary` insert through the events table (every shard holds its
-//! rows when ClickHouse answers), the ids of a load that may repeat an uncertain one looked up
+//! Loading batches: the events' lookup rows into the lookup table of the server that takes
+//! them, then one `RowBinary` insert through the events table (every shard holds its rows
+//! when ClickHouse answers), the ids of a load that may repeat an uncertain one looked up
 //! first, and the disk buffer's sequence kept beside it.
 
 use std::{collections::HashSet, sync::atomic::Ordering};
@@ -27,6 +28,7 @@ impl ClickHouseStore {
             HashSet::new()
         };
         let mut seen = HashSet::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(events.len());
         let mut body = Vec::with_capacity(events.len() * 256);
         for event in events {
             // Keys borrowed: no copy per event unless ids were looked up.
@@ -38,22 +40,49 @@ impl ClickHouseStore {
                 continue;
             }
             rows::encode(event, &self.nullable, &mut body);
+            fresh.push(*event);
         }
-        if body.is_empty() {
-            self.uncertain.store(false, Ordering::Release);
-            return Ok(());
+        // The lookup rows first, and the events only once they are in: no event is stored
+        // without its rows, so a search narrowed by a value finds every stored event. A row
+        // whose event is not in yet (its insert failed) reads no event; it only takes a
+        // place among the times a search's lookup keeps until the event follows, and is
+        // written again then (a few doubled rows, only after a failure).
+        let mut lookups = Vec::with_capacity(fresh.len() * 64);
+        rows::encode_lookups(&fresh, &mut lookups);
+        if !lookups.is_empty() {
+            let sql = format!(
+                "INSERT INTO {} (Tenant, Field, Value, Timestamp) FORMAT RowBinary",
+                self.target.local_lookup_table()
+            );
+            self.insert_rows(&sql, false, lookups).await?;
         }
-        let names: Vec<String> = schema::columns()
-            .iter()
-            .map(|(name, _)| identifier(name))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) FORMAT RowBinary",
-            self.target.table(),
-            names.join(", ")
-        );
-        let mut settings = vec![("query", sql.as_str())];
-        if self.target.cluster.is_some() {
+        if !body.is_empty() {
+            let names: Vec<String> = schema::columns()
+                .iter()
+                .map(|(name, _)| identifier(name))
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) FORMAT RowBinary",
+                self.target.table(),
+                names.join(", ")
+            );
+            self.insert_rows(&sql, self.target.cluster.is_some(), body)
+                .await?;
+        }
+        self.uncertain.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Runs the insert `sql` of the rows `body` on the first host that takes it; with
+    /// `distributed`, answered once every shard holds its rows.
+    async fn insert_rows(
+        &self,
+        sql: &str,
+        distributed: bool,
+        body: Vec<u8>,
+    ) -> Result<(), ClickHouseError> {
+        let mut settings = vec![("query", sql)];
+        if distributed {
             // Answered once every shard holds its rows, not once they are queued to go.
             settings.push(("insert_distributed_sync", "1"));
         }
@@ -74,7 +103,6 @@ impl ClickHouseStore {
                             "the insert's answer did not end".into(),
                         ));
                     }
-                    self.uncertain.store(false, Ordering::Release);
                     return Ok(());
                 }
                 Err(error) => {

@@ -14,6 +14,7 @@
 mod answer;
 mod http;
 mod load;
+mod lookup;
 mod retention;
 mod rows;
 mod schema;
@@ -198,13 +199,29 @@ impl ClickHouseStore {
             for alter in schema::missing_columns(&local, &present) {
                 self.execute(host, &alter, &[]).await?;
             }
+            self.ensure_lookup(host).await?;
             if let Some(cluster) = &target.cluster {
-                self.execute(
-                    host,
-                    &schema::create_distributed(&target.table(), &local, cluster, &target.database),
-                    &[],
-                )
-                .await?;
+                for (table, local, sharding) in [
+                    (target.table(), &local, "cityHash64(Id)"),
+                    (
+                        target.lookup_table(),
+                        &target.local_lookup_table(),
+                        "rand()",
+                    ),
+                ] {
+                    self.execute(
+                        host,
+                        &schema::create_distributed(
+                            &table,
+                            local,
+                            cluster,
+                            &target.database,
+                            sharding,
+                        ),
+                        &[],
+                    )
+                    .await?;
+                }
             }
         }
         self.ready.store(true, Ordering::Release);
@@ -218,7 +235,11 @@ impl ClickHouseStore {
         sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     ) -> Result<(), EventStoreError> {
         self.ensure_ready().await.map_err(store_error)?;
-        let sql = render(search, &self.target.table());
+        let sql = render(
+            search,
+            &self.target.table(),
+            Some(&self.target.lookup_table()),
+        );
         let limit = SEARCH_TIME_LIMIT.as_secs().to_string();
         let settings = [
             // Read-only whatever the statement says, however the checker erred.

@@ -3,10 +3,15 @@
 //! its length before its elements. Binary rows need no escaping and are the cheapest input
 //! for ClickHouse to parse.
 
+use std::borrow::Cow;
+
 use xdr_proto::pb::{Event, TiMatch};
 
 use crate::{
-    search::schema::{COLUMNS, ColumnType},
+    search::{
+        lookup::LOOKUP_FIELDS,
+        schema::{COLUMNS, ColumnType, column},
+    },
     store::columns::{self, Stored},
 };
 
@@ -60,6 +65,39 @@ pub fn encode(event: &Event, nullable: &[bool], out: &mut Vec<u8>) {
     for found in matches {
         let context = serde_json::to_string(&found.context).expect("a map of strings serializes");
         string(out, &context);
+    }
+}
+
+/// The lookup rows of `events` — (`Tenant`, `Field`, `Value`, `Timestamp`) for each of
+/// [`LOOKUP_FIELDS`] an event holds — in the lookup table's key order, appended to `out`.
+/// Sorted here: ClickHouse 18.16 sorts a block of random strings at about 1 µs a row, more
+/// than writing the event; a sorted block it only checks.
+pub fn encode_lookups(events: &[&Event], out: &mut Vec<u8>) {
+    let fields: Vec<_> = LOOKUP_FIELDS.iter().filter_map(|f| column(f)).collect();
+    let mut rows: Vec<(&str, &str, Cow<'_, str>, i64)> = Vec::with_capacity(events.len());
+    for event in events {
+        for field in &fields {
+            match columns::value_of(event, field) {
+                Stored::Text(value) => {
+                    rows.push((&event.tenant, field.name, value, event.timestamp_ms))
+                }
+                Stored::Integer(n) => rows.push((
+                    &event.tenant,
+                    field.name,
+                    Cow::Owned(n.to_string()),
+                    event.timestamp_ms,
+                )),
+                Stored::Null => {}
+            }
+        }
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    for (tenant, field, value, timestamp) in rows {
+        string(out, tenant);
+        string(out, field);
+        string(out, &value);
+        out.extend_from_slice(&timestamp.to_le_bytes());
     }
 }
 

@@ -85,6 +85,19 @@ impl Target {
         format!("{}.events", self.database)
     }
 
+    /// The table of the events' lookup rows (`schema::create_lookup`), searched.
+    pub fn lookup_table(&self) -> String {
+        format!("{}.events_lookup", self.database)
+    }
+
+    /// The table that holds each server's own lookup rows, written.
+    pub fn local_lookup_table(&self) -> String {
+        match self.cluster {
+            Some(_) => format!("{}.events_lookup_local", self.database),
+            None => self.lookup_table(),
+        }
+    }
+
     /// The table that holds each server's own events.
     pub fn local_table(&self) -> String {
         match self.cluster {
