@@ -73,7 +73,11 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (feeds, _) = dataset::generated_feed(&args.dir, args.indicators)?;
-    let data = args.dir.join(format!("collector-{}", args.stored));
+    // Named for how it was filled: stores of events spread at random over the days
+    // (before the events were in time order) are not reused.
+    let data = args
+        .dir
+        .join(format!("collector-in-time-order-{}", args.stored));
     prepare_store(&data, args.stored, args.indicators)?;
     // The cluster lives as long as the run: its shards stop when it is dropped. The store's
     // calls block (its callers in the collector are blocking threads).
@@ -482,6 +486,8 @@ pub(crate) async fn ingest(
 
 /// A store of `count` events in `data` (kept between runs): generated fields, one in 10,000
 /// events the seed's URL with its match, written in large batches in-process.
+const THIRTY_DAYS_MS: u128 = 30 * 86_400_000;
+
 fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()> {
     let done = data.join("prepared");
     if done.exists() {
@@ -502,9 +508,16 @@ const CLICKHOUSE_DATABASE: &str = "xdr_bench";
 fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
     let done = args
         .dir
-        .join(format!("clickhouse-prepared-{}", args.stored));
+        .join(format!("clickhouse-prepared-in-time-order-{}", args.stored));
     if done.exists() {
         return Ok(());
+    }
+    // A store left from a run that stopped, or prepared another way, goes first.
+    for shard in 0..cluster.shards.len() {
+        cluster.query(
+            shard,
+            &format!("DROP DATABASE IF EXISTS {CLICKHOUSE_DATABASE}"),
+        );
     }
     let url = cluster.url(CLICKHOUSE_DATABASE);
     let target = ClickHouseTarget::parse(&url, Some(CLUSTER), "default", "")?;
@@ -523,7 +536,7 @@ fn fill(store: &dyn EventStore, count: u64, indicators: u64) -> anyhow::Result<(
     const BATCH: u64 = 50_000;
     for first in (0..count).step_by(BATCH as usize) {
         let events: Vec<Event> = (first..(first + BATCH).min(count))
-            .map(|k| stored_event(k, now, indicators))
+            .map(|k| stored_event(k, count, now, indicators))
             .collect();
         store.insert(&events)?;
     }
@@ -534,7 +547,9 @@ fn fill(store: &dyn EventStore, count: u64, indicators: u64) -> anyhow::Result<(
     Ok(())
 }
 
-fn stored_event(k: u64, now: i64, indicators: u64) -> Event {
+/// The `k`th of `count` events, collected in time order over the last 30 days (as a store
+/// fills: an insert holds a few minutes of events, not some of every day).
+fn stored_event(k: u64, count: u64, now: i64, indicators: u64) -> Event {
     let seed = k.is_multiple_of(10_000);
     let url = if seed {
         SEED_URL.to_owned()
@@ -543,8 +558,7 @@ fn stored_event(k: u64, now: i64, indicators: u64) -> Event {
     };
     Event {
         id: format!("prepared-{k}"),
-        // Spread over the last 30 days.
-        timestamp_ms: now - (k % 2_592_000) as i64 * 1000,
+        timestamp_ms: now - ((count - k) as u128 * THIRTY_DAYS_MS / u128::from(count)) as i64,
         tenant: "Main".into(),
         collector: "http-input".into(),
         fields: [

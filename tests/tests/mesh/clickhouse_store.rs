@@ -64,15 +64,24 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
         5
     );
 
-    // Each event's URL and source address have a lookup row (on some shard), which a
+    // Each event's URL and source address have a lookup row on its event's shard, which a
     // search naming a value reads; the replay wrote none again.
-    let lookups: u64 = rows_per_shard(&cluster, "xdr.events_lookup_local")
-        .iter()
-        .sum();
+    let lookups: u64 = rows_per_shard(&cluster, "xdr.events_lookup").iter().sum();
     assert_eq!(lookups, 10);
+    for shard in 0..2 {
+        let lookups = cluster.query(
+            shard,
+            "SELECT count() FROM xdr.events_lookup WHERE (Tenant, Timestamp) NOT IN (SELECT Tenant, Timestamp FROM xdr.events_local)",
+        );
+        assert_eq!(
+            lookups.trim(),
+            "0",
+            "lookup rows without their event on shard {shard}"
+        );
+    }
     // A store made before the lookup table has its events' rows written when it opens.
     for shard in 0..2 {
-        cluster.query(shard, "DROP TABLE xdr.events_lookup_local");
+        cluster.query(shard, "DROP TABLE xdr.events_lookup");
     }
     let upgraded = ClickHouseStore::open(
         ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
@@ -80,7 +89,7 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     )
     .unwrap();
     assert_eq!(
-        rows_per_shard(&cluster, "xdr.events_lookup_local")
+        rows_per_shard(&cluster, "xdr.events_lookup")
             .iter()
             .sum::<u64>(),
         10

@@ -34,8 +34,9 @@ pub const EVENT_ARRAYS: &[&str] = &[
 /// `search` as one statement over `table`, answering `FORMAT JSONEachRow`. A `SELECT *`
 /// names every column of [`COLUMNS`] then [`EVENT_ARRAYS`]; a projection names its items
 /// `c0`, `c1`, … (the answer's own names are the search's). With `lookup_table`, the table
-/// of (`Tenant`, `Field`, `Value`, `Timestamp`) rows the store keeps for [`LOOKUP_FIELDS`],
-/// a search naming such a value reads only the events of the times found there.
+/// of (`Tenant`, `Field`, `Value`, `Timestamp`) rows the store keeps for [`LOOKUP_FIELDS`]
+/// on each server beside that server's events, a search naming such a value reads only the
+/// events of the times found there.
 ///
 /// [`LOOKUP_FIELDS`]: super::lookup::LOOKUP_FIELDS
 pub fn render(search: &Search, table: &str, lookup_table: Option<&str>) -> String {
@@ -148,14 +149,16 @@ impl Writer<'_> {
 
     /// `Timestamp` among the times `lookup` finds in `table`. The events keep their time
     /// order on every shard (`ORDER BY (Tenant, Timestamp)`), so the set of times selects the
-    /// few granules that hold them. `GLOBAL`: the lookup's rows need not be on their events'
-    /// shard; it runs once, over every shard, and its times go to each.
+    /// few granules that hold them. Each shard runs the lookup on its own table, which holds
+    /// the rows of its own events: its first N times are enough for its share of the first
+    /// N events. (A `GLOBAL IN`, run once and sent to every shard, is a table there that
+    /// 18.16 does not use its index for: every event was read.)
     fn times_of(&mut self, lookup: &Lookup, table: &str) {
         let table: Vec<String> = table.split('.').map(identifier).collect();
         let values: Vec<String> = lookup.values.iter().map(|v| quoted(v)).collect();
         let _ = write!(
             self.sql,
-            "(`Timestamp` GLOBAL IN (SELECT DISTINCT `Timestamp` FROM {} WHERE `Tenant` = {} \
+            "(`Timestamp` IN (SELECT DISTINCT `Timestamp` FROM {} WHERE `Tenant` = {} \
              AND `Field` = {} AND `Value` IN ({})",
             table.join("."),
             quoted(lookup.tenant),
@@ -555,7 +558,7 @@ mod tests {
         let sql = render(&seed, "xdr.events", Some("xdr.events_lookup"));
         assert!(
             sql.contains(
-                " WHERE ((`Tenant` = 'Main') AND (`RequestUrl` = 'http://fakess123bn.nu')) AND (`Timestamp` GLOBAL IN (SELECT DISTINCT `Timestamp` FROM `xdr`.`events_lookup` WHERE `Tenant` = 'Main' AND `Field` = 'RequestUrl' AND `Value` IN ('http://fakess123bn.nu') ORDER BY `Timestamp` DESC LIMIT 250)) ORDER BY"
+                " WHERE ((`Tenant` = 'Main') AND (`RequestUrl` = 'http://fakess123bn.nu')) AND (`Timestamp` IN (SELECT DISTINCT `Timestamp` FROM `xdr`.`events_lookup` WHERE `Tenant` = 'Main' AND `Field` = 'RequestUrl' AND `Value` IN ('http://fakess123bn.nu') ORDER BY `Timestamp` DESC LIMIT 250)) ORDER BY"
             ),
             "{sql}"
         );

@@ -13,7 +13,7 @@ impl ClickHouseStore {
     /// Makes the lookup table on `host` when it has none, with the rows of the events there.
     pub(super) async fn ensure_lookup(&self, host: &str) -> Result<(), ClickHouseError> {
         let target = &self.target;
-        let lookup = target.local_lookup_table();
+        let lookup = target.lookup_table();
         if self.table_exists(host, &lookup).await? {
             return Ok(());
         }

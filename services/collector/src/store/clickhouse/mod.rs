@@ -1,8 +1,8 @@
 //! The scale-out event store: events in ClickHouse, KUMA's own store, over its HTTP interface
-//! — one server, or the shards of a cluster behind a `Distributed` table. Batches come from
-//! the collector's disk buffer as for the embedded store; a load is acknowledged by ClickHouse
-//! only once every shard holds its rows (`insert_distributed_sync`), and the buffer's sequence
-//! it reaches is then kept in a file beside the buffer.
+//! — one server, or the shards of a cluster, searched through a `Distributed` table. Batches
+//! come from the collector's disk buffer as for the embedded store; a load sends each shard
+//! a share into its own tables, is done only once every shard holds its share, and the
+//! buffer's sequence it reaches is then kept in a file beside the buffer.
 //!
 //! ClickHouse has no unique keys, so an event is kept from being stored twice the way the
 //! buffer could store it twice: when the last insert may have landed without the store
@@ -64,6 +64,8 @@ pub struct ClickHouseStore {
     uncertain: AtomicBool,
     /// The host tried first; moves on when one fails.
     preferred: AtomicUsize,
+    /// The host the next insert sends its first share to.
+    next_host: AtomicUsize,
     loaded_through: PathBuf,
     nullable: Vec<bool>,
 }
@@ -111,6 +113,7 @@ impl ClickHouseStore {
             ready: AtomicBool::new(false),
             uncertain: AtomicBool::new(true),
             preferred: AtomicUsize::new(0),
+            next_host: AtomicUsize::new(0),
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
         };
@@ -201,27 +204,12 @@ impl ClickHouseStore {
             }
             self.ensure_lookup(host).await?;
             if let Some(cluster) = &target.cluster {
-                for (table, local, sharding) in [
-                    (target.table(), &local, "cityHash64(Id)"),
-                    (
-                        target.lookup_table(),
-                        &target.local_lookup_table(),
-                        "rand()",
-                    ),
-                ] {
-                    self.execute(
-                        host,
-                        &schema::create_distributed(
-                            &table,
-                            local,
-                            cluster,
-                            &target.database,
-                            sharding,
-                        ),
-                        &[],
-                    )
-                    .await?;
-                }
+                self.execute(
+                    host,
+                    &schema::create_distributed(&target.table(), &local, cluster, &target.database),
+                    &[],
+                )
+                .await?;
             }
         }
         self.ready.store(true, Ordering::Release);

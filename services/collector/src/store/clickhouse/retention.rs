@@ -15,7 +15,7 @@ impl ClickHouseStore {
                 .drop_partitions_before(host, &self.target.local_table(), cutoff_ms)
                 .await?;
             // The lookup rows of those days go with them (their rows are not events).
-            self.drop_partitions_before(host, &self.target.local_lookup_table(), cutoff_ms)
+            self.drop_partitions_before(host, &self.target.lookup_table(), cutoff_ms)
                 .await?;
         }
         Ok(dropped)

@@ -73,16 +73,17 @@ pub fn create_local(table: &str) -> String {
 /// 1 MB per column per 100 M events.
 const EVENTS_GRANULE: u32 = 2048;
 
-/// The lookup table of a server: for each event and each field of `search::lookup`'s
-/// `LOOKUP_FIELDS` it holds, its tenant, the field's name, its value and its time, ordered so
-/// that a value's times are one range. Partitioned by day as the events, so retention drops
-/// both alike. Its rows need not be on their events' server: searches read it whole.
+/// The lookup table of a server: for each of its events and each field of `search::lookup`'s
+/// `LOOKUP_FIELDS` the event holds, its tenant, the field's name, its value and its time,
+/// ordered so that a value's times are one range. Partitioned by day as the events, so
+/// retention drops both alike. A value's times are a few rows in each part: small granules
+/// (a lookup reads at least one a part).
 pub fn create_lookup(table: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {table} (Tenant String, Field String, Value String, \
          Timestamp Int64) ENGINE = MergeTree \
          PARTITION BY toDate(toDateTime(intDiv(Timestamp, 1000))) \
-         ORDER BY (Tenant, Field, Value, Timestamp)"
+         ORDER BY (Tenant, Field, Value, Timestamp) SETTINGS index_granularity = 1024"
     )
 }
 
@@ -102,19 +103,13 @@ pub fn lookups_of(events: &str) -> String {
     selects.join(" UNION ALL ")
 }
 
-/// The `Distributed` table over every shard's local table; rows written through it go to a
-/// shard by `sharding` (`cityHash64(Id)` for events).
-pub fn create_distributed(
-    table: &str,
-    local: &str,
-    cluster: &str,
-    database: &str,
-    sharding: &str,
-) -> String {
+/// The `Distributed` table over every shard's local table, searched (the collector writes
+/// to each shard's own; rows written through it would go to a shard by their id).
+pub fn create_distributed(table: &str, local: &str, cluster: &str, database: &str) -> String {
     let local_name = local.rsplit('.').next().unwrap_or(local);
     format!(
         "CREATE TABLE IF NOT EXISTS {table} AS {local} \
-         ENGINE = Distributed({cluster}, {database}, {local_name}, {sharding})"
+         ENGINE = Distributed({cluster}, {database}, {local_name}, cityHash64(Id))"
     )
 }
 

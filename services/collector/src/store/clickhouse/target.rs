@@ -85,17 +85,10 @@ impl Target {
         format!("{}.events", self.database)
     }
 
-    /// The table of the events' lookup rows (`schema::create_lookup`), searched.
+    /// The table of the lookup rows (`schema::create_lookup`) of each server's own events,
+    /// on every server (searches read it on each shard, beside its events).
     pub fn lookup_table(&self) -> String {
         format!("{}.events_lookup", self.database)
-    }
-
-    /// The table that holds each server's own lookup rows, written.
-    pub fn local_lookup_table(&self) -> String {
-        match self.cluster {
-            Some(_) => format!("{}.events_lookup_local", self.database),
-            None => self.lookup_table(),
-        }
     }
 
     /// The table that holds each server's own events.
