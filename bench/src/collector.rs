@@ -66,6 +66,9 @@ pub struct Args {
     /// events in that two-shard cluster, in the same run.
     #[arg(long, value_delimiter = ',')]
     clickhouse_shards: Vec<String>,
+    /// Measure only the ClickHouse cluster of `--clickhouse-shards`, not the embedded store.
+    #[arg(long, requires = "clickhouse_shards")]
+    only_clickhouse: bool,
     /// How long each ingest measurement runs.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -78,7 +81,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data = args
         .dir
         .join(format!("collector-in-time-order-{}", args.stored));
-    prepare_store(&data, args.stored, args.indicators)?;
+    if !args.only_clickhouse {
+        prepare_store(&data, args.stored, args.indicators)?;
+    }
     // The cluster lives as long as the run: its shards stop when it is dropped. The store's
     // calls block (its callers in the collector are blocking threads).
     let cluster = tokio::task::block_in_place(|| {
@@ -120,7 +125,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         enriched.rate
     );
 
-    let mut stores = vec![("the embedded store (SQLite)", data, Vec::new())];
+    let mut stores = Vec::new();
+    if !args.only_clickhouse {
+        stores.push(("the embedded store (SQLite)", data, Vec::new()));
+    }
     if let Some(cluster) = &cluster {
         stores.push((
             "ClickHouse, two shards",

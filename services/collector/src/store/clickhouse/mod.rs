@@ -234,6 +234,10 @@ impl ClickHouseStore {
             ("readonly", "2"),
             ("max_execution_time", limit.as_str()),
             ("output_format_json_quote_64bit_integers", "0"),
+            // A search narrowed by a lookup reads a few rows in each of a few hundred granules
+            // of every column: a 1 MiB read buffer per seek made the seed's SELECT over 15 M
+            // events 345 ms, 64 KiB 300 ms; scans and GROUP BY took the same either way.
+            ("max_read_buffer_size", "65536"),
         ];
         let deadline = tokio::time::Instant::now() + SEARCH_TIME_LIMIT + Duration::from_secs(5);
         let too_slow = |_| EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
