@@ -128,6 +128,9 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     // Before 2025-12-31: the known events (2026-01-01 on) stay.
     assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 5);
     assert_eq!(total(), 5);
+    // Their lookup rows went with them: those of the known events stay.
+    let lookups: u64 = rows_per_shard(&cluster, "xdr.events_lookup").iter().sum();
+    assert_eq!(lookups, 10);
     assert_eq!(store.delete_older_than(1_767_139_200_000).unwrap(), 0);
 
     // A shard whose table is gone (made anew) refuses the next load, which waits in the
