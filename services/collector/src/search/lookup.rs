@@ -135,7 +135,10 @@ mod tests {
     use super::*;
     use crate::search::check::check;
 
-    fn lookup_of(sql: &str) -> Option<(String, Vec<String>, Option<(bool, u64)>)> {
+    /// The field, the values and how many first times.
+    type Found = (String, Vec<String>, Option<(bool, u64)>);
+
+    fn lookup_of(sql: &str) -> Option<Found> {
         let search = check(sql).unwrap().within_tenant("Main");
         lookup(&search).map(|l| {
             assert_eq!(l.tenant, "Main");
