@@ -195,7 +195,10 @@ async fn measure_store(
         }
     }
     let payloads = raw_batches(args.indicators, args.batch);
+    // Said as each phase starts, so a profiler can be pointed at one.
+    println!("  ingesting through a collector with no rule…");
     let plain = ingest(channel, "no-rule", &payloads, load).await?;
+    println!("  ingesting through a collector with the seed's rule…");
     let seeded = ingest(channel, "seed-rule", &payloads, load).await?;
     println!(
         "IngestStream, batches of {} raw events, {} in flight (acknowledged: in the disk buffer; stored: searchable):",
