@@ -64,8 +64,7 @@ pub struct ClickHouseStore {
     uncertain: AtomicBool,
     /// The host tried first; moves on when one fails.
     preferred: AtomicUsize,
-    /// The host the next insert sends its first share to.
-    next_host: AtomicUsize,
+
     loaded_through: PathBuf,
     nullable: Vec<bool>,
 }
@@ -113,7 +112,7 @@ impl ClickHouseStore {
             ready: AtomicBool::new(false),
             uncertain: AtomicBool::new(true),
             preferred: AtomicUsize::new(0),
-            next_host: AtomicUsize::new(0),
+
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
         };

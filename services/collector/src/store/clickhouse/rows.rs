@@ -128,6 +128,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lookup_rows_are_sorted_by_key_once_each_and_only_for_values_held() {
+        use xdr_proto::pb::{FieldValue, field_value::Kind};
+        let event = |id: &str, at: i64, fields: &[(&str, &str)]| Event {
+            id: id.into(),
+            tenant: "Main".into(),
+            timestamp_ms: at,
+            fields: (fields.iter())
+                .map(|(name, value)| {
+                    let value = FieldValue {
+                        kind: Some(Kind::Text((*value).into())),
+                    };
+                    ((*name).to_owned(), value)
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let events = [
+            event(
+                "e1",
+                1,
+                &[("RequestUrl", "b"), ("SourceAddress", "1"), ("Name", "x")],
+            ),
+            event("e2", 2, &[("RequestUrl", "a")]),
+            // The same value at the same time: one row is enough to find both.
+            event("e3", 2, &[("RequestUrl", "a")]),
+        ];
+        let mut out = Vec::new();
+        encode_lookups(&events.iter().collect::<Vec<_>>(), &mut out);
+        let mut expected = Vec::new();
+        for (field, value, at) in [
+            ("RequestUrl", "a", 2_i64),
+            ("RequestUrl", "b", 1),
+            ("SourceAddress", "1", 1),
+        ] {
+            for text in ["Main", field, value] {
+                string(&mut expected, text);
+            }
+            expected.extend_from_slice(&at.to_le_bytes());
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
     fn varints_are_leb128() {
         let mut out = Vec::new();
         varint(&mut out, 0);
