@@ -115,6 +115,7 @@ fn collector_bench_runs_on_a_small_feed_and_store() {
                 .unwrap_or_else(|| panic!("no count in `{line}`"));
             assert!(stored > 20_000, "{line}");
             assert!(line.contains(" stored events: median "), "{line}");
+            assert!(line.contains(", first "), "{line}");
         }
     }
     assert_eq!(stdout.matches("(2 rows)").count(), 2, "{stdout}");
