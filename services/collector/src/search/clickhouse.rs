@@ -33,13 +33,8 @@ pub const EVENT_ARRAYS: &[&str] = &[
 
 /// `search` as one statement over `table`, answering `FORMAT JSONEachRow`. A `SELECT *`
 /// names every column of [`COLUMNS`] then [`EVENT_ARRAYS`]; a projection names its items
-/// `c0`, `c1`, … (the answer's own names are the search's). With `lookup_table`, the table
-/// of (`Tenant`, `Field`, `Value`, `Timestamp`) rows the store keeps for [`LOOKUP_FIELDS`]
-/// on each server beside that server's events, a search naming such a value reads only the
-/// events of the times found there.
-///
-/// [`LOOKUP_FIELDS`]: super::lookup::LOOKUP_FIELDS
-pub fn render(search: &Search, table: &str, lookup_table: Option<&str>) -> String {
+/// `c0`, `c1`, … (the answer's own names are the search's), of the events `narrowing` leaves.
+pub fn render(search: &Search, table: &str, narrowing: Option<Narrowing>) -> String {
     let aliases = search.aliases();
     let mut writer = Writer {
         sql: String::new(),
@@ -71,9 +66,16 @@ pub fn render(search: &Search, table: &str, lookup_table: Option<&str>) -> Strin
     if let Some(filter) = &search.filter {
         writer.push(" WHERE ");
         writer.expr(filter);
-        if let (Some(lookup_table), Some(lookup)) = (lookup_table, lookup::lookup(search)) {
-            writer.push(" AND ");
-            writer.times_of(&lookup, lookup_table);
+        match (narrowing, lookup::lookup(search)) {
+            (Some(Narrowing::Lookup(table)), Some(lookup)) => {
+                writer.push(" AND ");
+                writer.times_of(&lookup, table);
+            }
+            (Some(Narrowing::Times(times)), _) => {
+                let times: Vec<String> = times.iter().map(i64::to_string).collect();
+                let _ = write!(writer.sql, " AND (`Timestamp` IN ({}))", times.join(", "));
+            }
+            _ => {}
         }
     }
     if !search.group_by.is_empty() {
@@ -106,6 +108,19 @@ pub fn render(search: &Search, table: &str, lookup_table: Option<&str>) -> Strin
         search.offset, search.limit
     );
     writer.sql
+}
+
+/// Which events a search reads, before its own filter.
+#[derive(Clone, Copy)]
+pub enum Narrowing<'a> {
+    /// Those at the times this table finds for the value the search names: the table of
+    /// (`Tenant`, `Field`, `Value`, `Timestamp`) rows the store keeps for [`LOOKUP_FIELDS`]
+    /// on each server, beside that server's events.
+    ///
+    /// [`LOOKUP_FIELDS`]: super::lookup::LOOKUP_FIELDS
+    Lookup(&'a str),
+    /// Those at these times (never empty).
+    Times(&'a [i64]),
 }
 
 /// `text` as a ClickHouse string literal: quotes and backslashes escaped, control bytes as
@@ -555,7 +570,11 @@ mod tests {
         )
         .unwrap()
         .within_tenant("Main");
-        let sql = render(&seed, "xdr.events", Some("xdr.events_lookup"));
+        let sql = render(
+            &seed,
+            "xdr.events",
+            Some(Narrowing::Lookup("xdr.events_lookup")),
+        );
         assert!(
             sql.contains(
                 " WHERE ((`Tenant` = 'Main') AND (`RequestUrl` = 'http://fakess123bn.nu')) AND (`Timestamp` IN (SELECT DISTINCT `Timestamp` FROM `xdr`.`events_lookup` WHERE `Tenant` = 'Main' AND `Field` = 'RequestUrl' AND `Value` IN ('http://fakess123bn.nu') ORDER BY `Timestamp` DESC LIMIT 250)) ORDER BY"
@@ -565,8 +584,14 @@ mod tests {
         let search = check("SELECT * FROM events WHERE Name = 'x'")
             .unwrap()
             .within_tenant("Main");
-        let sql = render(&search, "xdr.events", Some("xdr.events_lookup"));
+        let sql = render(
+            &search,
+            "xdr.events",
+            Some(Narrowing::Lookup("xdr.events_lookup")),
+        );
         assert!(!sql.contains("events_lookup"), "{sql}");
+        let sql = render(&search, "xdr.events_local", Some(Narrowing::Times(&[7, 9])));
+        assert!(sql.contains(" AND (`Timestamp` IN (7, 9))"), "{sql}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! store keeps every id unique).
 
 mod answer;
+mod first_events;
 mod http;
 mod load;
 mod lookup;
@@ -39,7 +40,8 @@ use self::{
 };
 use super::{EventStore, EventStoreError, Found, Grouping};
 use crate::search::{
-    clickhouse::{quoted, render},
+    clickhouse::{Narrowing, quoted, render},
+    lookup::lookup as lookup_of,
     query::{Projection, Search},
 };
 
@@ -222,10 +224,11 @@ impl ClickHouseStore {
         sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     ) -> Result<(), EventStoreError> {
         self.ensure_ready().await.map_err(store_error)?;
+        let lookup_table = self.target.lookup_table();
         let sql = render(
             search,
             &self.target.table(),
-            Some(&self.target.lookup_table()),
+            Some(Narrowing::Lookup(&lookup_table)),
         );
         let limit = SEARCH_TIME_LIMIT.as_secs().to_string();
         let settings = [
@@ -240,6 +243,27 @@ impl ClickHouseStore {
         ];
         let deadline = tokio::time::Instant::now() + SEARCH_TIME_LIMIT + Duration::from_secs(5);
         let too_slow = |_| EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
+        if let Some(lookup) = lookup_of(search)
+            && let Some((descending, count)) = lookup.first
+            && count <= first_events::MOST_FIRST
+            && self.target.hosts.len() > 1
+            && search.select == Projection::Events
+        {
+            let read = self.first_events(
+                search,
+                &lookup,
+                (descending, count),
+                &settings,
+                piece_bytes,
+                sink,
+            );
+            if tokio::time::timeout_at(deadline, read)
+                .await
+                .map_err(too_slow)??
+            {
+                return Ok(());
+            }
+        }
         let host = self.hosts().next().expect("a target has a host").to_owned();
         let mut body =
             tokio::time::timeout_at(deadline, self.http.send(&host, &settings, Bytes::from(sql)))
