@@ -127,7 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut stores = Vec::new();
     if !args.only_clickhouse {
-        stores.push(("the embedded store (SQLite)", data, Vec::new()));
+        stores.push(("the embedded store (SQLite)", data, Vec::new(), None));
     }
     if let Some(cluster) = &cluster {
         stores.push((
@@ -140,9 +140,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 "--event-store-cluster".to_owned(),
                 CLUSTER.to_owned(),
             ],
+            Some(cluster),
         ));
     }
-    for (what, data, flags) in stores {
+    for (what, data, flags, merging) in stores {
         println!("\nevents in {what}:");
         let mut extra: Vec<&OsStr> = vec![
             OsStr::new("--enrichment-addr"),
@@ -154,7 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let channel = xdr_mesh::channel::endpoint(&collector.addr, "collector", &tls)?
             .connect()
             .await?;
-        measure_store(&channel, &rule.id, &args, &load, enriched.rate).await?;
+        measure_store(&channel, &rule.id, &args, &load, enriched.rate, merging).await?;
         println!(
             "the collector's peak resident memory: {:.0} MiB",
             collector.peak_resident_bytes()? as f64 / f64::from(1 << 20)
@@ -172,6 +173,7 @@ async fn measure_store(
     args: &Args,
     load: &Load,
     enriched_rate: f64,
+    merging: Option<&ClickHouse>,
 ) -> anyhow::Result<()> {
     let mut collectors = CollectorClient::new(channel.clone());
     for (name, rules) in [("no-rule", vec![]), ("seed-rule", vec![rule.to_owned()])] {
@@ -220,6 +222,12 @@ async fn measure_store(
         seeded.p50, seeded.p99
     );
 
+    if let Some(cluster) = merging {
+        // The searches are timed on a store at rest: ClickHouse merges the parts the ingest
+        // made for a while after it, on the same two cores.
+        let waited = tokio::task::block_in_place(|| merges_done(cluster));
+        println!("  (searched once ClickHouse's merges were done: {waited:.1?} after the ingest)");
+    }
     let mut search = CollectorClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let day_ago = (xdr_threatintel::store::now_ms() - 86_400_000).to_string();
     let group_by_day = GROUP_BY_DAY.replace("{day_ago}", &day_ago);
@@ -514,6 +522,24 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
     fill(&store, count, indicators)?;
     std::fs::write(done, b"")?;
     Ok(())
+}
+
+/// Waits (two minutes at most) until no shard of `cluster` merges parts; how long it waited.
+fn merges_done(cluster: &ClickHouse) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let merging = (0..cluster.shards.len()).any(|shard| {
+            cluster
+                .query(shard, "SELECT count() FROM system.merges")
+                .trim()
+                != "0"
+        });
+        if !merging {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    started.elapsed()
 }
 
 /// The database the ClickHouse figures use.
