@@ -66,16 +66,18 @@ pub fn render(search: &Search, table: &str, narrowing: Option<Narrowing>) -> Str
     if let Some(filter) = &search.filter {
         writer.push(" WHERE ");
         writer.expr(filter);
-        match (narrowing, lookup::lookup(search)) {
-            (Some(Narrowing::Lookup(table)), Some(lookup)) => {
-                writer.push(" AND ");
-                writer.times_of(&lookup, table);
+        match narrowing {
+            Some(Narrowing::Lookup(table)) => {
+                if let Some(lookup) = lookup::lookup(search) {
+                    writer.push(" AND ");
+                    writer.times_of(&lookup, table);
+                }
             }
-            (Some(Narrowing::Times(times)), _) => {
+            Some(Narrowing::Times(times)) => {
                 let times: Vec<String> = times.iter().map(i64::to_string).collect();
                 let _ = write!(writer.sql, " AND (`Timestamp` IN ({}))", times.join(", "));
             }
-            _ => {}
+            None => {}
         }
     }
     if !search.group_by.is_empty() {

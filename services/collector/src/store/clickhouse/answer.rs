@@ -75,19 +75,18 @@ impl Answer {
         line: &[u8],
         sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
     ) -> Result<(), EventStoreError> {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
+        match row_of(line)? {
+            Some(row) => self.take_row(row, sink),
+            None => Ok(()),
         }
-        let row: Map<String, Value> = match serde_json::from_slice(line) {
-            Ok(row) => row,
-            // An error while the answer streams comes after the rows sent so far.
-            Err(_) => {
-                let text = String::from_utf8_lossy(line);
-                return Err(super::store_error(refusal(&text).unwrap_or_else(|| {
-                    ClickHouseError::Protocol("a row of the answer is not JSON".into())
-                })));
-            }
-        };
+    }
+
+    /// Takes one row of the answer, read by [`row_of`]; hands `sink` a piece when one is full.
+    pub fn take_row(
+        &mut self,
+        row: Map<String, Value>,
+        sink: &mut dyn FnMut(Found, bool) -> Result<(), EventStoreError>,
+    ) -> Result<(), EventStoreError> {
         match &self.columns {
             None => {
                 let event = event_of(&row);
@@ -133,6 +132,22 @@ impl Answer {
             },
         }
     }
+}
+
+/// One line of a `JSONEachRow` answer as its row (`None`: a blank line). A line that is not
+/// a row is the error ClickHouse wrote into the answer, after the rows sent so far.
+pub fn row_of(line: &[u8]) -> Result<Option<Map<String, Value>>, EventStoreError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(line).map(Some).map_err(|_| {
+        let text = String::from_utf8_lossy(line);
+        super::store_error(
+            refusal(&text).unwrap_or_else(|| {
+                ClickHouseError::Protocol("a row of the answer is not JSON".into())
+            }),
+        )
+    })
 }
 
 fn cell_of(value: Option<&Value>) -> Cell {

@@ -10,10 +10,12 @@
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
+use serde_json::Value;
+
 use super::{
     ClickHouseStore,
-    answer::Answer,
-    http::{ClickHouseError, refusal},
+    answer::{Answer, row_of},
+    http::ClickHouseError,
     json_rows, store_error, text_of,
 };
 use crate::{
@@ -103,30 +105,22 @@ impl ClickHouseStore {
         if held > MOST_HELD_BYTES {
             return Ok(false);
         }
-        let mut rows: Vec<(i64, &str)> = Vec::new();
+        // Each row read once: its time orders it, and the answer takes it as read.
+        let mut rows = Vec::new();
         for line in answers.iter().flat_map(|answer| answer.lines()) {
-            if line.trim().is_empty() {
-                continue;
+            if let Some(row) = row_of(line.as_bytes())? {
+                let time = row.get("Timestamp").and_then(Value::as_i64).unwrap_or(0);
+                rows.push((time, row));
             }
-            // A line that is not a row is an error ClickHouse wrote into the answer.
-            let time = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
-                .ok()
-                .and_then(|row| row.get("Timestamp").and_then(serde_json::Value::as_i64))
-                .ok_or_else(|| {
-                    store_error(refusal(line).unwrap_or_else(|| {
-                        ClickHouseError::Protocol("a row of the answer is not JSON".into())
-                    }))
-                })?;
-            rows.push((time, line));
         }
         rows.sort_by(|a, b| in_order(a.0, b.0));
         let mut answer = Answer::new(None, piece_bytes);
-        for (_, line) in rows
+        for (_, row) in rows
             .into_iter()
             .skip(search.offset as usize)
             .take(search.limit as usize)
         {
-            answer.take(line.as_bytes(), sink)?;
+            answer.take_row(row, sink)?;
         }
         answer.finish(sink)?;
         Ok(true)

@@ -66,7 +66,6 @@ pub struct ClickHouseStore {
     uncertain: AtomicBool,
     /// The host tried first; moves on when one fails.
     preferred: AtomicUsize,
-
     loaded_through: PathBuf,
     nullable: Vec<bool>,
 }
@@ -114,7 +113,6 @@ impl ClickHouseStore {
             ready: AtomicBool::new(false),
             uncertain: AtomicBool::new(true),
             preferred: AtomicUsize::new(0),
-
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
         };
@@ -240,6 +238,9 @@ impl ClickHouseStore {
             // of every column: a 1 MiB read buffer per seek made the seed's SELECT over 15 M
             // events 345 ms, 64 KiB 300 ms; scans and GROUP BY took the same either way.
             ("max_read_buffer_size", "65536"),
+            // A search names a looked-up value twice (its filter and its lookup), each
+            // literal escaped up to four times its length: room for the longest search.
+            ("max_query_size", "1048576"),
         ];
         let deadline = tokio::time::Instant::now() + SEARCH_TIME_LIMIT + Duration::from_secs(5);
         let too_slow = |_| EventStoreError::TooSlow(SEARCH_TIME_LIMIT);
