@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, known_answers};
 use xdr_mesh::error::{ErrorCode, ServiceError};
-use xdr_proto::pb::{IngestRequest, collector_client::CollectorClient};
+use xdr_proto::pb::{
+    EnrichmentStatus, Event, FieldValue, IngestRequest, TiMatch, collector_client::CollectorClient,
+    field_value::Kind,
+};
 use xdr_tests::{
     ServiceProcess, TestPki,
     clickhouse::{CLUSTER, ClickHouse},
@@ -145,6 +148,101 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     store.load(&[&again], Some(10)).unwrap();
     assert_eq!(store.loaded_through().unwrap(), 10);
     assert!(total() >= 5, "the remade shard holds its share");
+
+    // The first events naming a value are read from their packed rows, and read back as
+    // their columns hold them: fields, extra fields and matches alike.
+    let rich = rich_event();
+    store.load(&[&[rich.clone()]], None).unwrap();
+    let by_value = "SELECT * FROM events WHERE RequestUrl = 'http://rich.example/é' \
+                    ORDER BY Timestamp DESC LIMIT 10";
+    let by_id = "SELECT * FROM events WHERE Id = 'rich'";
+    assert_eq!(
+        known_answers::events_found(&store, by_value),
+        [rich.clone()]
+    );
+    assert_eq!(known_answers::events_found(&store, by_id), [rich.clone()]);
+    // A row whose packed row says otherwise than its columns shows which one a search read.
+    cluster.query(
+        0,
+        "INSERT INTO xdr.events_local (Id, Timestamp, Tenant, Collector, Raw, RequestUrl, PackedRow) \
+         VALUES ('columns', 1767226200000, 'Main', 'c', '', 'http://two.example/', \
+         '{\"Id\":\"packed\",\"Timestamp\":1767226200000}')",
+    );
+    cluster.query(
+        0,
+        "INSERT INTO xdr.events_lookup VALUES ('Main', 'RequestUrl', 'http://two.example/', 1767226200000)",
+    );
+    let ids = |sql: &str| known_answers::answer(&store, sql);
+    assert_eq!(
+        ids(
+            "SELECT * FROM events WHERE RequestUrl = 'http://two.example/' ORDER BY Timestamp LIMIT 1"
+        ),
+        ["packed"]
+    );
+    assert_eq!(
+        ids(
+            "SELECT * FROM events WHERE RequestUrl = 'http://two.example/' ORDER BY Timestamp LIMIT 1001"
+        ),
+        ["columns"],
+        "more than the first thousand: through the Distributed table"
+    );
+    // A store from before packed rows has the column added, empty in the rows it holds:
+    // those are read from their columns.
+    for shard in 0..2 {
+        cluster.query(shard, "ALTER TABLE xdr.events_local DROP COLUMN PackedRow");
+    }
+    let upgraded = ClickHouseStore::open(
+        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
+        scratch.path(),
+    )
+    .unwrap();
+    assert_eq!(known_answers::events_found(&upgraded, by_value), [rich]);
+    assert_eq!(
+        known_answers::answer(
+            &upgraded,
+            "SELECT * FROM events WHERE RequestUrl = 'http://two.example/' ORDER BY Timestamp LIMIT 1"
+        ),
+        ["columns"]
+    );
+}
+
+/// An event with a value of every kind the store keeps: texts with quotes, tabs and
+/// non-ASCII letters, an integer, extra fields, matches with context.
+fn rich_event() -> Event {
+    let kind = |kind: Kind| FieldValue { kind: Some(kind) };
+    let mut event = Event {
+        id: "rich".into(),
+        timestamp_ms: 1_767_229_800_000,
+        tenant: "Main".into(),
+        collector: "http-input".into(),
+        raw: "{\"RequestUrl\":\"http://rich.example/\\u00e9\"}".into(),
+        enrichment_status: EnrichmentStatus::Complete as i32,
+        ..Default::default()
+    };
+    for (name, value) in [
+        (
+            "RequestUrl",
+            kind(Kind::Text("http://rich.example/é".into())),
+        ),
+        (
+            "Name",
+            kind(Kind::Text("it's \"quoted\"\tand tabbed".into())),
+        ),
+        ("DestinationPort", kind(Kind::Integer(8443))),
+        ("Custom", kind(Kind::Text("a\\b".into()))),
+    ] {
+        event.fields.insert(name.into(), value);
+    }
+    event.ti = vec![TiMatch {
+        field: "RequestUrl".into(),
+        value: "http://rich.example/é".into(),
+        category: "KL_Malicious_URL".into(),
+        matched_indicator: "rich.example".into(),
+        supplier: "Demo".into(),
+        indicator_type: 2,
+        context: [("threat_score".to_owned(), "90".to_owned())].into(),
+    }];
+    event
 }
 
 const HOST: &str = "127.0.0.102";

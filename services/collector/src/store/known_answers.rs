@@ -100,6 +100,17 @@ pub fn events() -> Vec<Event> {
     ]
 }
 
+/// The events `sql`, a `SELECT *`, answers within tenant `Main`.
+pub fn events_found(store: &dyn EventStore, sql: &str) -> Vec<Event> {
+    let search = check(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .within_tenant("Main");
+    match store.search(&search) {
+        Ok(Found::Events(events)) => events,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
 /// The rows `sql` answers within tenant `Main`, each cell as text (`NULL` for none), events
 /// as their ids.
 pub fn answer(store: &dyn EventStore, sql: &str) -> Vec<String> {

@@ -165,7 +165,7 @@ fn cell_of(value: Option<&Value>) -> Cell {
 }
 
 /// An event read back from its row.
-fn event_of(row: &Map<String, Value>) -> Event {
+pub(super) fn event_of(row: &Map<String, Value>) -> Event {
     let mut event = Event::default();
     for column in COLUMNS {
         let value = match row.get(column.name) {

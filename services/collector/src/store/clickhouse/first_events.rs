@@ -3,9 +3,10 @@
 //! table each shard reads the granules of its own first N times: 2N granules for N events
 //! over two shards, and a `SELECT *` granule is some 70 files in 18.16. Here each shard's
 //! lookup answers its first N times, the first N of all of them say which shard holds which,
-//! and each shard reads only the granules of its share: the seed's SELECT over 20 M events
-//! took 243–245 ms against 416–546 ms (`xdr-bench collector`, runs alternated). The rows are
-//! held and ordered here, so only short answers go this way.
+//! and each shard reads only the granules of its share (the seed's SELECT over 20 M events
+//! took 243–245 ms against 416–546 ms, `xdr-bench collector`, runs alternated), and of them
+//! only the columns of the filter and each event's packed row (`rows`), not every column.
+//! The rows are held and ordered here, so only short answers go this way.
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
@@ -16,11 +17,13 @@ use super::{
     ClickHouseStore,
     answer::{Answer, row_of},
     http::ClickHouseError,
-    json_rows, store_error, text_of,
+    json_rows,
+    schema::PACKED_ROW,
+    store_error, text_of,
 };
 use crate::{
     search::{
-        clickhouse::{Narrowing, quoted, render},
+        clickhouse::{Narrowing, quoted, render, render_column_at},
         lookup::Lookup,
         query::Search,
     },
@@ -90,10 +93,7 @@ impl ClickHouseStore {
                 .filter(|(_, s)| *s == shard)
                 .map(|(t, _)| *t)
                 .collect();
-            (!own.is_empty()).then(|| {
-                let sql = render(&each, &local, Some(Narrowing::Times(&own)));
-                self.http.text(host, settings, Bytes::from(sql))
-            })
+            (!own.is_empty()).then(|| self.rows_at(host, &each, &local, own, settings))
         });
         let answers: Vec<String> = match try_join_all(reads).await {
             Ok(answers) => answers,
@@ -124,5 +124,25 @@ impl ClickHouseStore {
         }
         answer.finish(sink)?;
         Ok(true)
+    }
+
+    /// The rows of the events of `search` at `times` on `host`'s `local` table, one a line:
+    /// their packed rows (a few bytes of one column each), or, where the store holds events
+    /// from before packed rows (an empty one), every column as `JSONEachRow`.
+    async fn rows_at(
+        &self,
+        host: &str,
+        search: &Search,
+        local: &str,
+        times: Vec<i64>,
+        settings: &[(&str, &str)],
+    ) -> Result<String, ClickHouseError> {
+        let packed = render_column_at(search, local, PACKED_ROW, &times);
+        let answer = self.http.text(host, settings, Bytes::from(packed)).await?;
+        if !answer.lines().any(str::is_empty) {
+            return Ok(answer);
+        }
+        let sql = render(search, local, Some(Narrowing::Times(&times)));
+        self.http.text(host, settings, Bytes::from(sql)).await
     }
 }

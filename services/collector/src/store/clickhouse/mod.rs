@@ -247,7 +247,6 @@ impl ClickHouseStore {
         if let Some(lookup) = lookup_of(search)
             && let Some((descending, count)) = lookup.first
             && count <= first_events::MOST_FIRST
-            && self.target.hosts.len() > 1
             && search.select == Projection::Events
         {
             let read = self.first_events(

@@ -38,11 +38,17 @@ pub fn columns() -> Vec<(String, &'static str)> {
         ("TI.supplier", "Array(String)"),
         ("TI.indicator_type", "Array(Int32)"),
         ("TI.context", "Array(String)"),
+        // Not a search column: each event's row as one JSON text (`rows::encode_packed`).
+        // Empty in the rows of a store made before it.
+        (PACKED_ROW, "String"),
     ] {
         columns.push((name.to_owned(), kind));
     }
     columns
 }
+
+/// The column of each event's packed row.
+pub const PACKED_ROW: &str = "PackedRow";
 
 /// The table of each server's own events.
 pub fn create_local(table: &str) -> String {
