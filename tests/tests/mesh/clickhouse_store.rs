@@ -148,6 +148,11 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     store.load(&[&again], Some(10)).unwrap();
     assert_eq!(store.loaded_through().unwrap(), 10);
     assert!(total() >= 5, "the remade shard holds its share");
+    let doubled = cluster.query(
+        0,
+        "SELECT Id FROM xdr.events WHERE Id LIKE 'again-%' GROUP BY Id HAVING count() > 1",
+    );
+    assert_eq!(doubled.trim(), "", "stored twice after the refused load");
 
     // The first events naming a value are read from their packed rows, and read back as
     // their columns hold them: fields, extra fields and matches alike.

@@ -41,22 +41,74 @@ pub fn render(search: &Search, table: &str, narrowing: Option<Narrowing>) -> Str
         aliases: &aliases,
     };
     writer.push("SELECT ");
-    writer.projection(search);
-    writer.from(search, table, narrowing);
-    writer.push(" FORMAT JSONEachRow");
-    writer.sql
-}
-
-/// `search`, a `SELECT *` of events at `times`, answering only each event's `column` (its
-/// packed row, a column searches do not name), one a line as it is held.
-pub fn render_column_at(search: &Search, table: &str, column: &str, times: &[i64]) -> String {
-    let aliases = search.aliases();
-    let mut writer = Writer {
-        sql: format!("SELECT {}", identifier(column)),
-        aliases: &aliases,
-    };
-    writer.from(search, table, Some(Narrowing::Times(times)));
-    writer.push(" FORMAT TabSeparatedRaw");
+    match &search.select {
+        Projection::Events => {
+            let names: Vec<String> = COLUMNS
+                .iter()
+                .map(|c| c.name)
+                .chain(EVENT_ARRAYS.iter().copied())
+                .map(identifier)
+                .collect();
+            writer.push(&names.join(", "));
+        }
+        Projection::Items(items) => {
+            for (i, (expr, _)) in items.iter().enumerate() {
+                if i > 0 {
+                    writer.push(", ");
+                }
+                writer.expr(expr);
+                let _ = write!(writer.sql, " AS c{i}");
+            }
+        }
+    }
+    let table: Vec<String> = table.split('.').map(identifier).collect();
+    let _ = write!(writer.sql, " FROM {}", table.join("."));
+    if let Some(filter) = &search.filter {
+        writer.push(" WHERE ");
+        writer.expr(filter);
+        match narrowing {
+            Some(Narrowing::Lookup(table)) => {
+                if let Some(lookup) = lookup::lookup(search) {
+                    writer.push(" AND ");
+                    writer.times_of(&lookup, table);
+                }
+            }
+            Some(Narrowing::Times(times)) => {
+                let times: Vec<String> = times.iter().map(i64::to_string).collect();
+                let _ = write!(writer.sql, " AND (`Timestamp` IN ({}))", times.join(", "));
+            }
+            None => {}
+        }
+    }
+    if !search.group_by.is_empty() {
+        writer.push(" GROUP BY ");
+        writer.list(&search.group_by);
+    }
+    if let Some(having) = &search.having {
+        writer.push(" HAVING ");
+        writer.expr(having);
+    }
+    if !search.order_by.is_empty() {
+        writer.push(" ORDER BY ");
+        for (i, order) in search.order_by.iter().enumerate() {
+            if i > 0 {
+                writer.push(", ");
+            }
+            writer.expr(&order.expr);
+            // SQLite's order of NULLs (ClickHouse puts them last either way).
+            writer.push(if order.descending {
+                " DESC NULLS LAST"
+            } else {
+                " ASC NULLS FIRST"
+            });
+        }
+    }
+    // `LIMIT offset, count`: the form 18.16 and current versions both take.
+    let _ = write!(
+        writer.sql,
+        " LIMIT {}, {} FORMAT JSONEachRow",
+        search.offset, search.limit
+    );
     writer.sql
 }
 
@@ -105,80 +157,6 @@ pub fn identifier(name: &str) -> String {
 struct Writer<'a> {
     sql: String,
     aliases: &'a [(String, Expr)],
-}
-
-impl Writer<'_> {
-    /// What a search answers: every event column, or its items named `c0`, `c1`, ….
-    fn projection(&mut self, search: &Search) {
-        match &search.select {
-            Projection::Events => {
-                let names: Vec<String> = COLUMNS
-                    .iter()
-                    .map(|c| c.name)
-                    .chain(EVENT_ARRAYS.iter().copied())
-                    .map(identifier)
-                    .collect();
-                self.push(&names.join(", "));
-            }
-            Projection::Items(items) => {
-                for (i, (expr, _)) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.push(", ");
-                    }
-                    self.expr(expr);
-                    let _ = write!(self.sql, " AS c{i}");
-                }
-            }
-        }
-    }
-
-    /// The statement after its projection, up to its format.
-    fn from(&mut self, search: &Search, table: &str, narrowing: Option<Narrowing>) {
-        let table: Vec<String> = table.split('.').map(identifier).collect();
-        let _ = write!(self.sql, " FROM {}", table.join("."));
-        if let Some(filter) = &search.filter {
-            self.push(" WHERE ");
-            self.expr(filter);
-            match narrowing {
-                Some(Narrowing::Lookup(table)) => {
-                    if let Some(lookup) = lookup::lookup(search) {
-                        self.push(" AND ");
-                        self.times_of(&lookup, table);
-                    }
-                }
-                Some(Narrowing::Times(times)) => {
-                    let times: Vec<String> = times.iter().map(i64::to_string).collect();
-                    let _ = write!(self.sql, " AND (`Timestamp` IN ({}))", times.join(", "));
-                }
-                None => {}
-            }
-        }
-        if !search.group_by.is_empty() {
-            self.push(" GROUP BY ");
-            self.list(&search.group_by);
-        }
-        if let Some(having) = &search.having {
-            self.push(" HAVING ");
-            self.expr(having);
-        }
-        if !search.order_by.is_empty() {
-            self.push(" ORDER BY ");
-            for (i, order) in search.order_by.iter().enumerate() {
-                if i > 0 {
-                    self.push(", ");
-                }
-                self.expr(&order.expr);
-                // SQLite's order of NULLs (ClickHouse puts them last either way).
-                self.push(if order.descending {
-                    " DESC NULLS LAST"
-                } else {
-                    " ASC NULLS FIRST"
-                });
-            }
-        }
-        // `LIMIT offset, count`: the form 18.16 and current versions both take.
-        let _ = write!(self.sql, " LIMIT {}, {}", search.offset, search.limit);
-    }
 }
 
 impl Writer<'_> {

@@ -54,7 +54,11 @@ impl ClickHouseStore {
         let inserts = (hosts.iter().zip(&shares))
             .filter(|(_, events)| !events.is_empty())
             .map(|(host, events)| self.insert_on(host, events));
-        futures_util::future::try_join_all(inserts).await?;
+        // Every server's insert is seen to its end, failed or not: stopping the others at the
+        // first failure would leave inserts landing unseen while the retry looks its ids up,
+        // and those events would be stored twice.
+        let ends = futures_util::future::join_all(inserts).await;
+        ends.into_iter().collect::<Result<Vec<()>, _>>()?;
         self.uncertain.store(false, Ordering::Release);
         Ok(())
     }
