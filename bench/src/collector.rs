@@ -546,12 +546,13 @@ fn merges_done(cluster: &ClickHouse) -> Duration {
 const CLICKHOUSE_DATABASE: &str = "xdr_bench";
 
 /// The same prepared events in the ClickHouse cluster (kept between runs in `--dir`; the
-/// marker names the tables' layout — packed rows, granules of 512 — so a store prepared
-/// with another one is prepared again).
+/// marker names the tables' layout — packed rows without the columns read beside them,
+/// granules of 512 — so a store prepared with another one is prepared again).
 fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
-    let done = args
-        .dir
-        .join(format!("clickhouse-prepared-packed-512-{}", args.stored));
+    let done = args.dir.join(format!(
+        "clickhouse-prepared-packed-beside-512-{}",
+        args.stored
+    ));
     if done.exists() {
         return Ok(());
     }

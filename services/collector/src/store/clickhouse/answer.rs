@@ -6,7 +6,11 @@ use prost::Message;
 use serde_json::{Map, Value};
 use xdr_proto::pb::{Event, TiMatch};
 
-use super::http::{ClickHouseError, refusal};
+use super::{
+    http::{ClickHouseError, refusal},
+    rows::BESIDE_PACKED,
+    schema::PACKED_ROW,
+};
 use crate::{
     search::schema::COLUMNS,
     store::{
@@ -148,6 +152,28 @@ pub fn row_of(line: &[u8]) -> Result<Option<Map<String, Value>>, EventStoreError
             }),
         )
     })
+}
+
+/// A row of a packed row and the columns beside it (`rows::BESIDE_PACKED`) as the row of
+/// every column; `None` when its packed row is empty (an event stored before packed rows).
+pub fn unpacked(
+    mut row: Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, EventStoreError> {
+    let packed = match row.remove(PACKED_ROW) {
+        Some(Value::String(packed)) if !packed.is_empty() => packed,
+        _ => return Ok(None),
+    };
+    let mut whole: Map<String, Value> = serde_json::from_str(&packed).map_err(|_| {
+        super::store_error(ClickHouseError::Protocol(
+            "a packed row of the answer is not a JSON object".into(),
+        ))
+    })?;
+    for name in BESIDE_PACKED {
+        if let Some(value) = row.remove(name) {
+            whole.insert(name.to_owned(), value);
+        }
+    }
+    Ok(Some(whole))
 }
 
 fn cell_of(value: Option<&Value>) -> Cell {

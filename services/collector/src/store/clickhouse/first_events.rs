@@ -15,15 +15,16 @@ use serde_json::{Map, Value};
 
 use super::{
     ClickHouseStore,
-    answer::{Answer, row_of},
+    answer::{Answer, row_of, unpacked},
     http::ClickHouseError,
     json_rows,
+    rows::BESIDE_PACKED,
     schema::PACKED_ROW,
     store_error, text_of,
 };
 use crate::{
     search::{
-        clickhouse::{Narrowing, quoted, render},
+        clickhouse::{Narrowing, identifier, quoted, render},
         lookup::Lookup,
         query::Search,
     },
@@ -95,23 +96,18 @@ impl ClickHouseStore {
                 .collect();
             (!own.is_empty()).then(|| self.rows_at(host, &each, lookup, &local, own, settings))
         });
-        let answers: Vec<String> = match try_join_all(reads).await {
-            Ok(answers) => answers,
-            // An answer larger than one read whole may be (16 MiB): read the usual way.
-            Err(ClickHouseError::Protocol(_)) => return Ok(false),
-            Err(error) => return Err(store_error(error)),
-        };
-        let held: usize = answers.iter().map(String::len).sum();
-        if held > MOST_HELD_BYTES {
+        let Some(answers) = try_join_all(reads)
+            .await?
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+        else {
             return Ok(false);
-        }
-        // Each row read once: the lookup's filter holds for it (packed rows are read by time
-        // alone), its time orders it, and the answer takes it as read.
+        };
+        // The lookup's filter holds for each row (packed rows are read by time alone), and
+        // its time orders it.
         let mut rows = Vec::new();
-        for line in answers.iter().flat_map(|answer| answer.lines()) {
-            if let Some(row) = row_of(line.as_bytes())?
-                && found_by(lookup, &row)
-            {
+        for row in answers.into_iter().flatten() {
+            if found_by(lookup, &row) {
                 let time = row.get("Timestamp").and_then(Value::as_i64).unwrap_or(0);
                 rows.push((time, row));
             }
@@ -129,11 +125,12 @@ impl ClickHouseStore {
         Ok(true)
     }
 
-    /// The rows of the tenant's events at `times` on `host`'s `local` table, one a line:
+    /// The rows of the tenant's events at `times` on `host`'s `local` table: read from
     /// their packed rows, or, where the store holds events from before packed rows (an empty
-    /// one), every column of those `search` finds, as `JSONEachRow`. Packed rows are read by
-    /// time alone: the search's filter (the lookup's) is then a look at each row here, and
-    /// ClickHouse reads no column of it (a URL is some 80 KB a granule).
+    /// one), every column of those `search` finds. Packed rows are read by time alone: the
+    /// search's filter (the lookup's) is then a look at each row here, and ClickHouse reads
+    /// no column of it (a URL is some 20 KB a granule). `None`: the answer is too large to
+    /// hold, and the search is read the usual way.
     async fn rows_at(
         &self,
         host: &str,
@@ -142,20 +139,57 @@ impl ClickHouseStore {
         local: &str,
         times: Vec<i64>,
         settings: &[(&str, &str)],
-    ) -> Result<String, ClickHouseError> {
+    ) -> Result<Option<Vec<Map<String, Value>>>, EventStoreError> {
         let at: Vec<String> = times.iter().map(i64::to_string).collect();
+        let beside: Vec<String> = BESIDE_PACKED.iter().map(|c| identifier(c)).collect();
         let packed = format!(
-            "SELECT {PACKED_ROW} FROM {local} WHERE Tenant = {} AND Timestamp IN ({}) \
-             FORMAT TabSeparatedRaw",
+            "SELECT {}, {PACKED_ROW} FROM {local} WHERE Tenant = {} AND Timestamp IN ({}) \
+             FORMAT JSONEachRow",
+            beside.join(", "),
             quoted(lookup.tenant),
             at.join(", ")
         );
-        let answer = self.http.text(host, settings, Bytes::from(packed)).await?;
-        if !answer.lines().any(str::is_empty) {
-            return Ok(answer);
+        let Some(answer) = self.held_answer(host, packed, settings).await? else {
+            return Ok(None);
+        };
+        let mut rows = Vec::new();
+        for line in answer.lines() {
+            match row_of(line.as_bytes())?.map(unpacked).transpose()? {
+                Some(Some(row)) => rows.push(row),
+                Some(None) => {
+                    let sql = render(search, local, Some(Narrowing::Times(&times)));
+                    let Some(answer) = self.held_answer(host, sql, settings).await? else {
+                        return Ok(None);
+                    };
+                    let rows = answer.lines().map(|line| row_of(line.as_bytes()));
+                    return Ok(Some(
+                        rows.filter_map(Result::transpose)
+                            .collect::<Result<_, _>>()?,
+                    ));
+                }
+                None => {}
+            }
         }
-        let sql = render(search, local, Some(Narrowing::Times(&times)));
-        self.http.text(host, settings, Bytes::from(sql)).await
+        Ok(Some(rows))
+    }
+
+    /// The answer to `sql` on `host`, read whole; `None` when larger than a shard's share of
+    /// what is held here.
+    async fn held_answer(
+        &self,
+        host: &str,
+        sql: String,
+        settings: &[(&str, &str)],
+    ) -> Result<Option<String>, EventStoreError> {
+        match self.http.text(host, settings, Bytes::from(sql)).await {
+            // Each shard's share of what is held at most.
+            Ok(answer) if answer.len() <= MOST_HELD_BYTES / self.target.hosts.len() => {
+                Ok(Some(answer))
+            }
+            // Larger than one answer read whole may be (16 MiB), or than is held.
+            Ok(_) | Err(ClickHouseError::Protocol(_)) => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
     }
 }
 
