@@ -2,7 +2,11 @@
 //! own way. A field the schema names is its column (an integer column keeps integers, any
 //! other value is its texts joined by `,`); the other fields are `Extra`, name → text.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    sync::LazyLock,
+};
 
 use xdr_filter::fields::texts_of;
 use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
@@ -47,15 +51,63 @@ fn field_value(value: &FieldValue, kind: ColumnType) -> Stored<'_> {
     }
 }
 
-/// The fields of `event` outside the schema, by name, as text.
-pub fn extra_of(event: &Event) -> BTreeMap<&str, String> {
-    event
-        .fields
-        .iter()
-        .filter(|(name, _)| !COLUMNS.iter().any(|c| c.name == name.as_str()))
-        .map(|(name, value)| (name.as_str(), texts_of(value).join(",")))
-        .collect()
+/// Every column's value for `event`, in the order of [`COLUMNS`] (what [`value_of`]
+/// answers), and its fields outside them by name, as text (`Extra`): in one pass over its
+/// fields. A store
+/// writes every event once; a map lookup per column and a scan of the columns per field
+/// were a tenth of the ClickHouse loader's time.
+pub fn values_of(event: &Event) -> (Vec<Stored<'_>>, BTreeMap<&str, String>) {
+    let mut values = vec![Stored::Null; COLUMNS.len()];
+    let mut extra = BTreeMap::new();
+    for &i in &COLUMN_INDEX.not_fields {
+        values[i] = value_of(event, &COLUMNS[i]);
+    }
+    for (name, value) in &event.fields {
+        match COLUMN_INDEX.by_name.get(name.as_str()) {
+            Some(Some(i)) => values[*i] = field_value(value, COLUMNS[*i].kind),
+            // A field named as a column not taken from the fields (`Id`, …) is not kept.
+            Some(None) => {}
+            None => {
+                extra.insert(name.as_str(), texts_of(value).join(","));
+            }
+        }
+    }
+    (values, extra)
 }
+
+/// Where each column is in [`COLUMNS`].
+struct ColumnIndex {
+    /// Every column by name: its place when an event's field holds it, else `None`.
+    by_name: HashMap<&'static str, Option<usize>>,
+    /// The columns [`value_of`] does not take from the event's fields.
+    not_fields: Vec<usize>,
+}
+
+/// The columns [`value_of`] takes from the event itself, not from its fields.
+const NOT_FIELDS: [&str; 6] = [
+    "Id",
+    "Timestamp",
+    "Tenant",
+    "Collector",
+    "Raw",
+    "EnrichmentStatus",
+];
+
+static COLUMN_INDEX: LazyLock<ColumnIndex> = LazyLock::new(|| {
+    let mut index = ColumnIndex {
+        by_name: HashMap::new(),
+        not_fields: Vec::new(),
+    };
+    for (i, column) in COLUMNS.iter().enumerate() {
+        if NOT_FIELDS.contains(&column.name) {
+            index.by_name.insert(column.name, None);
+            index.not_fields.push(i);
+        } else {
+            index.by_name.insert(column.name, Some(i));
+        }
+    }
+    index
+});
 
 /// Sets what column `name` holds on `event` read back from a store.
 pub fn put(event: &mut Event, name: &str, value: Stored<'_>) {
@@ -95,4 +147,47 @@ pub fn status_name(status: EnrichmentStatus) -> &'static str {
     status
         .as_str_name()
         .trim_start_matches("ENRICHMENT_STATUS_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_of_answers_what_value_of_answers_and_the_other_fields() {
+        let text = |t: &str| FieldValue {
+            kind: Some(field_value::Kind::Text(t.into())),
+        };
+        let mut event = Event {
+            id: "e1".into(),
+            timestamp_ms: 7,
+            tenant: "Main".into(),
+            collector: "c".into(),
+            raw: "{}".into(),
+            enrichment_status: EnrichmentStatus::TimedOut as i32,
+            ..Default::default()
+        };
+        // A field named as every column (those taken from the event itself are not kept
+        // from its fields), and two outside them.
+        for (i, column) in COLUMNS.iter().enumerate() {
+            event
+                .fields
+                .insert(column.name.into(), text(&format!("v{i}")));
+        }
+        event.fields.insert("Custom".into(), text("x"));
+        event.fields.insert(
+            "Ports".into(),
+            FieldValue {
+                kind: Some(field_value::Kind::Integer(8080)),
+            },
+        );
+        let (values, extra) = values_of(&event);
+        let one_by_one: Vec<Stored> = COLUMNS.iter().map(|c| value_of(&event, c)).collect();
+        assert_eq!(values, one_by_one);
+        assert_eq!(
+            extra,
+            BTreeMap::from([("Custom", "x".to_owned()), ("Ports", "8080".to_owned())])
+        );
+        assert_eq!(values[0], Stored::Text("e1".into()));
+    }
 }

@@ -79,7 +79,11 @@ impl ClickHouseStore {
             );
             self.insert_rows(host, &sql, lookups).await?;
         }
-        let mut body = Vec::with_capacity(events.len() * 256);
+        // Room for the whole insert at once: a row is about its raw event thrice (raw, its
+        // fields, its packed row) and its names; growing a body of a hundred thousand rows
+        // copied it over and over (a fifth of the loader's time in `perf`).
+        let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
+        let mut body = Vec::with_capacity(room);
         for event in events {
             rows::encode(event, &self.nullable, &mut body);
         }

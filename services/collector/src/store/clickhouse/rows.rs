@@ -88,9 +88,10 @@ enum Held<'e> {
 
 impl<'e> Row<'e> {
     fn of(event: &'e Event, nullable: &[bool]) -> Self {
-        let held = (COLUMNS.iter().zip(nullable))
-            .map(|(column, nullable)| {
-                match (columns::value_of(event, column), column.kind) {
+        let (values, extra) = columns::values_of(event);
+        let held = (values.into_iter().zip(COLUMNS).zip(nullable))
+            .map(|((value, column), nullable)| {
+                match (value, column.kind) {
                     (Stored::Null, _) if *nullable => None,
                     (Stored::Integer(n), ColumnType::Integer | ColumnType::Timestamp) => {
                         Some(Held::Integer(n))
@@ -114,7 +115,7 @@ impl<'e> Row<'e> {
         Row {
             event,
             held,
-            extra: columns::extra_of(event),
+            extra,
             contexts,
         }
     }

@@ -6,10 +6,7 @@ use rusqlite::{Connection, params_from_iter, types::Value};
 use xdr_proto::pb::Event;
 
 use super::{EventStoreError, failure, partitions};
-use crate::{
-    search::schema::COLUMNS,
-    store::columns::{self, Stored},
-};
+use crate::store::columns::{self, Stored};
 
 /// Inserts every batch of `batches` in `transaction`, then records `through` (the disk
 /// buffer's sequence) when given; the first failure stops it.
@@ -158,15 +155,15 @@ pub(super) fn delete_oldest(
 
 /// The values of `event`'s row: the schema's columns in order, then `Extra`.
 fn row_of(event: &Event) -> Vec<Value> {
-    let mut values: Vec<Value> = COLUMNS
-        .iter()
-        .map(|column| match columns::value_of(event, column) {
+    let (values, extra) = columns::values_of(event);
+    let mut values: Vec<Value> = values
+        .into_iter()
+        .map(|value| match value {
             Stored::Null => Value::Null,
             Stored::Integer(n) => Value::Integer(n),
             Stored::Text(text) => Value::Text(text.into_owned()),
         })
         .collect();
-    let extra = columns::extra_of(event);
     values.push(if extra.is_empty() {
         Value::Null
     } else {
