@@ -18,6 +18,9 @@ use crate::{
     store::EventStoreError,
 };
 
+/// The largest body kept for a later insert.
+const MOST_SPARE_BODY_BYTES: usize = 64 << 20;
+
 impl ClickHouseStore {
     /// Inserts `events` (the ones stored already left out when the last insert is uncertain).
     pub(super) async fn insert(&self, events: &[&Event]) -> Result<(), ClickHouseError> {
@@ -70,7 +73,12 @@ impl ClickHouseStore {
     /// lookup keeps until the event follows, and is written again then (a few doubled rows,
     /// only after a failure).
     async fn insert_on(&self, host: &str, events: &[&Event]) -> Result<(), ClickHouseError> {
-        let mut lookups = Vec::with_capacity(events.len() * 64);
+        // Room for each whole insert at once: growing a body of a hundred thousand rows
+        // copied it over and over (a fifth of the loader's time in `perf`). A lookup row is
+        // about its value (from the raw event) and its names; an event's row about its raw
+        // event thrice (raw, its fields, its packed row) and its names.
+        let room: usize = events.iter().map(|e| e.raw.len() + 128).sum();
+        let mut lookups = self.body_with_room(room);
         rows::encode_lookups(events, &mut lookups);
         if !lookups.is_empty() {
             let sql = format!(
@@ -79,11 +87,8 @@ impl ClickHouseStore {
             );
             self.insert_rows(host, &sql, lookups).await?;
         }
-        // Room for the whole insert at once: a row is about its raw event thrice (raw, its
-        // fields, its packed row) and its names; growing a body of a hundred thousand rows
-        // copied it over and over (a fifth of the loader's time in `perf`).
         let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
-        let mut body = Vec::with_capacity(room);
+        let mut body = self.body_with_room(room);
         for event in events {
             rows::encode(event, &self.nullable, &mut body);
         }
@@ -114,9 +119,10 @@ impl ClickHouseStore {
             self.ready.store(false, Ordering::Release);
             error
         };
+        let body = Bytes::from(body);
         let answer = self
             .http
-            .send(host, &[("query", sql)], Bytes::from(body))
+            .send(host, &[("query", sql)], body.clone())
             .await
             .map_err(failed)?;
         // An insert answers nothing; its end says every row is in.
@@ -130,7 +136,35 @@ impl ClickHouseStore {
                 "the insert's answer did not end".into(),
             )));
         }
+        self.keep_body(body);
         Ok(())
+    }
+
+    /// An empty body with room for `room` bytes: a spare one when there is one.
+    fn body_with_room(&self, room: usize) -> Vec<u8> {
+        let spare = self.spare_bodies.lock().map(|mut spare| spare.pop());
+        let mut body = spare.ok().flatten().unwrap_or_default();
+        body.clear();
+        body.reserve(room);
+        body
+    }
+
+    /// Keeps `body`, sent, for a later insert. A load's bodies are tens of megabytes: fresh
+    /// ones each time had the kernel zero their pages (a seventh of the collector's time in
+    /// `perf` during `xdr-bench collector`). A body is kept only once the HTTP exchange has
+    /// let go of it, at most two a server, and none larger than the most kept.
+    fn keep_body(&self, body: Bytes) {
+        let Ok(body) = body.try_into_mut() else {
+            return;
+        };
+        if body.capacity() > MOST_SPARE_BODY_BYTES {
+            return;
+        }
+        if let Ok(mut spare) = self.spare_bodies.lock()
+            && spare.len() < 2 * self.target.hosts.len()
+        {
+            spare.push(body.into());
+        }
     }
 
     /// Which of `events` ClickHouse holds already, as (tenant, id).

@@ -68,6 +68,8 @@ pub struct ClickHouseStore {
     preferred: AtomicUsize,
     loaded_through: PathBuf,
     nullable: Vec<bool>,
+    /// Bodies of earlier inserts, emptied, for the next (`load`).
+    spare_bodies: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 pub(crate) fn store_error(error: ClickHouseError) -> EventStoreError {
@@ -115,6 +117,7 @@ impl ClickHouseStore {
             preferred: AtomicUsize::new(0),
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
+            spare_bodies: std::sync::Mutex::default(),
         };
         if let Err(error) = store.block_on(store.ensure_ready()) {
             tracing::warn!(%error, target = ?store.target, "ClickHouse is not ready; events wait in the disk buffer until it is");

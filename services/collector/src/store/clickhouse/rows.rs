@@ -200,7 +200,8 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
 /// than writing the event; a sorted block it only checks.
 pub fn encode_lookups(events: &[&Event], out: &mut Vec<u8>) {
     let fields: Vec<_> = LOOKUP_FIELDS.iter().filter_map(|f| column(f)).collect();
-    let mut rows: Vec<(&str, &str, Cow<'_, str>, i64)> = Vec::with_capacity(events.len());
+    let mut rows: Vec<(&str, &str, Cow<'_, str>, i64)> =
+        Vec::with_capacity(events.len() * fields.len());
     for event in events {
         for field in &fields {
             match columns::value_of(event, field) {
