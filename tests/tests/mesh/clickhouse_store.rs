@@ -12,10 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use xdr_collector::store::{ClickHouseStore, ClickHouseTarget, EventStore, known_answers};
 use xdr_mesh::error::{ErrorCode, ServiceError};
-use xdr_proto::pb::{
-    EnrichmentStatus, Event, FieldValue, IngestRequest, TiMatch, collector_client::CollectorClient,
-    field_value::Kind,
-};
+use xdr_proto::pb::{IngestRequest, collector_client::CollectorClient};
 use xdr_tests::{
     ServiceProcess, TestPki,
     clickhouse::{CLUSTER, ClickHouse},
@@ -156,7 +153,7 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
 
     // The first events naming a value are read from their packed rows, and read back as
     // their columns hold them: fields, extra fields and matches alike.
-    let rich = rich_event();
+    let rich = known_answers::rich_event();
     store.load(&[std::slice::from_ref(&rich)], None).unwrap();
     let by_value = "SELECT * FROM events WHERE RequestUrl = 'http://rich.example/é' \
                     ORDER BY Timestamp DESC LIMIT 10";
@@ -208,45 +205,6 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
         known_answers::answer(&upgraded, &format!("{two} LIMIT 10")),
         ["columns"]
     );
-}
-
-/// An event with a value of every kind the store keeps: texts with quotes, tabs and
-/// non-ASCII letters, an integer, extra fields, matches with context.
-fn rich_event() -> Event {
-    let kind = |kind: Kind| FieldValue { kind: Some(kind) };
-    let mut event = Event {
-        id: "rich".into(),
-        timestamp_ms: 1_767_229_800_000,
-        tenant: "Main".into(),
-        collector: "http-input".into(),
-        raw: "{\"RequestUrl\":\"http://rich.example/\\u00e9\"}".into(),
-        enrichment_status: EnrichmentStatus::Complete as i32,
-        ..Default::default()
-    };
-    for (name, value) in [
-        (
-            "RequestUrl",
-            kind(Kind::Text("http://rich.example/é".into())),
-        ),
-        (
-            "Name",
-            kind(Kind::Text("it's \"quoted\"\tand tabbed".into())),
-        ),
-        ("DestinationPort", kind(Kind::Integer(8443))),
-        ("Custom", kind(Kind::Text("a\\b".into()))),
-    ] {
-        event.fields.insert(name.into(), value);
-    }
-    event.ti = vec![TiMatch {
-        field: "RequestUrl".into(),
-        value: "http://rich.example/é".into(),
-        category: "KL_Malicious_URL".into(),
-        matched_indicator: "rich.example".into(),
-        supplier: "Demo".into(),
-        indicator_type: 2,
-        context: [("threat_score".to_owned(), "90".to_owned())].into(),
-    }];
-    event
 }
 
 const HOST: &str = "127.0.0.102";

@@ -2,7 +2,7 @@
 //! table every engine must answer the same (the embedded store's tests and the ClickHouse
 //! test run it).
 
-use xdr_proto::pb::{Event, FieldValue, TiMatch, field_value::Kind};
+use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, TiMatch, field_value::Kind};
 
 use super::{Cell, EventStore, Found};
 use crate::search::check::check;
@@ -98,6 +98,54 @@ pub fn events() -> Vec<Event> {
         bad,
         other,
     ]
+}
+
+/// An event with a value of every kind a store keeps: texts with quotes, backslashes, tabs
+/// and non-ASCII letters, integers, extra fields (one empty), matches with and without
+/// context. Read back whole, it is the same event.
+pub fn rich_event() -> Event {
+    let kind = |kind: Kind| FieldValue { kind: Some(kind) };
+    let mut event = Event {
+        id: "rich".into(),
+        timestamp_ms: T0 + HOUR,
+        tenant: "Main".into(),
+        collector: "http-input".into(),
+        raw: "{\"RequestUrl\":\"http://rich.example/\\u00e9\",\"Name\":\"a\tb\"}\n".into(),
+        enrichment_status: EnrichmentStatus::Complete as i32,
+        ..Default::default()
+    };
+    for (name, value) in [
+        (
+            "RequestUrl",
+            kind(Kind::Text("http://rich.example/é".into())),
+        ),
+        (
+            "Name",
+            kind(Kind::Text("it's \"quoted\"\tand tabbed".into())),
+        ),
+        ("DestinationPort", kind(Kind::Integer(8443))),
+        ("SourcePort", kind(Kind::Integer(-443))),
+        ("Custom", kind(Kind::Text("a,b \\ c".into()))),
+        ("Other", kind(Kind::Text("".into()))),
+    ] {
+        event.fields.insert(name.into(), value);
+    }
+    event.ti = vec![
+        TiMatch {
+            field: "RequestUrl".into(),
+            value: "http://rich.example/é".into(),
+            category: "KL_Malicious_URL".into(),
+            matched_indicator: "rich.example".into(),
+            supplier: "Demo".into(),
+            indicator_type: 2,
+            context: [("threat".to_owned(), "\"quoted\"".to_owned())].into(),
+        },
+        TiMatch {
+            field: "SourceAddress".into(),
+            ..Default::default()
+        },
+    ];
+    event
 }
 
 /// The events `sql`, a `SELECT *`, answers within tenant `Main`.

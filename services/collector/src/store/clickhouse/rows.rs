@@ -299,44 +299,8 @@ mod tests {
 
     #[test]
     fn a_packed_row_reads_back_as_the_event_its_columns_hold() {
-        use xdr_proto::pb::{EnrichmentStatus, FieldValue, field_value::Kind};
         let nullable = nullable_columns();
-        let kind = |kind: Kind| FieldValue { kind: Some(kind) };
-        let mut event = Event {
-            id: "e\"1".into(),
-            timestamp_ms: 1_767_226_200_000,
-            tenant: "Main".into(),
-            collector: "http-input".into(),
-            raw: "{\"RequestUrl\":\"http://a.example/\u{e9}\tx\"}\n".into(),
-            enrichment_status: EnrichmentStatus::Complete as i32,
-            ..Default::default()
-        };
-        for (name, value) in [
-            (
-                "RequestUrl",
-                kind(Kind::Text("http://a.example/é\tx".into())),
-            ),
-            ("SourcePort", kind(Kind::Integer(-443))),
-            ("Custom", kind(Kind::Text("a,b \\ c".into()))),
-            ("Other", kind(Kind::Text("".into()))),
-        ] {
-            event.fields.insert(name.into(), value);
-        }
-        event.ti = vec![
-            TiMatch {
-                field: "RequestUrl".into(),
-                value: "http://a.example/é\tx".into(),
-                category: "KL_Malicious_URL".into(),
-                matched_indicator: "a.example".into(),
-                supplier: "Demo".into(),
-                indicator_type: 3,
-                context: [("threat".to_owned(), "\"quoted\"".to_owned())].into(),
-            },
-            TiMatch {
-                field: "SourceAddress".into(),
-                ..Default::default()
-            },
-        ];
+        let event = crate::store::known_answers::rich_event();
         let mut packed = Vec::new();
         Row::of(&event, &nullable).pack(&mut packed);
         assert!(
