@@ -32,13 +32,18 @@ fn rows_per_shard(cluster: &ClickHouse, table: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The store over both shards of `cluster`, database `xdr`, keeping its state in `dir`.
+fn open_store(cluster: &ClickHouse, dir: &std::path::Path) -> ClickHouseStore {
+    let target =
+        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap();
+    ClickHouseStore::open(target, dir).unwrap()
+}
+
 #[test]
 fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     let scratch = tempfile::tempdir().unwrap();
     let cluster = ClickHouse::start(scratch.path(), &["127.0.0.100", "127.0.0.101"]);
-    let target =
-        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap();
-    let store = ClickHouseStore::open(target, scratch.path()).unwrap();
+    let store = open_store(&cluster, scratch.path());
     store.load(&[&known_answers::events()], Some(7)).unwrap();
     assert_eq!(store.loaded_through().unwrap(), 7);
 
@@ -51,11 +56,7 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
 
     // The same events again (a replay after a crash, as the store sees it: uncertain
     // after a start) store nothing twice.
-    let reopened = ClickHouseStore::open(
-        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
-        scratch.path(),
-    )
-    .unwrap();
+    let reopened = open_store(&cluster, scratch.path());
     reopened.load(&[&known_answers::events()], Some(8)).unwrap();
     assert_eq!(
         rows_per_shard(&cluster, "xdr.events_local")
@@ -83,11 +84,7 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     for shard in 0..2 {
         cluster.query(shard, "DROP TABLE xdr.events_lookup");
     }
-    let upgraded = ClickHouseStore::open(
-        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
-        scratch.path(),
-    )
-    .unwrap();
+    let upgraded = open_store(&cluster, scratch.path());
     assert_eq!(
         rows_per_shard(&cluster, "xdr.events_lookup")
             .iter()
@@ -195,11 +192,7 @@ fn the_sql_table_answers_as_the_embedded_store_does_over_two_shards() {
     for shard in 0..2 {
         cluster.query(shard, "ALTER TABLE xdr.events_local DROP COLUMN PackedRow");
     }
-    let upgraded = ClickHouseStore::open(
-        ClickHouseTarget::parse(&cluster.url("xdr"), Some(CLUSTER), "default", "").unwrap(),
-        scratch.path(),
-    )
-    .unwrap();
+    let upgraded = open_store(&cluster, scratch.path());
     assert_eq!(known_answers::events_found(&upgraded, by_value), [rich]);
     assert_eq!(
         known_answers::answer(&upgraded, &format!("{two} LIMIT 10")),
