@@ -551,6 +551,16 @@ mod tests {
         render(&check(sql).unwrap().within_tenant("Main"), "events", None)
     }
 
+    /// `sql` within tenant `Main`, over `xdr.events`, narrowed by its lookup.
+    fn rendered_with_lookup(sql: &str) -> String {
+        let search = check(sql).unwrap().within_tenant("Main");
+        render(
+            &search,
+            "xdr.events",
+            Some(Narrowing::Lookup("xdr.events_lookup")),
+        )
+    }
+
     #[test]
     fn the_seed_select_writes_its_values_as_literals() {
         let sql = rendered(
@@ -567,15 +577,8 @@ mod tests {
 
     #[test]
     fn a_search_naming_a_value_reads_only_the_times_the_lookup_finds() {
-        let seed = check(
+        let sql = rendered_with_lookup(
             "SELECT * FROM `events` WHERE RequestUrl = 'http://fakess123bn.nu' ORDER BY Timestamp DESC LIMIT 250",
-        )
-        .unwrap()
-        .within_tenant("Main");
-        let sql = render(
-            &seed,
-            "xdr.events",
-            Some(Narrowing::Lookup("xdr.events_lookup")),
         );
         assert!(
             sql.contains(
@@ -583,15 +586,11 @@ mod tests {
             ),
             "{sql}"
         );
+        let sql = rendered_with_lookup("SELECT * FROM events WHERE Name = 'x'");
+        assert!(!sql.contains("events_lookup"), "{sql}");
         let search = check("SELECT * FROM events WHERE Name = 'x'")
             .unwrap()
             .within_tenant("Main");
-        let sql = render(
-            &search,
-            "xdr.events",
-            Some(Narrowing::Lookup("xdr.events_lookup")),
-        );
-        assert!(!sql.contains("events_lookup"), "{sql}");
         let sql = render(&search, "xdr.events_local", Some(Narrowing::Times(&[7, 9])));
         assert!(sql.contains(" AND (`Timestamp` IN (7, 9))"), "{sql}");
     }

@@ -5,8 +5,8 @@
 //! lookup answers its first N times, the first N of all of them say which shard holds which,
 //! and each shard reads only the granules of its share (the seed's SELECT over 20 M events
 //! took 243–245 ms against 416–546 ms, `xdr-bench collector`, runs alternated), and of them
-//! only the columns of the filter and each event's packed row (`rows`), not every column.
-//! The rows are held and ordered here, so only short answers go this way.
+//! only the tenant, the time, the raw event and each event's packed row (`rows`), not every
+//! column. The rows are held, filtered and ordered here, so only short answers go this way.
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;

@@ -89,8 +89,9 @@ impl ClickHouseStore {
         }
         let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
         let mut body = self.body_with_room(room);
+        let mut scratch = Vec::new();
         for event in events {
-            rows::encode(event, &self.nullable, &mut body);
+            rows::encode(event, &self.nullable, &mut scratch, &mut body);
         }
         let names: Vec<String> = schema::columns()
             .iter()

@@ -3,7 +3,7 @@
 //! its length before its elements. Binary rows need no escaping and are the cheapest input
 //! for ClickHouse to parse.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::{borrow::Cow, collections::BTreeMap, io::Write};
 
 use xdr_proto::pb::{Event, TiMatch};
 
@@ -15,8 +15,9 @@ use crate::{
     store::columns::{self, Stored},
 };
 
-/// Appends `event` as one row to `out`.
-pub fn encode(event: &Event, nullable: &[bool], out: &mut Vec<u8>) {
+/// Appends `event` as one row to `out`; `scratch` holds its packed row meanwhile (one
+/// buffer for every row of an insert, not an allocation a row).
+pub fn encode(event: &Event, nullable: &[bool], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
     let row = Row::of(event, nullable);
     for (held, nullable) in row.held.iter().zip(nullable) {
         match held {
@@ -47,10 +48,10 @@ pub fn encode(event: &Event, nullable: &[bool], out: &mut Vec<u8>) {
     }
     varint(out, matches.len() as u64);
     row.contexts.iter().for_each(|context| string(out, context));
-    let mut packed = Vec::with_capacity(event.raw.len() + 256);
-    row.pack(&mut packed);
-    varint(out, packed.len() as u64);
-    out.extend_from_slice(&packed);
+    scratch.clear();
+    row.pack(scratch);
+    varint(out, scratch.len() as u64);
+    out.extend_from_slice(scratch);
 }
 
 /// The columns read beside each packed row, so left out of it: the two a search by time
@@ -138,7 +139,7 @@ impl<'e> Row<'e> {
                 None => {}
                 Some(Held::Integer(n)) => {
                     key(out, column.name);
-                    out.extend_from_slice(n.to_string().as_bytes());
+                    let _ = write!(out, "{n}");
                 }
                 Some(Held::Text(text)) => {
                     key(out, column.name);
@@ -174,13 +175,11 @@ impl<'e> Row<'e> {
             &mut self.contexts.iter().map(String::as_str),
         );
         if !matches.is_empty() {
-            let types: Vec<String> = matches
-                .iter()
-                .map(|m| m.indicator_type.to_string())
-                .collect();
             key(out, "TI.indicator_type");
-            out.push(b'[');
-            out.extend_from_slice(types.join(",").as_bytes());
+            for (i, found) in matches.iter().enumerate() {
+                out.push(if i == 0 { b'[' } else { b',' });
+                let _ = write!(out, "{}", found.indicator_type);
+            }
             out.push(b']');
         }
         if separator == b'{' {

@@ -38,7 +38,7 @@ pub fn columns() -> Vec<(String, &'static str)> {
         ("TI.supplier", "Array(String)"),
         ("TI.indicator_type", "Array(Int32)"),
         ("TI.context", "Array(String)"),
-        // Not a search column: each event's row as one JSON text (`rows::encode_packed`).
+        // Not a search column: each event's other columns as one JSON text (`rows`).
         // Empty in the rows of a store made before it.
         (PACKED_ROW, "String"),
     ] {
