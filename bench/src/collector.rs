@@ -524,7 +524,18 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
     let _ = std::fs::remove_dir_all(data);
     std::fs::create_dir_all(data)?;
     let store = SqliteStore::open(&data.join("events.sqlite"))?;
-    fill(&store, count, indicators)?;
+    let started = Instant::now();
+    fill(
+        &store,
+        count,
+        indicators,
+        xdr_threatintel::store::now_ms(),
+        0,
+    )?;
+    println!(
+        "prepared a store of {count} events in {:.1?}",
+        started.elapsed()
+    );
     std::fs::write(done, b"")?;
     Ok(())
 }
@@ -552,52 +563,133 @@ const CLICKHOUSE_DATABASE: &str = "xdr_bench";
 
 /// The same prepared events in the ClickHouse cluster (kept between runs in `--dir`; the
 /// marker names the tables' layout — packed rows without the columns read beside them,
-/// granules of 512 — so a store prepared with another one is prepared again).
+/// granules of 512 — so a store prepared with another one is prepared again, and holds the
+/// time the events were prepared up to).
 fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
     let done = args.dir.join(format!(
         "clickhouse-prepared-packed-beside-512-{}",
         args.stored
     ));
-    if done.exists() {
-        return Ok(());
-    }
-    // A store left from a run that stopped, or prepared another way, goes first.
-    for shard in 0..cluster.shards.len() {
-        cluster.query(
-            shard,
-            &format!("DROP DATABASE IF EXISTS {CLICKHOUSE_DATABASE}"),
-        );
+    let prepared_until = std::fs::read_to_string(&done)
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok());
+    if prepared_until.is_none() {
+        // A store left from a run that stopped, or prepared another way, goes first.
+        for shard in 0..cluster.shards.len() {
+            cluster.query(
+                shard,
+                &format!("DROP DATABASE IF EXISTS {CLICKHOUSE_DATABASE}"),
+            );
+        }
     }
     let url = cluster.url(CLICKHOUSE_DATABASE);
     let target = ClickHouseTarget::parse(&url, Some(CLUSTER), "default", "")?;
     let state = args.dir.join("clickhouse-prepare-state");
     std::fs::create_dir_all(&state)?;
     let store = ClickHouseStore::open(target, &state)?;
-    fill(&store, args.stored, args.indicators)?;
-    std::fs::write(done, b"")?;
+    match prepared_until {
+        Some(until) => forget_earlier_ingests(cluster, &store, args, until),
+        None => {
+            let started = Instant::now();
+            let now = xdr_threatintel::store::now_ms();
+            fill(&store, args.stored, args.indicators, now, 0)?;
+            let count = args.stored;
+            println!(
+                "prepared a store of {count} events in {:.1?}",
+                started.elapsed()
+            );
+            std::fs::write(done, now.to_string())?;
+            Ok(())
+        }
+    }
+}
+
+/// Drops what earlier runs ingested — on every shard, each day's partition from the last
+/// prepared day on — and puts that day's prepared events back, so every run measures the
+/// same store: piled up, earlier runs' events made each run merge and search more than the
+/// one before.
+fn forget_earlier_ingests(
+    cluster: &ClickHouse,
+    store: &ClickHouseStore,
+    args: &Args,
+    prepared_until: i64,
+) -> anyhow::Result<()> {
+    let last_day = format!("toDate(toDateTime(intDiv({prepared_until}, 1000)))");
+    for shard in 0..cluster.shards.len() {
+        for table in ["events_local", "events_lookup"] {
+            let partitions = cluster.query(
+                shard,
+                &format!(
+                    "SELECT DISTINCT partition_id FROM system.parts WHERE active AND \
+                     database = '{CLICKHOUSE_DATABASE}' AND table = '{table}' AND \
+                     partition_id >= toString(toYYYYMMDD({last_day}))"
+                ),
+            );
+            for partition in partitions.lines() {
+                cluster.query(
+                    shard,
+                    &format!(
+                        "ALTER TABLE {CLICKHOUSE_DATABASE}.{table} DROP PARTITION ID '{partition}'"
+                    ),
+                );
+            }
+        }
+    }
+    // The day's start as the shards part events into days.
+    let day_start: i64 = cluster
+        .query(0, &format!("SELECT toInt64(toDateTime({last_day})) * 1000"))
+        .trim()
+        .parse()?;
+    let count = args.stored;
+    // The first prepared event of that day (their times rise with `k`).
+    let (mut first, mut past) = (0, count);
+    while first < past {
+        let middle = first + (past - first) / 2;
+        if prepared_time(middle, count, prepared_until) < day_start {
+            first = middle + 1;
+        } else {
+            past = middle;
+        }
+    }
+    let started = Instant::now();
+    fill(store, count, args.indicators, prepared_until, first)?;
+    println!(
+        "put back the last prepared day's {} events in {:.1?}, dropping what earlier runs \
+         ingested, and waited {:.1?} for the merges after",
+        count - first,
+        started.elapsed(),
+        merges_done(cluster),
+    );
     Ok(())
 }
 
-/// Inserts `count` generated events into `store`, in large batches.
-fn fill(store: &dyn EventStore, count: u64, indicators: u64) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let now = xdr_threatintel::store::now_ms();
+/// Inserts the generated events `from..count` of a store prepared until `now`, in large
+/// batches.
+fn fill(
+    store: &dyn EventStore,
+    count: u64,
+    indicators: u64,
+    now: i64,
+    from: u64,
+) -> anyhow::Result<()> {
     const BATCH: u64 = 50_000;
-    for first in (0..count).step_by(BATCH as usize) {
+    for first in (from..count).step_by(BATCH as usize) {
         let events: Vec<Event> = (first..(first + BATCH).min(count))
             .map(|k| stored_event(k, count, now, indicators))
             .collect();
         store.insert(&events)?;
     }
-    println!(
-        "prepared a store of {count} events in {:.1?}",
-        started.elapsed()
-    );
     Ok(())
 }
 
-/// The `k`th of `count` events, collected in time order over the last 30 days (as a store
-/// fills: an insert holds a few minutes of events, not some of every day).
+/// When the `k`th of `count` events prepared until `now` happened: in time order over the
+/// last 30 days (as a store fills: an insert holds a few minutes of events, not some of
+/// every day).
+fn prepared_time(k: u64, count: u64, now: i64) -> i64 {
+    now - ((count - k) as u128 * THIRTY_DAYS_MS / u128::from(count)) as i64
+}
+
+/// The `k`th of `count` events prepared until `now`.
 fn stored_event(k: u64, count: u64, now: i64, indicators: u64) -> Event {
     let seed = k.is_multiple_of(10_000);
     let url = if seed {
@@ -607,7 +699,7 @@ fn stored_event(k: u64, count: u64, now: i64, indicators: u64) -> Event {
     };
     Event {
         id: format!("prepared-{k}"),
-        timestamp_ms: now - ((count - k) as u128 * THIRTY_DAYS_MS / u128::from(count)) as i64,
+        timestamp_ms: prepared_time(k, count, now),
         tenant: "Main".into(),
         collector: "http-input".into(),
         fields: [
