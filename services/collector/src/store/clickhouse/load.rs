@@ -74,24 +74,32 @@ impl ClickHouseStore {
     /// only after a failure).
     async fn insert_on(&self, host: &str, events: &[&Event]) -> Result<(), ClickHouseError> {
         // Room for each whole insert at once: growing a body of a hundred thousand rows
-        // copied it over and over (a fifth of the loader's time in `perf`). A lookup row is
-        // about its value (from the raw event) and its names; an event's row about its raw
-        // event thrice (raw, its fields, its packed row) and its names.
+        // copied it over and over (a fifth of the loader's time in `perf`). An event's row
+        // is about its raw event thrice (raw, its fields, its packed row) and its names; a
+        // lookup row about its value (from the raw event) and its names. The lookup rows are
+        // gathered as the events' rows are encoded, and sent first.
+        let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
+        let mut body = self.body_with_room(room);
+        let mut scratch = Vec::new();
+        let mut lookup_rows = rows::LookupRows::default();
+        for event in events {
+            rows::encode(
+                event,
+                &self.nullable,
+                &mut scratch,
+                &mut body,
+                &mut lookup_rows,
+            );
+        }
         let room: usize = events.iter().map(|e| e.raw.len() + 128).sum();
         let mut lookups = self.body_with_room(room);
-        rows::encode_lookups(events, &mut lookups);
+        lookup_rows.encode(&mut lookups);
         if !lookups.is_empty() {
             let sql = format!(
                 "INSERT INTO {} (Tenant, Field, Value, Timestamp) FORMAT RowBinary",
                 self.target.lookup_table()
             );
             self.insert_rows(host, &sql, lookups).await?;
-        }
-        let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
-        let mut body = self.body_with_room(room);
-        let mut scratch = Vec::new();
-        for event in events {
-            rows::encode(event, &self.nullable, &mut scratch, &mut body);
         }
         let names: Vec<String> = schema::columns()
             .iter()
