@@ -23,16 +23,19 @@ fn with_version(bits: u128, version: u128) -> u128 {
     (bits & !(0x3 << 62)) | (0x2 << 62)
 }
 
+/// `bits` as a UUID's text: 32 lowercase hex digits in groups of 8-4-4-4-12. Written digit
+/// by digit: through `format!` it was 4 % of the collector's CPU, which names every event.
 fn formatted(bits: u128) -> String {
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    for place in 0..32 {
+        if matches!(place, 8 | 12 | 16 | 20) {
+            text.push('-');
+        }
+        let digit = (bits >> (4 * (31 - place))) & 0xf;
+        text.push(char::from(DIGITS[digit as usize]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -43,6 +46,15 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    }
+
+    #[test]
+    fn ids_are_written_as_hex_digits_in_groups_of_8_4_4_4_12() {
+        assert_eq!(
+            super::formatted(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+            "01234567-89ab-cdef-fedc-ba9876543210"
+        );
+        assert_eq!(super::formatted(0), "00000000-0000-0000-0000-000000000000");
     }
 
     #[test]
