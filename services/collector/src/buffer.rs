@@ -14,6 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use bytes::Bytes;
 use prost::Message;
 use xdr_proto::pb::{EnrichBatch, Event};
 
@@ -34,6 +35,14 @@ pub struct DiskBuffer {
     current: File,
     current_bytes: u64,
     next_sequence: u64,
+}
+
+/// A batch to append: its events, and each one's encoding when the caller has it already
+/// (the enrichment service answers each enriched event encoded).
+pub struct Batch<'a> {
+    pub events: &'a [Event],
+    /// As many as `events`, each decoding to its event.
+    pub encoded: Option<&'a [Bytes]>,
 }
 
 /// A batch read back at start.
@@ -99,6 +108,17 @@ impl DiskBuffer {
 
     /// Appends `batches` and syncs them to disk: each one's sequence number, in order.
     pub fn append(&mut self, batches: &[&[Event]]) -> io::Result<Vec<u64>> {
+        let batches: Vec<Batch<'_>> = (batches.iter())
+            .map(|events| Batch {
+                events,
+                encoded: None,
+            })
+            .collect();
+        self.append_batches(&batches)
+    }
+
+    /// [`append`](Self::append) for batches whose events may come encoded already.
+    pub fn append_batches(&mut self, batches: &[Batch<'_>]) -> io::Result<Vec<u64>> {
         if self.current_bytes >= SEGMENT_BYTES {
             let path = segment_path(&self.dir, self.next_sequence);
             self.current = open_segment(&path)?;
@@ -110,10 +130,13 @@ impl DiskBuffer {
         }
         let mut bytes = Vec::new();
         let mut sequences = Vec::with_capacity(batches.len());
-        for events in batches {
+        for batch in batches {
             let sequence = self.next_sequence;
             self.next_sequence += 1;
-            let payload = encoded_batch(sequence, events);
+            let payload = match batch.encoded {
+                Some(encoded) => batch_of_encoded(sequence, encoded),
+                None => encoded_batch(sequence, batch.events),
+            };
             bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             bytes.extend_from_slice(&payload);
@@ -148,6 +171,24 @@ impl DiskBuffer {
     pub fn kept_segments(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// The `EnrichBatch` of already encoded events numbered `sequence`: the same bytes as
+/// [`encoded_batch`] writes for the events they decode to, without encoding them again.
+fn batch_of_encoded(sequence: u64, events: &[Bytes]) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, uint64};
+    let length = uint64::encoded_len(1, &sequence)
+        + (events.iter())
+            .map(|event| 1 + encoded_len_varint(event.len() as u64) + event.len())
+            .sum::<usize>();
+    let mut payload = Vec::with_capacity(length);
+    uint64::encode(1, &sequence, &mut payload);
+    for event in events {
+        encode_key(2, WireType::LengthDelimited, &mut payload);
+        encode_varint(event.len() as u64, &mut payload);
+        payload.extend_from_slice(event);
+    }
+    payload
 }
 
 /// The `EnrichBatch` encoding of `events` numbered `sequence`, written field by field: the
@@ -274,6 +315,46 @@ mod tests {
             traceparent: String::new(),
         };
         assert_eq!(encoded_batch(9, &events), expected.encode_to_vec());
+        let encoded: Vec<Bytes> = events.iter().map(|e| e.encode_to_vec().into()).collect();
+        assert_eq!(batch_of_encoded(9, &encoded), expected.encode_to_vec());
+    }
+
+    #[test]
+    fn events_given_encoded_read_back_as_the_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut buffer, _) = DiskBuffer::open(dir.path(), 0).unwrap();
+        let enriched = Event {
+            raw: "{\"RequestUrl\":\"http://a.example\"}".into(),
+            ti: vec![xdr_proto::pb::TiMatch {
+                category: "KL_Malicious_URL".into(),
+                ..Default::default()
+            }],
+            ..event("a")
+        };
+        // As the enrichment service answers: the event sent, then what it added.
+        let sent = Event {
+            ti: Vec::new(),
+            ..enriched.clone()
+        };
+        let mut answer = sent.encode_to_vec();
+        answer.extend_from_slice(
+            &Event {
+                ti: enriched.ti.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        let events = [enriched.clone(), event("b")];
+        let encoded = [Bytes::from(answer), event("b").encode_to_vec().into()];
+        let batches = [Batch {
+            events: &events,
+            encoded: Some(&encoded),
+        }];
+        assert_eq!(buffer.append_batches(&batches).unwrap(), vec![1]);
+        drop(buffer);
+        let (_, replayed) = DiskBuffer::open(dir.path(), 0).unwrap();
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed[0].events, events);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl EnrichmentLink {
         collector: &str,
         rule_ids: &[String],
         events: Vec<Event>,
-    ) -> Vec<Event> {
+    ) -> Enriched {
         if rule_ids.is_empty() || events.is_empty() {
             return marked(events, EnrichmentStatus::NotEnriched);
         }
@@ -114,7 +114,7 @@ impl EnrichmentLink {
         }
         match tokio::time::timeout(self.wait, answered).await {
             Ok(Ok(Ok(enriched))) if enriched.len() == events.len() => {
-                with_answers(collector, events, &sent, &enriched)
+                with_answers(collector, events, &sent, enriched)
             }
             Ok(Ok(Ok(enriched))) => {
                 tracing::warn!(
@@ -176,14 +176,25 @@ impl EnrichmentLink {
 /// decode and the drop of the event sent were most of the collector's enrichment cost). An
 /// answer that does not begin with what was sent is decoded whole; one that does not decode
 /// leaves its event unenriched.
+/// Events after enrichment.
+pub struct Enriched {
+    pub events: Vec<Event>,
+    /// Each event encoded, when the enrichment service answered every one: its answers are
+    /// the enriched events' encodings, so the disk buffer writes them as they came instead
+    /// of encoding the events again.
+    pub encoded: Option<Vec<Bytes>>,
+}
+
 fn with_answers(
     collector: &str,
     mut events: Vec<Event>,
     sent: &[Bytes],
-    answers: &[Bytes],
-) -> Vec<Event> {
-    for ((event, sent), answer) in events.iter_mut().zip(sent).zip(answers) {
+    answers: Vec<Bytes>,
+) -> Enriched {
+    let mut all_decoded = true;
+    for ((event, sent), answer) in events.iter_mut().zip(sent).zip(&answers) {
         let decoded = match answer.strip_prefix(sent.as_ref()) {
+            // `sent` is the event encoded: the answer decodes to the event with `added`.
             Some(added) => event.merge(added),
             None => Event::decode(answer.as_ref()).map(|whole| *event = whole),
         };
@@ -191,16 +202,23 @@ fn with_answers(
             tracing::warn!(collector, %error, "enrichment answered an event that does not decode");
             event.ti.clear();
             event.enrichment_status = EnrichmentStatus::SourceUnavailable as i32;
+            all_decoded = false;
         }
     }
-    events
+    Enriched {
+        events,
+        encoded: all_decoded.then_some(answers),
+    }
 }
 
-fn marked(mut events: Vec<Event>, status: EnrichmentStatus) -> Vec<Event> {
+fn marked(mut events: Vec<Event>, status: EnrichmentStatus) -> Enriched {
     for event in &mut events {
         event.enrichment_status = status as i32;
     }
-    events
+    Enriched {
+        events,
+        encoded: None,
+    }
 }
 
 /// One collector's stream: opened at its first batch, its answers paired with its batches in
@@ -412,12 +430,16 @@ mod tests {
         };
         // Not an event at all: the event goes on unenriched.
         let broken = Bytes::from_static(&[0x0a, 0xff]);
-        let answered = with_answers(
+        let good = [appended, whole.encode_to_vec().into()];
+        let Enriched { events, encoded } = with_answers(
             "c",
             events,
             &sent,
-            &[appended, whole.encode_to_vec().into(), broken],
+            vec![good[0].clone(), good[1].clone(), broken],
         );
+        let answered = events;
+        // An event answered but not decoded is changed here: the answers are not its bytes.
+        assert!(encoded.is_none());
         assert_eq!(answered[0].ti, vec![found.clone()]);
         assert_eq!(answered[0].enrichment_status, enriched);
         assert_eq!(answered[0].raw, event("a").raw, "the event itself is kept");
@@ -428,5 +450,13 @@ mod tests {
             EnrichmentStatus::SourceUnavailable as i32
         );
         assert_eq!(answered[2].id, "c");
+
+        // Every answer decoded: they are the enriched events' encodings, kept for the buffer.
+        let Enriched { events, encoded } =
+            with_answers("c", vec![event("a"), event("b")], &sent[..2], good.to_vec());
+        let encoded = encoded.expect("every answer decoded");
+        for (event, bytes) in events.iter().zip(&encoded) {
+            assert_eq!(&Event::decode(bytes.as_ref()).unwrap(), event);
+        }
     }
 }

@@ -185,7 +185,7 @@ impl Ingest {
                 return Err(status);
             }
         };
-        let events = self
+        let enriched = self
             .link
             .enrich(&collector.id, &collector.rule_ids, events)
             .instrument(tracing::info_span!(
@@ -193,6 +193,7 @@ impl Ingest {
                 otel.name = "collector.enrich"
             ))
             .await;
+        let (events, encoded) = (enriched.events, enriched.encoded);
         let stores =
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
@@ -217,7 +218,7 @@ impl Ingest {
         }
         if stores
             && !events.is_empty()
-            && let Err(failed) = (self.writer.write(events, Some(room)))
+            && let Err(failed) = (self.writer.write(events, encoded, Some(room)))
                 .instrument(tracing::info_span!("store", otel.name = "collector.store"))
                 .await
         {

@@ -15,12 +15,13 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use xdr_mesh::{error::ErrorCode, store::StoreFailure};
 use xdr_proto::pb::Event;
 
 use crate::{
-    buffer::DiskBuffer,
+    buffer::{Batch, DiskBuffer},
     loader::{self, Loaded},
     store::{EventStore, EventStoreError},
 };
@@ -33,6 +34,8 @@ const QUEUE: usize = 1024;
 
 struct Job {
     events: Vec<Event>,
+    /// Each event encoded, when the caller has that already.
+    encoded: Option<Vec<Bytes>>,
     room: Option<OwnedSemaphorePermit>,
     done: oneshot::Sender<Result<u64, EventStoreError>>,
 }
@@ -88,15 +91,23 @@ impl Writer {
 
     /// Appends `events` to the disk buffer, returning once they are synced (or failed, all of
     /// them); `room` (their share of the admission budget) is given back once they are stored.
+    /// `encoded`, when given, holds each event encoded (what the buffer writes).
     pub async fn write(
         &self,
         events: Vec<Event>,
+        encoded: Option<Vec<Bytes>>,
         room: Option<OwnedSemaphorePermit>,
     ) -> Result<u64, EventStoreError> {
         let (done, written) = oneshot::channel();
         let gone = || stopped("the event writer has stopped");
+        let encoded = encoded.filter(|encoded| encoded.len() == events.len());
         self.jobs
-            .send(Job { events, room, done })
+            .send(Job {
+                events,
+                encoded,
+                room,
+                done,
+            })
             .await
             .map_err(|_| gone())?;
         written.await.map_err(|_| gone())?
@@ -142,11 +153,17 @@ fn append_groups(
                 Err(_) => break,
             }
         }
-        let batches: Vec<&[Event]> = group.iter().map(|job| job.events.as_slice()).collect();
+        let batches: Vec<Batch<'_>> = (group.iter())
+            .map(|job| Batch {
+                events: &job.events,
+                encoded: job.encoded.as_deref(),
+            })
+            .collect();
         let outcome = buffer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .append(&batches);
+            .append_batches(&batches);
+        drop(batches);
         crate::metrics::group_committed(group.len());
         match outcome {
             Ok(sequences) => {
