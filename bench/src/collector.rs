@@ -524,18 +524,7 @@ fn prepare_store(data: &Path, count: u64, indicators: u64) -> anyhow::Result<()>
     let _ = std::fs::remove_dir_all(data);
     std::fs::create_dir_all(data)?;
     let store = SqliteStore::open(&data.join("events.sqlite"))?;
-    let started = Instant::now();
-    fill(
-        &store,
-        count,
-        indicators,
-        xdr_threatintel::store::now_ms(),
-        0,
-    )?;
-    println!(
-        "prepared a store of {count} events in {:.1?}",
-        started.elapsed()
-    );
+    fill_all(&store, count, indicators)?;
     std::fs::write(done, b"")?;
     Ok(())
 }
@@ -586,18 +575,12 @@ fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
     let target = ClickHouseTarget::parse(&url, Some(CLUSTER), "default", "")?;
     let state = args.dir.join("clickhouse-prepare-state");
     std::fs::create_dir_all(&state)?;
+    let tables = [target.local_table(), target.lookup_table()];
     let store = ClickHouseStore::open(target, &state)?;
     match prepared_until {
-        Some(until) => forget_earlier_ingests(cluster, &store, args, until),
+        Some(until) => forget_earlier_ingests(cluster, &tables, &store, args, until),
         None => {
-            let started = Instant::now();
-            let now = xdr_threatintel::store::now_ms();
-            fill(&store, args.stored, args.indicators, now, 0)?;
-            let count = args.stored;
-            println!(
-                "prepared a store of {count} events in {:.1?}",
-                started.elapsed()
-            );
+            let now = fill_all(&store, args.stored, args.indicators)?;
             std::fs::write(done, now.to_string())?;
             Ok(())
         }
@@ -608,29 +591,32 @@ fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
 /// prepared day on — and puts that day's prepared events back, so every run measures the
 /// same store: piled up, earlier runs' events made each run merge and search more than the
 /// one before.
+/// `tables`: each server's own tables of the store (`database.table`).
 fn forget_earlier_ingests(
     cluster: &ClickHouse,
+    tables: &[String],
     store: &ClickHouseStore,
     args: &Args,
     prepared_until: i64,
 ) -> anyhow::Result<()> {
     let last_day = format!("toDate(toDateTime(intDiv({prepared_until}, 1000)))");
     for shard in 0..cluster.shards.len() {
-        for table in ["events_local", "events_lookup"] {
+        for table in tables {
+            let (database, name) = table
+                .split_once('.')
+                .expect("a table named with its database");
             let partitions = cluster.query(
                 shard,
                 &format!(
                     "SELECT DISTINCT partition_id FROM system.parts WHERE active AND \
-                     database = '{CLICKHOUSE_DATABASE}' AND table = '{table}' AND \
+                     database = '{database}' AND table = '{name}' AND \
                      partition_id >= toString(toYYYYMMDD({last_day}))"
                 ),
             );
             for partition in partitions.lines() {
                 cluster.query(
                     shard,
-                    &format!(
-                        "ALTER TABLE {CLICKHOUSE_DATABASE}.{table} DROP PARTITION ID '{partition}'"
-                    ),
+                    &format!("ALTER TABLE {table} DROP PARTITION ID '{partition}'"),
                 );
             }
         }
@@ -661,6 +647,18 @@ fn forget_earlier_ingests(
         merges_done(cluster),
     );
     Ok(())
+}
+
+/// Prepares a store of `count` events until now; when that is.
+fn fill_all(store: &dyn EventStore, count: u64, indicators: u64) -> anyhow::Result<i64> {
+    let started = Instant::now();
+    let now = xdr_threatintel::store::now_ms();
+    fill(store, count, indicators, now, 0)?;
+    println!(
+        "prepared a store of {count} events in {:.1?}",
+        started.elapsed()
+    );
+    Ok(now)
 }
 
 /// Inserts the generated events `from..count` of a store prepared until `now`, in large

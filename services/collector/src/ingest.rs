@@ -28,7 +28,7 @@ use xdr_proto::pb::{
 use crate::{
     alerts::{AlertFilters, AlertOutbox, passing},
     collectors::CollectorCatalog,
-    enrich_link::EnrichmentLink,
+    enrich_link::{Enriched, EnrichmentLink},
     normalize::Normalizer,
     stats::{Stats, Tally},
     writer::Writer,
@@ -185,7 +185,7 @@ impl Ingest {
                 return Err(status);
             }
         };
-        let enriched = self
+        let Enriched { events, encoded } = self
             .link
             .enrich(&collector.id, &collector.rule_ids, events)
             .instrument(tracing::info_span!(
@@ -193,7 +193,6 @@ impl Ingest {
                 otel.name = "collector.enrich"
             ))
             .await;
-        let (events, encoded) = (enriched.events, enriched.encoded);
         let stores =
             (collector.destinations.iter()).any(|d| d.kind == DestinationKind::Storage as i32);
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();

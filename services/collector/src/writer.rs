@@ -163,7 +163,6 @@ fn append_groups(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .append_batches(&batches);
-        drop(batches);
         crate::metrics::group_committed(group.len());
         match outcome {
             Ok(sequences) => {

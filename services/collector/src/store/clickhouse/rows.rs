@@ -66,6 +66,14 @@ pub fn encode<'e>(
 /// (and escaped) in the packed row. Half the bytes of a packed row went to them.
 pub const BESIDE_PACKED: [&str; 3] = ["Tenant", "Timestamp", "Raw"];
 
+/// Whether each column of [`COLUMNS`] is in the packed row (not [`BESIDE_PACKED`]): known
+/// once, not looked for in every event's row.
+static IN_PACKED_ROW: LazyLock<Vec<bool>> = LazyLock::new(|| {
+    (COLUMNS.iter())
+        .map(|column| !BESIDE_PACKED.contains(&column.name))
+        .collect()
+});
+
 /// The texts of a match with a column each, in the order of `schema::columns()`.
 const MATCH_TEXTS: [(&str, MatchText); 5] = [
     ("TI.field", |m| &m.field),
@@ -140,9 +148,10 @@ impl<'e> Row<'e> {
             json_string(out, name);
             out.push(b':');
         };
-        for (column, held) in COLUMNS.iter().zip(&self.held) {
+        let packed_columns = (COLUMNS.iter().zip(&self.held).zip(IN_PACKED_ROW.iter()))
+            .filter_map(|(column_held, packed)| packed.then_some(column_held));
+        for (column, held) in packed_columns {
             match held {
-                _ if BESIDE_PACKED.contains(&column.name) => {}
                 None => {}
                 Some(Held::Integer(n)) => {
                     key(out, column.name);
