@@ -1,6 +1,7 @@
 //! The indicator index: every supplier's indicators, by kind, ready to answer lookups.
 
 mod arena;
+mod canonical;
 mod context;
 mod domain;
 mod error;

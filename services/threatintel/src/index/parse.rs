@@ -1,18 +1,19 @@
 //! Reading a value as an indicator (to store) or as a lookup (to answer), by its kind or by its
 //! shape when no kind is given.
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use ipnet::IpNet;
 
 use super::{
+    canonical,
     domain::normalize_domain,
     error::{IndicatorError, MAX_VALUE_LEN},
     hash::{HashKey, parse_hash},
     ip::parse_ip_indicator,
     mask::{MaskPattern, parse_mask},
     model::IndicatorKind,
-    url::{NormalizedUrl, normalize_url},
+    url::{NormalizedUrl, UrlHost, normalize_url},
 };
 
 /// Where an indicator is filed.
@@ -63,13 +64,37 @@ impl IndicatorKey {
     }
 }
 
-/// What a lookup asks for.
+/// What a lookup asks for: its text borrowed from the value when the value is canonical
+/// already ([`canonical`]), else normalized into a copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LookupKey {
+pub enum LookupKey<'v> {
     Ip(IpAddr),
-    Url(NormalizedUrl),
-    Domain(String),
+    Url {
+        text: Cow<'v, str>,
+        host: LookupHost<'v>,
+    },
+    Domain(Cow<'v, str>),
     Hash(HashKey),
+}
+
+/// A URL lookup's host, which is also looked up as a domain or an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupHost<'v> {
+    Domain(Cow<'v, str>),
+    Ip(IpAddr),
+}
+
+impl From<NormalizedUrl> for LookupKey<'_> {
+    fn from(url: NormalizedUrl) -> Self {
+        let host = match url.host {
+            UrlHost::Domain(domain) => LookupHost::Domain(Cow::Owned(domain)),
+            UrlHost::Ip(ip) => LookupHost::Ip(ip),
+        };
+        LookupKey::Url {
+            text: Cow::Owned(url.text),
+            host,
+        }
+    }
 }
 
 fn checked(value: &str) -> Result<&str, IndicatorError> {
@@ -116,16 +141,46 @@ pub fn parse_indicator(
     })
 }
 
-pub fn parse_lookup(value: &str, kind: Option<IndicatorKind>) -> Result<LookupKey, IndicatorError> {
+pub fn parse_lookup(
+    value: &str,
+    kind: Option<IndicatorKind>,
+) -> Result<LookupKey<'_>, IndicatorError> {
     let value = checked(value)?;
     Ok(match kind.map_or_else(|| detect_kind(value), Ok)? {
         IndicatorKind::Ip => LookupKey::Ip(value.parse().map_err(|_| IndicatorError::BadIp {
             value: value.to_owned(),
             reason: "a lookup takes one address".to_owned(),
         })?),
-        IndicatorKind::Url => LookupKey::Url(normalize_url(value)?),
-        IndicatorKind::Domain => LookupKey::Domain(normalize_domain(value)?),
+        IndicatorKind::Url => match canonical::url(value) {
+            Some((text, host)) => LookupKey::Url {
+                text: Cow::Borrowed(text),
+                host: match host {
+                    canonical::Host::Domain(domain) => LookupHost::Domain(Cow::Borrowed(domain)),
+                    canonical::Host::Ip(ip) => LookupHost::Ip(ip),
+                },
+            },
+            None => normalize_url(value)?.into(),
+        },
+        IndicatorKind::Domain => LookupKey::Domain(match canonical::domain(value) {
+            Some(domain) => Cow::Borrowed(domain),
+            None => Cow::Owned(normalize_domain(value)?),
+        }),
         IndicatorKind::Hash => LookupKey::Hash(parse_hash(value)?),
+    })
+}
+
+/// `value` looked up by the full normalization only, never the fast path: what the fast
+/// path must agree with.
+#[cfg(test)]
+pub fn parse_lookup_slowly(
+    value: &str,
+    kind: IndicatorKind,
+) -> Result<LookupKey<'static>, IndicatorError> {
+    let value = checked(value)?;
+    Ok(match kind {
+        IndicatorKind::Url => normalize_url(value)?.into(),
+        IndicatorKind::Domain => LookupKey::Domain(Cow::Owned(normalize_domain(value)?)),
+        _ => unreachable!("only URLs and domains have a fast path"),
     })
 }
 

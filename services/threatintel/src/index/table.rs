@@ -5,7 +5,7 @@
 //! Memory is what bounds how many indicators one process holds, so a record is 40 bytes of
 //! numbers and offsets, and all text (values, context, tags) lives in one arena.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::Write};
 
 use rustc_hash::FxHashMap;
 
@@ -18,9 +18,8 @@ use super::{
     ip::IpTable,
     mask::MaskTable,
     model::{FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKind, Match, Supplier},
-    parse::{IndicatorKey, LookupKey, parse_indicator},
+    parse::{IndicatorKey, LookupHost, LookupKey, parse_indicator},
     text_table::TextTable,
-    url::UrlHost,
 };
 
 const END: u32 = u32::MAX;
@@ -319,7 +318,7 @@ impl IndicatorIndex {
         Ok(())
     }
 
-    pub fn lookup_key<'a>(&'a self, key: &LookupKey, now_ms: i64, out: &mut Vec<Match<'a>>) {
+    pub fn lookup_key<'a>(&'a self, key: &LookupKey<'_>, now_ms: i64, out: &mut Vec<Match<'a>>) {
         self.visit(key, |key, parent_domain| {
             let mut at = self.keys[key as usize].head;
             while at != END {
@@ -340,7 +339,7 @@ impl IndicatorIndex {
     }
 
     /// Everything known about `key` in this index, expired and FalsePositive entries too.
-    pub fn search(&self, key: &LookupKey) -> Vec<Indicator> {
+    pub fn search(&self, key: &LookupKey<'_>) -> Vec<Indicator> {
         let mut found = Vec::new();
         self.visit(key, |key, parent_domain| {
             let mut at = self.keys[key as usize].head;
@@ -356,7 +355,7 @@ impl IndicatorIndex {
     }
 
     /// Calls `found(key, is_parent_domain)` for every key that may match `lookup`.
-    fn visit(&self, lookup: &LookupKey, mut found: impl FnMut(u32, bool)) {
+    fn visit(&self, lookup: &LookupKey<'_>, mut found: impl FnMut(u32, bool)) {
         let text_of = |key: u32| self.arena.bytes_at(self.keys[key as usize].text);
         match lookup {
             LookupKey::Ip(ip) => self.ips.for_each_match(*ip, |key| found(key, false)),
@@ -371,21 +370,27 @@ impl IndicatorIndex {
                     found(key, false);
                 }
             }
-            LookupKey::Url(url) => {
-                if let Some(key) = self.urls.get(&url.text, text_of) {
+            LookupKey::Url { text, host } => {
+                if let Some(key) = self.urls.get(text, text_of) {
                     found(key, false);
                 }
                 let mut not_parent = |key| found(key, false);
-                match &url.host {
-                    UrlHost::Domain(host) => {
+                match host {
+                    LookupHost::Domain(host) => {
                         self.masks
-                            .for_each_match(host, &url.text, &self.arena, &mut not_parent);
+                            .for_each_match(host, text, &self.arena, &mut not_parent);
                         self.domains.for_each_match(host, text_of, &mut found);
                     }
-                    UrlHost::Ip(ip) => {
-                        let host = ip.to_string();
+                    LookupHost::Ip(ip) => {
+                        // The address as masks are anchored, written on the stack: a
+                        // lookup copies nothing to the heap.
+                        let mut written = std::io::Cursor::new([0_u8; 64]);
+                        write!(written, "{ip}").expect("an address fits in 64 bytes");
+                        let length = written.position() as usize;
+                        let host = std::str::from_utf8(&written.get_ref()[..length])
+                            .expect("an address is written in ASCII");
                         self.masks
-                            .for_each_match(&host, &url.text, &self.arena, &mut not_parent);
+                            .for_each_match(host, text, &self.arena, &mut not_parent);
                         self.ips.for_each_match(*ip, not_parent);
                     }
                 }
