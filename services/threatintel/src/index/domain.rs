@@ -2,6 +2,7 @@
 
 use super::{
     error::IndicatorError,
+    labels::LabelCounts,
     text_table::{Absent, TextTable},
     url::canonical_domain,
 };
@@ -24,6 +25,7 @@ pub fn normalize_domain(input: &str) -> Result<String, IndicatorError> {
 #[derive(Default)]
 pub struct DomainTable {
     keys: TextTable,
+    label_counts: LabelCounts,
 }
 
 impl DomainTable {
@@ -31,8 +33,10 @@ impl DomainTable {
         self.keys.find(domain, text_of)
     }
 
-    pub fn insert(&mut self, absent: Absent, key: u32) {
+    /// Files `key` under `domain`, which [`DomainTable::find`] did not find.
+    pub fn insert(&mut self, absent: Absent, domain: &str, key: u32) {
         self.keys.insert(absent, key);
+        self.label_counts.add(domain);
     }
 
     /// Calls `found(key, is_parent)` for `domain` and for each of its parent domains present.
@@ -42,17 +46,10 @@ impl DomainTable {
         text_of: impl Fn(u32) -> &'t [u8] + Copy,
         mut found: impl FnMut(u32, bool),
     ) {
-        let mut suffix = domain;
-        let mut is_parent = false;
-        loop {
+        for (suffix, is_parent) in self.label_counts.suffixes(domain) {
             if let Some(key) = self.keys.get(suffix, text_of) {
                 found(key, is_parent);
             }
-            match suffix.split_once('.') {
-                Some((_, parent)) if !parent.is_empty() => suffix = parent,
-                _ => return,
-            }
-            is_parent = true;
         }
     }
 
@@ -83,7 +80,7 @@ mod tests {
         let mut table = DomainTable::default();
         for (i, domain) in texts.iter().enumerate() {
             let absent = table.find(domain, text_of).unwrap_err();
-            table.insert(absent, i as u32);
+            table.insert(absent, domain, i as u32);
         }
         let mut found = Vec::new();
         table.for_each_match("x.a.evil.com", text_of, |key, parent| {

@@ -5,6 +5,7 @@
 use super::{
     arena::{Arena, IndexFull},
     error::IndicatorError,
+    labels::LabelCounts,
     text_table::TextTable,
     url::{canonical_domain, cleaned, push_path_and_query},
     url_parts,
@@ -135,6 +136,8 @@ pub struct MaskTable {
     next_in_anchor: Vec<u32>,
     /// Anchor host → anchor number.
     by_anchor: TextTable,
+    /// The label counts of the anchor hosts: which of a host's parents may be one.
+    anchor_label_counts: LabelCounts,
     /// Anchor number → (host in the arena, first mask).
     anchors: Vec<(u32, u32)>,
     unanchored: Vec<u32>,
@@ -170,6 +173,7 @@ impl MaskTable {
                         let anchor = self.anchors.len() as u32;
                         self.anchors.push((arena.push_str(host)?, NONE));
                         self.by_anchor.insert(absent, anchor);
+                        self.anchor_label_counts.add(host);
                         anchor
                     }
                 };
@@ -203,18 +207,13 @@ impl MaskTable {
             }
         };
         let anchor_of = |anchor: u32| arena.bytes_at(self.anchors[anchor as usize].0);
-        let mut suffix = host;
-        loop {
+        for (suffix, _) in self.anchor_label_counts.suffixes(host) {
             if let Some(anchor) = self.by_anchor.get(suffix, anchor_of) {
                 let mut mask = self.anchors[anchor as usize].1;
                 while mask != NONE {
                     try_mask(mask);
                     mask = self.next_in_anchor[mask as usize];
                 }
-            }
-            match suffix.split_once('.') {
-                Some((_, parent)) if !parent.is_empty() => suffix = parent,
-                _ => break,
             }
         }
         for &mask in &self.unanchored {

@@ -9,6 +9,7 @@ mod error;
 mod fuzz;
 mod hash;
 mod ip;
+mod labels;
 mod mask;
 mod model;
 mod parse;

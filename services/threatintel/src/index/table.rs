@@ -296,7 +296,7 @@ impl IndicatorIndex {
                     Ok(found) => Ok(found),
                     Err(absent) => {
                         let id = new_key(keys, arena.push_str(domain)?);
-                        domains.insert(absent, id);
+                        domains.insert(absent, domain, id);
                         Ok(id)
                     }
                 }
