@@ -46,22 +46,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_debug([".xdr.v1.CreateSecretRequest", ".xdr.v1.UpdateSecretRequest"])
         .compile_fds(fds.clone())?;
 
-    // A second `xdr.v1.Enrichment` server whose `Enrich` takes and gives
-    // `crate::wire::WireEnrichBatch`: the same bytes on the wire as `EnrichBatch`, with each
-    // event kept as it arrived (see src/wire.rs). Every other type is the one generated above.
+    // Second `xdr.v1.Enrichment` and `xdr.v1.ThreatIntel` servers whose bulk streams move
+    // wire views (see src/wire.rs): `Enrich` takes and gives `crate::wire::WireEnrichBatch`,
+    // each event kept as it arrived; `LookupStream` answers `crate::wire::WireLookupReply`,
+    // each match encoded once, straight from the index. The bytes on the wire are the same;
+    // every other type is the one generated above.
     let wire_dir = out_dir.join("wire");
     fs::create_dir_all(&wire_dir)?;
-    let mut enrichment_only = fds;
-    enrichment_only
-        .file
-        .retain(|file| file.name() == "xdr/v1/enrichment.proto");
+    let mut wire_services = fds;
+    wire_services.file.retain(|file| {
+        matches!(
+            file.name(),
+            "xdr/v1/enrichment.proto" | "xdr/v1/threatintel.proto"
+        )
+    });
     tonic_prost_build::configure()
         .build_client(false)
         .generate_default_stubs(true)
         .codec_path("crate::codec::XdrCodec")
         .extern_path(".xdr.v1", "crate::pb")
         .extern_path(".xdr.v1.EnrichBatch", "crate::wire::WireEnrichBatch")
+        .extern_path(".xdr.v1.LookupBatchReply", "crate::wire::WireLookupReply")
         .out_dir(&wire_dir)
-        .compile_fds(enrichment_only)?;
+        .compile_fds(wire_services)?;
     Ok(())
 }

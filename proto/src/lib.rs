@@ -8,18 +8,21 @@ pub mod json;
 mod redacted;
 pub mod wire;
 
-/// Generated messages, clients and servers of package `xdr.v1`. The enrichment service serves
-/// [`enrichment_wire::enrichment_server`], not the `enrichment_server` here (generated with the
-/// rest, as tonic-prost-build cannot leave one service's server out).
+/// Generated messages, clients and servers of package `xdr.v1`. The enrichment and threat-intel
+/// services serve [`wire_servers::enrichment_server`] and [`wire_servers::threat_intel_server`],
+/// not the servers here (generated with the rest, as tonic-prost-build cannot leave one
+/// service's server out).
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("xdr.v1");
 }
 
-/// The `xdr.v1.Enrichment` server whose `Enrich` streams [`wire::WireEnrichBatch`]es: events
-/// are answered as the bytes they came in, plus what enrichment adds. Clients use
-/// [`pb::enrichment_client`]; the bytes on the wire are the same.
-pub mod enrichment_wire {
+/// The `xdr.v1.Enrichment` server whose `Enrich` streams [`wire::WireEnrichBatch`]es (events
+/// answered as the bytes they came in, plus what enrichment adds), and the `xdr.v1.ThreatIntel`
+/// server whose `LookupStream` answers [`wire::WireLookupReply`]s (matches encoded once).
+/// Clients use [`pb::enrichment_client`] and [`pb::threat_intel_client`]; the bytes on the wire
+/// are the same.
+pub mod wire_servers {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/wire/xdr.v1.rs"));
 }

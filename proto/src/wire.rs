@@ -45,8 +45,64 @@ pub struct WireLookupResult {
     pub error: String,
 }
 
-/// `TiMatch.field`, `Event.ti` and `Event.enrichment_status`, as numbered in common.proto.
+/// A `TiMatch` in borrowed parts (its `field` left empty: enrichment names it), for a server
+/// that encodes matches straight from its index instead of building owned messages first.
+pub struct TiMatchParts<'a, C> {
+    pub value: &'a str,
+    pub indicator_type: i32,
+    pub category: &'a str,
+    pub matched_indicator: &'a str,
+    pub supplier: &'a str,
+    /// The context's entries; a key given twice reads back as its last value.
+    pub context: C,
+}
+
+/// Appends the encoded `TiMatch` of `parts` to `out`, as prost encodes one: fields in number
+/// order, empty ones left out.
+pub fn encode_ti_match<'a>(
+    parts: TiMatchParts<'a, impl Iterator<Item = (&'a str, &'a str)>>,
+    out: &mut BytesMut,
+) {
+    put_text(TI_MATCH_VALUE, parts.value, out);
+    if parts.indicator_type != 0 {
+        encode_key(TI_MATCH_INDICATOR_TYPE, WireType::Varint, out);
+        encode_varint(i64::from(parts.indicator_type) as u64, out);
+    }
+    put_text(TI_MATCH_CATEGORY, parts.category, out);
+    put_text(TI_MATCH_MATCHED_INDICATOR, parts.matched_indicator, out);
+    put_text(TI_MATCH_SUPPLIER, parts.supplier, out);
+    for (key, value) in parts.context {
+        let text_len = |text: &str| {
+            if text.is_empty() {
+                0
+            } else {
+                key_len(1) + encoded_len_varint(text.len() as u64) + text.len()
+            }
+        };
+        encode_key(TI_MATCH_CONTEXT, WireType::LengthDelimited, out);
+        encode_varint((text_len(key) + text_len(value)) as u64, out);
+        put_text(1, key, out);
+        put_text(2, value, out);
+    }
+}
+
+/// A string field, left out when empty (proto3's default).
+fn put_text(tag: u32, text: &str, out: &mut BytesMut) {
+    if !text.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(text.len() as u64, out);
+        out.put_slice(text.as_bytes());
+    }
+}
+
+/// `TiMatch`'s fields, `Event.ti` and `Event.enrichment_status`, as numbered in common.proto.
 const TI_MATCH_FIELD: u32 = 1;
+const TI_MATCH_VALUE: u32 = 2;
+const TI_MATCH_INDICATOR_TYPE: u32 = 3;
+const TI_MATCH_CATEGORY: u32 = 4;
+const TI_MATCH_MATCHED_INDICATOR: u32 = 5;
+const TI_MATCH_SUPPLIER: u32 = 6;
+const TI_MATCH_CONTEXT: u32 = 7;
 const EVENT_TI: u32 = 7;
 const EVENT_ENRICHMENT_STATUS: u32 = 8;
 
@@ -189,6 +245,39 @@ mod tests {
         }));
         expected.enrichment_status = EnrichmentStatus::TimedOut as i32;
         assert_eq!(enriched, expected);
+    }
+
+    #[test]
+    fn a_match_from_parts_is_the_bytes_prost_would_write() {
+        let full = TiMatch {
+            value: "http://evil.example/x".to_owned(),
+            indicator_type: crate::pb::IndicatorType::Url as i32,
+            category: "KL_Malicious_URL".to_owned(),
+            matched_indicator: "evil.example".to_owned(),
+            supplier: "Kaspersky".to_owned(),
+            // An empty value and an empty key are left out of their entries, as prost does.
+            context: [("", "x"), ("id", "7"), ("ttl", "")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ..Default::default()
+        };
+        let mut out = BytesMut::new();
+        fn parts(m: &TiMatch) -> TiMatchParts<'_, impl Iterator<Item = (&str, &str)>> {
+            TiMatchParts {
+                value: &m.value,
+                indicator_type: m.indicator_type,
+                category: &m.category,
+                matched_indicator: &m.matched_indicator,
+                supplier: &m.supplier,
+                context: m.context.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            }
+        }
+        encode_ti_match(parts(&full), &mut out);
+        assert_eq!(out, full.encode_to_vec());
+        // A match with every field empty is no bytes at all.
+        let mut out = BytesMut::new();
+        encode_ti_match(parts(&TiMatch::default()), &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

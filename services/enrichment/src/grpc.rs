@@ -7,7 +7,6 @@ use std::{pin::Pin, sync::Arc, time::Instant};
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use xdr_proto::{
-    enrichment_wire::enrichment_server::Enrichment,
     pb::{
         ChangeResourceEntriesReply, ChangeResourceEntriesRequest, DeleteReply, DeleteRequest,
         EnrichmentRule, EnrichmentStatsReply, EnrichmentStatsRequest, Filter, GetRequest,
@@ -15,6 +14,7 @@ use xdr_proto::{
         Resource, TestConnectionReply,
     },
     wire::WireEnrichBatch,
+    wire_servers::enrichment_server::Enrichment,
 };
 
 use xdr_mesh::{

@@ -10,7 +10,7 @@ use xdr_mesh::{
     config::ServiceArgs,
     directory::{ENRICHMENT, THREATINTEL},
 };
-use xdr_proto::enrichment_wire::enrichment_server::EnrichmentServer;
+use xdr_proto::wire_servers::enrichment_server::EnrichmentServer;
 
 /// The largest `Enrich` batch taken, encoded.
 const MAX_BATCH_BYTES: usize = 64 << 20;

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use xdr_mesh::{MeshServer, config::ServiceArgs, directory::THREATINTEL};
-use xdr_proto::pb::threat_intel_server::ThreatIntelServer;
+use xdr_proto::wire_servers::threat_intel_server::ThreatIntelServer;
 
 use xdr_threatintel::{
     access,

@@ -2,7 +2,7 @@
 
 use tonic::Status;
 use xdr_mesh::quote::quoted;
-use xdr_proto::pb;
+use xdr_proto::{pb, wire::TiMatchParts};
 
 use crate::index::{
     FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKey, IndicatorKind, Match, Supplier,
@@ -41,6 +41,21 @@ pub fn match_to_pb(value: &str, found: &Match<'_>) -> pb::TiMatch {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+    }
+}
+
+/// `found`, the match of the looked-up `value`, as the parts its `TiMatch` is encoded from.
+pub fn match_parts<'a>(
+    value: &'a str,
+    found: &'a Match<'a>,
+) -> TiMatchParts<'a, impl Iterator<Item = (&'a str, &'a str)> + use<'a>> {
+    TiMatchParts {
+        value,
+        indicator_type: kind_to_pb(found.kind) as i32,
+        category: found.category,
+        matched_indicator: found.matched,
+        supplier: found.supplier,
+        context: found.context.iter(),
     }
 }
 

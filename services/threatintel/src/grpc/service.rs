@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use xdr_mesh::{
@@ -10,21 +12,25 @@ use xdr_mesh::{
     error::ServiceError,
     stream::{answer_unordered, idle_limited},
 };
-use xdr_proto::pb::{
-    self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
-    ListSuppliersRequest, LookupBatch, LookupBatchReply, LookupObject, LookupReply, LookupRequest,
-    LookupResult, ReloadFeedsReply, ReloadFeedsRequest, RemoveIndicatorsReply,
-    RemoveIndicatorsRequest, SearchIndicatorReply, SearchIndicatorRequest, StatsReply,
-    StatsRequest, UpsertSupplierRequest, threat_intel_server::ThreatIntel,
+use xdr_proto::{
+    pb::{
+        self, AddIndicatorsReply, AddIndicatorsRequest, CountByKey, ListSuppliersReply,
+        ListSuppliersRequest, LookupBatch, LookupObject, LookupReply, LookupRequest, LookupResult,
+        ReloadFeedsReply, ReloadFeedsRequest, RemoveIndicatorsReply, RemoveIndicatorsRequest,
+        SearchIndicatorReply, SearchIndicatorRequest, StatsReply, StatsRequest,
+        UpsertSupplierRequest,
+    },
+    wire::{WireLookupReply, WireLookupResult, encode_ti_match},
+    wire_servers::threat_intel_server::ThreatIntel,
 };
 
 use super::convert::{
-    indicator_to_pb, kind_from_pb, match_to_pb, runtime_indicator, runtime_supplier,
+    indicator_to_pb, kind_from_pb, match_parts, match_to_pb, runtime_indicator, runtime_supplier,
     supplier_from_pb, supplier_to_pb,
 };
 use crate::{
     cybertrace::EventSink,
-    index::{IndexView, IndicatorError, parse_indicator},
+    index::{IndexView, IndicatorError, Match, parse_indicator},
     internal_ti::StoreError,
     metrics::{self, Interface},
     store::{IndicatorStore, Reload, now_ms},
@@ -82,37 +88,62 @@ impl ThreatIntelService {
     }
 }
 
-/// Looks up every object in one view; `Err` per object that could not be read.
-fn lookup_all(
+/// Looks up every object in one view, handing `answer` each object's matches (or why it
+/// could not be read) in order.
+fn look_up_each<'v>(
     store: &IndicatorStore,
-    view: &IndexView,
+    view: &'v IndexView,
     objects: &[LookupObject],
-) -> Vec<Result<LookupResult, IndicatorError>> {
+    mut answer: impl FnMut(&LookupObject, Result<&[Match<'v>], IndicatorError>),
+) {
     let now = now_ms();
     let mut found = Vec::new();
     let mut matched = 0;
-    let results = objects
-        .iter()
-        .map(|object| {
-            found.clear();
-            view.lookup(
-                &object.value,
-                kind_from_pb(object.r#type()),
-                now,
-                &mut found,
-            )?;
-            matched += found.len() as u64;
-            Ok(LookupResult {
-                matches: found
-                    .iter()
-                    .map(|m| match_to_pb(&object.value, m))
-                    .collect(),
-                error: String::new(),
-            })
-        })
-        .collect();
+    for object in objects {
+        found.clear();
+        match view.lookup(
+            &object.value,
+            kind_from_pb(object.r#type()),
+            now,
+            &mut found,
+        ) {
+            Ok(()) => {
+                matched += found.len() as u64;
+                answer(object, Ok(&found));
+            }
+            Err(error) => answer(object, Err(error)),
+        }
+    }
     store.count(objects.len() as u64, matched);
     metrics::looked_up(Interface::Grpc, objects.len() as u64, matched);
+}
+
+/// Every object's result, its matches encoded straight from the index into one buffer the
+/// results share: no owned message per match, nothing encoded twice.
+fn wire_results(
+    store: &IndicatorStore,
+    view: &IndexView,
+    objects: &[LookupObject],
+) -> Vec<WireLookupResult> {
+    let mut results = Vec::with_capacity(objects.len());
+    let mut encoded = BytesMut::new();
+    look_up_each(store, view, objects, |object, found| {
+        results.push(match found {
+            Ok(found) => WireLookupResult {
+                matches: (found.iter())
+                    .map(|m| {
+                        encode_ti_match(match_parts(&object.value, m), &mut encoded);
+                        encoded.split().freeze()
+                    })
+                    .collect(),
+                error: String::new(),
+            },
+            Err(error) => WireLookupResult {
+                matches: Vec::new(),
+                error: error.to_string(),
+            },
+        });
+    });
     results
 }
 
@@ -152,20 +183,40 @@ impl ThreatIntel for ThreatIntelService {
     ) -> Result<Response<LookupReply>, Status> {
         let objects = request.into_inner().objects;
         check_size("objects", objects.len())?;
-        let results = lookup_all(&self.store, &self.store.view(), &objects)
-            .into_iter()
-            .enumerate()
-            .map(|(i, result)| {
-                result.map_err(|e| Status::invalid_argument(format!("objects[{i}]: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Response::new(LookupReply { results }))
+        let mut results = Vec::with_capacity(objects.len());
+        let mut refused = None;
+        look_up_each(
+            &self.store,
+            &self.store.view(),
+            &objects,
+            |object, found| {
+                match found {
+                    Ok(found) => results.push(LookupResult {
+                        matches: found
+                            .iter()
+                            .map(|m| match_to_pb(&object.value, m))
+                            .collect(),
+                        error: String::new(),
+                    }),
+                    // The first object refused is named: every one before it has its result.
+                    Err(error) if refused.is_none() => {
+                        let i = results.len();
+                        refused = Some(Status::invalid_argument(format!("objects[{i}]: {error}")));
+                    }
+                    Err(_) => {}
+                }
+            },
+        );
+        match refused {
+            Some(status) => Err(status),
+            None => Ok(Response::new(LookupReply { results })),
+        }
     }
 
     async fn lookup_stream(
         &self,
         request: Request<Streaming<LookupBatch>>,
-    ) -> Result<Response<BoxStream<LookupBatchReply>>, Status> {
+    ) -> Result<Response<BoxStream<WireLookupReply>>, Status> {
         let stream_slot = self.lookup_streams.take()?;
         let store = self.store.clone();
         // Batches are looked up concurrently, each on a task of its own, and each answered as
@@ -337,7 +388,7 @@ fn resident_bytes() -> u64 {
 async fn look_up_batch(
     store: Arc<IndicatorStore>,
     batch: LookupBatch,
-) -> Result<LookupBatchReply, Status> {
+) -> Result<WireLookupReply, Status> {
     let span = xdr_mesh::trace::batch(
         tracing::info_span!(
             "lookup",
@@ -349,20 +400,12 @@ async fn look_up_batch(
     );
     let looking = tokio::spawn(async move {
         let _traced = span.enter();
-        lookup_all(&store, &store.view(), &batch.objects)
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|e| LookupResult {
-                    matches: Vec::new(),
-                    error: e.to_string(),
-                })
-            })
-            .collect()
+        wire_results(&store, &store.view(), &batch.objects)
     });
     let results = looking
         .await
         .map_err(|e| Status::internal(format!("looking a batch up failed: {e}")))?;
-    Ok(LookupBatchReply {
+    Ok(WireLookupReply {
         batch_id: batch.batch_id,
         results,
     })
