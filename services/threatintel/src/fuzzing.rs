@@ -22,8 +22,9 @@ use crate::{
         listener::ConnectionTable,
         session::{self, Context, SessionLimits},
     },
-    grpc::convert::{
-        kind_from_pb, match_to_pb, runtime_indicator, runtime_supplier, supplier_from_pb,
+    grpc::{
+        convert::{kind_from_pb, runtime_indicator, runtime_supplier, supplier_from_pb},
+        wire_results,
     },
     index::parse_indicator,
     store::{IndicatorStore, now_ms},
@@ -53,22 +54,13 @@ pub fn requests(data: &[u8]) {
             let Ok(request) = pb::LookupBatch::decode(message) else {
                 return;
             };
-            let (view, now) = (store.view(), now_ms());
-            let mut found = Vec::new();
-            for object in &request.objects {
-                found.clear();
-                match view.lookup(
-                    &object.value,
-                    kind_from_pb(object.r#type()),
-                    now,
-                    &mut found,
-                ) {
-                    Ok(()) => {
-                        for hit in &found {
-                            let _ = match_to_pb(&object.value, hit).encode_to_vec();
-                        }
-                    }
-                    Err(error) => assert_short_error("lookup", &error.to_string()),
+            // As LookupStream answers the batch: every error short, every match a TiMatch.
+            for result in wire_results(store, &store.view(), &request.objects) {
+                if !result.error.is_empty() {
+                    assert_short_error("lookup", &result.error);
+                }
+                for found in result.matches {
+                    pb::TiMatch::decode(found).expect("an encoded match decodes");
                 }
             }
         }

@@ -4,3 +4,4 @@ pub(crate) mod convert;
 mod service;
 
 pub use service::ThreatIntelService;
+pub(crate) use service::wire_results;

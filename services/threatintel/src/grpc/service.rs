@@ -120,7 +120,7 @@ fn look_up_each<'v>(
 
 /// Every object's result, its matches encoded straight from the index into one buffer the
 /// results share: no owned message per match, nothing encoded twice.
-fn wire_results(
+pub(crate) fn wire_results(
     store: &IndicatorStore,
     view: &IndexView,
     objects: &[LookupObject],
