@@ -72,17 +72,20 @@ pub fn encode_ti_match<'a>(
     put_text(TI_MATCH_MATCHED_INDICATOR, parts.matched_indicator, out);
     put_text(TI_MATCH_SUPPLIER, parts.supplier, out);
     for (key, value) in parts.context {
-        let text_len = |text: &str| {
-            if text.is_empty() {
-                0
-            } else {
-                key_len(1) + encoded_len_varint(text.len() as u64) + text.len()
-            }
-        };
+        let entry_len = text_len(MAP_KEY, key) + text_len(MAP_VALUE, value);
         encode_key(TI_MATCH_CONTEXT, WireType::LengthDelimited, out);
-        encode_varint((text_len(key) + text_len(value)) as u64, out);
-        put_text(1, key, out);
-        put_text(2, value, out);
+        encode_varint(entry_len as u64, out);
+        put_text(MAP_KEY, key, out);
+        put_text(MAP_VALUE, value, out);
+    }
+}
+
+/// The encoded length of what [`put_text`] writes.
+fn text_len(tag: u32, text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(text.len() as u64) + text.len()
     }
 }
 
@@ -103,6 +106,9 @@ const TI_MATCH_CATEGORY: u32 = 4;
 const TI_MATCH_MATCHED_INDICATOR: u32 = 5;
 const TI_MATCH_SUPPLIER: u32 = 6;
 const TI_MATCH_CONTEXT: u32 = 7;
+/// A map entry's key and value, as protobuf numbers them.
+const MAP_KEY: u32 = 1;
+const MAP_VALUE: u32 = 2;
 const EVENT_TI: u32 = 7;
 const EVENT_ENRICHMENT_STATUS: u32 = 8;
 
