@@ -86,6 +86,8 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Events are allocated and freed in bulk seconds apart: keep freed pages for reuse.
+    xdr_mesh::allocator::keep_freed_memory();
     let config: Config = xdr_mesh::config::parse_service(&COLLECTOR);
     let runtime =
         xdr_mesh::service::start(COLLECTOR, &config.service).context("starting xdr-collector")?;

@@ -38,6 +38,8 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Events are allocated and freed in bulk seconds apart: keep freed pages for reuse.
+    xdr_mesh::allocator::keep_freed_memory();
     let config: Config = xdr_mesh::config::parse_service(&ENRICHMENT);
     let runtime =
         xdr_mesh::service::start(ENRICHMENT, &config.service).context("starting xdr-enrichment")?;

@@ -4,6 +4,7 @@
 //! Domain code never needs this crate's tonic types beyond the server builder and channels.
 
 pub mod access;
+pub mod allocator;
 pub mod call_limit;
 pub mod caller;
 pub mod channel;
