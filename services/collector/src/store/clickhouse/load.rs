@@ -18,9 +18,6 @@ use crate::{
     store::EventStoreError,
 };
 
-/// The most bytes of bodies kept for later inserts.
-const MOST_SPARE_BYTES: usize = 128 << 20;
-
 impl ClickHouseStore {
     /// Inserts `events` (the ones stored already left out when the last insert is uncertain).
     pub(super) async fn insert(&self, events: &[&Event]) -> Result<(), ClickHouseError> {
@@ -79,7 +76,7 @@ impl ClickHouseStore {
         // lookup row about its value (from the raw event) and its names. The lookup rows are
         // gathered as the events' rows are encoded, and sent first.
         let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
-        let mut body = self.body_with_room(room);
+        let mut body = self.spare_bodies.take(room);
         let mut scratch = Vec::new();
         let mut lookup_rows = rows::LookupRows::default();
         for event in events {
@@ -92,7 +89,7 @@ impl ClickHouseStore {
             );
         }
         let room: usize = events.iter().map(|e| e.raw.len() + 128).sum();
-        let mut lookups = self.body_with_room(room);
+        let mut lookups = self.spare_bodies.take(room);
         lookup_rows.encode(&mut lookups);
         if !lookups.is_empty() {
             let sql = format!(
@@ -149,29 +146,10 @@ impl ClickHouseStore {
         Ok(())
     }
 
-    /// An empty body with room for `room` bytes: a spare one when there is one.
-    fn body_with_room(&self, room: usize) -> Vec<u8> {
-        let spare = self.spare_bodies.lock().map(|mut spare| spare.pop());
-        let mut body = spare.ok().flatten().unwrap_or_default();
-        body.clear();
-        body.reserve(room);
-        body
-    }
-
-    /// Keeps `body`, sent, for a later insert. A load's bodies are tens of megabytes: fresh
-    /// ones each time had the kernel zero their pages (a seventh of the collector's time in
-    /// `perf` during `xdr-bench collector`). A body is kept only once the HTTP exchange has
-    /// let go of it, and while all kept hold at most [`MOST_SPARE_BYTES`] (a load's bodies
-    /// together are about 70 MB in the bench, however many servers share it).
+    /// Keeps `body`, sent, for a later insert, once the HTTP exchange has let go of it.
     fn keep_body(&self, body: Bytes) {
-        let Ok(body) = body.try_into_mut() else {
-            return;
-        };
-        if let Ok(mut spare) = self.spare_bodies.lock() {
-            let kept: usize = spare.iter().map(Vec::capacity).sum();
-            if kept + body.capacity() <= MOST_SPARE_BYTES {
-                spare.push(body.into());
-            }
+        if let Ok(body) = body.try_into_mut() {
+            self.spare_bodies.keep(body.into());
         }
     }
 

@@ -12,6 +12,7 @@
 //! store keeps every id unique).
 
 mod answer;
+mod bodies;
 mod first_events;
 mod http;
 mod load;
@@ -53,6 +54,9 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 const IDS_PER_LOOKUP: usize = 2_000;
 /// The file beside the disk buffer that holds the sequence ClickHouse holds.
 const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
+/// The most bytes of insert bodies kept for later inserts (a load's bodies together are
+/// about 70 MB in the bench, however many servers share it).
+const MOST_SPARE_BYTES: usize = 128 << 20;
 
 pub struct ClickHouseStore {
     target: Target,
@@ -69,7 +73,7 @@ pub struct ClickHouseStore {
     loaded_through: PathBuf,
     nullable: Vec<bool>,
     /// Bodies of earlier inserts, emptied, for the next (`load`).
-    spare_bodies: std::sync::Mutex<Vec<Vec<u8>>>,
+    spare_bodies: bodies::SpareBodies,
 }
 
 pub(crate) fn store_error(error: ClickHouseError) -> EventStoreError {
@@ -117,7 +121,7 @@ impl ClickHouseStore {
             preferred: AtomicUsize::new(0),
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
-            spare_bodies: std::sync::Mutex::default(),
+            spare_bodies: bodies::SpareBodies::new(MOST_SPARE_BYTES),
         };
         if let Err(error) = store.block_on(store.ensure_ready()) {
             tracing::warn!(%error, target = ?store.target, "ClickHouse is not ready; events wait in the disk buffer until it is");

@@ -1,0 +1,114 @@
+//! Insert bodies kept for reuse. A load's bodies are tens of megabytes: fresh ones each time
+//! had the kernel fault in and zero their pages (a seventh of the collector's time in `perf`
+//! during `xdr-bench collector`). A load needs bodies of two sizes (its events' rows, large;
+//! their lookup rows, small), so a body is taken by best fit: handing the small one out for
+//! the large rows grew it into fresh memory each time, which is what reuse is for avoiding.
+
+use std::sync::{Mutex, PoisonError};
+
+/// Emptied bodies of earlier inserts, holding at most `most_bytes` of capacity in all.
+pub(super) struct SpareBodies {
+    spare: Mutex<Vec<Vec<u8>>>,
+    most_bytes: usize,
+}
+
+impl SpareBodies {
+    pub(super) fn new(most_bytes: usize) -> Self {
+        SpareBodies {
+            spare: Mutex::new(Vec::new()),
+            most_bytes,
+        }
+    }
+
+    /// An empty body with room for `room` bytes: the smallest spare that has it, else the
+    /// largest spare grown (else a new one).
+    pub(super) fn take(&self, room: usize) -> Vec<u8> {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let fits = (spare.iter().enumerate())
+            .filter(|(_, body)| body.capacity() >= room)
+            .min_by_key(|(_, body)| body.capacity())
+            .or_else(|| (spare.iter().enumerate()).max_by_key(|(_, body)| body.capacity()))
+            .map(|(at, _)| at);
+        let mut body = fits.map(|at| spare.swap_remove(at)).unwrap_or_default();
+        drop(spare);
+        body.clear();
+        body.reserve(room);
+        body
+    }
+
+    /// Keeps `body` for a later insert; past the cap, the smallest spares are let go (a large
+    /// body serves any insert, a small one only small ones).
+    pub(super) fn keep(&self, body: Vec<u8>) {
+        if body.capacity() > self.most_bytes {
+            return;
+        }
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        spare.push(body);
+        let mut kept: usize = spare.iter().map(Vec::capacity).sum();
+        while kept > self.most_bytes {
+            let Some(smallest) = (spare.iter().enumerate())
+                .min_by_key(|(_, body)| body.capacity())
+                .map(|(at, _)| at)
+            else {
+                break;
+            };
+            kept -= spare.swap_remove(smallest).capacity();
+        }
+    }
+
+    #[cfg(test)]
+    fn capacities(&self) -> Vec<usize> {
+        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut capacities: Vec<usize> = spare.iter().map(Vec::capacity).collect();
+        capacities.sort_unstable();
+        capacities
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(capacity: usize) -> Vec<u8> {
+        let mut body = Vec::with_capacity(capacity);
+        body.extend_from_slice(b"rows of an earlier insert");
+        body
+    }
+
+    #[test]
+    fn a_body_is_taken_by_best_fit_and_comes_back_empty() {
+        let pool = SpareBodies::new(1 << 20);
+        pool.keep(body(1000));
+        pool.keep(body(100_000));
+        pool.keep(body(10_000));
+        let small = pool.take(5_000);
+        assert_eq!(small.capacity(), 10_000, "the smallest spare with the room");
+        assert!(small.is_empty());
+        let large = pool.take(50_000);
+        assert_eq!(large.capacity(), 100_000);
+        // None has the room: the largest left is grown, not a fresh one made beside it.
+        let grown = pool.take(2_000);
+        assert!(grown.capacity() >= 2_000);
+        assert_eq!(pool.capacities(), Vec::<usize>::new());
+        assert_eq!(
+            pool.take(10).capacity(),
+            10,
+            "an empty pool makes a new body"
+        );
+    }
+
+    #[test]
+    fn past_the_cap_the_smallest_spares_go() {
+        let pool = SpareBodies::new(100_000);
+        pool.keep(body(30_000));
+        pool.keep(body(20_000));
+        pool.keep(body(60_000));
+        assert_eq!(pool.capacities(), [30_000, 60_000]);
+        pool.keep(body(200_000));
+        assert_eq!(
+            pool.capacities(),
+            [30_000, 60_000],
+            "larger than the cap: not kept"
+        );
+    }
+}
