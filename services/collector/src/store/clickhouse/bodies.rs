@@ -6,31 +6,39 @@
 
 use std::sync::{Mutex, PoisonError};
 
-/// Emptied bodies of earlier inserts, holding at most `most_bytes` of capacity in all.
+/// Emptied bodies of earlier inserts, smallest first, holding at most `most_bytes` of
+/// capacity in all.
 pub(super) struct SpareBodies {
-    spare: Mutex<Vec<Vec<u8>>>,
+    by_capacity: Mutex<Vec<Vec<u8>>>,
     most_bytes: usize,
 }
 
 impl SpareBodies {
     pub(super) fn new(most_bytes: usize) -> Self {
         SpareBodies {
-            spare: Mutex::new(Vec::new()),
+            by_capacity: Mutex::new(Vec::new()),
             most_bytes,
         }
+    }
+
+    fn spare(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.by_capacity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// An empty body with room for `room` bytes: the smallest spare that has it, else the
     /// largest spare grown (else a new one).
     pub(super) fn take(&self, room: usize) -> Vec<u8> {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let fits = (spare.iter().enumerate())
-            .filter(|(_, body)| body.capacity() >= room)
-            .min_by_key(|(_, body)| body.capacity())
-            .or_else(|| (spare.iter().enumerate()).max_by_key(|(_, body)| body.capacity()))
-            .map(|(at, _)| at);
-        let mut body = fits.map(|at| spare.swap_remove(at)).unwrap_or_default();
-        drop(spare);
+        let mut body = {
+            let mut spare = self.spare();
+            let fits = spare.partition_point(|body| body.capacity() < room);
+            if fits < spare.len() {
+                spare.remove(fits)
+            } else {
+                spare.pop().unwrap_or_default()
+            }
+        };
         body.clear();
         body.reserve(room);
         body
@@ -42,26 +50,18 @@ impl SpareBodies {
         if body.capacity() > self.most_bytes {
             return;
         }
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        spare.push(body);
+        let mut spare = self.spare();
+        let at = spare.partition_point(|kept| kept.capacity() < body.capacity());
+        spare.insert(at, body);
         let mut kept: usize = spare.iter().map(Vec::capacity).sum();
         while kept > self.most_bytes {
-            let Some(smallest) = (spare.iter().enumerate())
-                .min_by_key(|(_, body)| body.capacity())
-                .map(|(at, _)| at)
-            else {
-                break;
-            };
-            kept -= spare.swap_remove(smallest).capacity();
+            kept -= spare.remove(0).capacity();
         }
     }
 
     #[cfg(test)]
     fn capacities(&self) -> Vec<usize> {
-        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut capacities: Vec<usize> = spare.iter().map(Vec::capacity).collect();
-        capacities.sort_unstable();
-        capacities
+        self.spare().iter().map(Vec::capacity).collect()
     }
 }
 
