@@ -11,7 +11,7 @@ use xdr_proto::pb::Event;
 
 use super::{
     ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError, io_failure,
-    json_rows, rows, schema, text_of,
+    json_rows, rows, text_of,
 };
 use crate::{
     search::clickhouse::{identifier, quoted},
@@ -51,6 +51,14 @@ impl ClickHouseStore {
         for event in fresh {
             shares[shard_of(event, hosts.len())].push(event);
         }
+        // In the table's order: ClickHouse sorts an insert that is not, copying every
+        // column (its `permute` was a tenth of an insert's time in `perf`); a share is
+        // mostly in order already (the batches of each stream are), which this sort finds.
+        for share in &mut shares {
+            share.sort_by(|a, b| {
+                (a.tenant.as_str(), a.timestamp_ms).cmp(&(b.tenant.as_str(), b.timestamp_ms))
+            });
+        }
         let inserts = (hosts.iter().zip(&shares))
             .filter(|(_, events)| !events.is_empty())
             .map(|(host, events)| self.insert_on(host, events));
@@ -79,9 +87,11 @@ impl ClickHouseStore {
         let mut body = self.spare_bodies.take(room);
         let mut scratch = Vec::new();
         let mut lookup_rows = rows::LookupRows::default();
+        let layout = rows::Layout::of(events, &self.nullable);
         for event in events {
             rows::encode(
                 event,
+                &layout,
                 &self.nullable,
                 &mut scratch,
                 &mut body,
@@ -98,10 +108,7 @@ impl ClickHouseStore {
             );
             self.insert_rows(host, &sql, lookups).await?;
         }
-        let names: Vec<String> = schema::columns()
-            .iter()
-            .map(|(name, _)| identifier(name))
-            .collect();
+        let names: Vec<String> = layout.names().iter().map(|n| identifier(n)).collect();
         let sql = format!(
             "INSERT INTO {} ({}) FORMAT RowBinary",
             self.target.local_table(),
