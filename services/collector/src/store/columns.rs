@@ -2,16 +2,14 @@
 //! own way. A field the schema names is its column (an integer column keeps integers, any
 //! other value is its texts joined by `,`); the other fields are `Extra`, name → text.
 
-use std::{
-    borrow::Cow,
-    collections::{BTreeMap, HashMap},
-    sync::LazyLock,
-};
+use std::{borrow::Cow, collections::BTreeMap, sync::LazyLock};
+
+use rustc_hash::FxHashMap;
 
 use xdr_filter::fields::texts_of;
 use xdr_proto::pb::{EnrichmentStatus, Event, FieldValue, field_value};
 
-use crate::search::schema::{COLUMNS, Column, ColumnType};
+use crate::search::schema::{COLUMNS, ColumnType};
 
 /// One column's value.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,24 +19,26 @@ pub enum Stored<'e> {
     Text(Cow<'e, str>),
 }
 
-/// The value of `column` for `event`.
-pub fn value_of<'e>(event: &'e Event, column: &Column) -> Stored<'e> {
-    match column.name {
-        "Id" => Stored::Text(Cow::Borrowed(&event.id)),
-        "Timestamp" => Stored::Integer(event.timestamp_ms),
-        "Tenant" => Stored::Text(Cow::Borrowed(&event.tenant)),
-        "Collector" => Stored::Text(Cow::Borrowed(&event.collector)),
-        "Raw" => Stored::Text(Cow::Borrowed(&event.raw)),
-        "EnrichmentStatus" => match EnrichmentStatus::try_from(event.enrichment_status) {
+/// How a column not taken from the event's fields is read from the event.
+type OwnValue = for<'e> fn(&'e Event) -> Stored<'e>;
+
+/// The columns taken from the event itself, not from its fields.
+const NOT_FIELDS: [(&str, OwnValue); 6] = [
+    ("Id", |event| Stored::Text(Cow::Borrowed(&event.id))),
+    ("Timestamp", |event| Stored::Integer(event.timestamp_ms)),
+    ("Tenant", |event| Stored::Text(Cow::Borrowed(&event.tenant))),
+    ("Collector", |event| {
+        Stored::Text(Cow::Borrowed(&event.collector))
+    }),
+    ("Raw", |event| Stored::Text(Cow::Borrowed(&event.raw))),
+    (
+        "EnrichmentStatus",
+        |event| match EnrichmentStatus::try_from(event.enrichment_status) {
             Ok(EnrichmentStatus::Unspecified) | Err(_) => Stored::Null,
             Ok(status) => Stored::Text(Cow::Borrowed(status_name(status))),
         },
-        name => match event.fields.get(name) {
-            None => Stored::Null,
-            Some(value) => field_value(value, column.kind),
-        },
-    }
-}
+    ),
+];
 
 fn field_value(value: &FieldValue, kind: ColumnType) -> Stored<'_> {
     match (&value.kind, kind) {
@@ -51,15 +51,15 @@ fn field_value(value: &FieldValue, kind: ColumnType) -> Stored<'_> {
     }
 }
 
-/// Every column's value for `event`, in the order of [`COLUMNS`] (what [`value_of`]
-/// answers), and its fields outside them by name, as text (`Extra`): in one pass over its
+/// Every column's value for `event`, in the order of [`COLUMNS`] (`Null` where it holds
+/// none), and its fields outside them by name, as text (`Extra`): in one pass over its
 /// fields. A store writes every event once; a map lookup per column and a scan of the
 /// columns per field were a tenth of the ClickHouse loader's time.
 pub fn values_of(event: &Event) -> (Vec<Stored<'_>>, BTreeMap<&str, String>) {
     let mut values = vec![Stored::Null; COLUMNS.len()];
     let mut extra = BTreeMap::new();
-    for &i in &COLUMN_INDEX.not_fields {
-        values[i] = value_of(event, &COLUMNS[i]);
+    for &(i, value_of) in &COLUMN_INDEX.not_fields {
+        values[i] = value_of(event);
     }
     for (name, value) in &event.fields {
         match COLUMN_INDEX.by_name.get(name.as_str()) {
@@ -78,8 +78,8 @@ pub fn values_of(event: &Event) -> (Vec<Stored<'_>>, BTreeMap<&str, String>) {
 /// those [`values_of`] answers other than `Null` for — without making the values; answers
 /// whether it has fields outside them (`Extra`).
 pub fn mark_held(event: &Event, held: &mut [bool]) -> bool {
-    for &i in &COLUMN_INDEX.not_fields {
-        held[i] |= !matches!(value_of(event, &COLUMNS[i]), Stored::Null);
+    for &(i, value_of) in &COLUMN_INDEX.not_fields {
+        held[i] |= !matches!(value_of(event), Stored::Null);
     }
     let mut extra = false;
     for name in event.fields.keys() {
@@ -94,33 +94,28 @@ pub fn mark_held(event: &Event, held: &mut [bool]) -> bool {
 
 /// Where each column is in [`COLUMNS`].
 struct ColumnIndex {
-    /// Every column by name: its place when an event's field holds it, else `None`.
-    by_name: HashMap<&'static str, Option<usize>>,
-    /// The columns [`value_of`] does not take from the event's fields.
-    not_fields: Vec<usize>,
+    /// Every column by name: its place when an event's field holds it, else `None`. Fx, not
+    /// SipHash: hashing each field's name was a tenth of the ClickHouse loader's time, and a
+    /// table of fixed names cannot be flooded by the names an event brings.
+    by_name: FxHashMap<&'static str, Option<usize>>,
+    /// The columns not taken from the event's fields: each one's place and how it is read.
+    not_fields: Vec<(usize, OwnValue)>,
 }
-
-/// The columns [`value_of`] takes from the event itself, not from its fields.
-const NOT_FIELDS: [&str; 6] = [
-    "Id",
-    "Timestamp",
-    "Tenant",
-    "Collector",
-    "Raw",
-    "EnrichmentStatus",
-];
 
 static COLUMN_INDEX: LazyLock<ColumnIndex> = LazyLock::new(|| {
     let mut index = ColumnIndex {
-        by_name: HashMap::new(),
+        by_name: FxHashMap::default(),
         not_fields: Vec::new(),
     };
     for (i, column) in COLUMNS.iter().enumerate() {
-        if NOT_FIELDS.contains(&column.name) {
-            index.by_name.insert(column.name, None);
-            index.not_fields.push(i);
-        } else {
-            index.by_name.insert(column.name, Some(i));
+        match NOT_FIELDS.iter().find(|(name, _)| *name == column.name) {
+            Some((_, value_of)) => {
+                index.by_name.insert(column.name, None);
+                index.not_fields.push((i, *value_of));
+            }
+            None => {
+                index.by_name.insert(column.name, Some(i));
+            }
         }
     }
     index
@@ -169,6 +164,18 @@ pub fn status_name(status: EnrichmentStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::schema::Column;
+
+    /// The value of `column` for `event`, looked up alone.
+    fn value_of<'e>(event: &'e Event, column: &Column) -> Stored<'e> {
+        match NOT_FIELDS.iter().find(|(name, _)| *name == column.name) {
+            Some((_, value_of)) => value_of(event),
+            None => match event.fields.get(column.name) {
+                None => Stored::Null,
+                Some(value) => field_value(value, column.kind),
+            },
+        }
+    }
 
     #[test]
     fn values_of_answers_what_value_of_answers_and_the_other_fields() {
