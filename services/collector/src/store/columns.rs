@@ -74,24 +74,6 @@ pub fn values_of(event: &Event) -> (Vec<Stored<'_>>, BTreeMap<&str, String>) {
     (values, extra)
 }
 
-/// Marks in `held` (a flag for each of [`COLUMNS`]) the columns `event` holds a value in —
-/// those [`values_of`] answers other than `Null` for — without making the values; answers
-/// whether it has fields outside them (`Extra`).
-pub fn mark_held(event: &Event, held: &mut [bool]) -> bool {
-    for &(i, value_of) in &COLUMN_INDEX.not_fields {
-        held[i] |= !matches!(value_of(event), Stored::Null);
-    }
-    let mut extra = false;
-    for name in event.fields.keys() {
-        match COLUMN_INDEX.by_name.get(name.as_str()) {
-            Some(Some(i)) => held[*i] = true,
-            Some(None) => {}
-            None => extra = true,
-        }
-    }
-    extra
-}
-
 /// Where each column is in [`COLUMNS`].
 struct ColumnIndex {
     /// Every column by name: its place when an event's field holds it, else `None`. Fx, not
@@ -213,39 +195,5 @@ mod tests {
             BTreeMap::from([("Custom", "x".to_owned()), ("Ports", "8080".to_owned())])
         );
         assert_eq!(values[0], Stored::Text("e1".into()));
-    }
-
-    #[test]
-    fn mark_held_marks_the_columns_values_of_holds() {
-        let text = |t: &str| FieldValue {
-            kind: Some(field_value::Kind::Text(t.into())),
-        };
-        let mut event = Event {
-            id: "e1".into(),
-            ..Default::default()
-        };
-        event.fields.insert("RequestUrl".into(), text("http://a"));
-        event.fields.insert("SourcePort".into(), text("80"));
-        let mut held = vec![false; COLUMNS.len()];
-        assert!(!mark_held(&event, &mut held));
-        let (values, _) = values_of(&event);
-        let non_null: Vec<bool> = values.iter().map(|v| *v != Stored::Null).collect();
-        assert_eq!(held, non_null);
-        // No status: its column is NULL; a field outside the columns is `Extra`.
-        assert!(
-            !held[COLUMNS
-                .iter()
-                .position(|c| c.name == "EnrichmentStatus")
-                .unwrap()]
-        );
-        event.enrichment_status = EnrichmentStatus::Complete as i32;
-        event.fields.insert("Custom".into(), text("x"));
-        assert!(mark_held(&event, &mut held));
-        assert!(
-            held[COLUMNS
-                .iter()
-                .position(|c| c.name == "EnrichmentStatus")
-                .unwrap()]
-        );
     }
 }

@@ -11,7 +11,7 @@ use xdr_proto::pb::Event;
 
 use super::{
     ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError, io_failure,
-    json_rows, rows, text_of,
+    json_rows, rows, schema, text_of,
 };
 use crate::{
     search::clickhouse::{identifier, quoted},
@@ -87,11 +87,9 @@ impl ClickHouseStore {
         let mut body = self.spare_bodies.take(room);
         let mut scratch = Vec::new();
         let mut lookup_rows = rows::LookupRows::default();
-        let layout = rows::Layout::of(events, &self.nullable);
         for event in events {
             rows::encode(
                 event,
-                &layout,
                 &self.nullable,
                 &mut scratch,
                 &mut body,
@@ -108,7 +106,10 @@ impl ClickHouseStore {
             );
             self.insert_rows(host, &sql, lookups).await?;
         }
-        let names: Vec<String> = layout.names().iter().map(|n| identifier(n)).collect();
+        let names: Vec<String> = schema::columns()
+            .iter()
+            .map(|(name, _)| identifier(name))
+            .collect();
         let sql = format!(
             "INSERT INTO {} ({}) FORMAT RowBinary",
             self.target.local_table(),

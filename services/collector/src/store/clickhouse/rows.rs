@@ -15,56 +15,10 @@ use crate::{
     store::columns::{self, Stored},
 };
 
-/// The columns an insert names: those some of its events hold a value in. ClickHouse fills
-/// the others itself (NULL, empty arrays) without reading a byte for them. An event fills a
-/// few of the schema's columns, so an insert of all of them had ClickHouse read some forty
-/// NULL flags a row, one call each (a tenth of an insert's time in `perf`).
-pub struct Layout {
-    /// Each column of [`COLUMNS`].
-    named: Vec<bool>,
-    extra: bool,
-    matches: bool,
-}
-
-impl Layout {
-    /// The layout of an insert of `events`; `nullable` as [`nullable_columns`] answers.
-    pub fn of(events: &[&Event], nullable: &[bool]) -> Self {
-        // The columns that always hold a value are always named.
-        let mut named: Vec<bool> = nullable.iter().map(|nullable| !nullable).collect();
-        let (mut extra, mut matches) = (false, false);
-        for event in events {
-            extra |= columns::mark_held(event, &mut named);
-            matches |= !event.ti.is_empty();
-        }
-        Layout {
-            named,
-            extra,
-            matches,
-        }
-    }
-
-    /// The names of the columns, in the order of `schema::columns()`, as rows are encoded.
-    pub fn names(&self) -> Vec<String> {
-        let columns = super::schema::columns();
-        let (schema, arrays) = columns.split_at(COLUMNS.len());
-        let schema = (schema.iter().zip(&self.named)).filter_map(|(c, named)| named.then_some(c));
-        let arrays = arrays
-            .iter()
-            .filter(|(name, _)| match name.split_once('.') {
-                Some(("Extra", _)) => self.extra,
-                Some(("TI", _)) => self.matches,
-                _ => true,
-            });
-        schema.chain(arrays).map(|(name, _)| name.clone()).collect()
-    }
-}
-
-/// Appends `event` as one row of the columns `layout` names to `out`, and its lookup rows
-/// to `lookups`; `scratch` holds its packed row meanwhile (one buffer for every row of an
-/// insert, not an allocation a row).
+/// Appends `event` as one row to `out`, and its lookup rows to `lookups`; `scratch` holds
+/// its packed row meanwhile (one buffer for every row of an insert, not an allocation a row).
 pub fn encode<'e>(
     event: &'e Event,
-    layout: &Layout,
     nullable: &[bool],
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
@@ -72,9 +26,7 @@ pub fn encode<'e>(
 ) {
     let row = Row::of(event, nullable);
     lookups.add(&row);
-    let named = (row.held.iter().zip(nullable).zip(&layout.named))
-        .filter_map(|(held_nullable, named)| named.then_some(held_nullable));
-    for (held, nullable) in named {
+    for (held, nullable) in row.held.iter().zip(nullable) {
         match held {
             None => out.push(1),
             Some(held) => {
@@ -88,25 +40,21 @@ pub fn encode<'e>(
             }
         }
     }
-    if layout.extra {
-        varint(out, row.extra.len() as u64);
-        row.extra.keys().for_each(|key| string(out, key));
-        varint(out, row.extra.len() as u64);
-        row.extra.values().for_each(|value| string(out, value));
-    }
-    if layout.matches {
-        let matches = &event.ti;
-        for (_, text) in MATCH_TEXTS {
-            varint(out, matches.len() as u64);
-            matches.iter().for_each(|m| string(out, text(m)));
-        }
+    varint(out, row.extra.len() as u64);
+    row.extra.keys().for_each(|key| string(out, key));
+    varint(out, row.extra.len() as u64);
+    row.extra.values().for_each(|value| string(out, value));
+    let matches = &event.ti;
+    for (_, text) in MATCH_TEXTS {
         varint(out, matches.len() as u64);
-        for found in matches {
-            out.extend_from_slice(&found.indicator_type.to_le_bytes());
-        }
-        varint(out, matches.len() as u64);
-        row.contexts.iter().for_each(|context| string(out, context));
+        matches.iter().for_each(|m| string(out, text(m)));
     }
+    varint(out, matches.len() as u64);
+    for found in matches {
+        out.extend_from_slice(&found.indicator_type.to_le_bytes());
+    }
+    varint(out, matches.len() as u64);
+    row.contexts.iter().for_each(|context| string(out, context));
     scratch.clear();
     row.pack(scratch);
     varint(out, scratch.len() as u64);
@@ -387,16 +335,8 @@ mod tests {
         ];
         let (nullable, mut rows, mut scratch) = (nullable_columns(), Vec::new(), Vec::new());
         let mut lookups = LookupRows::default();
-        let layout = Layout::of(&events.iter().collect::<Vec<_>>(), &nullable);
         for event in &events {
-            encode(
-                event,
-                &layout,
-                &nullable,
-                &mut scratch,
-                &mut rows,
-                &mut lookups,
-            );
+            encode(event, &nullable, &mut scratch, &mut rows, &mut lookups);
         }
         let mut out = Vec::new();
         lookups.encode(&mut out);
@@ -415,55 +355,6 @@ mod tests {
             expected.extend_from_slice(&at.to_le_bytes());
         }
         assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn an_insert_names_the_columns_its_events_hold_and_those_always_held() {
-        let nullable = nullable_columns();
-        let bare = Event::default();
-        let layout = Layout::of(&[&bare], &nullable);
-        assert_eq!(
-            layout.names(),
-            ["Id", "Timestamp", "Tenant", "Collector", "Raw", "PackedRow"]
-        );
-        let rich = crate::store::known_answers::rich_event();
-        let layout = Layout::of(&[&bare, &rich], &nullable);
-        let names = layout.names();
-        for name in [
-            "RequestUrl",
-            "SourcePort",
-            "Extra.key",
-            "TI.context",
-            "PackedRow",
-        ] {
-            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
-        }
-        assert!(!names.iter().any(|n| n == "DeviceCustomString6Label"));
-        // Each row holds exactly the columns named: the rows of both read as one table.
-        let (mut rows, mut scratch) = (Vec::new(), Vec::new());
-        let mut lookups = LookupRows::default();
-        encode(
-            &bare,
-            &layout,
-            &nullable,
-            &mut scratch,
-            &mut rows,
-            &mut lookups,
-        );
-        let alone = Layout::of(&[&bare], &nullable);
-        let mut fewer = Vec::new();
-        encode(
-            &bare,
-            &alone,
-            &nullable,
-            &mut scratch,
-            &mut fewer,
-            &mut lookups,
-        );
-        // The bare event's row with every named column: a NULL flag more for each column
-        // only the rich event holds, and an empty array for each array.
-        let more = names.len() - alone.names().len();
-        assert_eq!(rows.len(), fewer.len() + more);
     }
 
     #[test]
