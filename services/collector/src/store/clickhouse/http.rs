@@ -27,6 +27,19 @@ pub enum ClickHouseError {
 }
 
 impl ClickHouseError {
+    /// Whether the server that took a statement lost its connection to another shard
+    /// (SOCKET_TIMEOUT, NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED): a read that fails so
+    /// before answering anything may succeed at once when sent again.
+    pub fn is_shard_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            ClickHouseError::Refused {
+                code: 209 | 210 | 279,
+                ..
+            }
+        )
+    }
+
     /// Whether trying again later may succeed: the server or a shard is away, busy or slow.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -48,6 +48,9 @@ use crate::search::{
 
 /// Longest a search may run (ClickHouse stops it; the answer is read within a little more).
 const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// How often a search is sent when a shard's connection fails before any answer.
+const SEARCH_TRIES: u32 = 2;
+const SEARCH_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest any other statement may take: an insert of the loader's largest group, schema.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Ids looked up in one statement (ClickHouse reads at most 256 KiB of query text).
@@ -272,16 +275,31 @@ impl ClickHouseStore {
             }
         }
         let host = self.hosts().next().expect("a target has a host").to_owned();
-        let mut body =
-            tokio::time::timeout_at(deadline, self.http.send(&host, &settings, Bytes::from(sql)))
-                .await
-                .map_err(too_slow)?
-                .map_err(|error| {
-                    if matches!(error, ClickHouseError::Unreachable { .. }) {
-                        self.preferred.fetch_add(1, Ordering::Relaxed);
-                    }
-                    store_error(error)
-                })?;
+        let sql = Bytes::from(sql);
+        let mut tries = 0;
+        let mut body = loop {
+            tries += 1;
+            let sent =
+                tokio::time::timeout_at(deadline, self.http.send(&host, &settings, sql.clone()))
+                    .await
+                    .map_err(too_slow)?;
+            match sent {
+                // Nothing was answered yet: sent once more, a while later. A connection between
+                // shards reset under load failed a search that the next one answered.
+                Err(error) if error.is_shard_connection_failure() && tries < SEARCH_TRIES => {
+                    tracing::debug!(%error, "a search is sent again");
+                    tokio::time::sleep(SEARCH_RETRY_PAUSE).await;
+                }
+                sent => {
+                    break sent.map_err(|error| {
+                        if matches!(error, ClickHouseError::Unreachable { .. }) {
+                            self.preferred.fetch_add(1, Ordering::Relaxed);
+                        }
+                        store_error(error)
+                    })?;
+                }
+            }
+        };
         let columns = match &search.select {
             Projection::Events => None,
             Projection::Items(items) => Some(items.iter().map(|(_, name)| name.clone()).collect()),
@@ -417,6 +435,9 @@ fn io_failure(doing: &str, error: &std::io::Error) -> EventStoreError {
         format!("event store: {doing}: {error}"),
     ))
 }
+
+#[cfg(test)]
+mod search_retry_tests;
 
 #[cfg(test)]
 mod tests {
