@@ -90,14 +90,12 @@ static COLUMN_INDEX: LazyLock<ColumnIndex> = LazyLock::new(|| {
         not_fields: Vec::new(),
     };
     for (i, column) in COLUMNS.iter().enumerate() {
-        match NOT_FIELDS.iter().find(|(name, _)| *name == column.name) {
-            Some((_, value_of)) => {
-                index.by_name.insert(column.name, None);
-                index.not_fields.push((i, *value_of));
-            }
-            None => {
-                index.by_name.insert(column.name, Some(i));
-            }
+        let own = NOT_FIELDS.iter().find(|(name, _)| *name == column.name);
+        index
+            .by_name
+            .insert(column.name, own.is_none().then_some(i));
+        if let Some((_, value_of)) = own {
+            index.not_fields.push((i, *value_of));
         }
     }
     index
