@@ -1,10 +1,12 @@
-//! Insert bodies kept for reuse. A load's bodies are tens of megabytes: fresh ones each time
+//! Insert bodies, and the block their events are gathered in, kept for reuse. A load's bodies are tens of megabytes: fresh ones each time
 //! had the kernel fault in and zero their pages (a seventh of the collector's time in `perf`
 //! during `xdr-bench collector`). A load needs bodies of two sizes (its events' rows, large;
 //! their lookup rows, small), so a body is taken by best fit: handing the small one out for
 //! the large rows grew it into fresh memory each time, which is what reuse is for avoiding.
 
 use std::sync::{Mutex, PoisonError};
+
+use super::rows::EventBlock;
 
 /// Emptied bodies of earlier inserts, smallest first, holding at most `most_bytes` of
 /// capacity in all.
@@ -62,6 +64,25 @@ impl SpareBodies {
     #[cfg(test)]
     fn capacities(&self) -> Vec<usize> {
         self.spare().iter().map(Vec::capacity).collect()
+    }
+}
+
+/// The block of the last load's events, emptied for the next: one load at a time uses it
+/// (another at the same time makes its own). It keeps the room of the largest load's share
+/// of a server, as a spare body does.
+#[derive(Default)]
+pub(super) struct SpareBlock(Mutex<Option<EventBlock>>);
+
+impl SpareBlock {
+    pub(super) fn take(&self) -> EventBlock {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut block = kept.unwrap_or_else(EventBlock::new);
+        block.clear();
+        block
+    }
+
+    pub(super) fn keep(&self, block: EventBlock) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(block);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Loading batches: a share of the events to each server, as `RowBinary` inserts into its
+//! Loading batches: a share of the events to each server, as `Native` inserts into its
 //! own tables — the share's lookup rows, then its events — all answered before the load
 //! is; the ids of a load that may repeat an uncertain one looked up first, and the disk
 //! buffer's sequence kept beside it.
@@ -10,13 +10,10 @@ use http_body_util::BodyExt;
 use xdr_proto::pb::Event;
 
 use super::{
-    ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError, io_failure,
-    json_rows, rows, schema, text_of,
+    BLOCK_HEADER_ROOM, ClickHouseStore, IDS_PER_LOOKUP, STATEMENT_TIMEOUT, http::ClickHouseError,
+    io_failure, json_rows, rows, text_of,
 };
-use crate::{
-    search::clickhouse::{identifier, quoted},
-    store::EventStoreError,
-};
+use crate::{search::clickhouse::quoted, store::EventStoreError};
 
 impl ClickHouseStore {
     /// Inserts `events` (the ones stored already left out when the last insert is uncertain).
@@ -78,43 +75,26 @@ impl ClickHouseStore {
     /// lookup keeps until the event follows, and is written again then (a few doubled rows,
     /// only after a failure).
     async fn insert_on(&self, host: &str, events: &[&Event]) -> Result<(), ClickHouseError> {
-        // Room for each whole insert at once: growing a body of a hundred thousand rows
-        // copied it over and over (a fifth of the loader's time in `perf`). An event's row
-        // is about its raw event thrice (raw, its fields, its packed row) and its names; a
-        // lookup row about its value (from the raw event) and its names. The lookup rows are
-        // gathered as the events' rows are encoded, and sent first.
-        let room: usize = events.iter().map(|e| 3 * e.raw.len() + 256).sum();
-        let mut body = self.spare_bodies.take(room);
-        let mut scratch = Vec::new();
+        // The events' block is made in the columns kept from the last load, then copied
+        // into a body with room for it whole (growing a body of a hundred thousand rows
+        // copied it over and over, a fifth of the loader's time in `perf`). The lookup rows
+        // are gathered as the events are added, and sent first.
+        let mut block = self.spare_block.take();
         let mut lookup_rows = rows::LookupRows::default();
         for event in events {
-            rows::encode(
-                event,
-                &self.nullable,
-                &mut scratch,
-                &mut body,
-                &mut lookup_rows,
-            );
+            block.push(event, &self.nullable, &mut lookup_rows);
         }
+        let mut body = self.spare_bodies.take(block.len() + BLOCK_HEADER_ROOM);
+        block.write_to(&mut body);
+        self.spare_block.keep(block);
         let room: usize = events.iter().map(|e| e.raw.len() + 128).sum();
         let mut lookups = self.spare_bodies.take(room);
         lookup_rows.encode(&mut lookups);
         if !lookups.is_empty() {
-            let sql = format!(
-                "INSERT INTO {} (Tenant, Field, Value, Timestamp) FORMAT RowBinary",
-                self.target.lookup_table()
-            );
+            let sql = format!("INSERT INTO {} FORMAT Native", self.target.lookup_table());
             self.insert_rows(host, &sql, lookups).await?;
         }
-        let names: Vec<String> = schema::columns()
-            .iter()
-            .map(|(name, _)| identifier(name))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) FORMAT RowBinary",
-            self.target.local_table(),
-            names.join(", ")
-        );
+        let sql = format!("INSERT INTO {} FORMAT Native", self.target.local_table());
         self.insert_rows(host, &sql, body).await
     }
 

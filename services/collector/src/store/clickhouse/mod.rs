@@ -17,6 +17,7 @@ mod first_events;
 mod http;
 mod load;
 mod lookup;
+mod native;
 mod retention;
 mod rows;
 mod schema;
@@ -55,6 +56,8 @@ const SEARCH_RETRY_PAUSE: Duration = Duration::from_millis(100);
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Ids looked up in one statement (ClickHouse reads at most 256 KiB of query text).
 const IDS_PER_LOOKUP: usize = 2_000;
+/// Room for a `Native` block's header: each column's name and type (about 3 KiB).
+const BLOCK_HEADER_ROOM: usize = 8 << 10;
 /// The file beside the disk buffer that holds the sequence ClickHouse holds.
 const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
 /// The most bytes of insert bodies kept for later inserts (a load's bodies together are
@@ -77,6 +80,7 @@ pub struct ClickHouseStore {
     nullable: Vec<bool>,
     /// Bodies of earlier inserts, emptied, for the next (`load`).
     spare_bodies: bodies::SpareBodies,
+    spare_block: bodies::SpareBlock,
 }
 
 pub(crate) fn store_error(error: ClickHouseError) -> EventStoreError {
@@ -125,6 +129,7 @@ impl ClickHouseStore {
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
             spare_bodies: bodies::SpareBodies::new(MOST_SPARE_BYTES),
+            spare_block: bodies::SpareBlock::default(),
         };
         if let Err(error) = store.block_on(store.ensure_ready()) {
             tracing::warn!(%error, target = ?store.target, "ClickHouse is not ready; events wait in the disk buffer until it is");

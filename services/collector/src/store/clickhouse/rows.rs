@@ -1,12 +1,11 @@
-//! Events as ClickHouse `RowBinary`, in the order of `schema::columns()`: lengths as LEB128
-//! varints, integers little-endian, a nullable value a flag byte (1: NULL) before it, an array
-//! its length before its elements. Binary rows need no escaping and are the cheapest input
-//! for ClickHouse to parse.
+//! A load's events as one ClickHouse `Native` block (`native`), its columns in the order of
+//! `schema::columns()`, and their lookup rows as another.
 
 use std::{borrow::Cow, collections::BTreeMap, io::Write, sync::LazyLock};
 
 use xdr_proto::pb::{Event, TiMatch};
 
+use super::native::{self, Column};
 use crate::{
     search::{
         lookup::LOOKUP_FIELDS,
@@ -15,50 +14,94 @@ use crate::{
     store::columns::{self, Stored},
 };
 
-/// Appends `event` as one row to `out`, and its lookup rows to `lookups`; `scratch` holds
-/// its packed row meanwhile (one buffer for every row of an insert, not an allocation a row).
-pub fn encode<'e>(
-    event: &'e Event,
-    nullable: &[bool],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    lookups: &mut LookupRows<'e>,
-) {
-    let row = Row::of(event, nullable);
-    lookups.add(&row);
-    for (held, nullable) in row.held.iter().zip(nullable) {
-        match held {
-            None => out.push(1),
-            Some(held) => {
-                if *nullable {
-                    out.push(0);
-                }
-                match held {
-                    Held::Integer(n) => out.extend_from_slice(&n.to_le_bytes()),
-                    Held::Text(text) => string(out, text),
-                }
-            }
+/// Every column of the events table with its type's name, in the order of a block's.
+static BLOCK_COLUMNS: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(super::schema::columns);
+
+/// The events of a load, column by column, as they are added. Kept from load to load: its
+/// columns keep their room (fresh buffers for a block of tens of megabytes were the kernel
+/// faulting in and zeroing their pages each time).
+pub struct EventBlock {
+    columns: Vec<Column>,
+    rows: usize,
+    /// Each event's packed row while it is made.
+    scratch: Vec<u8>,
+}
+
+impl EventBlock {
+    pub fn new() -> Self {
+        EventBlock {
+            columns: BLOCK_COLUMNS.iter().map(|_| Column::default()).collect(),
+            rows: 0,
+            scratch: Vec::new(),
         }
     }
-    varint(out, row.extra.len() as u64);
-    row.extra.keys().for_each(|key| string(out, key));
-    varint(out, row.extra.len() as u64);
-    row.extra.values().for_each(|value| string(out, value));
-    let matches = &event.ti;
-    for (_, text) in MATCH_TEXTS {
-        varint(out, matches.len() as u64);
-        matches.iter().for_each(|m| string(out, text(m)));
+
+    pub fn clear(&mut self) {
+        self.columns.iter_mut().for_each(Column::clear);
+        self.rows = 0;
     }
-    varint(out, matches.len() as u64);
-    for found in matches {
-        out.extend_from_slice(&found.indicator_type.to_le_bytes());
+
+    /// The bytes of the block's values so far (its header is a few KiB more).
+    pub fn len(&self) -> usize {
+        self.columns.iter().map(Column::len).sum()
     }
-    varint(out, matches.len() as u64);
-    row.contexts.iter().for_each(|context| string(out, context));
-    scratch.clear();
-    row.pack(scratch);
-    varint(out, scratch.len() as u64);
-    out.extend_from_slice(scratch);
+
+    /// Adds `event` as a row, and its lookup rows to `lookups`.
+    pub fn push<'e>(&mut self, event: &'e Event, nullable: &[bool], lookups: &mut LookupRows<'e>) {
+        let row = Row::of(event, nullable);
+        lookups.add(&row);
+        let (scalars, arrays) = self.columns.split_at_mut(COLUMNS.len());
+        let values = row.held.iter().zip(nullable).zip(COLUMNS);
+        for (((held, nullable), schema), column) in values.zip(scalars) {
+            if *nullable {
+                column.null_flag(held.is_none());
+            }
+            match (held, schema.kind) {
+                (Some(Held::Integer(n)), _) => column.int64(*n),
+                (Some(Held::Text(text)), _) => column.text(text),
+                // A NULL row holds its type's default.
+                (None, ColumnType::Text) => column.text(""),
+                (None, ColumnType::Integer | ColumnType::Timestamp) => column.int64(0),
+            }
+        }
+        let [
+            extra_keys,
+            extra_values,
+            field,
+            value,
+            category,
+            indicator,
+            supplier,
+            indicator_type,
+            context,
+            packed,
+        ] = arrays
+        else {
+            unreachable!("the schema's columns after its scalar ones are these ten")
+        };
+        extra_keys.texts(row.extra.keys().copied());
+        extra_values.texts(row.extra.values().map(String::as_str));
+        let matches = &event.ti;
+        for (column, (_, text)) in [field, value, category, indicator, supplier]
+            .into_iter()
+            .zip(MATCH_TEXTS)
+        {
+            column.texts(matches.iter().map(text));
+        }
+        indicator_type.int32s(matches.iter().map(|m| m.indicator_type));
+        context.texts(row.contexts.iter().map(String::as_str));
+        self.scratch.clear();
+        row.pack(&mut self.scratch);
+        packed.bytes(&self.scratch);
+        self.rows += 1;
+    }
+
+    /// Appends the block to `out`, the body of an `INSERT … FORMAT Native`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let columns = (BLOCK_COLUMNS.iter().zip(&self.columns))
+            .map(|((name, kind), column)| (name.as_str(), *kind, column));
+        native::write_block(out, self.rows, columns);
+    }
 }
 
 /// The columns read beside each packed row, so left out of it: the two a search by time
@@ -246,27 +289,46 @@ impl<'e> LookupRows<'e> {
         }
     }
 
-    /// Appends the rows in the lookup table's key order, each once. Sorted here: ClickHouse
-    /// 18.16 sorts a block of random strings at about 1 µs a row, more than writing the
-    /// event; a sorted block it only checks. Each field's values of a tenant are sorted
-    /// alone, so a comparison reads only the values: sorting whole rows compared the
-    /// tenants and the fields' names as well, a tenth of the collector's CPU in `perf`
-    /// during `xdr-bench collector`.
+    /// Appends the rows as a `Native` block of the lookup table's columns, in its key order,
+    /// each once. Sorted here: ClickHouse 18.16 sorts a block of random strings at about
+    /// 1 µs a row, more than writing the event; a sorted block it only checks. Each field's
+    /// values of a tenant are sorted alone, so a comparison reads only the values: sorting
+    /// whole rows compared the tenants and the fields' names as well, a tenth of the
+    /// collector's CPU in `perf` during `xdr-bench collector`.
     pub fn encode(self, out: &mut Vec<u8>) {
+        let mut columns: [Column; 4] = Default::default();
+        let mut rows = 0;
         for (tenant, fields) in self.by_tenant {
             for ((name, _), mut values) in LOOKUP_COLUMNS.iter().zip(fields) {
                 values.sort_unstable();
                 values.dedup();
                 for (value, timestamp) in values {
-                    string(out, tenant);
-                    string(out, name);
-                    string(out, &value);
-                    out.extend_from_slice(&timestamp.to_le_bytes());
+                    let [tenants, names, texts, times] = &mut columns;
+                    tenants.text(tenant);
+                    names.text(name);
+                    texts.text(&value);
+                    times.int64(timestamp);
+                    rows += 1;
                 }
             }
         }
+        if rows > 0 {
+            let kinds = LOOKUP_TABLE_COLUMNS.iter();
+            let columns = kinds
+                .zip(&columns)
+                .map(|((name, kind), c)| (*name, *kind, c));
+            native::write_block(out, rows, columns);
+        }
     }
 }
+
+/// The lookup table's columns (`schema::create_lookup`) with their types.
+pub const LOOKUP_TABLE_COLUMNS: [(&str, &str); 4] = [
+    ("Tenant", "String"),
+    ("Field", "String"),
+    ("Value", "String"),
+    ("Timestamp", "Int64"),
+];
 
 /// Whether each column of [`COLUMNS`] is `Nullable`, as `schema::columns()` declares them.
 pub fn nullable_columns() -> Vec<bool> {
@@ -275,19 +337,6 @@ pub fn nullable_columns() -> Vec<bool> {
         .take(COLUMNS.len())
         .map(|(_, kind)| kind.starts_with("Nullable"))
         .collect()
-}
-
-fn string(out: &mut Vec<u8>, text: &str) {
-    varint(out, text.len() as u64);
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 #[cfg(test)]
@@ -333,14 +382,14 @@ mod tests {
                 )
             },
         ];
-        let (nullable, mut rows, mut scratch) = (nullable_columns(), Vec::new(), Vec::new());
+        let (nullable, mut block) = (nullable_columns(), EventBlock::new());
         let mut lookups = LookupRows::default();
         for event in &events {
-            encode(event, &nullable, &mut scratch, &mut rows, &mut lookups);
+            block.push(event, &nullable, &mut lookups);
         }
         let mut out = Vec::new();
         lookups.encode(&mut out);
-        let mut expected = Vec::new();
+        let mut expected: [Column; 4] = Default::default();
         for (tenant, field, value, at) in [
             ("Another", "DestinationAddress", "d", 3_i64),
             ("Another", "RequestUrl", "c", 3),
@@ -349,12 +398,59 @@ mod tests {
             ("Main", "RequestUrl", "b", 1),
             ("Main", "SourceAddress", "1", 1),
         ] {
-            for text in [tenant, field, value] {
-                string(&mut expected, text);
+            for (column, text) in expected.iter_mut().zip([tenant, field, value]) {
+                column.text(text);
             }
-            expected.extend_from_slice(&at.to_le_bytes());
+            expected[3].int64(at);
         }
-        assert_eq!(out, expected);
+        let mut block_of_expected = Vec::new();
+        let columns = LOOKUP_TABLE_COLUMNS.iter().zip(&expected);
+        native::write_block(
+            &mut block_of_expected,
+            6,
+            columns.map(|((name, kind), c)| (*name, *kind, c)),
+        );
+        assert_eq!(out, block_of_expected);
+
+        let mut none = Vec::new();
+        LookupRows::default().encode(&mut none);
+        assert!(none.is_empty(), "no rows, no block");
+    }
+
+    /// A block holds a row per event and a column of each of the table's, every column
+    /// with a value (or a NULL flag and a value) per row.
+    #[test]
+    fn an_event_block_holds_every_column_of_every_event() {
+        let nullable = nullable_columns();
+        let mut block = EventBlock::new();
+        let (rich, bare) = (crate::store::known_answers::rich_event(), Event::default());
+        let mut lookups = LookupRows::default();
+        block.push(&rich, &nullable, &mut lookups);
+        block.push(&bare, &nullable, &mut lookups);
+        let mut out = Vec::new();
+        block.write_to(&mut out);
+        let mut header = Vec::new();
+        native::varint(&mut header, BLOCK_COLUMNS.len() as u64);
+        native::varint(&mut header, 2);
+        assert!(out.starts_with(&header));
+        for ((name, kind), (column, nullable)) in BLOCK_COLUMNS
+            .iter()
+            .zip(block.columns.iter().zip(&nullable))
+        {
+            if *nullable {
+                assert_eq!(column.nulls.len(), 2, "{name}");
+            }
+            if kind.starts_with("Array") {
+                assert_eq!(column.ends.len(), 2 * 8, "{name}");
+            } else if !*nullable {
+                assert!(column.nulls.is_empty() && column.ends.is_empty(), "{name}");
+            }
+        }
+        // Emptied for the next load, its room kept.
+        let room = block.columns[0].values.capacity();
+        block.clear();
+        assert_eq!((block.len(), block.rows), (0, 0));
+        assert_eq!(block.columns[0].values.capacity(), room);
     }
 
     #[test]
@@ -379,6 +475,11 @@ mod tests {
     /// `event` read back from its packed row and the columns beside it, as a search by time
     /// answers them.
     fn read_back(event: &Event, packed: Vec<u8>) -> Event {
+        super::super::answer::event_of(&unpacked_row(event, packed))
+    }
+
+    /// The row of every column a search by time makes of `packed` and the columns beside it.
+    fn unpacked_row(event: &Event, packed: Vec<u8>) -> serde_json::Map<String, serde_json::Value> {
         let beside = serde_json::json!({
             "Tenant": event.tenant,
             "Timestamp": event.timestamp_ms,
@@ -387,17 +488,6 @@ mod tests {
         });
         let line = serde_json::to_vec(&beside).unwrap();
         let row = super::super::answer::row_of(&line).unwrap().unwrap();
-        let row = super::super::answer::unpacked(row).unwrap().unwrap();
-        super::super::answer::event_of(&row)
-    }
-
-    #[test]
-    fn varints_are_leb128() {
-        let mut out = Vec::new();
-        varint(&mut out, 0);
-        varint(&mut out, 127);
-        varint(&mut out, 128);
-        varint(&mut out, 300);
-        assert_eq!(out, [0, 127, 0x80, 1, 0xAC, 2]);
+        super::super::answer::unpacked(row).unwrap().unwrap()
     }
 }
