@@ -173,6 +173,13 @@ pub fn unpacked(
             whole.insert(name.to_owned(), value);
         }
     }
+    // A packed row holds each match's context as a JSON object (`rows`), the column as its
+    // text; rows packed before hold the text.
+    if let Some(Value::Array(contexts)) = whole.get_mut("TI.context") {
+        for context in contexts.iter_mut().filter(|c| !c.is_string()) {
+            *context = Value::String(context.to_string());
+        }
+    }
     Ok(Some(whole))
 }
 

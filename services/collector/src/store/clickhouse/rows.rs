@@ -228,11 +228,16 @@ impl<'e> Row<'e> {
         for (name, text) in MATCH_TEXTS {
             array(out, name, &mut matches.iter().map(text));
         }
-        array(
-            out,
-            "TI.context",
-            &mut self.contexts.iter().map(String::as_str),
-        );
+        // Each context as the JSON object it is, not as a string: that escaped every quote
+        // of it (`answer::unpacked` makes them strings again).
+        if !self.contexts.is_empty() {
+            key(out, "TI.context");
+            for (i, context) in self.contexts.iter().enumerate() {
+                out.push(if i == 0 { b'[' } else { b',' });
+                out.extend_from_slice(context.as_bytes());
+            }
+            out.push(b']');
+        }
         if !matches.is_empty() {
             key(out, "TI.indicator_type");
             for (i, found) in matches.iter().enumerate() {
@@ -463,13 +468,34 @@ mod tests {
             !packed.contains(&b'\n') && !packed.contains(&b'\t'),
             "one line as it is held"
         );
-        assert_eq!(read_back(&event, packed), event);
+        assert_eq!(read_back(&event, packed.clone()), event);
+        // A `SELECT *` shows each context as the text its column holds, whichever it reads.
+        let row = unpacked_row(&event, packed);
+        let contexts: Vec<String> = (event.ti.iter())
+            .map(|m| serde_json::to_string(&m.context).unwrap())
+            .collect();
+        assert!(!contexts.is_empty());
+        assert_eq!(row["TI.context"], serde_json::json!(contexts));
+
+        // Rows packed before contexts were objects hold them as strings.
+        let mut old =
+            serde_json::from_str::<serde_json::Value>(row_text(&event, &nullable).as_str())
+                .unwrap();
+        old["TI.context"] = serde_json::json!(contexts);
+        let row = unpacked_row(&event, old.to_string().into_bytes());
+        assert_eq!(row["TI.context"], serde_json::json!(contexts));
 
         // An event with nothing but what every event holds.
         let bare = Event::default();
         let mut packed = Vec::new();
         Row::of(&bare, &nullable).pack(&mut packed);
         assert_eq!(read_back(&bare, packed), bare);
+    }
+
+    fn row_text(event: &Event, nullable: &[bool]) -> String {
+        let mut packed = Vec::new();
+        Row::of(event, nullable).pack(&mut packed);
+        String::from_utf8(packed).unwrap()
     }
 
     /// `event` read back from its packed row and the columns beside it, as a search by time
