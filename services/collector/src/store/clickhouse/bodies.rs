@@ -1,8 +1,9 @@
-//! Insert bodies, and the block their events are gathered in, kept for reuse. A load's bodies are tens of megabytes: fresh ones each time
-//! had the kernel fault in and zero their pages (a seventh of the collector's time in `perf`
-//! during `xdr-bench collector`). A load needs bodies of two sizes (its events' rows, large;
-//! their lookup rows, small), so a body is taken by best fit: handing the small one out for
-//! the large rows grew it into fresh memory each time, which is what reuse is for avoiding.
+//! Insert bodies, and the block their events are gathered in, kept for reuse. A load's
+//! bodies are tens of megabytes: fresh ones each time had the kernel fault in and zero their
+//! pages (a seventh of the collector's time in `perf` during `xdr-bench collector`). A load
+//! needs bodies of two sizes (its events' block, large; their lookup rows, small), so a body
+//! is taken by best fit: handing the small one out for the large block grew it into fresh
+//! memory each time, which is what reuse is for avoiding.
 
 use std::sync::{Mutex, PoisonError};
 
