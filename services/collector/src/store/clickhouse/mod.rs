@@ -56,7 +56,7 @@ const SEARCH_RETRY_PAUSE: Duration = Duration::from_millis(100);
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Ids looked up in one statement (ClickHouse reads at most 256 KiB of query text).
 const IDS_PER_LOOKUP: usize = 2_000;
-/// Room for a `Native` block's header: each column's name and type (about 3 KiB).
+/// Room for a `Native` block's header: each column's name and type (about 1.4 KiB).
 const BLOCK_HEADER_ROOM: usize = 8 << 10;
 /// The file beside the disk buffer that holds the sequence ClickHouse holds.
 const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
