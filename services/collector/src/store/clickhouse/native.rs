@@ -75,16 +75,23 @@ impl Column {
     }
 }
 
-/// Appends one block of `rows` rows: `columns` are each one's name, type and values.
-pub fn write_block<'c>(
+/// Appends one block of `rows` rows: each column's name and type from `names`, its values
+/// from `columns`, in their order.
+pub fn write_block(
     out: &mut Vec<u8>,
     rows: usize,
-    columns: impl ExactSizeIterator<Item = (&'c str, &'c str, &'c Column)>,
+    names: &[(impl AsRef<str>, &str)],
+    columns: &[Column],
 ) {
+    debug_assert_eq!(
+        names.len(),
+        columns.len(),
+        "a name and type for each column"
+    );
     varint(out, columns.len() as u64);
     varint(out, rows as u64);
-    for (name, kind, column) in columns {
-        string(out, name);
+    for ((name, kind), column) in names.iter().zip(columns) {
+        string(out, name.as_ref());
         string(out, kind);
         out.extend_from_slice(&column.nulls);
         out.extend_from_slice(&column.ends);
@@ -134,12 +141,12 @@ mod tests {
         numbers.int32s([7].into_iter());
         numbers.int32s(std::iter::empty());
         let mut out = Vec::new();
-        let columns = [
-            ("n", "Nullable(String)", &nullable),
-            ("t", "Array(String)", &texts),
-            ("i", "Array(Int32)", &numbers),
+        let names = [
+            ("n", "Nullable(String)"),
+            ("t", "Array(String)"),
+            ("i", "Array(Int32)"),
         ];
-        write_block(&mut out, 2, columns.into_iter());
+        write_block(&mut out, 2, &names, &[nullable, texts, numbers]);
         let mut expected = vec![3, 2];
         expected.extend(b"\x01n\x10Nullable(String)");
         expected.extend([0, 1, 1, b'a', 0]);

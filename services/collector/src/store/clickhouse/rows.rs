@@ -5,7 +5,10 @@ use std::{borrow::Cow, collections::BTreeMap, io::Write, sync::LazyLock};
 
 use xdr_proto::pb::{Event, TiMatch};
 
-use super::native::{self, Column};
+use super::{
+    native::{self, Column},
+    schema::LOOKUP_TABLE_COLUMNS,
+};
 use crate::{
     search::{
         lookup::LOOKUP_FIELDS,
@@ -41,7 +44,7 @@ impl EventBlock {
         self.rows = 0;
     }
 
-    /// The bytes of the block's values so far (its header is a few KiB more).
+    /// The bytes of the block's values so far, less its header.
     pub fn len(&self) -> usize {
         self.columns.iter().map(Column::len).sum()
     }
@@ -98,9 +101,7 @@ impl EventBlock {
 
     /// Appends the block to `out`, the body of an `INSERT … FORMAT Native`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let columns = (BLOCK_COLUMNS.iter().zip(&self.columns))
-            .map(|((name, kind), column)| (name.as_str(), *kind, column));
-        native::write_block(out, self.rows, columns);
+        native::write_block(out, self.rows, &BLOCK_COLUMNS, &self.columns);
     }
 }
 
@@ -324,11 +325,7 @@ impl<'e> LookupRows<'e> {
             }
         }
         if rows > 0 {
-            let kinds = LOOKUP_TABLE_COLUMNS.iter();
-            let columns = kinds
-                .zip(&columns)
-                .map(|((name, kind), c)| (*name, *kind, c));
-            native::write_block(out, rows, columns);
+            native::write_block(out, rows, &LOOKUP_TABLE_COLUMNS, &columns);
         }
     }
 }
@@ -352,14 +349,6 @@ fn leading_bytes(value: &str) -> u128 {
     leading[..n].copy_from_slice(&value.as_bytes()[..n]);
     u128::from_be_bytes(leading)
 }
-
-/// The lookup table's columns (`schema::create_lookup`) with their types.
-pub const LOOKUP_TABLE_COLUMNS: [(&str, &str); 4] = [
-    ("Tenant", "String"),
-    ("Field", "String"),
-    ("Value", "String"),
-    ("Timestamp", "Int64"),
-];
 
 /// Whether each column of [`COLUMNS`] is `Nullable`, as `schema::columns()` declares them.
 pub fn nullable_columns() -> Vec<bool> {
@@ -435,12 +424,7 @@ mod tests {
             expected[3].int64(at);
         }
         let mut block_of_expected = Vec::new();
-        let columns = LOOKUP_TABLE_COLUMNS.iter().zip(&expected);
-        native::write_block(
-            &mut block_of_expected,
-            6,
-            columns.map(|((name, kind), c)| (*name, *kind, c)),
-        );
+        native::write_block(&mut block_of_expected, 6, &LOOKUP_TABLE_COLUMNS, &expected);
         assert_eq!(out, block_of_expected);
 
         let mut none = Vec::new();

@@ -87,13 +87,26 @@ const EVENTS_GRANULE: u32 = 512;
 /// retention drops both alike. A value's times are a few rows in each part: small granules
 /// (a lookup reads at least one a part).
 pub fn create_lookup(table: &str) -> String {
+    let columns: Vec<String> = (LOOKUP_TABLE_COLUMNS.iter())
+        .map(|(name, kind)| format!("{name} {kind}"))
+        .collect();
+    let key: Vec<&str> = LOOKUP_TABLE_COLUMNS.iter().map(|(name, _)| *name).collect();
     format!(
-        "CREATE TABLE IF NOT EXISTS {table} (Tenant String, Field String, Value String, \
-         Timestamp Int64) ENGINE = MergeTree \
+        "CREATE TABLE IF NOT EXISTS {table} ({}) ENGINE = MergeTree \
          PARTITION BY toDate(toDateTime(intDiv(Timestamp, 1000))) \
-         ORDER BY (Tenant, Field, Value, Timestamp) SETTINGS index_granularity = 1024"
+         ORDER BY ({}) SETTINGS index_granularity = 1024",
+        columns.join(", "),
+        key.join(", ")
     )
 }
+
+/// The lookup table's columns with their types, in the order of its key and of its rows.
+pub const LOOKUP_TABLE_COLUMNS: [(&str, &str); 4] = [
+    ("Tenant", "String"),
+    ("Field", "String"),
+    ("Value", "String"),
+    ("Timestamp", "Int64"),
+];
 
 /// The lookup rows `events` (an events table) hold, for `INSERT INTO lookup …`.
 pub fn lookups_of(events: &str) -> String {
