@@ -70,20 +70,36 @@ impl SpareBodies {
 
 /// The block of the last load's events, emptied for the next: one load at a time uses it
 /// (another at the same time makes its own). It keeps the room of the largest load's share
-/// of a server, as a spare body does.
-#[derive(Default)]
-pub(super) struct SpareBlock(Mutex<Option<EventBlock>>);
+/// of a server, as a spare body does, up to `most_bytes`: a block grown past it by a load of
+/// large events is let go.
+pub(super) struct SpareBlock {
+    kept: Mutex<Option<EventBlock>>,
+    most_bytes: usize,
+}
 
 impl SpareBlock {
+    pub(super) fn new(most_bytes: usize) -> Self {
+        SpareBlock {
+            kept: Mutex::new(None),
+            most_bytes,
+        }
+    }
+
     pub(super) fn take(&self) -> EventBlock {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let mut block = kept.unwrap_or_else(EventBlock::new);
         block.clear();
         block
     }
 
     pub(super) fn keep(&self, block: EventBlock) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(block);
+        if block.capacity() <= self.most_bytes {
+            *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(block);
+        }
     }
 }
 
@@ -117,6 +133,28 @@ mod tests {
             10,
             "an empty pool makes a new body"
         );
+    }
+
+    #[test]
+    fn a_block_is_kept_within_the_cap_and_comes_back_empty() {
+        let event = crate::store::known_answers::rich_event();
+        let nullable = super::super::rows::nullable_columns();
+        let filled = || {
+            let mut block = EventBlock::new();
+            let mut lookups = super::super::rows::LookupRows::default();
+            block.push(&event, &nullable, &mut lookups);
+            block
+        };
+        let spare = SpareBlock::new(1 << 20);
+        let block = filled();
+        let room = block.capacity();
+        spare.keep(block);
+        let taken = spare.take();
+        assert_eq!((taken.capacity(), taken.len()), (room, 0));
+
+        let small = SpareBlock::new(room - 1);
+        small.keep(filled());
+        assert_eq!(small.take().capacity(), 0, "past the cap: a new block");
     }
 
     #[test]

@@ -61,7 +61,7 @@ const BLOCK_HEADER_ROOM: usize = 8 << 10;
 /// The file beside the disk buffer that holds the sequence ClickHouse holds.
 const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
 /// The most bytes of insert bodies kept for later inserts (a load's bodies together are
-/// about 70 MB in the bench, however many servers share it).
+/// about 70 MB in the bench, however many servers share it), and of the kept event block.
 const MOST_SPARE_BYTES: usize = 128 << 20;
 
 pub struct ClickHouseStore {
@@ -129,7 +129,7 @@ impl ClickHouseStore {
             loaded_through: state_dir.join(LOADED_THROUGH_FILE),
             nullable: rows::nullable_columns(),
             spare_bodies: bodies::SpareBodies::new(MOST_SPARE_BYTES),
-            spare_block: bodies::SpareBlock::default(),
+            spare_block: bodies::SpareBlock::new(MOST_SPARE_BYTES),
         };
         if let Err(error) = store.block_on(store.ensure_ready()) {
             tracing::warn!(%error, target = ?store.target, "ClickHouse is not ready; events wait in the disk buffer until it is");

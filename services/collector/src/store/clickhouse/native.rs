@@ -28,6 +28,11 @@ impl Column {
         self.values.clear();
     }
 
+    /// The bytes its buffers hold room for.
+    pub fn capacity(&self) -> usize {
+        self.nulls.capacity() + self.ends.capacity() + self.values.capacity()
+    }
+
     /// The bytes its values take in a block (less its name and type).
     pub fn len(&self) -> usize {
         self.nulls.len() + self.ends.len() + self.values.len()

@@ -44,6 +44,11 @@ impl EventBlock {
         self.rows = 0;
     }
 
+    /// The bytes its columns hold room for.
+    pub fn capacity(&self) -> usize {
+        self.columns.iter().map(Column::capacity).sum::<usize>() + self.scratch.capacity()
+    }
+
     /// The bytes of the block's values so far, less its header.
     pub fn len(&self) -> usize {
         self.columns.iter().map(Column::len).sum()
