@@ -87,8 +87,9 @@ impl ClickHouseStore {
         let mut body = self.spare_bodies.take(block.len() + BLOCK_HEADER_ROOM);
         block.write_to(&mut body);
         self.spare_block.keep(block);
-        let room: usize = events.iter().map(|e| e.raw.len() + 128).sum();
-        let mut lookups = self.spare_bodies.take(room);
+        let mut lookups = self
+            .spare_bodies
+            .take(lookup_rows.most_bytes() + BLOCK_HEADER_ROOM);
         lookup_rows.encode(&mut lookups);
         if !lookups.is_empty() {
             let sql = format!("INSERT INTO {} FORMAT Native", self.target.lookup_table());

@@ -109,6 +109,13 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// The bytes [`string`] writes for `text`.
+pub fn string_len(text: &str) -> usize {
+    // Seven bits a byte of the length, and a byte for an empty one.
+    let bits = u64::BITS - (text.len() as u64 | 1).leading_zeros();
+    bits.div_ceil(7) as usize + text.len()
+}
+
 pub fn varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -129,6 +136,16 @@ mod tests {
         varint(&mut out, 128);
         varint(&mut out, 300);
         assert_eq!(out, [0, 127, 0x80, 1, 0xAC, 2]);
+    }
+
+    #[test]
+    fn a_strings_length_is_what_is_written() {
+        for len in [0, 1, 127, 128, 16_383, 16_384, 300_000] {
+            let text = "x".repeat(len);
+            let mut out = Vec::new();
+            string(&mut out, &text);
+            assert_eq!(string_len(&text), out.len(), "{len}");
+        }
     }
 
     /// The layout ClickHouse 18.16 writes for the same block (`SELECT … FORMAT Native` of

@@ -271,6 +271,9 @@ pub struct LookupRows<'e> {
     /// By tenant (a load mostly holds one), then each field's values and times, the fields
     /// in [`LOOKUP_COLUMNS`]' order.
     by_tenant: BTreeMap<&'e str, Vec<ValuesAt<'e>>>,
+    /// The bytes of the rows' columns if none repeats another: the room their block needs,
+    /// less its header.
+    most_bytes: usize,
 }
 
 /// A lookup field's values in a load, each with its event's time.
@@ -290,14 +293,24 @@ impl<'e> LookupRows<'e> {
     fn add(&mut self, row: &Row<'e>) {
         let fields = (self.by_tenant.entry(&row.event.tenant))
             .or_insert_with(|| vec![Vec::new(); LOOKUP_COLUMNS.len()]);
-        for ((_, column), values) in LOOKUP_COLUMNS.iter().zip(fields) {
+        for ((name, column), values) in LOOKUP_COLUMNS.iter().zip(fields) {
             let value = match &row.held[*column] {
                 None => continue,
                 Some(Held::Text(text)) => text.clone(),
                 Some(Held::Integer(n)) => Cow::Owned(n.to_string()),
             };
+            self.most_bytes += [row.event.tenant.as_str(), name, &value]
+                .map(native::string_len)
+                .iter()
+                .sum::<usize>()
+                + std::mem::size_of::<i64>();
             values.push((value, row.event.timestamp_ms));
         }
+    }
+
+    /// At most the bytes [`Self::encode`] appends, less the block's header.
+    pub fn most_bytes(&self) -> usize {
+        self.most_bytes
     }
 
     /// Appends the rows as a `Native` block of the lookup table's columns, in its key order,
@@ -412,6 +425,7 @@ mod tests {
         for event in &events {
             block.push(event, &nullable, &mut lookups);
         }
+        let most = lookups.most_bytes();
         let mut out = Vec::new();
         lookups.encode(&mut out);
         let mut expected: [Column; 4] = Default::default();
@@ -431,6 +445,10 @@ mod tests {
         let mut block_of_expected = Vec::new();
         native::write_block(&mut block_of_expected, 6, &LOOKUP_TABLE_COLUMNS, &expected);
         assert_eq!(out, block_of_expected);
+        // The room taken for them: every row's columns, the repeated one's ("Main",
+        // "RequestUrl", "a", 2) too.
+        let written: usize = expected.iter().map(Column::len).sum();
+        assert_eq!(most, written + (5 + 11 + 2 + 8));
 
         let mut none = Vec::new();
         LookupRows::default().encode(&mut none);
