@@ -562,7 +562,7 @@ const CLICKHOUSE_DATABASE: &str = "xdr_bench";
 /// time the events were prepared up to).
 fn prepare_clickhouse(cluster: &ClickHouse, args: &Args) -> anyhow::Result<()> {
     let done = args.dir.join(format!(
-        "clickhouse-prepared-packed-beside-id-512-{}",
+        "clickhouse-prepared-packed-beside-512-{}",
         args.stored
     ));
     let prepared_until = std::fs::read_to_string(&done)
