@@ -61,7 +61,8 @@ const BLOCK_HEADER_ROOM: usize = 8 << 10;
 /// The file beside the disk buffer that holds the sequence ClickHouse holds.
 const LOADED_THROUGH_FILE: &str = "clickhouse-loaded-through";
 /// The most bytes of insert bodies kept for later inserts (a load's bodies together are
-/// about 70 MB in the bench, however many servers share it), and of the kept event block.
+/// about 100 MiB in the bench, each with a quarter to spare, however many servers share
+/// it), and of the kept event block.
 const MOST_SPARE_BYTES: usize = 128 << 20;
 
 pub struct ClickHouseStore {

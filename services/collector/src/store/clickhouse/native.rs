@@ -49,8 +49,7 @@ impl Column {
 
     /// A `String` value that is not text to Rust (ClickHouse's strings are bytes).
     pub fn bytes(&mut self, bytes: &[u8]) {
-        varint(&mut self.values, bytes.len() as u64);
-        self.values.extend_from_slice(bytes);
+        string_of_bytes(&mut self.values, bytes);
     }
 
     pub fn int64(&mut self, n: i64) {
@@ -105,8 +104,12 @@ pub fn write_block(
 }
 
 pub fn string(out: &mut Vec<u8>, text: &str) {
-    varint(out, text.len() as u64);
-    out.extend_from_slice(text.as_bytes());
+    string_of_bytes(out, text.as_bytes());
+}
+
+fn string_of_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 /// The bytes [`string`] writes for `text`.

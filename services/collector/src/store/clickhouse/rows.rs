@@ -213,15 +213,10 @@ impl<'e> Row<'e> {
             }
         }
         let mut array = |out: &mut Vec<u8>, name: &str, items: &mut dyn Iterator<Item = &str>| {
-            if let Some(first) = items.next() {
+            let mut items = items.peekable();
+            if items.peek().is_some() {
                 key(out, name);
-                out.push(b'[');
-                json_string(out, first);
-                for item in items {
-                    out.push(b',');
-                    json_string(out, item);
-                }
-                out.push(b']');
+                json_array(out, items, json_string);
             }
         };
         array(out, "Extra.key", &mut self.extra.keys().copied());
@@ -238,25 +233,34 @@ impl<'e> Row<'e> {
         // of it (`answer::unpacked` makes them strings again).
         if !self.contexts.is_empty() {
             key(out, "TI.context");
-            for (i, context) in self.contexts.iter().enumerate() {
-                out.push(if i == 0 { b'[' } else { b',' });
+            json_array(out, &self.contexts, |out, context| {
                 out.extend_from_slice(context.as_bytes());
-            }
-            out.push(b']');
+            });
         }
         if !matches.is_empty() {
             key(out, "TI.indicator_type");
-            for (i, found) in matches.iter().enumerate() {
-                out.push(if i == 0 { b'[' } else { b',' });
+            json_array(out, matches, |out, found| {
                 let _ = write!(out, "{}", found.indicator_type);
-            }
-            out.push(b']');
+            });
         }
         if separator == b'{' {
             out.push(b'{');
         }
         out.push(b'}');
     }
+}
+
+/// Appends `items` as a JSON array (at least one), each written by `write`.
+fn json_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    for (i, item) in items.into_iter().enumerate() {
+        out.push(if i == 0 { b'[' } else { b',' });
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 fn json_string(out: &mut Vec<u8>, text: &str) {
