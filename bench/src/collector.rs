@@ -24,6 +24,7 @@ use xdr_proto::pb::{
 use xdr_tests::clickhouse::{CLUSTER, ClickHouse};
 
 use super::{
+    cpu::CpuMeter,
     dataset,
     enrichment::{self, Load},
     server::{BenchServer, bin_dir, operator_tls},
@@ -155,7 +156,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let channel = xdr_mesh::channel::endpoint(&collector.addr, "collector", &tls)?
             .connect()
             .await?;
-        measure_store(&channel, &rule.id, &args, &load, enriched.rate, merging).await?;
+        let mesh = [
+            ("collector", &collector),
+            ("enrichment", &enrichment),
+            ("threatintel", &threatintel),
+        ];
+        let mut processes: Vec<(String, u32)> = (mesh.iter())
+            .filter_map(|(name, server)| Some(((*name).to_owned(), server.pid()?)))
+            .collect();
+        for shard in merging.iter().flat_map(|cluster| &cluster.shards) {
+            processes.extend(
+                shard
+                    .pid()
+                    .map(|pid| (format!("ClickHouse {}", shard.ip), pid)),
+            );
+        }
+        let phase = Phase {
+            rule: &rule.id,
+            enriched_rate: enriched.rate,
+            merging,
+            processes,
+        };
+        measure_store(&channel, &phase, &args, &load).await?;
         println!(
             "the collector's peak resident memory: {:.0} MiB",
             collector.peak_resident_bytes()? as f64 / f64::from(1 << 20)
@@ -166,15 +188,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     threatintel.stop().await
 }
 
+/// What the ingest phases of one store are measured with.
+struct Phase<'a> {
+    /// The seed's rule.
+    rule: &'a str,
+    /// `Enrich` alone, events/s.
+    enriched_rate: f64,
+    /// The store's ClickHouse cluster, whose merges are waited for.
+    merging: Option<&'a ClickHouse>,
+    /// The processes whose CPU time the seed rule's phase is measured by.
+    processes: Vec<(String, u32)>,
+}
+
 /// Ingest with no rule and with the seed's, then the searches, through `channel`'s collector.
 async fn measure_store(
     channel: &Channel,
-    rule: &str,
+    phase: &Phase<'_>,
     args: &Args,
     load: &Load,
-    enriched_rate: f64,
-    merging: Option<&ClickHouse>,
 ) -> anyhow::Result<()> {
+    let (rule, enriched_rate, merging) = (phase.rule, phase.enriched_rate, phase.merging);
     let mut collectors = CollectorClient::new(channel.clone());
     for (name, rules) in [("no-rule", vec![]), ("seed-rule", vec![rule.to_owned()])] {
         let existing = collectors
@@ -201,6 +234,7 @@ async fn measure_store(
     println!("  ingesting through a collector with no rule…");
     let plain = ingest(channel, "no-rule", &payloads, load).await?;
     println!("  ingesting through a collector with the seed's rule…");
+    let cpu = CpuMeter::start(phase.processes.iter().cloned());
     let seeded = ingest(channel, "seed-rule", &payloads, load).await?;
     println!(
         "IngestStream, batches of {} raw events, {} in flight (acknowledged: in the disk buffer; stored: searchable):",
@@ -229,6 +263,8 @@ async fn measure_store(
         let waited = tokio::task::block_in_place(|| merges_done(cluster));
         println!("  (searched once ClickHouse's merges were done: {waited:.1?} after the ingest)");
     }
+    // Until the phase's events are stored and (ClickHouse) merged: the work they cost.
+    println!("  the seed rule's work: {}", cpu.per_event(seeded.events));
     let mut search = CollectorClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let day_ago = (xdr_threatintel::store::now_ms() - 86_400_000).to_string();
     let group_by_day = GROUP_BY_DAY.replace("{day_ago}", &day_ago);
@@ -426,6 +462,8 @@ pub(crate) fn raw_batches(indicators: u64, batch: usize) -> Vec<Bytes> {
 }
 
 pub(crate) struct IngestRun {
+    /// Events acknowledged.
+    events: u64,
     /// Events acknowledged a second while the stream ran (durable in the disk buffer).
     pub rate: f64,
     /// Events a second from the first sent to the last searchable in the store.
@@ -510,6 +548,7 @@ pub(crate) async fn ingest(
     }
     let (p50, p99) = super::percentiles(&mut latencies);
     Ok(IngestRun {
+        events: accepted,
         rate: accepted as f64 / acknowledged.as_secs_f64(),
         stored_rate: accepted as f64 / started.elapsed().as_secs_f64(),
         drain: started.elapsed() - acknowledged,

@@ -3,6 +3,7 @@
 //! not link the threat-intel engine the in-process figures need.
 
 mod collector;
+mod cpu;
 mod dataset;
 mod e2e;
 mod enrichment;

@@ -124,6 +124,11 @@ impl BenchServer {
     }
 
     /// The most memory it has held resident so far (the kernel's `VmHWM`), in bytes.
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn peak_resident_bytes(&self) -> anyhow::Result<u64> {
         let pid = self.child.id().context("the server has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

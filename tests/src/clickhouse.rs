@@ -152,6 +152,13 @@ impl ClickHouse {
     }
 }
 
+impl Shard {
+    /// Its server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+}
+
 impl Drop for ClickHouse {
     fn drop(&mut self) {
         for shard in 0..self.shards.len() {
