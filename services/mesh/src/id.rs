@@ -83,7 +83,9 @@ mod tests {
 
     #[test]
     fn time_ordered_ids_of_a_process_share_their_drawn_digits_and_never_repeat() {
-        let ids: Vec<String> = (0..100_000).map(|_| super::new_time_ordered_uuid()).collect();
+        let ids: Vec<String> = (0..100_000)
+            .map(|_| super::new_time_ordered_uuid())
+            .collect();
         // Past the time and the version: the process's drawn digits (the variant's digit
         // among them), then the counter's eight.
         let drawn = &ids[0][15..28];
