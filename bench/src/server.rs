@@ -123,14 +123,14 @@ impl BenchServer {
         })
     }
 
-    /// The most memory it has held resident so far (the kernel's `VmHWM`), in bytes.
     /// Its process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
+    /// The most memory it has held resident so far (the kernel's `VmHWM`), in bytes.
     pub fn peak_resident_bytes(&self) -> anyhow::Result<u64> {
-        let pid = self.child.id().context("the server has exited")?;
+        let pid = self.pid().context("the server has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let kib = (status.lines())
             .find_map(|line| line.strip_prefix("VmHWM:"))
