@@ -146,7 +146,12 @@ pub fn ip_value(indicators: u64, k: u64) -> String {
 
 /// The feeds in `feeds` loaded in-process, as the service would answer from them.
 pub fn indexed(feeds: &Path) -> anyhow::Result<IndexView> {
-    let (builder, reports) = load_feeds(feeds, &IndicatorIndex::empty(), now_ms());
+    let (builder, reports) = load_feeds(
+        feeds,
+        &IndicatorIndex::empty(),
+        now_ms(),
+        &Default::default(),
+    );
     if let Some(error) = reports.iter().find_map(|r| r.error.as_ref()) {
         anyhow::bail!("loading the generated feed: {error}");
     }

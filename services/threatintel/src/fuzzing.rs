@@ -37,8 +37,9 @@ fn store() -> &'static Arc<IndicatorStore> {
         let feeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("feeds");
         let scratch = std::env::temp_dir().join(format!("xdr-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&scratch).expect("a scratch folder");
-        let (store, _) = IndicatorStore::open(feeds, &scratch.join("internal-ti.redb"))
-            .expect("the demo feed loads");
+        let (store, _) =
+            IndicatorStore::open(feeds, Default::default(), &scratch.join("internal-ti.redb"))
+                .expect("the demo feed loads");
         Arc::new(store)
     })
 }

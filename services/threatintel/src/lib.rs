@@ -26,7 +26,7 @@ pub fn report_reload(reload: &Reload, events: &EventSink) {
             None => {
                 tracing::info!(file = %feed.file, supplier = %feed.supplier, indicators = feed.indicators, skipped = feed.skipped.count, "feed loaded");
                 if feed.skipped.count > 0 {
-                    tracing::warn!(file = %feed.file, skipped = feed.skipped.count, first = ?feed.skipped.first, "feed records skipped: not indicators of their kind");
+                    tracing::warn!(file = %feed.file, skipped = feed.skipped.count, first = ?feed.skipped.first, by_reason = ?feed.skipped.by_reason, "feed records skipped: no lookup could match them");
                 }
                 let records = feed.indicators.to_string();
                 events.alert(

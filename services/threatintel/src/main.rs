@@ -10,6 +10,7 @@ use xdr_proto::wire_servers::threat_intel_server::ThreatIntelServer;
 use xdr_threatintel::{
     access,
     cybertrace::{self, EventSink, events},
+    feeds::{FeedCategories, FeedOptions},
     grpc, report_reload,
     store::IndicatorStore,
 };
@@ -38,9 +39,15 @@ struct Config {
     cybertrace: cybertrace::ListenerSettings,
     #[command(flatten)]
     formats: cybertrace::OutputFormats,
-    /// Folder of supplier feeds (`<Supplier>.json` / `<Supplier>.csv`) [default: <data-dir>/feeds].
+    /// Folder of supplier feeds (`<Supplier>.json`, `<Supplier>.csv`, `<Supplier>.stix.json`)
+    /// [default: <data-dir>/feeds].
     #[arg(long, env = "XDR_FEEDS_DIR", value_name = "DIR")]
     feeds_dir: Option<PathBuf>,
+    /// A JSON object naming the category of STIX indicators by type and kind of value, over
+    /// the defaults: `{"phishing/url": "KL_Phishing_URL", "*/ipv4": "KL_IP_Reputation"}`
+    /// (kinds: url, domain, ipv4, ipv6, md5, sha1, sha256; `*` is any type).
+    #[arg(long, env = "XDR_FEED_CATEGORIES", value_name = "FILE")]
+    feed_categories: Option<PathBuf>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -55,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
     let internal_ti = runtime.data_dir.path().join("internal-ti.redb");
+    let feed_options = FeedOptions {
+        categories: match &config.feed_categories {
+            Some(file) => FeedCategories::from_file(file)?,
+            None => FeedCategories::default(),
+        },
+    };
     let formats = Arc::new(config.formats);
     let (events, event_writer) = match config.event_target {
         Some(target) => {
@@ -63,10 +76,11 @@ async fn main() -> anyhow::Result<()> {
         }
         None => (EventSink::log_only(formats), None),
     };
-    let (store, reload) =
-        tokio::task::spawn_blocking(move || IndicatorStore::open(feeds_dir, &internal_ti))
-            .await?
-            .context("opening the indicator store")?;
+    let (store, reload) = tokio::task::spawn_blocking(move || {
+        IndicatorStore::open(feeds_dir, feed_options, &internal_ti)
+    })
+    .await?
+    .context("opening the indicator store")?;
     report_reload(&reload, &events);
     let store = Arc::new(store);
 

@@ -14,7 +14,7 @@ use std::{
 use arc_swap::ArcSwap;
 
 use crate::{
-    feeds::{FeedReport, load_feeds},
+    feeds::{FeedOptions, FeedReport, load_feeds},
     index::{IndexBuilder, IndexView, Indicator, IndicatorIndex, IndicatorKey, Supplier},
     internal_ti::{InternalTi, StoreError},
 };
@@ -26,6 +26,7 @@ pub struct IndicatorStore {
     runtime: ArcSwap<IndicatorIndex>,
     internal: InternalTi,
     feeds_dir: PathBuf,
+    feed_options: FeedOptions,
     /// One change at a time: two reloads would both build from the same previous index.
     changing: Mutex<()>,
     lookups: AtomicU64,
@@ -43,7 +44,11 @@ pub struct Reload {
 impl IndicatorStore {
     /// A store with the feeds of `feeds_dir` and the Internal TI of `internal_ti` loaded
     /// (blocking: call off the async runtime).
-    pub fn open(feeds_dir: PathBuf, internal_ti: &Path) -> Result<(Self, Reload), StoreError> {
+    pub fn open(
+        feeds_dir: PathBuf,
+        feed_options: FeedOptions,
+        internal_ti: &Path,
+    ) -> Result<(Self, Reload), StoreError> {
         // An empty feed folder is a normal start; creating it shows where feeds go. If it
         // cannot be created, the reload reports why.
         let _ = std::fs::create_dir_all(&feeds_dir);
@@ -52,6 +57,7 @@ impl IndicatorStore {
             runtime: ArcSwap::from_pointee(IndicatorIndex::empty()),
             internal: InternalTi::open(internal_ti)?,
             feeds_dir,
+            feed_options,
             changing: Mutex::new(()),
             lookups: AtomicU64::new(0),
             matches: AtomicU64::new(0),
@@ -71,7 +77,8 @@ impl IndicatorStore {
         let _guard = self.one_change_at_a_time();
         let started = Instant::now();
         let previous = self.feeds.load_full();
-        let (mut builder, feeds) = load_feeds(&self.feeds_dir, &previous, now_ms());
+        let (mut builder, feeds) =
+            load_feeds(&self.feeds_dir, &previous, now_ms(), &self.feed_options);
         // Settings an operator gave with UpsertSupplier win over a feed file's own.
         for supplier in self.internal.suppliers()? {
             builder.upsert_supplier(supplier);

@@ -1,5 +1,5 @@
-//! Loading the feed directory into a new index. Each `<Supplier>.json` or `<Supplier>.csv`
-//! is one supplier's feed. A feed enters the index whole or not at all: one that fails keeps
+//! Loading the feed directory into a new index. Each `<Supplier>.json`, `<Supplier>.csv` or
+//! `<Supplier>.stix.json` (a STIX 2.1 bundle) is one supplier's feed. A feed enters the index whole or not at all: one that fails keeps
 //! the records it had in the previous index and is reported by file and line.
 
 use std::{
@@ -13,10 +13,12 @@ use crate::index::{
 };
 
 use super::{
+    FeedOptions,
     batch::{BATCH_RECORDS, ParsedBatch},
     csv,
     json::{self, FeedSettings},
-    record::{FeedEntry, FeedError, Location, parse_kind},
+    record::{FeedEntry, FeedError, Location, SkipReason, parse_kind},
+    stix,
 };
 
 /// How one feed file fared.
@@ -33,10 +35,13 @@ pub struct FeedReport {
 }
 
 /// Records of a feed that are not indicators of the kind they claim (a URL with another
-/// scheme or no host) are left out and counted; the rest of the feed loads.
+/// scheme or no host), or that no lookup could match (a STIX pattern joining comparisons
+/// with `AND`, a revoked indicator), are left out and counted by reason; the rest loads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Skipped {
     pub count: u64,
+    /// How many for each reason ([`SkipReason::key`]).
+    pub by_reason: BTreeMap<&'static str, u64>,
     /// `file: line N: why`, for the first [`SKIPPED_SHOWN`].
     pub first: Vec<String>,
 }
@@ -45,11 +50,21 @@ pub struct Skipped {
 pub const SKIPPED_SHOWN: usize = 10;
 
 impl Skipped {
-    fn add(&mut self, file: &str, location: Location, reason: &str) {
+    pub(super) fn add(&mut self, file: &str, location: Location, reason: SkipReason, why: &str) {
         self.count += 1;
+        *self.by_reason.entry(reason.key()).or_default() += 1;
         if self.first.len() < SKIPPED_SHOWN {
-            self.first.push(format!("{file}: {location}: {reason}"));
+            self.first.push(format!("{file}: {location}: {why}"));
         }
+    }
+
+    fn absorb(&mut self, other: Skipped) {
+        self.count += other.count;
+        for (reason, count) in other.by_reason {
+            *self.by_reason.entry(reason).or_default() += count;
+        }
+        let room = SKIPPED_SHOWN.saturating_sub(self.first.len());
+        self.first.extend(other.first.into_iter().take(room));
     }
 }
 
@@ -62,10 +77,11 @@ struct FeedFile {
     format: Format,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
     Json,
     Csv,
+    Stix,
 }
 
 /// The feed files of `dir`, in name order.
@@ -78,12 +94,15 @@ fn feed_files(dir: &Path) -> std::io::Result<Vec<FeedFile>> {
     Ok(paths
         .into_iter()
         .filter_map(|path| {
-            let supplier = path.file_stem()?.to_str()?.to_owned();
-            let format = match path.extension()?.to_str()? {
-                "json" => Format::Json,
-                "csv" => Format::Csv,
-                _ => return None,
+            let name = path.file_name()?.to_str()?;
+            let (supplier, format) = if let Some(supplier) = name.strip_suffix(".stix.json") {
+                (supplier, Format::Stix)
+            } else if let Some(supplier) = name.strip_suffix(".json") {
+                (supplier, Format::Json)
+            } else {
+                (name.strip_suffix(".csv")?, Format::Csv)
             };
+            let supplier = supplier.to_owned();
             Some(FeedFile {
                 file: path.display().to_string(),
                 path,
@@ -99,6 +118,7 @@ pub fn load_feeds(
     dir: &Path,
     previous: &IndicatorIndex,
     now_ms: i64,
+    options: &FeedOptions,
 ) -> (IndexBuilder, Vec<FeedReport>) {
     let new_builder = || IndexBuilder::new(previous.suppliers().iter().cloned());
     let files = match feed_files(dir) {
@@ -137,7 +157,7 @@ pub fn load_feeds(
                 Some(error) => error.clone(),
                 None => {
                     let before = builder.additions();
-                    match load_feed(feed, now_ms, &mut builder) {
+                    match load_feed(feed, now_ms, options, &mut builder) {
                         Ok((count, skipped)) => {
                             reports.push(FeedReport {
                                 file: feed.file.clone(),
@@ -183,13 +203,14 @@ pub fn load_feeds(
 fn load_feed(
     feed: &FeedFile,
     now_ms: i64,
+    options: &FeedOptions,
     builder: &mut IndexBuilder,
 ) -> Result<(u64, Skipped), FeedError> {
     let (sender, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let (read, filed) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("feed-reader".to_owned())
-            .spawn_scoped(scope, || read_feed(feed, now_ms, sender))
+            .spawn_scoped(scope, || read_feed(feed, now_ms, options, sender))
             .expect("starting a feed reader thread");
         let mut filed = Ok(());
         for batch in batches {
@@ -230,6 +251,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 fn read_feed(
     feed: &FeedFile,
     now_ms: i64,
+    options: &FeedOptions,
     batches: SyncSender<ParsedBatch>,
 ) -> Result<(u64, Skipped, FeedSettings), FeedError> {
     let file = feed.file.as_str();
@@ -237,10 +259,14 @@ fn read_feed(
     let mut skipped = Skipped::default();
     let mut batch = ParsedBatch::with_capacity(BATCH_RECORDS);
     let mut parse = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
-        let (key, category) = match parse_entry(default_category, entry) {
+        // A STIX bundle's values come from patterns whose checks are looser than ours (an
+        // `ipv4-addr` of `999.1.1.1` is a valid pattern): one that is no indicator of its
+        // kind is the bundle's bad record, not a broken bundle.
+        let lenient = feed.format == Format::Stix;
+        let (key, category) = match parse_entry(default_category, entry, lenient) {
             Ok(parsed) => parsed,
-            Err(Refused::Skip(reason)) => {
-                skipped.add(file, entry.location, &reason);
+            Err(Refused::Skip(reason, why)) => {
+                skipped.add(file, entry.location, reason, &why);
                 return Ok(());
             }
             Err(Refused::Fail(reason)) => return Err(reason),
@@ -260,22 +286,34 @@ fn read_feed(
         }
         Ok(())
     };
-    let settings = match feed.format {
+    let read_whole = || {
+        std::fs::read(&feed.path).map_err(|source| FeedError::Read {
+            file: file.to_owned(),
+            source,
+        })
+    };
+    let (settings, skipped_in_bundle) = match feed.format {
         Format::Csv => {
             csv::read(file, &feed.path, &mut |entry| parse(None, entry))?;
-            FeedSettings::default()
+            (FeedSettings::default(), Skipped::default())
         }
         Format::Json => {
-            let text = std::fs::read(&feed.path).map_err(|source| FeedError::Read {
-                file: file.to_owned(),
-                source,
-            })?;
+            let text = read_whole()?;
             let settings = json::read_settings(file, &text)?;
             let category = settings.category.as_deref();
             json::read_records(file, &text, &mut |entry| parse(category, entry))?;
-            settings
+            (settings, Skipped::default())
+        }
+        Format::Stix => {
+            let text = read_whole()?;
+            let categories = &options.categories;
+            let skipped = stix::read_bundle(file, &text, now_ms, categories, &mut |entry| {
+                parse(None, entry)
+            })?;
+            (FeedSettings::default(), skipped)
         }
     };
+    skipped.absorb(skipped_in_bundle);
     // A closed channel here means the filing stopped, and it reports why.
     let _ = batches.send(batch);
     Ok((count, skipped, settings))
@@ -283,14 +321,16 @@ fn read_feed(
 
 /// Why a record is not filed: skipped (the feed loads without it) or failing the feed.
 enum Refused {
-    Skip(String),
+    Skip(SkipReason, String),
     Fail(String),
 }
 
 /// Where a record is filed and under which category; `Err` says why it cannot be.
+/// `lenient`: a value that is no indicator of its kind is skipped rather than failing.
 fn parse_entry<'a>(
     default_category: Option<&'a str>,
     entry: &FeedEntry<'a>,
+    lenient: bool,
 ) -> Result<(IndicatorKey, &'a str), Refused> {
     let category = entry
         .category
@@ -300,7 +340,8 @@ fn parse_entry<'a>(
     let key = parse_indicator(entry.indicator, kind).map_err(|e| match e {
         // Feeds written for URL parsers of other rules hold such records; they are no
         // indicator of ours, and no reason to refuse the feed's other records.
-        IndicatorError::NotWebUrl { .. } => Refused::Skip(e.to_string()),
+        IndicatorError::NotWebUrl { .. } => Refused::Skip(SkipReason::NotWebUrl, e.to_string()),
+        e if lenient => Refused::Skip(SkipReason::InvalidValue, e.to_string()),
         e => Refused::Fail(e.to_string()),
     })?;
     Ok((key, category))

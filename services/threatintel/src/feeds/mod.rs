@@ -1,9 +1,21 @@
 //! Supplier feeds: files in the feed directory, read at start and on `ReloadFeeds`.
 
 mod batch;
+mod categories;
 mod csv;
 mod json;
 mod loader;
 mod record;
+mod stix;
 
-pub use loader::{FeedReport, load_feeds};
+pub use categories::{CategoriesError, FeedCategories};
+pub use loader::{FeedReport, Skipped, load_feeds};
+pub use record::SkipReason;
+
+/// How feeds are read, as the service is configured.
+#[derive(Clone, Debug, Default)]
+pub struct FeedOptions {
+    /// The category of each indicator of a feed without categories (STIX), by its types and
+    /// the kind of its value.
+    pub categories: FeedCategories,
+}

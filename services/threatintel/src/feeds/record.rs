@@ -32,6 +32,8 @@ pub enum Location {
     Line(u64),
     /// A JSON record's place in the array, from 1.
     Record(usize),
+    /// A STIX bundle's object's place in `objects`, from 1.
+    Object(usize),
 }
 
 impl std::fmt::Display for Location {
@@ -40,6 +42,7 @@ impl std::fmt::Display for Location {
             Location::Unknown => f.write_str("a record"),
             Location::Line(line) => write!(f, "line {line}"),
             Location::Record(number) => write!(f, "record {number}"),
+            Location::Object(number) => write!(f, "object {number}"),
         }
     }
 }
@@ -71,4 +74,46 @@ pub fn parse_kind(kind: &str) -> Result<Option<IndicatorKind>, String> {
         "hash" | "md5" | "sha1" | "sha256" => IndicatorKind::Hash,
         _ => return Err(format!("unknown type `{kind}` (ip, url, domain, hash)")),
     }))
+}
+
+/// Why a record is left out of a feed that loads, as the load report counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// A URL with another scheme than http, https or ftp, or no host.
+    NotWebUrl,
+    /// A STIX pattern that is not STIX patterning.
+    PatternSyntax,
+    /// A STIX indicator whose pattern is in another language (Sigma, YARA, …).
+    PatternType,
+    PatternAnd,
+    PatternSequence,
+    PatternQualifier,
+    PatternOperator,
+    PatternObjectPath,
+    /// A value that is not an indicator of the kind its path names.
+    InvalidValue,
+    /// A pattern naming more values than one record may.
+    TooLarge,
+    Revoked,
+    Expired,
+}
+
+impl SkipReason {
+    /// The reason as reports count it: short and fixed.
+    pub fn key(self) -> &'static str {
+        match self {
+            SkipReason::NotWebUrl => "not a web URL",
+            SkipReason::PatternSyntax => "pattern syntax",
+            SkipReason::PatternType => "pattern type not stix",
+            SkipReason::PatternAnd => "pattern with AND",
+            SkipReason::PatternSequence => "pattern with FOLLOWEDBY",
+            SkipReason::PatternQualifier => "pattern with a qualifier",
+            SkipReason::PatternOperator => "pattern operator other than =",
+            SkipReason::PatternObjectPath => "pattern object path not looked up",
+            SkipReason::InvalidValue => "value not of its kind",
+            SkipReason::TooLarge => "pattern too large",
+            SkipReason::Revoked => "revoked",
+            SkipReason::Expired => "expired",
+        }
+    }
 }

@@ -167,6 +167,12 @@ fn reload_to_pb(reload: Reload) -> ReloadFeedsReply {
             error: f.error.unwrap_or_default(),
             skipped: f.skipped.count,
             skipped_records: f.skipped.first,
+            skipped_by_reason: (f.skipped.by_reason.into_iter())
+                .map(|(key, count)| pb::CountByKey {
+                    key: key.to_owned(),
+                    count,
+                })
+                .collect(),
         })
         .collect();
     ReloadFeedsReply {
