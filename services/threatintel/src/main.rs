@@ -39,13 +39,14 @@ struct Config {
     cybertrace: cybertrace::ListenerSettings,
     #[command(flatten)]
     formats: cybertrace::OutputFormats,
-    /// Folder of supplier feeds (`<Supplier>.json`, `<Supplier>.csv`, `<Supplier>.stix.json`)
-    /// [default: <data-dir>/feeds].
+    /// Folder of supplier feeds (`<Supplier>.json`, `<Supplier>.csv`, `<Supplier>.stix.json`,
+    /// `<Supplier>.misp/`) [default: <data-dir>/feeds].
     #[arg(long, env = "XDR_FEEDS_DIR", value_name = "DIR")]
     feeds_dir: Option<PathBuf>,
-    /// A JSON object naming the category of STIX indicators by type and kind of value, over
-    /// the defaults: `{"phishing/url": "KL_Phishing_URL", "*/ipv4": "KL_IP_Reputation"}`
-    /// (kinds: url, domain, ipv4, ipv6, md5, sha1, sha256; `*` is any type).
+    /// A JSON object naming the category of STIX indicators and MISP attributes by their type
+    /// or tag and the kind of value, over the defaults: `{"phishing/url": "KL_Phishing_URL",
+    /// "*/ipv4": "KL_IP_Reputation"}` (kinds: url, domain, ipv4, ipv6, md5, sha1, sha256; `*`
+    /// is any type).
     #[arg(long, env = "XDR_FEED_CATEGORIES", value_name = "FILE")]
     feed_categories: Option<PathBuf>,
     #[command(flatten)]

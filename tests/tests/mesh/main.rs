@@ -44,6 +44,7 @@ mod threatintel_events;
 mod threatintel_feeds;
 mod threatintel_internal_ti;
 mod threatintel_lookup;
+mod threatintel_misp;
 mod threatintel_stix;
 mod tls_refusals;
 mod tracing;

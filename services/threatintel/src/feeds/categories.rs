@@ -51,6 +51,19 @@ impl ValueKind {
             ValueKind::Md5 | ValueKind::Sha1 | ValueKind::Sha256 => "hash",
         }
     }
+
+    /// Whether `value` has this kind's shape where the index would not check it: a hash's
+    /// length must be its algorithm's (the index tells hashes apart by length).
+    pub fn fits(self, value: &str) -> bool {
+        let hex_digits =
+            |n: usize| value.len() == n && value.bytes().all(|b| b.is_ascii_hexdigit());
+        match self {
+            ValueKind::Md5 => hex_digits(32),
+            ValueKind::Sha1 => hex_digits(40),
+            ValueKind::Sha256 => hex_digits(64),
+            _ => true,
+        }
+    }
 }
 
 /// `"<indicator type or label>/<kind>"` → category, `*` as the type matching any; kinds are

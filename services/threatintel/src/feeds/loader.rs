@@ -1,5 +1,6 @@
-//! Loading the feed directory into a new index. Each `<Supplier>.json`, `<Supplier>.csv` or
-//! `<Supplier>.stix.json` (a STIX 2.1 bundle) is one supplier's feed. A feed enters the index whole or not at all: one that fails keeps
+//! Loading the feed directory into a new index. Each `<Supplier>.json`, `<Supplier>.csv`,
+//! `<Supplier>.stix.json` (a STIX 2.1 bundle) or `<Supplier>.misp/` (a MISP feed's folder)
+//! is one supplier's feed. A feed enters the index whole or not at all: one that fails keeps
 //! the records it had in the previous index and is reported by file and line.
 
 use std::{
@@ -17,6 +18,7 @@ use super::{
     batch::{BATCH_RECORDS, ParsedBatch},
     csv,
     json::{self, FeedSettings},
+    misp,
     record::{FeedEntry, FeedError, Location, SkipReason, parse_kind},
     stix,
 };
@@ -82,6 +84,7 @@ enum Format {
     Json,
     Csv,
     Stix,
+    Misp,
 }
 
 /// The feed files of `dir`, in name order.
@@ -95,7 +98,9 @@ fn feed_files(dir: &Path) -> std::io::Result<Vec<FeedFile>> {
         .into_iter()
         .filter_map(|path| {
             let name = path.file_name()?.to_str()?;
-            let (supplier, format) = if let Some(supplier) = name.strip_suffix(".stix.json") {
+            let (supplier, format) = if let Some(supplier) = name.strip_suffix(".misp") {
+                (supplier, Format::Misp)
+            } else if let Some(supplier) = name.strip_suffix(".stix.json") {
                 (supplier, Format::Stix)
             } else if let Some(supplier) = name.strip_suffix(".json") {
                 (supplier, Format::Json)
@@ -259,10 +264,10 @@ fn read_feed(
     let mut skipped = Skipped::default();
     let mut batch = ParsedBatch::with_capacity(BATCH_RECORDS);
     let mut parse = |default_category: Option<&str>, entry: &FeedEntry<'_>| {
-        // A STIX bundle's values come from patterns whose checks are looser than ours (an
+        // STIX and MISP values come from producers whose checks are looser than ours (an
         // `ipv4-addr` of `999.1.1.1` is a valid pattern): one that is no indicator of its
-        // kind is the bundle's bad record, not a broken bundle.
-        let lenient = feed.format == Format::Stix;
+        // kind is the feed's bad record, not a broken feed.
+        let lenient = matches!(feed.format, Format::Stix | Format::Misp);
         let (key, category) = match parse_entry(default_category, entry, lenient) {
             Ok(parsed) => parsed,
             Err(Refused::Skip(reason, why)) => {
@@ -308,6 +313,13 @@ fn read_feed(
             let text = read_whole()?;
             let categories = &options.categories;
             let skipped = stix::read_bundle(file, &text, now_ms, categories, &mut |entry| {
+                parse(None, entry)
+            })?;
+            (FeedSettings::default(), skipped)
+        }
+        Format::Misp => {
+            let categories = &options.categories;
+            let skipped = misp::read_folder(file, &feed.path, categories, &mut |entry| {
                 parse(None, entry)
             })?;
             (FeedSettings::default(), skipped)

@@ -5,6 +5,7 @@ mod categories;
 mod csv;
 mod json;
 mod loader;
+mod misp;
 mod record;
 mod stix;
 
@@ -15,7 +16,7 @@ pub use record::SkipReason;
 /// How feeds are read, as the service is configured.
 #[derive(Clone, Debug, Default)]
 pub struct FeedOptions {
-    /// The category of each indicator of a feed without categories (STIX), by its types and
-    /// the kind of its value.
+    /// The category of each indicator of a feed without categories (STIX, MISP), by its
+    /// types or tags and the kind of its value.
     pub categories: FeedCategories,
 }

@@ -96,6 +96,10 @@ pub enum SkipReason {
     TooLarge,
     Revoked,
     Expired,
+    /// A MISP attribute not meant for detection (`to_ids: false`).
+    NotForDetection,
+    /// A MISP attribute of a type we do not look up.
+    AttributeType,
 }
 
 impl SkipReason {
@@ -114,6 +118,8 @@ impl SkipReason {
             SkipReason::TooLarge => "pattern too large",
             SkipReason::Revoked => "revoked",
             SkipReason::Expired => "expired",
+            SkipReason::NotForDetection => "not for detection (to_ids false)",
+            SkipReason::AttributeType => "attribute type not looked up",
         }
     }
 }

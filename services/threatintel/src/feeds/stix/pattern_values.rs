@@ -55,7 +55,7 @@ fn comparison_values<'p>(
             let Literal::Text(text) = value else {
                 return Err(SkipReason::InvalidValue);
             };
-            if !fits(kind, text) {
+            if !kind.fits(text) {
                 return Err(SkipReason::InvalidValue);
             }
             if values.len() == MAX_VALUES {
@@ -90,18 +90,6 @@ fn kind_of_path(path: &ObjectPath) -> Option<ValueKind> {
         },
         _ => return None,
     })
-}
-
-/// Whether `value` has this kind's shape where the index would not check it: a hash's
-/// length must be its algorithm's (the index tells hashes apart by length).
-fn fits(kind: ValueKind, value: &str) -> bool {
-    let hex_digits = |n: usize| value.len() == n && value.bytes().all(|b| b.is_ascii_hexdigit());
-    match kind {
-        ValueKind::Md5 => hex_digits(32),
-        ValueKind::Sha1 => hex_digits(40),
-        ValueKind::Sha256 => hex_digits(64),
-        _ => true,
-    }
 }
 
 #[cfg(test)]
