@@ -17,6 +17,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzz_corpus;
 pub mod http;
+pub mod http_client;
 pub mod id;
 pub mod identity;
 pub mod lines;

@@ -3,18 +3,13 @@
 //! value or a fault. A connection per call: a launch makes a dozen calls, and an appliance
 //! that drops idle keep-alive connections then costs nothing to handle.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 use tracing::Instrument;
 
 use bytes::Bytes;
 use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::{
-    ClientConfig, RootCertStore,
-    pki_types::{CertificateDer, ServerName, pem::PemObject},
-};
-use tokio::io::{AsyncRead, AsyncWrite};
+use http::{HeaderMap, HeaderValue, Method, header};
+use xdr_mesh::http_client::{HttpClient, HttpClientError, display_url};
 
 use super::error::CallError;
 
@@ -25,8 +20,7 @@ const MAX_RESPONSE_BYTES: usize = 16 << 20;
 #[derive(Clone)]
 pub struct Endpoint {
     url: url::Url,
-    tls: Option<Arc<ClientConfig>>,
-    timeout: Duration,
+    client: HttpClient,
 }
 
 impl Endpoint {
@@ -35,27 +29,26 @@ impl Endpoint {
     pub fn new(url: &str, ca_pem: &str, timeout: Duration) -> Result<Self, CallError> {
         let url =
             url::Url::parse(url).map_err(|e| CallError::Config(format!("url: not a URL ({e})")))?;
-        if url.host_str().is_none() {
-            return Err(CallError::Config("url: no host".into()));
-        }
-        let tls = match url.scheme() {
-            "http" => None,
-            "https" => Some(client_config(ca_pem)?),
-            other => {
-                return Err(CallError::Config(format!(
-                    "url: scheme {other} is neither http nor https"
-                )));
+        let ca_pem = match url.scheme() {
+            "https" if ca_pem.trim().is_empty() => {
+                return Err(CallError::Config(
+                    "ca_pem: an https URL needs the appliance's CA certificate (PEM)".into(),
+                ));
             }
+            "https" => Some(ca_pem),
+            _ => None,
         };
-        Ok(Endpoint { url, tls, timeout })
+        let client = HttpClient::new(ca_pem, timeout, MAX_RESPONSE_BYTES, "xdr-playbook")
+            .map_err(|e| CallError::Config(format!("ca_pem: {e}")))?;
+        client
+            .check_url(&url)
+            .map_err(|e| CallError::Config(e.to_string()))?;
+        Ok(Endpoint { url, client })
     }
 
     /// The URL without credentials, for messages.
     pub fn display(&self) -> String {
-        let mut url = self.url.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        url.to_string()
+        display_url(&self.url)
     }
 
     /// Calls `method` with `params`: its return value, or the fault or failure.
@@ -74,69 +67,26 @@ impl Endpoint {
             rpc.system = "xmlrpc",
             rpc.method = method,
         );
-        let answer = tokio::time::timeout(self.timeout, self.post(body))
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+        let answer = self
+            .client
+            .exchange(Method::POST, &self.url, headers, Bytes::from(body))
             .instrument(span)
             .await
-            .map_err(|_| CallError::Timeout(self.timeout))??;
-        parse_answer(&answer)
-    }
-
-    async fn post(&self, body: String) -> Result<Bytes, CallError> {
-        let host = self.url.host_str().unwrap_or_default().to_owned();
-        let port = self.url.port_or_known_default().unwrap_or(80);
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => self.exchange(tcp, body).await,
-            Some(config) => {
-                let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                    .map_err(|e| CallError::Config(format!("url: host {e}")))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| CallError::Unreachable(format!("TLS: {e}")))?;
-                self.exchange(tls, body).await
-            }
+            .map_err(|e| match e {
+                HttpClientError::Timeout(after) => CallError::Timeout(after),
+                HttpClientError::Unreachable(why) => CallError::Unreachable(why),
+                HttpClientError::Config(why) => CallError::Config(why),
+                HttpClientError::Protocol(why) => CallError::Protocol(why),
+            })?;
+        if !answer.status.is_success() {
+            return Err(CallError::Protocol(format!(
+                "HTTP status {}",
+                answer.status
+            )));
         }
-    }
-
-    async fn exchange<S>(&self, stream: S, body: String) -> Result<Bytes, CallError>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        tokio::spawn(connection);
-        let authority = self.url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
-        let mut request = hyper::Request::post(&self.url[url::Position::BeforePath..])
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::CONTENT_TYPE, "text/xml")
-            .header(hyper::header::USER_AGENT, "xdr-playbook");
-        // The appliance, or a proxy before it, may trace the call too.
-        let traceparent = xdr_mesh::trace::current();
-        if !traceparent.is_empty() {
-            request = request.header(xdr_mesh::trace::TRACEPARENT, traceparent);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError::Protocol(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| CallError::Protocol(format!("reading the answer: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(CallError::Protocol(format!("HTTP status {status}")));
-        }
-        Ok(bytes)
+        parse_answer(&answer.body)
     }
 }
 
@@ -184,28 +134,6 @@ fn parse_answer(answer: &[u8]) -> Result<Value, CallError> {
             "the answer is neither an XML-RPC value nor a fault".into(),
         )),
     }
-}
-
-fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, CallError> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| CallError::Config(format!("ca_pem: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| CallError::Config(format!("ca_pem: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(CallError::Config(
-            "ca_pem: an https URL needs the appliance's CA certificate (PEM)".into(),
-        ));
-    }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CallError::Config(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
