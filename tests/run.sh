@@ -32,9 +32,11 @@ if [ ! -x "$venv/bin/st" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 # OASIS's stix2 writes the STIX bundles, and MISP's pymisp the MISP feeds, that the
-# threat-intel feed tests read (pinned, as above).
-if ! "$venv/bin/python" -c "import stix2, pymisp" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check stix2==3.0.2 pymisp==2.5.34.4
+# threat-intel feed tests read; OASIS's medallion is the TAXII 2.1 server they poll
+# (pinned, as above).
+if [ ! -x "$venv/bin/medallion" ] || ! "$venv/bin/python" -c "import stix2, pymisp" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    stix2==3.0.2 pymisp==2.5.34.4 medallion==3.0.0
 fi
 # selenium drives the browser in the console's test.
 if [ ! -d "$venv/lib/python3.11/site-packages/selenium" ] && ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then

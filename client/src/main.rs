@@ -17,6 +17,7 @@ mod rules;
 mod search;
 mod secret;
 mod status;
+mod ti;
 mod traces;
 mod up;
 
@@ -72,6 +73,9 @@ enum Command {
     /// A small OTLP trace receiver, and a trace it received shown as a tree.
     #[command(subcommand)]
     Traces(traces::Command),
+    /// Threat intel: suppliers and how their feeds and polls fared; reload the feeds.
+    #[command(subcommand)]
+    Ti(ti::Command),
 }
 
 #[tokio::main]
@@ -93,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Playbook(command) => playbook::run(command).await,
         Command::Secret(command) => secret::run(command).await,
         Command::Traces(command) => traces::run(command).await,
+        Command::Ti(command) => ti::run(command).await,
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`client`]: a tonic channel, for streams driven message by message;
 //! - [`raw_grpc`]: calls whose request frames the test writes byte by byte;
 //! - [`metrics`]: a service's `/metrics`, scraped with curl;
-//! - [`clickhouse`]: real ClickHouse servers, the shards of one cluster.
+//! - [`clickhouse`]: real ClickHouse servers, the shards of one cluster;
+//! - [`taxii`]: a real TAXII 2.1 server (OASIS's medallion).
 //!
 //! Every wait is bounded and ends on an observed event (a log line, an exit), never a sleep.
 
@@ -23,6 +24,7 @@ pub mod pki;
 pub mod playbook;
 pub mod process;
 pub mod raw_grpc;
+pub mod taxii;
 pub mod threatintel;
 pub mod traces;
 

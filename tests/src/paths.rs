@@ -39,6 +39,11 @@ pub fn python() -> PathBuf {
     tool("XDR_PYTHON", "python3")
 }
 
+/// OASIS's TAXII 2.1 server `medallion`, as tests/run.sh installs it (or `XDR_MEDALLION`).
+pub fn medallion() -> PathBuf {
+    tool("XDR_MEDALLION", "medallion")
+}
+
 /// A tool from PyPI: where `variable` says, else in the venv tests/run.sh makes, else on
 /// `PATH`.
 fn tool(variable: &str, name: &str) -> PathBuf {

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod index;
 pub mod internal_ti;
 pub mod metrics;
+pub mod remote;
 pub mod store;
 
 use cybertrace::{EventSink, events};

@@ -11,7 +11,7 @@ use xdr_threatintel::{
     access,
     cybertrace::{self, EventSink, events},
     feeds::{FeedCategories, FeedOptions},
-    grpc, report_reload,
+    grpc, remote, report_reload,
     store::IndicatorStore,
 };
 
@@ -49,6 +49,12 @@ struct Config {
     /// is any type).
     #[arg(long, env = "XDR_FEED_CATEGORIES", value_name = "FILE")]
     feed_categories: Option<PathBuf>,
+    /// Remote suppliers to poll (TOML): `[[taxii]]` tables with `supplier`, `api_root`,
+    /// `collection`, and optionally `credentials` and `ca` (names of files in
+    /// <data-dir>/credentials/: `<name>.toml` with `user` and `password`, `<name>.pem`) and
+    /// `poll_interval` (default 10m).
+    #[arg(long, env = "XDR_SUPPLIERS", value_name = "FILE")]
+    suppliers: Option<PathBuf>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -63,11 +69,17 @@ async fn main() -> anyhow::Result<()> {
         .feeds_dir
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
     let internal_ti = runtime.data_dir.path().join("internal-ti.redb");
+    let remote_dir = runtime.data_dir.path().join("remote-feeds");
+    let remote_sources = match &config.suppliers {
+        Some(file) => remote::config::read(file, &runtime.data_dir.path().join("credentials"))?,
+        None => Vec::new(),
+    };
     let feed_options = FeedOptions {
         categories: match &config.feed_categories {
             Some(file) => FeedCategories::from_file(file)?,
             None => FeedCategories::default(),
         },
+        remote_dir: Some(remote_dir.clone()),
     };
     let formats = Arc::new(config.formats);
     let (events, event_writer) = match config.event_target {
@@ -102,8 +114,20 @@ async fn main() -> anyhow::Result<()> {
         runtime.shutdown.clone(),
     ));
 
+    let polls = remote::start(
+        remote_sources,
+        remote_dir,
+        store.clone(),
+        events.clone(),
+        runtime.shutdown.clone(),
+    );
     let server = MeshServer::new(&runtime, access::policy()).add_service(ThreatIntelServer::new(
-        grpc::ThreatIntelService::new(store, events.clone(), config.service.server.stream_idle),
+        grpc::ThreatIntelService::new(
+            store,
+            polls,
+            events.clone(),
+            config.service.server.stream_idle,
+        ),
     ));
     events.alert(events::SERVICE_STARTED, &[]);
     let served = server.serve().await;

@@ -27,6 +27,8 @@ pub struct IndicatorStore {
     internal: InternalTi,
     feeds_dir: PathBuf,
     feed_options: FeedOptions,
+    /// How each feed fared in the last reload, for `ListSuppliers`.
+    reports: Mutex<Vec<FeedReport>>,
     /// One change at a time: two reloads would both build from the same previous index.
     changing: Mutex<()>,
     lookups: AtomicU64,
@@ -58,6 +60,7 @@ impl IndicatorStore {
             internal: InternalTi::open(internal_ti)?,
             feeds_dir,
             feed_options,
+            reports: Mutex::new(Vec::new()),
             changing: Mutex::new(()),
             lookups: AtomicU64::new(0),
             matches: AtomicU64::new(0),
@@ -85,6 +88,10 @@ impl IndicatorStore {
         }
         let index = builder.build();
         let indicators = index.len();
+        *self
+            .reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = feeds.clone();
         self.feeds.store(Arc::new(index));
         drop(previous);
         self.rebuild_runtime()?;
@@ -105,6 +112,14 @@ impl IndicatorStore {
         }
         self.runtime.store(Arc::new(builder.build()));
         Ok(())
+    }
+
+    /// How each feed fared in the last reload.
+    pub fn last_reports(&self) -> Vec<FeedReport> {
+        self.reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The indexes to answer from; hold the view for one request.

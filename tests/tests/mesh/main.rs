@@ -46,6 +46,7 @@ mod threatintel_internal_ti;
 mod threatintel_lookup;
 mod threatintel_misp;
 mod threatintel_stix;
+mod threatintel_taxii;
 mod tls_refusals;
 mod tracing;
 mod url_indicators;

@@ -118,7 +118,8 @@ fn feed_files(dir: &Path) -> std::io::Result<Vec<FeedFile>> {
         .collect())
 }
 
-/// A new index holding every feed in `dir`, and a report per feed file.
+/// A new index holding every feed in `dir` (and in `options.remote_dir`, where the pollers of
+/// remote suppliers keep what they fetched), and a report per feed file.
 pub fn load_feeds(
     dir: &Path,
     previous: &IndicatorIndex,
@@ -126,7 +127,17 @@ pub fn load_feeds(
     options: &FeedOptions,
 ) -> (IndexBuilder, Vec<FeedReport>) {
     let new_builder = || IndexBuilder::new(previous.suppliers().iter().cloned());
-    let files = match feed_files(dir) {
+    let remote = options.remote_dir.as_deref().map(|remote| {
+        // No folder yet: no remote supplier has fetched anything.
+        feed_files(remote).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            _ => Err(e),
+        })
+    });
+    let files = match feed_files(dir).and_then(|mut files| {
+        files.extend(remote.transpose()?.into_iter().flatten());
+        Ok(files)
+    }) {
         Ok(files) => files,
         Err(error) => {
             let report = FeedReport {

@@ -19,4 +19,6 @@ pub struct FeedOptions {
     /// The category of each indicator of a feed without categories (STIX, MISP), by its
     /// types or tags and the kind of its value.
     pub categories: FeedCategories,
+    /// Where remote suppliers' pollers keep what they fetched, as feed files.
+    pub remote_dir: Option<std::path::PathBuf>,
 }

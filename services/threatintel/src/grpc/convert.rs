@@ -4,9 +4,13 @@ use tonic::Status;
 use xdr_mesh::quote::quoted;
 use xdr_proto::{pb, wire::TiMatchParts};
 
-use crate::index::{
-    FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKey, IndicatorKind, Match, Supplier,
-    parse_indicator,
+use crate::{
+    feeds::FeedReport,
+    index::{
+        FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKey, IndicatorKind, Match, Supplier,
+        parse_indicator,
+    },
+    remote::PollStatus,
 };
 
 pub fn kind_from_pb(kind: pb::IndicatorType) -> Option<IndicatorKind> {
@@ -166,4 +170,66 @@ pub fn supplier_from_pb(supplier: Option<pb::Supplier>) -> Result<Supplier, Stat
         retention_minutes: supplier.retention_minutes,
         description: supplier.description,
     })
+}
+
+/// Counts by reason, as `CountByKey`s.
+pub fn counts_to_pb(counts: &std::collections::BTreeMap<&'static str, u64>) -> Vec<pb::CountByKey> {
+    counts
+        .iter()
+        .map(|(key, count)| pb::CountByKey {
+            key: (*key).to_owned(),
+            count: *count,
+        })
+        .collect()
+}
+
+/// Each supplier's source and how it fared: the feeds of the last reload, with the polls of
+/// remote suppliers (one that never fetched anything has no feed yet).
+pub fn supplier_statuses(
+    reports: &[FeedReport],
+    polls: &std::collections::BTreeMap<String, PollStatus>,
+) -> Vec<pb::SupplierStatus> {
+    let mut statuses: Vec<pb::SupplierStatus> = reports
+        .iter()
+        .filter(|report| !report.supplier.is_empty())
+        .map(|report| {
+            let poll = polls.get(&report.supplier);
+            let kind = match poll {
+                Some(poll) => poll.kind,
+                None if report.file.ends_with(".stix.json") => "stix",
+                None if report.file.ends_with(".misp") => "misp",
+                None if report.file.ends_with(".csv") => "csv",
+                None => "json",
+            };
+            pb::SupplierStatus {
+                name: report.supplier.clone(),
+                kind: kind.to_owned(),
+                source: poll.map_or_else(|| report.file.clone(), |p| p.source.clone()),
+                records: report.indicators,
+                skipped: report.skipped.count,
+                skipped_by_reason: counts_to_pb(&report.skipped.by_reason),
+                last_poll_ms: poll.map_or(0, |p| p.last_poll_ms),
+                last_success_ms: poll.map_or(0, |p| p.last_success_ms),
+                // A poll's failure is the newer news: a feed that failed to load says so
+                // when its poll went well.
+                last_error: (poll.and_then(|p| p.last_error.clone()))
+                    .or_else(|| report.error.clone())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    for (name, poll) in polls {
+        if !statuses.iter().any(|status| &status.name == name) {
+            statuses.push(pb::SupplierStatus {
+                name: name.clone(),
+                kind: poll.kind.to_owned(),
+                source: poll.source.clone(),
+                last_poll_ms: poll.last_poll_ms,
+                last_success_ms: poll.last_success_ms,
+                last_error: poll.last_error.clone().unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+    }
+    statuses
 }

@@ -25,14 +25,15 @@ use xdr_proto::{
 };
 
 use super::convert::{
-    indicator_to_pb, kind_from_pb, match_parts, match_to_pb, runtime_indicator, runtime_supplier,
-    supplier_from_pb, supplier_to_pb,
+    counts_to_pb, indicator_to_pb, kind_from_pb, match_parts, match_to_pb, runtime_indicator,
+    runtime_supplier, supplier_from_pb, supplier_to_pb,
 };
 use crate::{
     cybertrace::EventSink,
     index::{IndexView, IndicatorError, Match, parse_indicator},
     internal_ti::StoreError,
     metrics::{self, Interface},
+    remote::PollStatuses,
     store::{IndicatorStore, Reload, now_ms},
 };
 
@@ -48,6 +49,8 @@ const MAX_LOOKUP_STREAMS: usize = 64;
 
 pub struct ThreatIntelService {
     store: Arc<IndicatorStore>,
+    /// How the remote suppliers' polls go.
+    polls: PollStatuses,
     /// Where a reload's service alerts go.
     events: EventSink,
     lookup_streams: Slots,
@@ -59,11 +62,13 @@ pub struct ThreatIntelService {
 impl ThreatIntelService {
     pub fn new(
         store: Arc<IndicatorStore>,
+        polls: PollStatuses,
         events: EventSink,
         stream_idle: std::time::Duration,
     ) -> Self {
         ThreatIntelService {
             store,
+            polls,
             events,
             lookup_streams: Slots::new("LookupStream streams", MAX_LOOKUP_STREAMS),
             stream_idle,
@@ -167,12 +172,7 @@ fn reload_to_pb(reload: Reload) -> ReloadFeedsReply {
             error: f.error.unwrap_or_default(),
             skipped: f.skipped.count,
             skipped_records: f.skipped.first,
-            skipped_by_reason: (f.skipped.by_reason.into_iter())
-                .map(|(key, count)| pb::CountByKey {
-                    key: key.to_owned(),
-                    count,
-                })
-                .collect(),
+            skipped_by_reason: counts_to_pb(&f.skipped.by_reason),
         })
         .collect();
     ReloadFeedsReply {
@@ -315,7 +315,12 @@ impl ThreatIntel for ThreatIntelService {
             .iter()
             .map(supplier_to_pb)
             .collect();
-        Ok(Response::new(ListSuppliersReply { suppliers }))
+        let statuses =
+            super::convert::supplier_statuses(&self.store.last_reports(), &self.polls.snapshot());
+        Ok(Response::new(ListSuppliersReply {
+            suppliers,
+            statuses,
+        }))
     }
 
     async fn upsert_supplier(

@@ -1,0 +1,284 @@
+//! Remote suppliers as the operator configures them (`--suppliers FILE`, TOML):
+//!
+//! ```toml
+//! [[taxii]]
+//! supplier = "OpenCTI"
+//! api_root = "https://cti.example/taxii2/api1/"
+//! collection = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+//! credentials = "opencti"   # <data-dir>/credentials/opencti.toml: user, password
+//! ca = "opencti-ca"         # <data-dir>/credentials/opencti-ca.pem
+//! poll_interval = "10m"
+//! ```
+//!
+//! Credentials and CAs are named, never given as paths: a name is looked up in the data
+//! directory's `credentials/` folder, so no setting can make the service read another file.
+
+use std::{path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// The shortest poll interval: a poll costs the server a query.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
+    #[error("supplier {supplier}: {reason}")]
+    Supplier { supplier: String, reason: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppliersFile {
+    #[serde(default)]
+    taxii: Vec<TaxiiEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaxiiEntry {
+    supplier: String,
+    api_root: String,
+    collection: String,
+    #[serde(default)]
+    credentials: Option<String>,
+    #[serde(default)]
+    ca: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    poll_interval: Option<Duration>,
+}
+
+/// A TAXII 2.1 collection to poll, ready to use.
+#[derive(Clone, Debug)]
+pub struct TaxiiSource {
+    pub supplier: String,
+    /// The API root, ending in `/`.
+    pub api_root: url::Url,
+    pub collection: String,
+    pub credentials: Option<Credentials>,
+    pub ca_pem: Option<String>,
+    pub poll_interval: Duration,
+}
+
+/// HTTP Basic credentials; never logged (`Debug` hides the password).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Credentials {{ user: {:?}, password: <hidden> }}",
+            self.user
+        )
+    }
+}
+
+/// The remote suppliers `file` configures; credentials and CAs from `credentials_dir`.
+pub fn read(file: &Path, credentials_dir: &Path) -> Result<Vec<TaxiiSource>, ConfigError> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
+        file: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let parsed: SuppliersFile = toml::from_str(&text).map_err(|e| ConfigError::File {
+        file: name.clone(),
+        reason: e.message().to_owned(),
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    parsed
+        .taxii
+        .into_iter()
+        .map(|entry| {
+            let source = taxii_source(entry, credentials_dir)?;
+            if !seen.insert(source.supplier.clone()) {
+                return Err(ConfigError::Supplier {
+                    supplier: source.supplier,
+                    reason: "configured twice".into(),
+                });
+            }
+            Ok(source)
+        })
+        .collect()
+}
+
+fn taxii_source(entry: TaxiiEntry, credentials_dir: &Path) -> Result<TaxiiSource, ConfigError> {
+    let refuse = |reason: String| ConfigError::Supplier {
+        supplier: entry.supplier.clone(),
+        reason,
+    };
+    check_supplier_name(&entry.supplier).map_err(|e| refuse(e.into()))?;
+    let mut api_root =
+        url::Url::parse(&entry.api_root).map_err(|e| refuse(format!("api_root: {e}")))?;
+    if !matches!(api_root.scheme(), "http" | "https") || api_root.host_str().is_none() {
+        return Err(refuse("api_root: an http or https URL with a host".into()));
+    }
+    if !api_root.username().is_empty() || api_root.password().is_some() {
+        return Err(refuse(
+            "api_root: credentials go in `credentials`, not in the URL".into(),
+        ));
+    }
+    if !api_root.path().ends_with('/') {
+        let path = format!("{}/", api_root.path());
+        api_root.set_path(&path);
+    }
+    let collection_fine = !entry.collection.is_empty()
+        && entry.collection.len() <= 128
+        && (entry.collection.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !collection_fine {
+        return Err(refuse("collection: an id of letters, digits and -".into()));
+    }
+    let credentials = entry
+        .credentials
+        .as_deref()
+        .map(|name| {
+            let text = read_named(credentials_dir, name, "toml").map_err(&refuse)?;
+            toml::from_str::<Credentials>(&text)
+                .map_err(|e| refuse(format!("credentials {name}: {}", e.message())))
+        })
+        .transpose()?;
+    let ca_pem = entry
+        .ca
+        .as_deref()
+        .map(|name| read_named(credentials_dir, name, "pem").map_err(&refuse))
+        .transpose()?;
+    if api_root.scheme() == "https" && ca_pem.is_none() {
+        return Err(refuse("an https api_root needs `ca`".into()));
+    }
+    let poll_interval = entry.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+    if poll_interval < MIN_POLL_INTERVAL {
+        return Err(refuse(format!(
+            "poll_interval: at least {MIN_POLL_INTERVAL:?}"
+        )));
+    }
+    Ok(TaxiiSource {
+        supplier: entry.supplier,
+        api_root,
+        collection: entry.collection,
+        credentials,
+        ca_pem,
+        poll_interval,
+    })
+}
+
+/// A supplier's name as feed files and reports carry it.
+pub fn check_supplier_name(name: &str) -> Result<(), &'static str> {
+    let fine = !name.is_empty()
+        && name.len() <= 128
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if fine {
+        Ok(())
+    } else {
+        Err("supplier: 1 to 128 letters, digits, _ and -")
+    }
+}
+
+/// The text of `<dir>/<name>.<extension>`, `name` checked to name a file of that folder.
+fn read_named(dir: &Path, name: &str, extension: &str) -> Result<String, String> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !fine {
+        return Err(format!(
+            "`{name}`: a credentials name is 1 to 64 letters, digits, _ and -"
+        ));
+    }
+    std::fs::read_to_string(dir.join(format!("{name}.{extension}")))
+        .map_err(|e| format!("credentials/{name}.{extension}: {e}"))
+}
+
+/// `"10m"`-style durations in TOML.
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_text(text: &str) -> Result<Vec<TaxiiSource>, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).unwrap();
+        std::fs::write(
+            credentials.join("feeds.toml"),
+            "user = \"feeds\"\npassword = \"s3cret\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("suppliers.toml");
+        std::fs::write(&file, text).unwrap();
+        read(&file, &credentials)
+    }
+
+    #[test]
+    fn a_taxii_supplier_reads_with_its_named_credentials() {
+        let sources = read_text(
+            "[[taxii]]\nsupplier = \"Cti\"\napi_root = \"http://127.0.0.1:5000/api1\"\n\
+             collection = \"c-1\"\ncredentials = \"feeds\"\npoll_interval = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].api_root.as_str(), "http://127.0.0.1:5000/api1/");
+        assert_eq!(sources[0].poll_interval, Duration::from_secs(30));
+        let credentials = sources[0].credentials.as_ref().unwrap();
+        assert_eq!(credentials.password, "s3cret");
+        assert!(!format!("{sources:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_supplier_and_the_setting() {
+        for (entry, expected) in [
+            (
+                "supplier = \"Cti\"\napi_root = \"http://h/a/\"\ncollection = \"c\"\ncredentials = \"../etc/passwd\"",
+                "supplier Cti: `../etc/passwd`: a credentials name is 1 to 64 letters, digits, _ and -",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"http://h/a/\"\ncollection = \"c\"\ncredentials = \"absent\"",
+                "supplier Cti: credentials/absent.toml: No such file or directory (os error 2)",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"https://h/a/\"\ncollection = \"c\"",
+                "supplier Cti: an https api_root needs `ca`",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"http://u:p@h/a/\"\ncollection = \"c\"",
+                "supplier Cti: api_root: credentials go in `credentials`, not in the URL",
+            ),
+            (
+                "supplier = \"a/b\"\napi_root = \"http://h/a/\"\ncollection = \"c\"",
+                "supplier a/b: supplier: 1 to 128 letters, digits, _ and -",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"http://h/a/\"\ncollection = \"c/../x\"",
+                "supplier Cti: collection: an id of letters, digits and -",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"http://h/a/\"\ncollection = \"c\"\npoll_interval = \"10ms\"",
+                "supplier Cti: poll_interval: at least 1s",
+            ),
+        ] {
+            let error = read_text(&format!("[[taxii]]\n{entry}\n")).unwrap_err();
+            assert_eq!(error.to_string(), expected);
+        }
+        let twice = "[[taxii]]\nsupplier = \"A\"\napi_root = \"http://h/\"\ncollection = \"c\"\n";
+        let error = read_text(&format!("{twice}{twice}")).unwrap_err();
+        assert_eq!(error.to_string(), "supplier A: configured twice");
+        let error = read_text("[[taxii]]\nsupplier = \"A\"\ncolour = 1\n").unwrap_err();
+        assert!(error.to_string().contains("colour"), "{error}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Remote suppliers: a poller per TAXII 2.1 collection the operator configured. A poll
+//! fetches what was added since the last one, merges it into the supplier's cached bundle
+//! in the remote feed folder, and reloads the feeds — a new index built beside the old and
+//! swapped in, as any reload. A failed poll changes nothing (the previous records stay),
+//! is reported as `KL_ALERT_FailedToUpdateFeed`, and is retried with a growing backoff.
+
+pub mod cache;
+pub mod config;
+pub mod taxii;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use xdr_mesh::{http_client::HttpClient, shutdown::CancellationToken};
+
+use crate::{
+    cybertrace::{EventSink, events},
+    report_reload,
+    store::{IndicatorStore, now_ms},
+};
+use config::TaxiiSource;
+
+/// One exchange with a supplier's server at most this long: a server that drips its answer
+/// is cut off here.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The first retry after a failed poll; each further failure doubles it, up to the poll
+/// interval.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+
+/// How each remote supplier's polling goes, by supplier.
+#[derive(Clone, Default)]
+pub struct PollStatuses(Arc<Mutex<BTreeMap<String, PollStatus>>>);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollStatus {
+    pub kind: &'static str,
+    /// Where it polls, without credentials.
+    pub source: String,
+    /// Milliseconds since the epoch of the last poll's end, and of the last that succeeded.
+    pub last_poll_ms: i64,
+    pub last_success_ms: i64,
+    pub last_error: Option<String>,
+}
+
+impl PollStatuses {
+    pub fn snapshot(&self) -> BTreeMap<String, PollStatus> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, supplier: &str, change: impl FnOnce(&mut PollStatus)) {
+        let mut statuses = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        change(statuses.entry(supplier.to_owned()).or_default());
+    }
+}
+
+/// Starts a poller for each of `sources`, keeping what they fetch in `remote_dir`.
+pub fn start(
+    sources: Vec<TaxiiSource>,
+    remote_dir: PathBuf,
+    store: Arc<IndicatorStore>,
+    events: EventSink,
+    shutdown: CancellationToken,
+) -> PollStatuses {
+    let statuses = PollStatuses::default();
+    for source in sources {
+        statuses.update(&source.supplier, |status| {
+            status.kind = "taxii";
+            status.source = format!(
+                "{}collections/{}/",
+                xdr_mesh::http_client::display_url(&source.api_root),
+                source.collection
+            );
+        });
+        let poller = TaxiiPoller {
+            source,
+            remote_dir: remote_dir.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            statuses: statuses.clone(),
+        };
+        tokio::spawn(poller.run(shutdown.clone()));
+    }
+    statuses
+}
+
+struct TaxiiPoller {
+    source: TaxiiSource,
+    remote_dir: PathBuf,
+    store: Arc<IndicatorStore>,
+    events: EventSink,
+    statuses: PollStatuses,
+}
+
+impl TaxiiPoller {
+    async fn run(self, shutdown: CancellationToken) {
+        let supplier = self.source.supplier.clone();
+        let client = match HttpClient::new(
+            self.source.ca_pem.as_deref(),
+            EXCHANGE_TIMEOUT,
+            taxii::MAX_PAGE_BYTES,
+            "xdr-threatintel",
+        ) {
+            Ok(client) => client,
+            Err(error) => {
+                // The CA does not parse: nothing to retry until the operator fixes it.
+                self.failed(&error.to_string());
+                return;
+            }
+        };
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.poll_once(&client).await {
+                Ok(()) => {
+                    failures = 0;
+                    self.source.poll_interval
+                }
+                Err(error) => {
+                    self.failed(&error);
+                    failures = failures.saturating_add(1);
+                    FIRST_RETRY
+                        .saturating_mul(2u32.saturating_pow(failures - 1))
+                        .min(self.source.poll_interval)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => {
+                    tracing::debug!(%supplier, "poller stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One poll: fetch, merge, reload when something changed.
+    async fn poll_once(&self, client: &HttpClient) -> Result<(), String> {
+        let supplier = &self.source.supplier;
+        let state = self.remote_dir.join(format!("{supplier}.taxii-state"));
+        let added_after = std::fs::read_to_string(&state)
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        let fetched = taxii::poll(client, &self.source, added_after).await?;
+        let changed = if fetched.objects.is_empty() {
+            0
+        } else {
+            let bundle = self.remote_dir.join(format!("{supplier}.stix.json"));
+            let (dir, name) = (self.remote_dir.clone(), supplier.clone());
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                cache::merge(&bundle, &name, fetched.objects)
+            })
+            .await
+            .map_err(|e| format!("merging: {e}"))??
+        };
+        // The cache holds what was fetched before the state says so: a crash in between
+        // fetches it again, and the merge takes it once.
+        if let Some(added_after) = &fetched.added_after {
+            write_state(&state, added_after).map_err(|e| format!("{}: {e}", state.display()))?;
+        }
+        tracing::info!(%supplier, changed, "polled");
+        if changed > 0 {
+            let store = self.store.clone();
+            let reload = tokio::task::spawn_blocking(move || store.reload())
+                .await
+                .map_err(|e| format!("reloading: {e}"))?
+                .map_err(|e| format!("reloading: {e}"))?;
+            report_reload(&reload, &self.events);
+        }
+        let now = now_ms();
+        self.statuses.update(supplier, |status| {
+            status.last_poll_ms = now;
+            status.last_success_ms = now;
+            status.last_error = None;
+        });
+        Ok(())
+    }
+
+    fn failed(&self, error: &str) {
+        let supplier = &self.source.supplier;
+        tracing::warn!(%supplier, %error, "poll failed; the previous records stay");
+        self.events.alert(
+            events::FAILED_TO_UPDATE_FEED,
+            &[("feed", supplier), ("error", error)],
+        );
+        let now = now_ms();
+        self.statuses.update(supplier, |status| {
+            status.last_poll_ms = now;
+            status.last_error = Some(error.to_owned());
+        });
+    }
+}
+
+fn write_state(path: &Path, added_after: &str) -> std::io::Result<()> {
+    let beside = path.with_extension("taxii-state.new");
+    std::fs::write(&beside, added_after)?;
+    std::fs::rename(beside, path)
+}

@@ -1,0 +1,127 @@
+//! One poll of a TAXII 2.1 collection (OASIS TAXII 2.1, §5.3 "Get Objects"): `GET
+//! {api-root}/collections/{id}/objects/` with `Accept: application/taxii+json;version=2.1`,
+//! `added_after` the `X-TAXII-Date-Added-Last` of the previous poll, following the envelope's
+//! `more`/`next` until the server has no more. Every page is bounded in size and time, and a
+//! poll in pages and objects, so no server can make a poll hold or last without end.
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use xdr_mesh::http_client::HttpClient;
+
+use super::config::TaxiiSource;
+
+/// TAXII 2.1's media type, asked for and expected.
+const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// Pages one poll follows at most; a server still saying `more` past it is polled again next
+/// time from where this poll ended.
+pub const MAX_PAGES: usize = 1000;
+/// The largest page read.
+pub const MAX_PAGE_BYTES: usize = 64 << 20;
+/// Objects a page is asked for (the server may send fewer). Asked on every page: some
+/// servers (medallion) need it beside `next`.
+const PAGE_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    more: bool,
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    objects: Vec<Box<RawValue>>,
+}
+
+/// What a poll brought.
+pub struct Fetched {
+    pub objects: Vec<Box<RawValue>>,
+    /// The `added_after` of the next poll.
+    pub added_after: Option<String>,
+}
+
+/// Fetches what `source`'s collection added after `added_after`.
+pub async fn poll(
+    client: &HttpClient,
+    source: &TaxiiSource,
+    added_after: Option<String>,
+) -> Result<Fetched, String> {
+    let objects_url = source
+        .api_root
+        .join(&format!("collections/{}/objects/", source.collection))
+        .map_err(|e| format!("api_root: {e}"))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCEPT, HeaderValue::from_static(TAXII_MEDIA_TYPE));
+    if let Some(credentials) = &source.credentials {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", credentials.user, credentials.password));
+        let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+            .map_err(|_| "credentials: not valid in an HTTP header".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let mut fetched = Fetched {
+        objects: Vec::new(),
+        added_after: added_after.clone(),
+    };
+    // The filter every page of one listing repeats; `next` names the page.
+    let mut since = added_after;
+    let mut next: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut url = objects_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &PAGE_LIMIT.to_string());
+            if let Some(since) = &since {
+                query.append_pair("added_after", since);
+            }
+            if let Some(next) = &next {
+                query.append_pair("next", next);
+            }
+        }
+        let answer = client
+            .exchange(Method::GET, &url, headers.clone(), Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        match answer.status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(format!(
+                    "the server refused the credentials (HTTP {})",
+                    answer.status.as_u16()
+                ));
+            }
+            StatusCode::NOT_FOUND => {
+                return Err("no such API root or collection (HTTP 404)".into());
+            }
+            status => return Err(format!("HTTP status {}", status.as_u16())),
+        }
+        let envelope: Envelope = serde_json::from_slice(&answer.body)
+            .map_err(|e| format!("the answer is not a TAXII envelope: {e}"))?;
+        let last_added = (answer.headers.get("X-TAXII-Date-Added-Last"))
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        if let Some(last) = &last_added {
+            fetched.added_after = Some(last.clone());
+        }
+        let page_objects = envelope.objects.len();
+        fetched.objects.extend(envelope.objects);
+        if fetched.objects.len() > super::cache::MAX_CACHED_OBJECTS {
+            return Err(format!(
+                "over {} objects in one poll",
+                super::cache::MAX_CACHED_OBJECTS
+            ));
+        }
+        match (envelope.more, envelope.next) {
+            (true, Some(token)) if !token.is_empty() => next = Some(token),
+            // More without a `next`: the next page is what was added after this one's last.
+            (true, _) if page_objects > 0 && last_added.is_some() => {
+                since = last_added;
+                next = None;
+            }
+            _ => return Ok(fetched),
+        }
+    }
+    Ok(fetched)
+}

@@ -1,0 +1,203 @@
+//! TAXII 2.1 suppliers: the service polls a real TAXII server (OASIS's medallion, pages of
+//! two objects) for STIX objects made by OASIS's stix2 library, follows the pages, asks only
+//! for what was added since, drops a revoked indicator, reports bad credentials and a server
+//! that went away, and keeps its records through both.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use xdr_tests::{
+    ServiceProcess, TestPki,
+    compose::eventually,
+    paths,
+    taxii::{COLLECTION, Medallion},
+    threatintel::{call, matches},
+};
+
+/// The server's loopback address, this test's alone.
+const TAXII_IP: &str = "127.0.0.131";
+/// How long a poll's effect may take to show: polls are a second apart.
+const POLLED: Duration = Duration::from_secs(30);
+
+/// Two batches of objects, one JSON array a line: indicators of three kinds, one whose
+/// pattern joins values with AND, and a malware object; then the first indicator revoked
+/// and a new one.
+const MAKE_OBJECTS: &str = r#"
+import json, time
+from datetime import datetime, timedelta, timezone
+import stix2
+
+now = datetime.now(timezone.utc)
+def indicator(**properties):
+    return stix2.Indicator(pattern_type="stix", valid_from=now - timedelta(days=1), **properties)
+
+evil = indicator(name="Evil", pattern="[url:value = 'http://evil-taxii.example/a']",
+                 indicator_types=["malicious-activity"])
+first = [
+    evil,
+    indicator(name="C2", pattern="[ipv4-addr:value = '198.51.100.201']"),
+    indicator(name="Phish", pattern="[domain-name:value = 'phish-taxii.example']",
+              indicator_types=["phishing"]),
+    indicator(name="Both", pattern="[ipv4-addr:value = '198.51.100.210' AND ipv4-addr:value = '198.51.100.211']"),
+    stix2.Malware(name="Dropper", is_family=False),
+]
+time.sleep(0.01)
+second = [evil.revoke(), indicator(name="Late", pattern="[ipv4-addr:value = '198.51.100.202']")]
+for batch in (first, second):
+    print(json.dumps([json.loads(o.serialize()) for o in batch]))
+"#;
+
+/// The supplier `name`'s status in `ListSuppliers`.
+fn status(pki: &TestPki, server: &ServiceProcess, name: &str) -> Value {
+    let reply = call(pki, server, "ListSuppliers", &serde_json::json!({}));
+    reply["statuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_taxii_collection_is_polled_page_by_page_and_its_changes_follow() {
+    let pki = TestPki::new();
+    let made = Command::new(paths::python())
+        .args(["-c", MAKE_OBJECTS])
+        .output()
+        .expect("python runs");
+    assert!(
+        made.status.success(),
+        "stix2 made no objects: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let batches = String::from_utf8(made.stdout).unwrap();
+    let batches: Vec<&str> = batches.lines().collect();
+    let mut taxii = Medallion::start(
+        &pki.scratch().join("medallion"),
+        TAXII_IP,
+        &[("feeds", "s3cret")],
+        2,
+    );
+    taxii.add(batches[0]);
+
+    let data = pki.scratch().join("threatintel-data");
+    let credentials = data.join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(
+        credentials.join("cti.toml"),
+        "user = \"feeds\"\npassword = \"s3cret\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        credentials.join("wrong.toml"),
+        "user = \"feeds\"\npassword = \"not-it\"\n",
+    )
+    .unwrap();
+    let suppliers = pki.scratch().join("suppliers.toml");
+    let api_root = taxii.api_root();
+    std::fs::write(
+        &suppliers,
+        format!(
+            "[[taxii]]\nsupplier = \"Cti\"\napi_root = \"{api_root}\"\ncollection = \"{COLLECTION}\"\n\
+             credentials = \"cti\"\npoll_interval = \"1s\"\n\n\
+             [[taxii]]\nsupplier = \"Wrong\"\napi_root = \"{api_root}\"\ncollection = \"{COLLECTION}\"\n\
+             credentials = \"wrong\"\npoll_interval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let server = ServiceProcess::start_in(
+        "threatintel",
+        &pki,
+        &data,
+        &["--suppliers", suppliers.to_str().unwrap()],
+    );
+
+    // Five objects in pages of two: the third page holds the last indicator.
+    eventually("the first batch matches", POLLED, || {
+        matches(&pki, &server, "http://phish-taxii.example/") == ["Cti/KL_Phishing_URL"]
+    });
+    assert_eq!(
+        matches(&pki, &server, "http://evil-taxii.example/a"),
+        ["Cti/KL_Malicious_URL"]
+    );
+    assert_eq!(
+        matches(&pki, &server, "198.51.100.201"),
+        ["Cti/KL_IP_Reputation"]
+    );
+    assert!(matches(&pki, &server, "198.51.100.210").is_empty());
+    let cti = status(&pki, &server, "Cti");
+    assert_eq!(cti["kind"], "taxii", "{cti}");
+    assert_eq!(cti["records"], "3", "{cti}");
+    assert_eq!(
+        cti["skippedByReason"],
+        serde_json::json!([{"key": "pattern with AND", "count": "1"}]),
+        "{cti}"
+    );
+    assert!(
+        cti["source"].as_str().unwrap().starts_with(&api_root) && cti.get("lastError").is_none(),
+        "{cti}"
+    );
+
+    eventually("the wrong credentials are reported", POLLED, || {
+        status(&pki, &server, "Wrong")["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused the credentials (HTTP 401)"))
+    });
+    server.wait_for_log("the failed poll's alert", |line| {
+        line["message"] == "poll failed; the previous records stay" && line["supplier"] == "Wrong"
+    });
+    assert!(
+        !server
+            .log_lines()
+            .iter()
+            .any(|line| line.contains("not-it")),
+        "a password was logged"
+    );
+
+    // Only what was added since: the revoked version replaces the indicator.
+    taxii.add(batches[1]);
+    eventually("the second batch matches", POLLED, || {
+        matches(&pki, &server, "198.51.100.202") == ["Cti/KL_IP_Reputation"]
+    });
+    assert!(matches(&pki, &server, "http://evil-taxii.example/a").is_empty());
+    let cti = status(&pki, &server, "Cti");
+    assert_eq!(cti["records"], "3", "{cti}");
+    let state = std::fs::read_to_string(data.join("remote-feeds/Cti.taxii-state")).unwrap();
+    assert!(
+        state.starts_with("20"),
+        "the poll keeps where it ended: {state}"
+    );
+
+    // The server goes away: the error is reported, the records stay.
+    taxii.kill();
+    eventually("the lost server is reported", POLLED, || {
+        status(&pki, &server, "Cti")["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("unreachable"))
+    });
+    assert_eq!(
+        matches(&pki, &server, "198.51.100.202"),
+        ["Cti/KL_IP_Reputation"]
+    );
+
+    // `xdrctl ti suppliers` shows the same.
+    let shown = Command::new(paths::binary("xdrctl"))
+        .args(["ti", "suppliers", "--home"])
+        .arg(pki.scratch())
+        .args(["--addr", &server.listening_addr().to_string()])
+        .output()
+        .expect("xdrctl runs");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let cti_line = text
+        .lines()
+        .find(|l| l.starts_with("Cti  "))
+        .unwrap_or_default();
+    assert!(
+        cti_line.starts_with("Cti  taxii  3  2 (1 pattern with AND, 1 revoked)  20")
+            && cti_line.contains("unreachable"),
+        "{text}"
+    );
+}
