@@ -221,6 +221,62 @@ fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, HttpClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A server on loopback that answers every connection with `answer`, `pause` between
+    /// its bytes after the first `head` of them.
+    async fn server(answer: Vec<u8>, head: usize, pause: Duration) -> url::Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+                    let _ = socket.write_all(&answer[..head]).await;
+                    for byte in &answer[head..] {
+                        tokio::time::sleep(pause).await;
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url::Url::parse(&format!("http://{addr}/feed")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_server_that_drips_is_cut_off_at_the_deadline_and_a_large_body_at_the_cap() {
+        let body = vec![b'x'; 2048];
+        let mut answer =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+        answer.extend(&body);
+        let head = answer.len() - body.len();
+        let timeout = Duration::from_millis(300);
+        let client = HttpClient::new(None, timeout, 1024, "test").unwrap();
+        let dripping = server(answer.clone(), head, Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let error = client
+            .exchange(Method::GET, &dripping, HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, HttpClientError::Timeout(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let large = server(answer.clone(), answer.len(), Duration::ZERO).await;
+        let error = client
+            .exchange(Method::GET, &large, HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "the answer is over 1024 bytes");
+        let roomy = HttpClient::new(None, timeout, 4096, "test").unwrap();
+        let answer = roomy
+            .exchange(Method::GET, &large, HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!((answer.status, answer.body.len()), (StatusCode::OK, 2048));
+    }
 
     #[test]
     fn urls_need_a_known_scheme_a_host_and_a_ca_for_https() {

@@ -178,6 +178,17 @@ fn a_taxii_collection_is_polled_page_by_page_and_its_changes_follow() {
         ["Cti/KL_IP_Reputation"]
     );
 
+    let stats = call(&pki, &server, "Stats", &serde_json::json!({}));
+    assert_eq!(stats["suppliersFailing"], "2", "{stats}");
+    assert_eq!(
+        stats["skippedByReason"],
+        serde_json::json!([
+            {"key": "pattern with AND", "count": "1"},
+            {"key": "revoked", "count": "1"}
+        ]),
+        "{stats}"
+    );
+
     // `xdrctl ti suppliers` shows the same.
     let shown = Command::new(paths::binary("xdrctl"))
         .args(["ti", "suppliers", "--home"])

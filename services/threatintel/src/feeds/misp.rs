@@ -26,6 +26,13 @@ use super::{
 /// event is named by its UUID, and the name must not lead out of the feed's folder.
 const MAX_EVENT_NAME: usize = 64;
 
+/// Whether `name` can name an event of a manifest: its UUID, which leads nowhere else.
+pub fn is_event_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_EVENT_NAME
+        && name.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 #[derive(Deserialize)]
 struct EventFile<'a> {
     #[serde(rename = "Event", borrow)]
@@ -98,10 +105,7 @@ pub fn read_folder(
         .map_err(|e| syntax(&format!("{file}/manifest.json"), &e))?;
     let mut skipped = Skipped::default();
     for (number, uuid) in events.keys().enumerate() {
-        let fine = !uuid.is_empty()
-            && uuid.len() <= MAX_EVENT_NAME
-            && uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-        if !fine {
+        if !is_event_name(uuid) {
             return Err(FeedError::Record {
                 file: format!("{file}/manifest.json"),
                 location: format!("event {}", number + 1),

@@ -11,6 +11,7 @@ mod stix;
 
 pub use categories::{CategoriesError, FeedCategories};
 pub use loader::{FeedReport, Skipped, load_feeds};
+pub use misp::is_event_name;
 pub use record::SkipReason;
 
 /// How feeds are read, as the service is configured.

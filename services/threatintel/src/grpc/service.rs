@@ -357,6 +357,15 @@ impl ThreatIntel for ThreatIntelService {
             *stats.by_supplier.entry(supplier).or_default() += count;
         }
         let (lookups, matches) = self.store.counters();
+        let reports = self.store.last_reports();
+        let mut skipped = std::collections::BTreeMap::new();
+        for report in &reports {
+            for (reason, count) in &report.skipped.by_reason {
+                *skipped.entry(*reason).or_default() += count;
+            }
+        }
+        let statuses = super::convert::supplier_statuses(&reports, &self.polls.snapshot());
+        let suppliers_failing = statuses.iter().filter(|s| !s.last_error.is_empty()).count();
         Ok(Response::new(StatsReply {
             indicators_by_type: stats
                 .by_kind
@@ -374,6 +383,8 @@ impl ThreatIntel for ThreatIntelService {
             lookups,
             matches,
             resident_bytes: resident_bytes(),
+            skipped_by_reason: counts_to_pb(&skipped),
+            suppliers_failing: suppliers_failing as u64,
         }))
     }
 }

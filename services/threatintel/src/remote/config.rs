@@ -8,6 +8,12 @@
 //! credentials = "opencti"   # <data-dir>/credentials/opencti.toml: user, password
 //! ca = "opencti-ca"         # <data-dir>/credentials/opencti-ca.pem
 //! poll_interval = "10m"
+//!
+//! [[misp]]
+//! supplier = "Circl"
+//! url = "https://www.circl.lu/doc/misp/feed-osint/"   # the folder of manifest.json
+//! ca = "circl-ca"
+//! poll_interval = "1h"
 //! ```
 //!
 //! Credentials and CAs are named, never given as paths: a name is looked up in the data
@@ -34,6 +40,21 @@ pub enum ConfigError {
 struct SuppliersFile {
     #[serde(default)]
     taxii: Vec<TaxiiEntry>,
+    #[serde(default)]
+    misp: Vec<MispEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MispEntry {
+    supplier: String,
+    url: String,
+    #[serde(default)]
+    credentials: Option<String>,
+    #[serde(default)]
+    ca: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    poll_interval: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,16 +71,48 @@ struct TaxiiEntry {
     poll_interval: Option<Duration>,
 }
 
-/// A TAXII 2.1 collection to poll, ready to use.
+/// A remote supplier to poll, ready to use.
 #[derive(Clone, Debug)]
-pub struct TaxiiSource {
+pub struct RemoteSource {
     pub supplier: String,
-    /// The API root, ending in `/`.
-    pub api_root: url::Url,
-    pub collection: String,
+    pub kind: SourceKind,
     pub credentials: Option<Credentials>,
     pub ca_pem: Option<String>,
     pub poll_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    /// A TAXII 2.1 collection: the API root (ending in `/`) and the collection's id.
+    Taxii {
+        api_root: url::Url,
+        collection: String,
+    },
+    /// A MISP feed: the folder (ending in `/`) holding `manifest.json` and the events.
+    Misp { url: url::Url },
+}
+
+impl RemoteSource {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SourceKind::Taxii { .. } => "taxii",
+            SourceKind::Misp { .. } => "misp",
+        }
+    }
+
+    /// Where it is polled, without credentials.
+    pub fn display(&self) -> String {
+        match &self.kind {
+            SourceKind::Taxii {
+                api_root,
+                collection,
+            } => format!(
+                "{}collections/{collection}/",
+                xdr_mesh::http_client::display_url(api_root)
+            ),
+            SourceKind::Misp { url } => xdr_mesh::http_client::display_url(url),
+        }
+    }
 }
 
 /// HTTP Basic credentials; never logged (`Debug` hides the password).
@@ -81,7 +134,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// The remote suppliers `file` configures; credentials and CAs from `credentials_dir`.
-pub fn read(file: &Path, credentials_dir: &Path) -> Result<Vec<TaxiiSource>, ConfigError> {
+pub fn read(file: &Path, credentials_dir: &Path) -> Result<Vec<RemoteSource>, ConfigError> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
         file: name.clone(),
@@ -92,11 +145,12 @@ pub fn read(file: &Path, credentials_dir: &Path) -> Result<Vec<TaxiiSource>, Con
         reason: e.message().to_owned(),
     })?;
     let mut seen = std::collections::BTreeSet::new();
-    parsed
-        .taxii
-        .into_iter()
-        .map(|entry| {
-            let source = taxii_source(entry, credentials_dir)?;
+    let taxii = (parsed.taxii.into_iter()).map(|entry| taxii_source(entry, credentials_dir));
+    let misp = (parsed.misp.into_iter()).map(|entry| misp_source(entry, credentials_dir));
+    taxii
+        .chain(misp)
+        .map(|source| {
+            let source = source?;
             if !seen.insert(source.supplier.clone()) {
                 return Err(ConfigError::Supplier {
                     supplier: source.supplier,
@@ -108,59 +162,105 @@ pub fn read(file: &Path, credentials_dir: &Path) -> Result<Vec<TaxiiSource>, Con
         .collect()
 }
 
-fn taxii_source(entry: TaxiiEntry, credentials_dir: &Path) -> Result<TaxiiSource, ConfigError> {
+fn taxii_source(entry: TaxiiEntry, credentials_dir: &Path) -> Result<RemoteSource, ConfigError> {
     let refuse = |reason: String| ConfigError::Supplier {
         supplier: entry.supplier.clone(),
         reason,
     };
-    check_supplier_name(&entry.supplier).map_err(|e| refuse(e.into()))?;
-    let mut api_root =
-        url::Url::parse(&entry.api_root).map_err(|e| refuse(format!("api_root: {e}")))?;
-    if !matches!(api_root.scheme(), "http" | "https") || api_root.host_str().is_none() {
-        return Err(refuse("api_root: an http or https URL with a host".into()));
-    }
-    if !api_root.username().is_empty() || api_root.password().is_some() {
-        return Err(refuse(
-            "api_root: credentials go in `credentials`, not in the URL".into(),
-        ));
-    }
-    if !api_root.path().ends_with('/') {
-        let path = format!("{}/", api_root.path());
-        api_root.set_path(&path);
-    }
+    let api_root = folder_url("api_root", &entry.api_root).map_err(&refuse)?;
     let collection_fine = !entry.collection.is_empty()
         && entry.collection.len() <= 128
         && (entry.collection.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !collection_fine {
         return Err(refuse("collection: an id of letters, digits and -".into()));
     }
-    let credentials = entry
-        .credentials
-        .as_deref()
+    let kind = SourceKind::Taxii {
+        api_root,
+        collection: entry.collection,
+    };
+    let settings = (entry.credentials.as_deref(), entry.ca.as_deref());
+    source(
+        entry.supplier,
+        kind,
+        settings,
+        entry.poll_interval,
+        credentials_dir,
+    )
+}
+
+fn misp_source(entry: MispEntry, credentials_dir: &Path) -> Result<RemoteSource, ConfigError> {
+    let url = folder_url("url", &entry.url).map_err(|reason| ConfigError::Supplier {
+        supplier: entry.supplier.clone(),
+        reason,
+    })?;
+    let kind = SourceKind::Misp { url };
+    let settings = (entry.credentials.as_deref(), entry.ca.as_deref());
+    source(
+        entry.supplier,
+        kind,
+        settings,
+        entry.poll_interval,
+        credentials_dir,
+    )
+}
+
+/// `text` as the URL of a folder (ending in `/`): http or https, a host, no credentials.
+fn folder_url(setting: &str, text: &str) -> Result<url::Url, String> {
+    let mut url = url::Url::parse(text).map_err(|e| format!("{setting}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{setting}: an http or https URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{setting}: credentials go in `credentials`, not in the URL"
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// A source of `kind` with its named credentials and CA read, its settings checked.
+fn source(
+    supplier: String,
+    kind: SourceKind,
+    (credentials, ca): (Option<&str>, Option<&str>),
+    poll_interval: Option<Duration>,
+    credentials_dir: &Path,
+) -> Result<RemoteSource, ConfigError> {
+    let refuse = |reason: String| ConfigError::Supplier {
+        supplier: supplier.clone(),
+        reason,
+    };
+    check_supplier_name(&supplier).map_err(|e| refuse(e.into()))?;
+    let credentials = credentials
         .map(|name| {
             let text = read_named(credentials_dir, name, "toml").map_err(&refuse)?;
             toml::from_str::<Credentials>(&text)
                 .map_err(|e| refuse(format!("credentials {name}: {}", e.message())))
         })
         .transpose()?;
-    let ca_pem = entry
-        .ca
-        .as_deref()
+    let ca_pem = ca
         .map(|name| read_named(credentials_dir, name, "pem").map_err(&refuse))
         .transpose()?;
-    if api_root.scheme() == "https" && ca_pem.is_none() {
-        return Err(refuse("an https api_root needs `ca`".into()));
+    let url = match &kind {
+        SourceKind::Taxii { api_root, .. } => api_root,
+        SourceKind::Misp { url } => url,
+    };
+    if url.scheme() == "https" && ca_pem.is_none() {
+        return Err(refuse("an https URL needs `ca`".into()));
     }
-    let poll_interval = entry.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+    let poll_interval = poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
     if poll_interval < MIN_POLL_INTERVAL {
         return Err(refuse(format!(
             "poll_interval: at least {MIN_POLL_INTERVAL:?}"
         )));
     }
-    Ok(TaxiiSource {
-        supplier: entry.supplier,
-        api_root,
-        collection: entry.collection,
+    Ok(RemoteSource {
+        supplier,
+        kind,
         credentials,
         ca_pem,
         poll_interval,
@@ -211,7 +311,7 @@ mod humantime_serde_opt {
 mod tests {
     use super::*;
 
-    fn read_text(text: &str) -> Result<Vec<TaxiiSource>, ConfigError> {
+    fn read_text(text: &str) -> Result<Vec<RemoteSource>, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let credentials = dir.path().join("credentials");
         std::fs::create_dir(&credentials).unwrap();
@@ -233,7 +333,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sources.len(), 1);
-        assert_eq!(sources[0].api_root.as_str(), "http://127.0.0.1:5000/api1/");
+        assert_eq!(
+            sources[0].display(),
+            "http://127.0.0.1:5000/api1/collections/c-1/"
+        );
         assert_eq!(sources[0].poll_interval, Duration::from_secs(30));
         let credentials = sources[0].credentials.as_ref().unwrap();
         assert_eq!(credentials.password, "s3cret");
@@ -253,7 +356,7 @@ mod tests {
             ),
             (
                 "supplier = \"Cti\"\napi_root = \"https://h/a/\"\ncollection = \"c\"",
-                "supplier Cti: an https api_root needs `ca`",
+                "supplier Cti: an https URL needs `ca`",
             ),
             (
                 "supplier = \"Cti\"\napi_root = \"http://u:p@h/a/\"\ncollection = \"c\"",

@@ -1,11 +1,12 @@
-//! Remote suppliers: a poller per TAXII 2.1 collection the operator configured. A poll
-//! fetches what was added since the last one, merges it into the supplier's cached bundle
-//! in the remote feed folder, and reloads the feeds — a new index built beside the old and
-//! swapped in, as any reload. A failed poll changes nothing (the previous records stay),
+//! Remote suppliers: a poller per TAXII 2.1 collection or MISP feed the operator configured.
+//! A poll fetches what changed since the last one into the supplier's copy in the remote
+//! feed folder (a cached bundle, a mirrored MISP folder) and reloads the feeds — a new index
+//! built beside the old and swapped in, as any reload. A failed poll changes nothing (the previous records stay),
 //! is reported as `KL_ALERT_FailedToUpdateFeed`, and is retried with a growing backoff.
 
 pub mod cache;
 pub mod config;
+pub mod misp_http;
 pub mod taxii;
 
 use std::{
@@ -15,6 +16,8 @@ use std::{
     time::Duration,
 };
 
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use xdr_mesh::{http_client::HttpClient, shutdown::CancellationToken};
 
 use crate::{
@@ -22,11 +25,13 @@ use crate::{
     report_reload,
     store::{IndicatorStore, now_ms},
 };
-use config::TaxiiSource;
+use config::{RemoteSource, SourceKind};
 
 /// One exchange with a supplier's server at most this long: a server that drips its answer
 /// is cut off here.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer read (a TAXII page, a MISP manifest or event).
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// The first retry after a failed poll; each further failure doubles it, up to the poll
 /// interval.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -62,7 +67,7 @@ impl PollStatuses {
 
 /// Starts a poller for each of `sources`, keeping what they fetch in `remote_dir`.
 pub fn start(
-    sources: Vec<TaxiiSource>,
+    sources: Vec<RemoteSource>,
     remote_dir: PathBuf,
     store: Arc<IndicatorStore>,
     events: EventSink,
@@ -71,14 +76,10 @@ pub fn start(
     let statuses = PollStatuses::default();
     for source in sources {
         statuses.update(&source.supplier, |status| {
-            status.kind = "taxii";
-            status.source = format!(
-                "{}collections/{}/",
-                xdr_mesh::http_client::display_url(&source.api_root),
-                source.collection
-            );
+            status.kind = source.kind_name();
+            status.source = source.display();
         });
-        let poller = TaxiiPoller {
+        let poller = Poller {
             source,
             remote_dir: remote_dir.clone(),
             store: store.clone(),
@@ -90,21 +91,21 @@ pub fn start(
     statuses
 }
 
-struct TaxiiPoller {
-    source: TaxiiSource,
+struct Poller {
+    source: RemoteSource,
     remote_dir: PathBuf,
     store: Arc<IndicatorStore>,
     events: EventSink,
     statuses: PollStatuses,
 }
 
-impl TaxiiPoller {
+impl Poller {
     async fn run(self, shutdown: CancellationToken) {
         let supplier = self.source.supplier.clone();
         let client = match HttpClient::new(
             self.source.ca_pem.as_deref(),
             EXCHANGE_TIMEOUT,
-            taxii::MAX_PAGE_BYTES,
+            MAX_ANSWER_BYTES,
             "xdr-threatintel",
         ) {
             Ok(client) => client,
@@ -139,32 +140,19 @@ impl TaxiiPoller {
         }
     }
 
-    /// One poll: fetch, merge, reload when something changed.
+    /// One poll: fetch what changed, reload when something did.
     async fn poll_once(&self, client: &HttpClient) -> Result<(), String> {
         let supplier = &self.source.supplier;
-        let state = self.remote_dir.join(format!("{supplier}.taxii-state"));
-        let added_after = std::fs::read_to_string(&state)
-            .ok()
-            .map(|text| text.trim().to_owned())
-            .filter(|text| !text.is_empty());
-        let fetched = taxii::poll(client, &self.source, added_after).await?;
-        let changed = if fetched.objects.is_empty() {
-            0
-        } else {
-            let bundle = self.remote_dir.join(format!("{supplier}.stix.json"));
-            let (dir, name) = (self.remote_dir.clone(), supplier.clone());
-            tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                cache::merge(&bundle, &name, fetched.objects)
-            })
-            .await
-            .map_err(|e| format!("merging: {e}"))??
+        let changed = match &self.source.kind {
+            SourceKind::Taxii {
+                api_root,
+                collection,
+            } => self.poll_taxii(client, (api_root, collection)).await?,
+            SourceKind::Misp { url } => {
+                let mirror = self.remote_dir.join(format!("{supplier}.misp"));
+                misp_http::poll(client, &self.source, url, &mirror).await?
+            }
         };
-        // The cache holds what was fetched before the state says so: a crash in between
-        // fetches it again, and the merge takes it once.
-        if let Some(added_after) = &fetched.added_after {
-            write_state(&state, added_after).map_err(|e| format!("{}: {e}", state.display()))?;
-        }
         tracing::info!(%supplier, changed, "polled");
         if changed > 0 {
             let store = self.store.clone();
@@ -183,6 +171,40 @@ impl TaxiiPoller {
         Ok(())
     }
 
+    /// Fetches what the collection added since the last poll into the cached bundle; how
+    /// many objects were new or newer.
+    async fn poll_taxii(
+        &self,
+        client: &HttpClient,
+        collection: (&url::Url, &str),
+    ) -> Result<usize, String> {
+        let supplier = &self.source.supplier;
+        let state = self.remote_dir.join(format!("{supplier}.taxii-state"));
+        let added_after = std::fs::read_to_string(&state)
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        let fetched = taxii::poll(client, &self.source, collection, added_after).await?;
+        let changed = if fetched.objects.is_empty() {
+            0
+        } else {
+            let bundle = self.remote_dir.join(format!("{supplier}.stix.json"));
+            let (dir, name) = (self.remote_dir.clone(), supplier.clone());
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                cache::merge(&bundle, &name, fetched.objects)
+            })
+            .await
+            .map_err(|e| format!("merging: {e}"))??
+        };
+        // The cache holds what was fetched before the state says so: a crash in between
+        // fetches it again, and the merge takes it once.
+        if let Some(added_after) = &fetched.added_after {
+            write_state(&state, added_after).map_err(|e| format!("{}: {e}", state.display()))?;
+        }
+        Ok(changed)
+    }
+
     fn failed(&self, error: &str) {
         let supplier = &self.source.supplier;
         tracing::warn!(%supplier, %error, "poll failed; the previous records stay");
@@ -195,6 +217,32 @@ impl TaxiiPoller {
             status.last_poll_ms = now;
             status.last_error = Some(error.to_owned());
         });
+    }
+}
+
+/// The headers every request to `source` carries: its credentials, as HTTP Basic.
+fn request_headers(source: &RemoteSource) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    if let Some(credentials) = &source.credentials {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", credentials.user, credentials.password));
+        let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+            .map_err(|_| "credentials: not valid in an HTTP header".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
+/// A status other than 200 as the error a poll reports.
+fn check_status(status: StatusCode) -> Result<(), String> {
+    match status {
+        StatusCode::OK => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(format!(
+            "the server refused the credentials (HTTP {})",
+            status.as_u16()
+        )),
+        status => Err(format!("HTTP status {}", status.as_u16())),
     }
 }
 

@@ -4,22 +4,19 @@
 //! `more`/`next` until the server has no more. Every page is bounded in size and time, and a
 //! poll in pages and objects, so no server can make a poll hold or last without end.
 
-use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use xdr_mesh::http_client::HttpClient;
 
-use super::config::TaxiiSource;
+use super::config::RemoteSource;
 
 /// TAXII 2.1's media type, asked for and expected.
 const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 /// Pages one poll follows at most; a server still saying `more` past it is polled again next
 /// time from where this poll ended.
 pub const MAX_PAGES: usize = 1000;
-/// The largest page read.
-pub const MAX_PAGE_BYTES: usize = 64 << 20;
 /// Objects a page is asked for (the server may send fewer). Asked on every page: some
 /// servers (medallion) need it beside `next`.
 const PAGE_LIMIT: usize = 1000;
@@ -41,26 +38,18 @@ pub struct Fetched {
     pub added_after: Option<String>,
 }
 
-/// Fetches what `source`'s collection added after `added_after`.
+/// Fetches what the collection `collection` under `api_root` added after `added_after`.
 pub async fn poll(
     client: &HttpClient,
-    source: &TaxiiSource,
+    source: &RemoteSource,
+    (api_root, collection): (&url::Url, &str),
     added_after: Option<String>,
 ) -> Result<Fetched, String> {
-    let objects_url = source
-        .api_root
-        .join(&format!("collections/{}/objects/", source.collection))
+    let objects_url = api_root
+        .join(&format!("collections/{collection}/objects/"))
         .map_err(|e| format!("api_root: {e}"))?;
-    let mut headers = HeaderMap::new();
+    let mut headers = super::request_headers(source)?;
     headers.insert(header::ACCEPT, HeaderValue::from_static(TAXII_MEDIA_TYPE));
-    if let Some(credentials) = &source.credentials {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", credentials.user, credentials.password));
-        let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-            .map_err(|_| "credentials: not valid in an HTTP header".to_owned())?;
-        value.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, value);
-    }
     let mut fetched = Fetched {
         objects: Vec::new(),
         added_after: added_after.clone(),
@@ -84,19 +73,10 @@ pub async fn poll(
             .exchange(Method::GET, &url, headers.clone(), Bytes::new())
             .await
             .map_err(|e| e.to_string())?;
-        match answer.status {
-            StatusCode::OK => {}
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(format!(
-                    "the server refused the credentials (HTTP {})",
-                    answer.status.as_u16()
-                ));
-            }
-            StatusCode::NOT_FOUND => {
-                return Err("no such API root or collection (HTTP 404)".into());
-            }
-            status => return Err(format!("HTTP status {}", status.as_u16())),
+        if answer.status == StatusCode::NOT_FOUND {
+            return Err("no such API root or collection (HTTP 404)".into());
         }
+        super::check_status(answer.status)?;
         let envelope: Envelope = serde_json::from_slice(&answer.body)
             .map_err(|e| format!("the answer is not a TAXII envelope: {e}"))?;
         let last_added = (answer.headers.get("X-TAXII-Date-Added-Last"))
