@@ -105,3 +105,59 @@ pub async fn poll(
     }
     Ok(fetched)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::remote::config::{RemoteSource, SourceKind};
+
+    /// A TAXII server on loopback whose first page says `more` and which then goes away:
+    /// the connection asking for the second page is closed unanswered.
+    async fn server_gone_after_one_page() -> url::Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let page = r#"{"more": true, "next": "p2", "objects": [{"type": "indicator", "id": "indicator--1"}]}"#;
+            let mut pages = 0;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                pages += 1;
+                if pages == 1 {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {TAXII_MEDIA_TYPE}\r\n\
+                         x-taxii-date-added-last: 2024-01-01T00:00:00Z\r\n\
+                         content-length: {}\r\n\r\n{page}",
+                        page.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                }
+                // Later pages: dropped unanswered, as by a server that died.
+            }
+        });
+        url::Url::parse(&format!("http://{addr}/api1/")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_server_gone_mid_poll_fails_the_poll_with_nothing_taken() {
+        let api_root = server_gone_after_one_page().await;
+        let source = RemoteSource {
+            supplier: "Cti".into(),
+            kind: SourceKind::Taxii {
+                api_root: api_root.clone(),
+                collection: "c".into(),
+            },
+            credentials: None,
+            ca_pem: None,
+            poll_interval: Duration::from_secs(1),
+        };
+        let client = HttpClient::new(None, Duration::from_secs(5), 1 << 20, "test").unwrap();
+        let polled = poll(&client, &source, (&api_root, "c"), None).await;
+        let error = polled.err().expect("the poll fails");
+        assert!(error.starts_with("unreachable: "), "{error}");
+    }
+}
