@@ -17,6 +17,9 @@ use crate::index::{Indicator, IndicatorKey, IndicatorKind, Supplier};
 
 const INDICATORS: TableDefinition<&str, &str> = TableDefinition::new("indicators");
 const SUPPLIERS: TableDefinition<&str, &str> = TableDefinition::new("suppliers");
+/// Remote suppliers an operator added with `UpsertSupplier`: their settings as JSON (names of
+/// credentials, never their contents), by supplier.
+const REMOTE_SOURCES: TableDefinition<&str, &str> = TableDefinition::new("remote_sources");
 const SEP: char = '\u{1f}';
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ impl InternalTi {
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(INDICATORS).map_err(db_err)?;
         txn.open_table(SUPPLIERS).map_err(db_err)?;
+        txn.open_table(REMOTE_SOURCES).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(InternalTi {
             db,
@@ -228,6 +232,41 @@ impl InternalTi {
                     .as_str(),
             )
             .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+}
+
+impl InternalTi {
+    /// Every remote source's settings, by supplier.
+    pub fn remote_sources(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(REMOTE_SOURCES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (name, value) = entry.map_err(db_err)?;
+            out.push((name.value().to_owned(), value.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Keeps `settings` as `supplier`'s remote source, or forgets it (`None`).
+    pub fn set_remote_source(
+        &self,
+        supplier: &str,
+        settings: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(REMOTE_SOURCES).map_err(db_err)?;
+            match settings {
+                Some(settings) => {
+                    table.insert(supplier, settings).map_err(db_err)?;
+                }
+                None => {
+                    table.remove(supplier).map_err(db_err)?;
+                }
+            }
+        }
         txn.commit().map_err(db_err)
     }
 }

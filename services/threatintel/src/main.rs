@@ -70,8 +70,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| runtime.data_dir.path().join("feeds"));
     let internal_ti = runtime.data_dir.path().join("internal-ti.redb");
     let remote_dir = runtime.data_dir.path().join("remote-feeds");
+    let credentials_dir = runtime.data_dir.path().join("credentials");
     let remote_sources = match &config.suppliers {
-        Some(file) => remote::config::read(file, &runtime.data_dir.path().join("credentials"))?,
+        Some(file) => remote::config::read(file, &credentials_dir)?,
         None => Vec::new(),
     };
     let feed_options = FeedOptions {
@@ -114,9 +115,12 @@ async fn main() -> anyhow::Result<()> {
         runtime.shutdown.clone(),
     ));
 
-    let polls = remote::start(
+    let pollers = remote::Pollers::start(
         remote_sources,
-        remote_dir,
+        remote::PollerDirs {
+            remote: remote_dir,
+            credentials: credentials_dir,
+        },
         store.clone(),
         events.clone(),
         runtime.shutdown.clone(),
@@ -124,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let server = MeshServer::new(&runtime, access::policy()).add_service(ThreatIntelServer::new(
         grpc::ThreatIntelService::new(
             store,
-            polls,
+            pollers,
             events.clone(),
             config.service.server.stream_idle,
         ),

@@ -151,6 +151,21 @@ impl IndicatorStore {
         self.reload()
     }
 
+    /// The remote sources operators added, as persisted: (supplier, settings as JSON).
+    pub fn remote_sources(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.internal.remote_sources()
+    }
+
+    /// Persists `supplier`'s remote source settings, or forgets them (`None`).
+    pub fn set_remote_source(
+        &self,
+        supplier: &str,
+        settings: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _guard = self.one_change_at_a_time();
+        self.internal.set_remote_source(supplier, settings)
+    }
+
     pub fn count(&self, lookups: u64, matches: u64) {
         self.lookups.fetch_add(lookups, Ordering::Relaxed);
         self.matches.fetch_add(matches, Ordering::Relaxed);

@@ -212,3 +212,116 @@ fn a_taxii_collection_is_polled_page_by_page_and_its_changes_follow() {
         "{text}"
     );
 }
+
+/// The second server's loopback address.
+const ADDED_TAXII_IP: &str = "127.0.0.133";
+
+/// One indicator, as a JSON array.
+const ONE_INDICATOR: &str = r#"
+import json
+import stix2
+print(json.dumps([json.loads(stix2.Indicator(
+    pattern_type="stix", pattern="[ipv4-addr:value = '198.51.100.231']").serialize())]))
+"#;
+
+fn upsert(
+    pki: &TestPki,
+    server: &ServiceProcess,
+    cert: &str,
+    source: Value,
+) -> xdr_tests::grpcurl::Outcome {
+    xdr_tests::Grpcurl::new(pki, xdr_tests::Cert::Named(cert))
+        .data(&serde_json::json!({ "supplier": { "name": "Added", "confidence": 80, "source": source } }).to_string())
+        .call(server.listening_addr(), &["xdr.v1.ThreatIntel/UpsertSupplier"])
+}
+
+#[test]
+fn an_operator_adds_a_taxii_supplier_over_the_api_and_it_is_polled_across_restarts() {
+    let pki = TestPki::new();
+    let made = Command::new(paths::python())
+        .args(["-c", ONE_INDICATOR])
+        .output()
+        .expect("python runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let taxii = Medallion::start(
+        &pki.scratch().join("medallion"),
+        ADDED_TAXII_IP,
+        &[("feeds", "s3cret")],
+        100,
+    );
+    taxii.add(String::from_utf8(made.stdout).unwrap().trim());
+    let data = pki.scratch().join("threatintel-data");
+    std::fs::create_dir_all(data.join("credentials")).unwrap();
+    std::fs::write(
+        data.join("credentials/cti.toml"),
+        "user = \"feeds\"\npassword = \"s3cret\"\n",
+    )
+    .unwrap();
+    let mut server = ServiceProcess::start_in("threatintel", &pki, &data, &[]);
+    let source = serde_json::json!({
+        "kind": "taxii", "url": taxii.api_root(), "collection": COLLECTION,
+        "credentials": "cti", "pollInterval": "1s"
+    });
+
+    // Only a Main administrator or the operator; credentials by name only.
+    let denied = upsert(&pki, &server, "collector", source.clone());
+    assert!(
+        denied.stderr.contains("Code: PermissionDenied"),
+        "{}",
+        denied.stderr
+    );
+    let mut by_path = source.clone();
+    by_path["credentials"] = "../../etc/passwd".into();
+    let refused = upsert(&pki, &server, "operator", by_path);
+    assert!(
+        refused.stderr.contains("Code: InvalidArgument")
+            && refused.stderr.contains(
+                "supplier.source: supplier Added: `../../etc/passwd`: a credentials name is"
+            ),
+        "{}",
+        refused.stderr
+    );
+    let mut unknown = source.clone();
+    unknown["kind"] = "ftp".into();
+    let refused = upsert(&pki, &server, "operator", unknown);
+    assert!(
+        refused.stderr.contains("supplier.source.kind"),
+        "{}",
+        refused.stderr
+    );
+
+    let added = upsert(&pki, &server, "operator", source);
+    assert!(added.success, "{}", added.stderr);
+    eventually("the added supplier's indicator matches", POLLED, || {
+        matches(&pki, &server, "198.51.100.231") == ["Added/KL_IP_Reputation"]
+    });
+
+    // Persisted: a restart polls it again.
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let server = ServiceProcess::start_in("threatintel", &pki, &data, &[]);
+    eventually("the restarted service polls it", POLLED, || {
+        status(&pki, &server, "Added")["lastSuccessMs"]
+            .as_str()
+            .is_some()
+    });
+    assert_eq!(
+        matches(&pki, &server, "198.51.100.231"),
+        ["Added/KL_IP_Reputation"]
+    );
+
+    // `none` stops polling and forgets what was fetched.
+    let removed = upsert(
+        &pki,
+        &server,
+        "operator",
+        serde_json::json!({ "kind": "none" }),
+    );
+    assert!(removed.success, "{}", removed.stderr);
+    assert!(matches(&pki, &server, "198.51.100.231").is_empty());
+    assert_eq!(status(&pki, &server, "Added"), Value::Null);
+}

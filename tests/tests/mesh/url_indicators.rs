@@ -115,7 +115,7 @@ fn a_feed_record_that_is_not_a_web_url_is_skipped_and_reported() {
         &["--feeds-dir", feeds.to_str().unwrap()],
     );
     server.wait_for_log("the skipped records", |l| {
-        l["message"] == "feed records skipped: not indicators of their kind" && l["skipped"] == 2
+        l["message"] == "feed records skipped: no lookup could match them" && l["skipped"] == 2
     });
     assert_eq!(
         matches(&pki, &server, "http://gamma.example/x"),

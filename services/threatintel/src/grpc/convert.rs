@@ -10,7 +10,10 @@ use crate::{
         FALSE_POSITIVE, INTERNAL_TI, Indicator, IndicatorKey, IndicatorKind, Match, Supplier,
         parse_indicator,
     },
-    remote::PollStatus,
+    remote::{
+        PollStatus,
+        config::{MispEntry, SourceEntry, TaxiiEntry},
+    },
 };
 
 pub fn kind_from_pb(kind: pb::IndicatorType) -> Option<IndicatorKind> {
@@ -86,6 +89,7 @@ pub fn supplier_to_pb(supplier: &Supplier) -> pb::Supplier {
         confidence: supplier.confidence.into(),
         retention_minutes: supplier.retention_minutes,
         description: supplier.description.clone(),
+        source: None,
     }
 }
 
@@ -232,4 +236,39 @@ pub fn supplier_statuses(
         }
     }
     statuses
+}
+
+/// The remote source UpsertSupplier asks `supplier` to poll (`None`: kind `none`, stop
+/// polling it), its settings as given; they are checked when the source is built.
+pub fn source_from_pb(
+    supplier: &str,
+    source: pb::RemoteSourceSettings,
+) -> Result<Option<SourceEntry>, Status> {
+    let optional = |text: String| (!text.is_empty()).then_some(text);
+    let poll_interval = optional(source.poll_interval);
+    let (credentials, ca) = (optional(source.credentials), optional(source.ca));
+    Ok(Some(match source.kind.as_str() {
+        "taxii" => SourceEntry::Taxii(TaxiiEntry {
+            supplier: supplier.to_owned(),
+            api_root: source.url,
+            collection: source.collection,
+            credentials,
+            ca,
+            poll_interval,
+        }),
+        "misp" => SourceEntry::Misp(MispEntry {
+            supplier: supplier.to_owned(),
+            url: source.url,
+            credentials,
+            ca,
+            poll_interval,
+        }),
+        "none" => return Ok(None),
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "supplier.source.kind: {} is none of taxii, misp, none",
+                quoted(other)
+            )));
+        }
+    }))
 }

@@ -33,7 +33,7 @@ use crate::{
     index::{IndexView, IndicatorError, Match, parse_indicator},
     internal_ti::StoreError,
     metrics::{self, Interface},
-    remote::PollStatuses,
+    remote::{Pollers, SourceChangeError},
     store::{IndicatorStore, Reload, now_ms},
 };
 
@@ -49,8 +49,8 @@ const MAX_LOOKUP_STREAMS: usize = 64;
 
 pub struct ThreatIntelService {
     store: Arc<IndicatorStore>,
-    /// How the remote suppliers' polls go.
-    polls: PollStatuses,
+    /// The remote suppliers' pollers.
+    pollers: Arc<Pollers>,
     /// Where a reload's service alerts go.
     events: EventSink,
     lookup_streams: Slots,
@@ -62,13 +62,13 @@ pub struct ThreatIntelService {
 impl ThreatIntelService {
     pub fn new(
         store: Arc<IndicatorStore>,
-        polls: PollStatuses,
+        pollers: Arc<Pollers>,
         events: EventSink,
         stream_idle: std::time::Duration,
     ) -> Self {
         ThreatIntelService {
             store,
-            polls,
+            pollers,
             events,
             lookup_streams: Slots::new("LookupStream streams", MAX_LOOKUP_STREAMS),
             stream_idle,
@@ -316,7 +316,7 @@ impl ThreatIntel for ThreatIntelService {
             .map(supplier_to_pb)
             .collect();
         let statuses =
-            super::convert::supplier_statuses(&self.store.last_reports(), &self.polls.snapshot());
+            super::convert::supplier_statuses(&self.store.last_reports(), &self.pollers.statuses());
         Ok(Response::new(ListSuppliersReply {
             suppliers,
             statuses,
@@ -329,7 +329,28 @@ impl ThreatIntel for ThreatIntelService {
     ) -> Result<Response<pb::Supplier>, Status> {
         // Suppliers and feeds serve every tenant: changing them is a Main administrator's.
         Caller::of(&request)?.may(Action::Configure, SHARED_TENANT)?;
-        let supplier = supplier_from_pb(request.into_inner().supplier)?;
+        let asked = request.into_inner().supplier;
+        let source = asked.as_ref().and_then(|s| s.source.clone());
+        let supplier = supplier_from_pb(asked)?;
+        if let Some(source) = source {
+            let change = super::convert::source_from_pb(&supplier.name, source)?;
+            let (pollers, name) = (self.pollers.clone(), supplier.name.clone());
+            tokio::task::spawn_blocking(move || match change {
+                Some(entry) => pollers.set(entry),
+                None => pollers.remove(&name).map(|_| ()),
+            })
+            .await
+            .map_err(|e| Status::internal(format!("poller task failed: {e}")))?
+            .map_err(|e| match e {
+                SourceChangeError::Invalid(why) => {
+                    Status::invalid_argument(format!("supplier.source: {why}"))
+                }
+                SourceChangeError::FromFile(_) => {
+                    Status::failed_precondition(format!("supplier.source: {e}"))
+                }
+                SourceChangeError::Store(e) => e.to_status(),
+            })?;
+        }
         let reply = supplier_to_pb(&supplier);
         let reload = self
             .blocking(move |store| store.upsert_supplier(&supplier))
@@ -364,7 +385,7 @@ impl ThreatIntel for ThreatIntelService {
                 *skipped.entry(*reason).or_default() += count;
             }
         }
-        let statuses = super::convert::supplier_statuses(&reports, &self.polls.snapshot());
+        let statuses = super::convert::supplier_statuses(&reports, &self.pollers.statuses());
         let suppliers_failing = statuses.iter().filter(|s| !s.last_error.is_empty()).count();
         Ok(Response::new(StatsReply {
             indicators_by_type: stats

@@ -21,7 +21,7 @@
 
 use std::{path::Path, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The shortest poll interval: a poll costs the server a query.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -44,31 +44,60 @@ struct SuppliersFile {
     misp: Vec<MispEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A MISP feed as the suppliers file or `UpsertSupplier` gives it, before it is checked.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct MispEntry {
-    supplier: String,
-    url: String,
+pub struct MispEntry {
+    pub supplier: String,
+    pub url: String,
     #[serde(default)]
-    credentials: Option<String>,
+    pub credentials: Option<String>,
     #[serde(default)]
-    ca: Option<String>,
-    #[serde(default, with = "humantime_serde_opt")]
-    poll_interval: Option<Duration>,
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub poll_interval: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A remote supplier's settings before they are checked: what is persisted for one an
+/// operator added with `UpsertSupplier` (names of credentials, never their contents).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceEntry {
+    Taxii(TaxiiEntry),
+    Misp(MispEntry),
+}
+
+impl SourceEntry {
+    pub fn supplier(&self) -> &str {
+        match self {
+            SourceEntry::Taxii(entry) => &entry.supplier,
+            SourceEntry::Misp(entry) => &entry.supplier,
+        }
+    }
+
+    /// The source ready to poll, its credentials and CA read from `credentials_dir`.
+    pub fn build(self, credentials_dir: &Path) -> Result<RemoteSource, ConfigError> {
+        match self {
+            SourceEntry::Taxii(entry) => taxii_source(entry, credentials_dir),
+            SourceEntry::Misp(entry) => misp_source(entry, credentials_dir),
+        }
+    }
+}
+
+/// A TAXII collection as the suppliers file or `UpsertSupplier` gives it, before it is
+/// checked.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct TaxiiEntry {
-    supplier: String,
-    api_root: String,
-    collection: String,
+pub struct TaxiiEntry {
+    pub supplier: String,
+    pub api_root: String,
+    pub collection: String,
     #[serde(default)]
-    credentials: Option<String>,
+    pub credentials: Option<String>,
     #[serde(default)]
-    ca: Option<String>,
-    #[serde(default, with = "humantime_serde_opt")]
-    poll_interval: Option<Duration>,
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub poll_interval: Option<String>,
 }
 
 /// A remote supplier to poll, ready to use.
@@ -227,7 +256,7 @@ fn source(
     supplier: String,
     kind: SourceKind,
     (credentials, ca): (Option<&str>, Option<&str>),
-    poll_interval: Option<Duration>,
+    poll_interval: Option<String>,
     credentials_dir: &Path,
 ) -> Result<RemoteSource, ConfigError> {
     let refuse = |reason: String| ConfigError::Supplier {
@@ -252,7 +281,12 @@ fn source(
     if url.scheme() == "https" && ca_pem.is_none() {
         return Err(refuse("an https URL needs `ca`".into()));
     }
-    let poll_interval = poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+    let poll_interval = match poll_interval {
+        Some(text) => {
+            humantime::parse_duration(&text).map_err(|e| refuse(format!("poll_interval: {e}")))?
+        }
+        None => DEFAULT_POLL_INTERVAL,
+    };
     if poll_interval < MIN_POLL_INTERVAL {
         return Err(refuse(format!(
             "poll_interval: at least {MIN_POLL_INTERVAL:?}"
@@ -291,20 +325,6 @@ fn read_named(dir: &Path, name: &str, extension: &str) -> Result<String, String>
     }
     std::fs::read_to_string(dir.join(format!("{name}.{extension}")))
         .map_err(|e| format!("credentials/{name}.{extension}: {e}"))
-}
-
-/// `"10m"`-style durations in TOML.
-mod humantime_serde_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

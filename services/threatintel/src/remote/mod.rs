@@ -10,7 +10,7 @@ pub mod misp_http;
 pub mod taxii;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
@@ -25,7 +25,7 @@ use crate::{
     report_reload,
     store::{IndicatorStore, now_ms},
 };
-use config::{RemoteSource, SourceKind};
+use config::{RemoteSource, SourceEntry, SourceKind};
 
 /// One exchange with a supplier's server at most this long: a server that drips its answer
 /// is cut off here.
@@ -65,30 +65,163 @@ impl PollStatuses {
     }
 }
 
-/// Starts a poller for each of `sources`, keeping what they fetch in `remote_dir`.
-pub fn start(
-    sources: Vec<RemoteSource>,
+/// The pollers: those of the suppliers file, and those operators added with
+/// `UpsertSupplier` (persisted, so a restart polls them again).
+pub struct Pollers {
+    statuses: PollStatuses,
+    /// Each running poller's stop, by supplier.
+    running: Mutex<BTreeMap<String, CancellationToken>>,
+    /// Suppliers the suppliers file configures: changed there, not over the API.
+    from_file: BTreeSet<String>,
     remote_dir: PathBuf,
+    credentials_dir: PathBuf,
     store: Arc<IndicatorStore>,
     events: EventSink,
     shutdown: CancellationToken,
-) -> PollStatuses {
-    let statuses = PollStatuses::default();
-    for source in sources {
-        statuses.update(&source.supplier, |status| {
-            status.kind = source.kind_name();
-            status.source = source.display();
+}
+
+/// Why a remote source cannot be set as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is polled as the suppliers file says: change it there")]
+    FromFile(String),
+    #[error(transparent)]
+    Store(#[from] crate::internal_ti::StoreError),
+}
+
+/// Where the pollers keep what they fetch, and where named credentials are read.
+pub struct PollerDirs {
+    pub remote: PathBuf,
+    pub credentials: PathBuf,
+}
+
+impl Pollers {
+    /// Starts a poller for each of `from_file` and for each source operators added.
+    pub fn start(
+        from_file: Vec<RemoteSource>,
+        dirs: PollerDirs,
+        store: Arc<IndicatorStore>,
+        events: EventSink,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let pollers = Arc::new(Pollers {
+            statuses: PollStatuses::default(),
+            running: Mutex::new(BTreeMap::new()),
+            from_file: from_file.iter().map(|s| s.supplier.clone()).collect(),
+            remote_dir: dirs.remote,
+            credentials_dir: dirs.credentials,
+            store,
+            events,
+            shutdown,
+        });
+        for source in from_file {
+            pollers.run(source);
+        }
+        let added = pollers.store.remote_sources().unwrap_or_else(|error| {
+            tracing::warn!(%error, "reading the remote suppliers operators added");
+            Vec::new()
+        });
+        for (supplier, settings) in added {
+            if pollers.from_file.contains(&supplier) {
+                tracing::warn!(%supplier, "the suppliers file configures it: its added settings are not used");
+                continue;
+            }
+            let built = serde_json::from_str::<SourceEntry>(&settings)
+                .map_err(|e| e.to_string())
+                .and_then(|entry| {
+                    entry
+                        .build(&pollers.credentials_dir)
+                        .map_err(|e| e.to_string())
+                });
+            match built {
+                Ok(source) => pollers.run(source),
+                Err(error) => pollers.statuses.update(&supplier, |status| {
+                    status.last_error = Some(error);
+                }),
+            }
+        }
+        pollers
+    }
+
+    pub fn statuses(&self) -> BTreeMap<String, PollStatus> {
+        self.statuses.snapshot()
+    }
+
+    /// Polls `entry` from now on in place of what its supplier polled, and persists it
+    /// (blocking: reads the credentials, writes the store).
+    pub fn set(&self, entry: SourceEntry) -> Result<(), SourceChangeError> {
+        let supplier = entry.supplier().to_owned();
+        if self.from_file.contains(&supplier) {
+            return Err(SourceChangeError::FromFile(supplier));
+        }
+        let settings = serde_json::to_string(&entry).expect("settings serialize");
+        let source = entry
+            .build(&self.credentials_dir)
+            .map_err(|e| SourceChangeError::Invalid(e.to_string()))?;
+        self.store.set_remote_source(&supplier, Some(&settings))?;
+        self.run(source);
+        Ok(())
+    }
+
+    /// Stops polling `supplier` and forgets what it fetched (blocking: writes the store and
+    /// reloads); whether it was polled.
+    pub fn remove(&self, supplier: &str) -> Result<bool, SourceChangeError> {
+        if self.from_file.contains(supplier) {
+            return Err(SourceChangeError::FromFile(supplier.to_owned()));
+        }
+        self.store.set_remote_source(supplier, None)?;
+        let stopped = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(supplier);
+        let Some(stop) = stopped else {
+            return Ok(false);
+        };
+        stop.cancel();
+        self.statuses
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(supplier);
+        for name in [
+            format!("{supplier}.stix.json"),
+            format!("{supplier}.taxii-state"),
+        ] {
+            let _ = std::fs::remove_file(self.remote_dir.join(name));
+        }
+        let _ = std::fs::remove_dir_all(self.remote_dir.join(format!("{supplier}.misp")));
+        let reload = self.store.reload()?;
+        report_reload(&reload, &self.events);
+        Ok(true)
+    }
+
+    /// Starts polling `source`, stopping the poller its supplier had.
+    fn run(&self, source: RemoteSource) {
+        let stop = self.shutdown.child_token();
+        let previous = (self.running.lock().unwrap_or_else(PoisonError::into_inner))
+            .insert(source.supplier.clone(), stop.clone());
+        if let Some(previous) = previous {
+            previous.cancel();
+        }
+        self.statuses.update(&source.supplier, |status| {
+            *status = PollStatus {
+                kind: source.kind_name(),
+                source: source.display(),
+                ..PollStatus::default()
+            };
         });
         let poller = Poller {
             source,
-            remote_dir: remote_dir.clone(),
-            store: store.clone(),
-            events: events.clone(),
-            statuses: statuses.clone(),
+            remote_dir: self.remote_dir.clone(),
+            store: self.store.clone(),
+            events: self.events.clone(),
+            statuses: self.statuses.clone(),
         };
-        tokio::spawn(poller.run(shutdown.clone()));
+        tokio::spawn(poller.run(stop));
     }
-    statuses
 }
 
 struct Poller {
