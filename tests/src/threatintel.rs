@@ -82,3 +82,39 @@ pub fn matches(pki: &TestPki, server: &ServiceProcess, value: &str) -> Vec<Strin
     found.sort();
     found
 }
+
+/// A feed report's or supplier status's `skippedByReason` as `reason=count`, sorted.
+pub fn skipped_by_reason(report: &Value) -> Vec<String> {
+    let mut reasons: Vec<String> = report["skippedByReason"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}={}",
+                r["key"].as_str().unwrap_or_default(),
+                r["count"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    reasons.sort();
+    reasons
+}
+
+/// What the venv's Python prints running `script` with `args` (the tests' STIX and MISP
+/// producers); fails the test, naming `what`, when the script fails.
+pub fn python_output(what: &str, script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::paths::python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("the script prints UTF-8")
+}

@@ -8,7 +8,7 @@ use xdr_tests::{
     ServiceProcess, TestPki,
     compose::eventually,
     paths,
-    threatintel::{call, matches},
+    threatintel::{call, matches, python_output, skipped_by_reason},
 };
 
 const SHA256: &str = "9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -51,16 +51,12 @@ fn a_misp_feed_folder_from_pymisp_loads_its_detection_attributes() {
     let feeds = pki.scratch().join("feeds");
     std::fs::create_dir_all(&feeds).unwrap();
     let folder = feeds.join("Circl.misp");
-    let made = Command::new(paths::python())
-        .args(["-c", MAKE_FEED, folder.to_str().unwrap(), SHA256])
-        .output()
-        .expect("python runs");
-    assert!(
-        made.status.success(),
-        "pymisp made no feed: {}",
-        String::from_utf8_lossy(&made.stderr)
+    let made = python_output(
+        "pymisp makes a feed",
+        MAKE_FEED,
+        &[folder.to_str().unwrap(), SHA256],
     );
-    let event_uuid = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let event_uuid = made.trim().to_owned();
     let server = ServiceProcess::start_with(
         "threatintel",
         &pki,
@@ -96,21 +92,8 @@ fn a_misp_feed_folder_from_pymisp_loads_its_detection_attributes() {
     let circl = &reload["feeds"][0];
     assert_eq!(circl["supplier"], "Circl", "{reload}");
     assert_eq!(circl["indicators"], "5", "{reload}");
-    let mut by_reason: Vec<String> = circl["skippedByReason"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}={}",
-                r["key"].as_str().unwrap(),
-                r["count"].as_str().unwrap()
-            )
-        })
-        .collect();
-    by_reason.sort();
     assert_eq!(
-        by_reason,
+        skipped_by_reason(circl),
         [
             "attribute type not looked up=1",
             "not for detection (to_ids false)=1"
@@ -149,16 +132,10 @@ print(event.uuid)
 const FEED_IP: &str = "127.0.0.132";
 
 fn add_event(folder: &std::path::Path, info: &str, address: &str) -> String {
-    let made = Command::new(paths::python())
-        .args(["-c", ADD_EVENT, folder.to_str().unwrap(), info, address])
-        .output()
-        .expect("python runs");
-    assert!(
-        made.status.success(),
-        "pymisp made no event: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    String::from_utf8(made.stdout).unwrap().trim().to_owned()
+    let args = [folder.to_str().unwrap(), info, address];
+    python_output("pymisp makes an event", ADD_EVENT, &args)
+        .trim()
+        .to_owned()
 }
 
 #[test]

@@ -2,11 +2,9 @@
 //! installs it) is read by the real service; its indicators match with the categories the
 //! mapping gives, and what no lookup could match is reported by reason.
 
-use std::process::Command;
-
 use xdr_tests::{
-    ServiceProcess, TestPki, paths,
-    threatintel::{call, matches},
+    ServiceProcess, TestPki,
+    threatintel::{call, matches, python_output, skipped_by_reason},
 };
 
 const SHA256: &str = "5f2b1e6d8a4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6d5c4b3a29";
@@ -51,16 +49,8 @@ fn a_stix_bundle_from_the_stix2_library_loads_with_mapped_categories_and_reasons
     let pki = TestPki::new();
     let feeds = pki.scratch().join("feeds");
     std::fs::create_dir_all(&feeds).unwrap();
-    let made = Command::new(paths::python())
-        .args(["-c", MAKE_BUNDLE, SHA256])
-        .output()
-        .expect("python runs");
-    assert!(
-        made.status.success(),
-        "stix2 made no bundle: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    std::fs::write(feeds.join("Vendor.stix.json"), &made.stdout).unwrap();
+    let bundle = python_output("stix2 makes a bundle", MAKE_BUNDLE, &[SHA256]);
+    std::fs::write(feeds.join("Vendor.stix.json"), bundle).unwrap();
     let categories = pki.scratch().join("feed-categories.json");
     std::fs::write(&categories, r#"{"c2/ipv4": "KL_BotnetCnC_IP"}"#).unwrap();
     let server = ServiceProcess::start_with(
@@ -117,21 +107,8 @@ fn a_stix_bundle_from_the_stix2_library_loads_with_mapped_categories_and_reasons
     assert_eq!(vendor["supplier"], "Vendor", "{reload}");
     assert_eq!(vendor["indicators"], "5", "{reload}");
     assert_eq!(vendor["skipped"], "4", "{reload}");
-    let mut by_reason: Vec<String> = vendor["skippedByReason"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}={}",
-                r["key"].as_str().unwrap(),
-                r["count"].as_str().unwrap()
-            )
-        })
-        .collect();
-    by_reason.sort();
     assert_eq!(
-        by_reason,
+        skipped_by_reason(vendor),
         [
             "expired=1",
             "pattern object path not looked up=1",

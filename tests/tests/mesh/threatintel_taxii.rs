@@ -11,7 +11,7 @@ use xdr_tests::{
     compose::eventually,
     paths,
     taxii::{COLLECTION, Medallion},
-    threatintel::{call, matches},
+    threatintel::{call, matches, python_output},
 };
 
 /// The server's loopback address, this test's alone.
@@ -59,16 +59,7 @@ fn status(pki: &TestPki, server: &ServiceProcess, name: &str) -> Value {
 #[test]
 fn a_taxii_collection_is_polled_page_by_page_and_its_changes_follow() {
     let pki = TestPki::new();
-    let made = Command::new(paths::python())
-        .args(["-c", MAKE_OBJECTS])
-        .output()
-        .expect("python runs");
-    assert!(
-        made.status.success(),
-        "stix2 made no objects: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let batches = String::from_utf8(made.stdout).unwrap();
+    let batches = python_output("stix2 makes objects", MAKE_OBJECTS, &[]);
     let batches: Vec<&str> = batches.lines().collect();
     let mut taxii = Medallion::start(
         &pki.scratch().join("medallion"),
@@ -238,22 +229,14 @@ fn upsert(
 #[test]
 fn an_operator_adds_a_taxii_supplier_over_the_api_and_it_is_polled_across_restarts() {
     let pki = TestPki::new();
-    let made = Command::new(paths::python())
-        .args(["-c", ONE_INDICATOR])
-        .output()
-        .expect("python runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let indicator = python_output("stix2 makes an indicator", ONE_INDICATOR, &[]);
     let taxii = Medallion::start(
         &pki.scratch().join("medallion"),
         ADDED_TAXII_IP,
         &[("feeds", "s3cret")],
         100,
     );
-    taxii.add(String::from_utf8(made.stdout).unwrap().trim());
+    taxii.add(indicator.trim());
     let data = pki.scratch().join("threatintel-data");
     std::fs::create_dir_all(data.join("credentials")).unwrap();
     std::fs::write(
