@@ -348,6 +348,9 @@ impl ThreatIntel for ThreatIntelService {
                 SourceChangeError::FromFile(_) => {
                     Status::failed_precondition(format!("supplier.source: {e}"))
                 }
+                SourceChangeError::TooMany => {
+                    Status::resource_exhausted(format!("supplier.source: {e}"))
+                }
                 SourceChangeError::Store(e) => e.to_status(),
             })?;
         }

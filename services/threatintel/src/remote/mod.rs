@@ -71,6 +71,10 @@ pub struct Pollers {
     statuses: PollStatuses,
     /// Each running poller's stop, by supplier.
     running: Mutex<BTreeMap<String, CancellationToken>>,
+    /// Held by a supplier's poller through each poll, and by whoever removes the supplier:
+    /// a poller replaced or removed mid-poll finishes that poll before the next one starts
+    /// or its files go, so no two polls merge into one cache and none writes after removal.
+    busy: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Suppliers the suppliers file configures: changed there, not over the API.
     from_file: BTreeSet<String>,
     remote_dir: PathBuf,
@@ -87,9 +91,14 @@ pub enum SourceChangeError {
     Invalid(String),
     #[error("{0} is polled as the suppliers file says: change it there")]
     FromFile(String),
+    #[error("at most {MAX_REMOTE_SUPPLIERS} remote suppliers")]
+    TooMany,
     #[error(transparent)]
     Store(#[from] crate::internal_ti::StoreError),
 }
+
+/// The most remote suppliers polled at once.
+pub const MAX_REMOTE_SUPPLIERS: usize = 256;
 
 /// Where the pollers keep what they fetch, and where named credentials are read.
 pub struct PollerDirs {
@@ -109,6 +118,7 @@ impl Pollers {
         let pollers = Arc::new(Pollers {
             statuses: PollStatuses::default(),
             running: Mutex::new(BTreeMap::new()),
+            busy: Mutex::new(BTreeMap::new()),
             from_file: from_file.iter().map(|s| s.supplier.clone()).collect(),
             remote_dir: dirs.remote,
             credentials_dir: dirs.credentials,
@@ -156,6 +166,11 @@ impl Pollers {
         if self.from_file.contains(&supplier) {
             return Err(SourceChangeError::FromFile(supplier));
         }
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.len() >= MAX_REMOTE_SUPPLIERS && !running.contains_key(&supplier) {
+            return Err(SourceChangeError::TooMany);
+        }
+        drop(running);
         let settings = serde_json::to_string(&entry).expect("settings serialize");
         let source = entry
             .build(&self.credentials_dir)
@@ -177,15 +192,21 @@ impl Pollers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(supplier);
-        let Some(stop) = stopped else {
-            return Ok(false);
-        };
-        stop.cancel();
-        self.statuses
+        if let Some(stop) = &stopped {
+            stop.cancel();
+        }
+        // A poll in flight ends before the files go (blocking: called off the runtime).
+        let _busy = self.busy_lock(supplier).blocking_lock_owned();
+        let known = (self
+            .statuses
             .0
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(supplier);
+            .unwrap_or_else(PoisonError::into_inner))
+        .remove(supplier)
+        .is_some();
+        if stopped.is_none() && !known {
+            return Ok(false);
+        }
         for name in [
             format!("{supplier}.stix.json"),
             format!("{supplier}.taxii-state"),
@@ -196,6 +217,13 @@ impl Pollers {
         let reload = self.store.reload()?;
         report_reload(&reload, &self.events);
         Ok(true)
+    }
+
+    fn busy_lock(&self, supplier: &str) -> Arc<tokio::sync::Mutex<()>> {
+        (self.busy.lock().unwrap_or_else(PoisonError::into_inner))
+            .entry(supplier.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Starts polling `source`, stopping the poller its supplier had.
@@ -214,6 +242,7 @@ impl Pollers {
             };
         });
         let poller = Poller {
+            busy: self.busy_lock(&source.supplier),
             source,
             remote_dir: self.remote_dir.clone(),
             store: self.store.clone(),
@@ -226,6 +255,7 @@ impl Pollers {
 
 struct Poller {
     source: RemoteSource,
+    busy: Arc<tokio::sync::Mutex<()>>,
     remote_dir: PathBuf,
     store: Arc<IndicatorStore>,
     events: EventSink,
@@ -250,8 +280,25 @@ impl Poller {
         };
         let mut failures = 0u32;
         loop {
-            let wait = match self.poll_once(&client).await {
+            let polled = {
+                let _busy = self.busy.lock().await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                self.poll_once(&client).await
+            };
+            if shutdown.is_cancelled() {
+                // Replaced or removed while it polled: what it says is no longer news.
+                return;
+            }
+            let wait = match polled {
                 Ok(()) => {
+                    let now = now_ms();
+                    self.statuses.update(&supplier, |status| {
+                        status.last_poll_ms = now;
+                        status.last_success_ms = now;
+                        status.last_error = None;
+                    });
                     failures = 0;
                     self.source.poll_interval
                 }
@@ -295,12 +342,6 @@ impl Poller {
                 .map_err(|e| format!("reloading: {e}"))?;
             report_reload(&reload, &self.events);
         }
-        let now = now_ms();
-        self.statuses.update(supplier, |status| {
-            status.last_poll_ms = now;
-            status.last_success_ms = now;
-            status.last_error = None;
-        });
         Ok(())
     }
 
