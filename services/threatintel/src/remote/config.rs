@@ -22,6 +22,7 @@
 use std::{path::Path, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use xdr_mesh::http_client::HttpClient;
 
 /// The shortest poll interval: a poll costs the server a query.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -272,7 +273,13 @@ fn source(
         })
         .transpose()?;
     let ca_pem = ca
-        .map(|name| read_named(credentials_dir, name, "pem").map_err(&refuse))
+        .map(|name| {
+            let pem = read_named(credentials_dir, name, "pem").map_err(&refuse)?;
+            // Checked here, so a bad CA is refused when it is set, not found at the poll.
+            HttpClient::new(Some(&pem), Duration::from_secs(1), 0, "check")
+                .map_err(|e| refuse(format!("credentials/{name}.pem: {e}")))?;
+            Ok(pem)
+        })
         .transpose()?;
     let url = match &kind {
         SourceKind::Taxii { api_root, .. } => api_root,
@@ -340,6 +347,7 @@ mod tests {
             "user = \"feeds\"\npassword = \"s3cret\"\n",
         )
         .unwrap();
+        std::fs::write(credentials.join("garbled.pem"), "not a certificate").unwrap();
         let file = dir.path().join("suppliers.toml");
         std::fs::write(&file, text).unwrap();
         read(&file, &credentials)
@@ -377,6 +385,10 @@ mod tests {
             (
                 "supplier = \"Cti\"\napi_root = \"https://h/a/\"\ncollection = \"c\"",
                 "supplier Cti: an https URL needs `ca`",
+            ),
+            (
+                "supplier = \"Cti\"\napi_root = \"https://h/a/\"\ncollection = \"c\"\nca = \"garbled\"",
+                "supplier Cti: credentials/garbled.pem: ca: no CA certificate (PEM) in it",
             ),
             (
                 "supplier = \"Cti\"\napi_root = \"http://u:p@h/a/\"\ncollection = \"c\"",
