@@ -19,7 +19,7 @@ use serde::{
 use super::{
     categories::{FeedCategories, ValueKind},
     loader::Skipped,
-    record::{EntrySink, FeedEntry, FeedError, Location, SkipReason},
+    record::{EntrySink, FeedEntry, FeedError, Location, SkipReason, bounded, bounded_tags, named},
 };
 
 /// The event files a manifest names are this long at most, and of these characters: an
@@ -158,8 +158,8 @@ impl EventReader<'_, '_, '_> {
         let skip = |skipped: &mut Skipped, reason: SkipReason| {
             let why = format!(
                 "event {}: {}: {}",
-                self.event.uuid,
-                attribute.kind,
+                named(&self.event.uuid),
+                named(&attribute.kind),
                 reason.key()
             );
             skipped.add(self.file, location, reason, &why);
@@ -172,10 +172,11 @@ impl EventReader<'_, '_, '_> {
             skip(self.skipped, SkipReason::AttributeType);
             return Ok(());
         };
-        let tags: Vec<&str> = (self.event.tags.iter())
-            .chain(&attribute.tags)
-            .map(|tag| &*tag.name)
-            .collect();
+        let tags = bounded_tags(
+            (self.event.tags.iter())
+                .chain(&attribute.tags)
+                .map(|tag| &*tag.name),
+        );
         let threat_level = match self.event.threat_level_id {
             1 => "High",
             2 => "Medium",
@@ -196,7 +197,7 @@ impl EventReader<'_, '_, '_> {
             ("filename", file_name),
         ]
         .into_iter()
-        .filter_map(|(key, value)| Some((key, value.filter(|v| !v.is_empty())?)))
+        .filter_map(|(key, value)| Some((key, bounded(value.filter(|v| !v.is_empty())?))))
         .collect();
         for (kind, value) in values {
             if !kind.fits(value) {
@@ -220,7 +221,7 @@ impl EventReader<'_, '_, '_> {
             })
             .map_err(|reason| FeedError::Record {
                 file: self.file.to_owned(),
-                location: format!("event {}: {location}", self.event.uuid),
+                location: format!("event {}: {location}", named(&self.event.uuid)),
                 reason,
             })?;
         }

@@ -62,6 +62,42 @@ pub struct FeedEntry<'a> {
     pub expires_at: i64,
 }
 
+/// The longest text a record of an outside producer (a STIX bundle, a MISP feed) keeps as
+/// a context value or a tag; the rest is cut. Such feeds come from servers the service polls:
+/// a name of megabytes would be kept once per indicator value.
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// The most tags such a record keeps (they also choose its category, first to last).
+pub const MAX_TAGS: usize = 32;
+
+/// The longest piece of a producer's text (an id, a type) an error or skip message names.
+const MAX_NAMED_BYTES: usize = 128;
+
+/// `text` cut to [`MAX_TEXT_BYTES`] at a character.
+pub fn bounded(text: &str) -> &str {
+    cut(text, MAX_TEXT_BYTES)
+}
+
+/// `text` as a message names it: cut to [`MAX_NAMED_BYTES`], so messages stay short.
+pub fn named(text: &str) -> &str {
+    cut(text, MAX_NAMED_BYTES)
+}
+
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The first [`MAX_TAGS`] of `tags`, each [`bounded`].
+pub fn bounded_tags<'a>(tags: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    tags.take(MAX_TAGS).map(bounded).collect()
+}
+
 /// What a format reader hands each record to; `Err` is why the record is refused.
 pub type EntrySink<'s> = dyn FnMut(&FeedEntry<'_>) -> Result<(), String> + 's;
 
@@ -121,5 +157,24 @@ impl SkipReason {
             SkipReason::NotForDetection => "not for detection (to_ids false)",
             SkipReason::AttributeType => "attribute type not looked up",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_text_is_cut_at_a_character() {
+        let long = "é".repeat(MAX_TEXT_BYTES);
+        assert_eq!(bounded(&long).len(), MAX_TEXT_BYTES);
+        let odd = format!("a{long}");
+        assert_eq!(bounded(&odd).len(), MAX_TEXT_BYTES - 1);
+        assert_eq!(bounded("short"), "short");
+        let many: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(
+            bounded_tags(many.iter().map(String::as_str)).len(),
+            MAX_TAGS
+        );
     }
 }

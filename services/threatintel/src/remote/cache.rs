@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 
 /// The most objects one supplier's cache holds; a poll past it fails and changes nothing.
 pub const MAX_CACHED_OBJECTS: usize = 2_000_000;
+/// The most bytes of objects one supplier's cache holds, likewise.
+pub const MAX_CACHED_BYTES: usize = 1 << 30;
 
 #[derive(Deserialize)]
 struct CachedBundle {
@@ -67,6 +69,12 @@ pub fn merge(path: &Path, supplier: &str, objects: Vec<Box<RawValue>>) -> Result
                 changed += 1;
             }
         }
+    }
+    let bytes: usize = kept.iter().map(|object| object.get().len()).sum();
+    if bytes > MAX_CACHED_BYTES {
+        return Err(format!(
+            "over {MAX_CACHED_BYTES} bytes of objects from one supplier"
+        ));
     }
     if changed > 0 {
         write(path, supplier, &kept).map_err(|e| format!("writing {}: {e}", path.display()))?;

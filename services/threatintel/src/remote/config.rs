@@ -27,6 +27,8 @@ use xdr_mesh::http_client::HttpClient;
 /// The shortest poll interval: a poll costs the server a query.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(600);
+/// The longest source URL taken.
+const MAX_URL_BYTES: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -236,6 +238,9 @@ fn misp_source(entry: MispEntry, credentials_dir: &Path) -> Result<RemoteSource,
 
 /// `text` as the URL of a folder (ending in `/`): http or https, a host, no credentials.
 fn folder_url(setting: &str, text: &str) -> Result<url::Url, String> {
+    if text.len() > MAX_URL_BYTES {
+        return Err(format!("{setting}: longer than {MAX_URL_BYTES} bytes"));
+    }
     let mut url = url::Url::parse(text).map_err(|e| format!("{setting}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("{setting}: an http or https URL with a host"));
@@ -289,6 +294,10 @@ fn source(
         return Err(refuse("an https URL needs `ca`".into()));
     }
     let poll_interval = match poll_interval {
+        // Its parser's errors quote what they did not understand: kept short.
+        Some(text) if text.len() > 32 => {
+            return Err(refuse("poll_interval: a duration such as 10m".into()));
+        }
         Some(text) => {
             humantime::parse_duration(&text).map_err(|e| refuse(format!("poll_interval: {e}")))?
         }

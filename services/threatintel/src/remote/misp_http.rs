@@ -16,6 +16,9 @@ use super::config::RemoteSource;
 
 /// The most events a manifest may name.
 pub const MAX_EVENTS: usize = 100_000;
+/// The most bytes of events one poll fetches; past it the poll fails (the manifest is not
+/// written, so the events already fetched are fetched again: raise it rather than resume).
+pub const MAX_POLL_BYTES: usize = 1 << 30;
 
 /// What the manifest says of an event: only its timestamp is compared.
 #[derive(Deserialize, PartialEq)]
@@ -60,13 +63,17 @@ pub async fn poll(
         .ok()
         .and_then(|text| serde_json::from_slice(&text).ok())
         .unwrap_or_default();
-    let mut changed = 0;
+    let (mut changed, mut fetched) = (0, 0);
     for (uuid, entry) in &manifest {
         let file = mirror.join(format!("{uuid}.json"));
         if mirrored.get(uuid) == Some(entry) && file.exists() {
             continue;
         }
         let event = get(format!("{uuid}.json")).await?;
+        fetched += event.len();
+        if fetched > MAX_POLL_BYTES {
+            return Err(format!("over {MAX_POLL_BYTES} bytes of events in one poll"));
+        }
         write_beside(&file, &event).map_err(|e| format!("{}: {e}", file.display()))?;
         changed += 1;
     }

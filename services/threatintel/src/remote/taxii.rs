@@ -17,6 +17,9 @@ const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 /// Pages one poll follows at most; a server still saying `more` past it is polled again next
 /// time from where this poll ended.
 pub const MAX_PAGES: usize = 1000;
+/// The most bytes of pages one poll holds; a poll that reaches it ends there, and the next
+/// goes on from the last page's `X-TAXII-Date-Added-Last`.
+pub const MAX_POLL_BYTES: usize = 256 << 20;
 /// Objects a page is asked for (the server may send fewer). Asked on every page: some
 /// servers (medallion) need it beside `next`.
 const PAGE_LIMIT: usize = 1000;
@@ -57,6 +60,7 @@ pub async fn poll(
     // The filter every page of one listing repeats; `next` names the page.
     let mut since = added_after;
     let mut next: Option<String> = None;
+    let mut held = 0;
     for _ in 0..MAX_PAGES {
         let mut url = objects_url.clone();
         {
@@ -77,6 +81,7 @@ pub async fn poll(
             return Err("no such API root or collection (HTTP 404)".into());
         }
         super::check_status(answer.status)?;
+        held += answer.body.len();
         let envelope: Envelope = serde_json::from_slice(&answer.body)
             .map_err(|e| format!("the answer is not a TAXII envelope: {e}"))?;
         let last_added = (answer.headers.get("X-TAXII-Date-Added-Last"))
@@ -92,6 +97,9 @@ pub async fn poll(
                 "over {} objects in one poll",
                 super::cache::MAX_CACHED_OBJECTS
             ));
+        }
+        if held >= MAX_POLL_BYTES {
+            return Ok(fetched);
         }
         match (envelope.more, envelope.next) {
             (true, Some(token)) if !token.is_empty() => next = Some(token),

@@ -23,11 +23,8 @@ use serde_json::value::RawValue;
 use super::{
     categories::FeedCategories,
     loader::Skipped,
-    record::{EntrySink, FeedEntry, FeedError, Location, SkipReason},
+    record::{EntrySink, FeedEntry, FeedError, Location, SkipReason, bounded, bounded_tags, named},
 };
-
-/// The longest description kept in a record's context; the rest is cut.
-const MAX_DESCRIPTION_BYTES: usize = 1024;
 
 /// A STIX object's properties a record is made of; others are skipped unread.
 #[derive(Deserialize)]
@@ -129,7 +126,7 @@ impl Objects<'_, '_> {
         }
         let indicator: StixIndicator =
             serde_json::from_str(object.get()).map_err(|e| format!("an indicator: {e}"))?;
-        let id = indicator.id.as_deref().unwrap_or("an indicator");
+        let id = named(indicator.id.as_deref().unwrap_or("an indicator"));
         match self.hand_on(&indicator, location) {
             Ok(()) => Ok(()),
             Err(Refusal::Skip(reason, detail)) => {
@@ -162,22 +159,22 @@ impl Objects<'_, '_> {
             .map_err(|e| Refusal::Skip(SkipReason::PatternSyntax, format!(": {e}")))?;
         let values = pattern_values::values_of(&tree).map_err(bare)?;
 
-        let types: Vec<&str> = (indicator.indicator_types.iter())
-            .chain(&indicator.labels)
-            .map(|t| &**t)
-            .collect();
+        let types = bounded_tags(
+            (indicator.indicator_types.iter())
+                .chain(&indicator.labels)
+                .map(|t| &**t),
+        );
         let confidence = indicator.confidence.map(|c| c.to_string());
-        let description = indicator.description.as_deref().map(cut_description);
         let context: Vec<(&str, &str)> = [
             ("name", indicator.name.as_deref()),
-            ("description", description),
+            ("description", indicator.description.as_deref()),
             ("stix_id", indicator.id.as_deref()),
             ("created_by_ref", indicator.created_by_ref.as_deref()),
             ("confidence", confidence.as_deref()),
             ("first_seen", indicator.valid_from.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(key, value)| Some((key, value?)))
+        .filter_map(|(key, value)| Some((key, bounded(value?))))
         .collect();
         let last_seen = timestamp_ms(indicator.modified.as_deref());
         for (kind, value) in values {
@@ -217,17 +214,6 @@ fn timestamp_ms(text: Option<&str>) -> i64 {
     text.and_then(|t| humantime::parse_rfc3339(t).ok())
         .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |since| since.as_millis() as i64)
-}
-
-fn cut_description(text: &str) -> &str {
-    if text.len() <= MAX_DESCRIPTION_BYTES {
-        return text;
-    }
-    let mut end = MAX_DESCRIPTION_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The bundle object: its `objects` handed on, its `type` checked, the rest skipped.

@@ -181,12 +181,3 @@ fn what_is_not_a_bundle_fails_the_feed_with_where() {
     );
     assert!(read(&deep).is_ok());
 }
-
-#[test]
-fn a_long_description_is_cut_at_a_character() {
-    let long = "é".repeat(MAX_DESCRIPTION_BYTES);
-    assert_eq!(cut_description(&long).len(), MAX_DESCRIPTION_BYTES);
-    let odd = format!("a{long}");
-    assert_eq!(cut_description(&odd).len(), MAX_DESCRIPTION_BYTES - 1);
-    assert_eq!(cut_description("short"), "short");
-}
